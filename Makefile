@@ -1,0 +1,54 @@
+# ringwatch: see README.md. Every target that loads BPF must run as root.
+
+CLANG ?= clang-19
+CFLAGS_BPF ?= -O2 -g -Wall -Werror -mcpu=v3
+GO ?= go
+BIN := bin/ringwatch
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+TRACEFS := /sys/kernel/tracing
+
+# bpf2go reads these (see gen.go).
+export BPF2GO_CC := $(CLANG)
+export BPF2GO_CFLAGS := $(CFLAGS_BPF)
+
+GENERATED := pkg/loader/ringwatch_bpfel.go pkg/loader/ringwatch_bpfel.o
+
+.PHONY: all generate vmlinux check-generate build run test lint bench tracefs clean
+
+all: build
+
+generate:
+	$(GO) generate ./...
+
+# vmlinux.h comes from the running kernel's BTF. It is committed: regenerate
+# it only to pick up kernel types the programs start to use.
+vmlinux:
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/vmlinux.h
+
+# Regenerates the BPF objects and fails if they differ from what is committed.
+check-generate: generate
+	@git diff --exit-code --stat -- $(GENERATED) || \
+		{ echo "generated BPF objects are stale: run 'make generate' and commit them" >&2; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- pkg/loader)" || \
+		{ git status --porcelain -- pkg/loader >&2; echo "untracked generated files in pkg/loader" >&2; exit 1; }
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ringwatch
+
+# The exec source attaches to a tracepoint, which needs tracefs mounted.
+tracefs:
+	@mountpoint -q $(TRACEFS) || mount -t tracefs nodev $(TRACEFS)
+
+run: build tracefs
+	./$(BIN) run $(ARGS)
+
+test: tracefs
+	$(GO) test -race -count=1 ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed: $$out" >&2; exit 1; }
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,154 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+/*
+ * ringwatch's ring-0 producers: kernel events written as records into one
+ * BPF ring buffer, with every attempt numbered and every loss counted.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "ringwatch.h"
+
+/* bpf_probe_read_kernel_str is GPL-only. */
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/*
+ * The kernel-to-user ring. A BPF_MAP_TYPE_RINGBUF has no key or value type
+ * (the kernel requires key_size == value_size == 0), so the record types
+ * reach Go through bpf2go's -type flags in gen.go instead of __type(value).
+ * max_entries is the data size in bytes; pkg/loader sets it before loading.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RECORD_TYPE_MAX);
+	__type(key, __u32);
+	__type(value, struct source_counters);
+} counters SEC(".maps");
+
+/* The syscalls source's allow-list, used when syscall_filter.allow_list is set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_FILTER_PIDS);
+	__type(key, __u32);
+	__type(value, __u8);
+} syscall_pids SEC(".maps");
+
+/*
+ * Types used only by locals or inlined functions do not reach BTF. These
+ * anchors keep them there so bpf2go can generate the Go declarations.
+ */
+const enum record_type *unused_record_type __attribute__((unused));
+const enum exec_flags *unused_exec_flags __attribute__((unused));
+const struct exec_record *unused_exec_record __attribute__((unused));
+const struct syscall_record *unused_syscall_record __attribute__((unused));
+
+/* Written by user space through the .bss map; see pkg/loader. */
+volatile struct syscall_filter syscalls_filter;
+
+/*
+ * Numbers the attempt, reserves size bytes and fills the record header.
+ * Returns NULL when the record cannot be written; a full ring is counted as
+ * lost in the same per-CPU counters slot that numbered the attempt.
+ *
+ * The sequence number is taken before the reserve, so the consumer sees a
+ * gap exactly where a record was lost. size must be a compile-time constant
+ * (bpf_ringbuf_reserve takes ARG_CONST_ALLOC_SIZE_OR_ZERO), which
+ * __always_inline preserves.
+ */
+static __always_inline void *begin_record(enum record_type type, __u64 size)
+{
+	__u32 key = type;
+	struct source_counters *c = bpf_map_lookup_elem(&counters, &key);
+	struct record_header *hdr;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 seq;
+
+	if (!c)
+		return NULL; /* cannot happen: type < RECORD_TYPE_MAX */
+	seq = c->attempts++;
+
+	hdr = bpf_ringbuf_reserve(&events, size, 0);
+	if (!hdr) {
+		c->lost++;
+		return NULL;
+	}
+	hdr->ktime_ns = now;
+	hdr->seq = seq;
+	hdr->type = type;
+	hdr->cpu = bpf_get_smp_processor_id();
+	return hdr;
+}
+
+/*
+ * sched_process_exec fires after the new image is in place (fs/exec.c,
+ * exec_binprm), so comm is already the new program's name and current's
+ * tgid is the process's pid even when a non-leader thread called execve.
+ */
+SEC("tracepoint/sched/sched_process_exec")
+int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct exec_record *rec;
+	unsigned int filename_off;
+	long n;
+
+	rec = begin_record(RECORD_EXEC, sizeof(*rec));
+	if (!rec)
+		return 0;
+
+	rec->pid = bpf_get_current_pid_tgid() >> 32;
+	rec->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	rec->uid = (__u32)bpf_get_current_uid_gid();
+	rec->flags = 0;
+	bpf_get_current_comm(rec->comm, sizeof(rec->comm));
+
+	/* __data_loc: low 16 bits are the offset from the start of the entry. */
+	filename_off = ctx->__data_loc_filename & 0xFFFF;
+	n = bpf_probe_read_kernel_str(rec->filename, sizeof(rec->filename),
+				      (void *)ctx + filename_off);
+	if (n < 0)
+		rec->filename[0] = '\0';
+	else if (n == sizeof(rec->filename))
+		rec->flags |= EXEC_FILENAME_TRUNCATED;
+
+	bpf_ringbuf_submit(rec, 0);
+	return 0;
+}
+
+static __always_inline bool syscall_wanted(__u32 tgid)
+{
+	if (syscalls_filter.allow_list)
+		return bpf_map_lookup_elem(&syscall_pids, &tgid) != NULL;
+	return tgid != syscalls_filter.exclude_pid;
+}
+
+/*
+ * The high-volume source. A raw tracepoint rather than the classic
+ * raw_syscalls/sys_enter tracepoint: the program gets the tracepoint's
+ * arguments (struct pt_regs *regs, long id) directly, without the kernel
+ * first copying six arguments into a perf trace buffer on every syscall.
+ */
+SEC("raw_tracepoint/sys_enter")
+int handle_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct syscall_record *rec;
+
+	if (!syscall_wanted(pid_tgid >> 32))
+		return 0;
+
+	rec = begin_record(RECORD_SYSCALL, sizeof(*rec));
+	if (!rec)
+		return 0;
+	rec->pid = pid_tgid >> 32;
+	rec->tid = (__u32)pid_tgid;
+	rec->nr = (__s64)ctx->args[1];
+	bpf_ringbuf_submit(rec, 0);
+	return 0;
+}

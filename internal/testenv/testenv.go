@@ -1,0 +1,170 @@
+// Package testenv holds what ringwatch's tests need of the machine: checks
+// that skip a test the machine cannot run, with the reason, and turn that
+// skip into a failure when the CI environment variable is set; snapshots of
+// the kernel's BPF objects; and a TestMain that fails on leaked file
+// descriptors.
+package testenv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+)
+
+// Unavailable skips t with reason, or fails it when CI is set: in CI every
+// test must run.
+func Unavailable(t testing.TB, reason string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI is set, so this cannot be skipped: %s", reason)
+	}
+	t.Skip(reason)
+}
+
+// RequireBPF stops t unless this process can load BPF programs and create
+// ring buffers: root, kernel BTF, and BPF_MAP_TYPE_RINGBUF.
+func RequireBPF(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Unavailable(t, "needs root to load BPF programs")
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		Unavailable(t, "needs kernel BTF at /sys/kernel/btf/vmlinux")
+	}
+	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
+		Unavailable(t, fmt.Sprintf("kernel lacks BPF_MAP_TYPE_RINGBUF: %v", err))
+	}
+}
+
+// RequireTracefs stops t unless tracefs is mounted, as tracepoint
+// attachment needs.
+func RequireTracefs(t testing.TB) {
+	t.Helper()
+	for _, dir := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
+		if _, err := os.Stat(dir + "/events"); err == nil {
+			return
+		}
+	}
+	Unavailable(t, "needs tracefs: mount -t tracefs nodev /sys/kernel/tracing")
+}
+
+// KernelObjects are the IDs of every BPF program, map and link in the
+// kernel, of every process.
+type KernelObjects struct {
+	Programs []ebpf.ProgramID
+	Maps     []ebpf.MapID
+	Links    []link.ID
+}
+
+// Snapshot lists the kernel's BPF objects.
+func Snapshot(t testing.TB) KernelObjects {
+	t.Helper()
+	var objs KernelObjects
+	for id := ebpf.ProgramID(0); ; {
+		next, err := ebpf.ProgramGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("list BPF programs: %v", err)
+		}
+		objs.Programs, id = append(objs.Programs, next), next
+	}
+	for id := ebpf.MapID(0); ; {
+		next, err := ebpf.MapGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("list BPF maps: %v", err)
+		}
+		objs.Maps, id = append(objs.Maps, next), next
+	}
+	it := new(link.Iterator)
+	defer it.Close()
+	for it.Next() {
+		objs.Links = append(objs.Links, it.ID)
+	}
+	if err := it.Err(); err != nil {
+		t.Fatalf("list BPF links: %v", err)
+	}
+	return objs
+}
+
+func (o KernelObjects) equal(p KernelObjects) bool {
+	return slices.Equal(o.Programs, p.Programs) && slices.Equal(o.Maps, p.Maps) && slices.Equal(o.Links, p.Links)
+}
+
+// WaitForObjects fails t unless the kernel's BPF objects return to want.
+// The kernel frees a program's maps after an RCU grace period, so the lists
+// may take a moment to settle; the wait is a deadline, not a measurement.
+func WaitForObjects(t testing.TB, want KernelObjects) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := Snapshot(t)
+		if got.equal(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("BPF objects left in the kernel:\nbefore: %+v\nafter:  %+v", want, got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Main runs the package's tests and then fails if any file descriptor that
+// was not open before them is still open.
+func Main(m *testing.M) {
+	// Open and close a pipe so the Go runtime's own poller descriptors exist
+	// before the first count.
+	if r, w, err := os.Pipe(); err == nil {
+		r.Close()
+		w.Close()
+	}
+	before := openFDs()
+	code := m.Run()
+	if code == 0 {
+		if leaked := newFDs(before, openFDs()); len(leaked) > 0 {
+			fmt.Fprintf(os.Stderr, "file descriptors leaked by the tests:\n  %s\n", strings.Join(leaked, "\n  "))
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// openFDs maps each open descriptor to what it refers to.
+func openFDs() map[string]string {
+	fds := map[string]string{}
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fds
+	}
+	for _, e := range entries {
+		target, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil {
+			continue // the directory's own descriptor, closed by now
+		}
+		fds[e.Name()] = target
+	}
+	return fds
+}
+
+func newFDs(before, after map[string]string) []string {
+	var leaked []string
+	for fd, target := range after {
+		if before[fd] != target {
+			leaked = append(leaked, fd+" -> "+target)
+		}
+	}
+	slices.Sort(leaked)
+	return leaked
+}

@@ -1,0 +1,208 @@
+package consumer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// ErrCorrupt is wrapped by errors about ring contents that break the
+// kernel's ring buffer contract, such as a record longer than what was
+// produced. A corrupt ring cannot be read further: the position of the next
+// record is unknown.
+var ErrCorrupt = errors.New("corrupt ring")
+
+// Ring buffer record header bits and size (include/uapi/linux/bpf.h:
+// BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ).
+const (
+	ringbufBusyBit    = 1 << 31
+	ringbufDiscardBit = 1 << 30
+	ringbufHeaderSize = 8
+)
+
+// ringbuf reads one BPF_MAP_TYPE_RINGBUF.
+//
+// Its memory, as the kernel lays it out for user space (kernel/bpf/ringbuf.c:
+// struct bpf_ringbuf, ringbuf_map_mmap_kern), at offsets into the map's fd:
+//
+//	0          page       2*page                   2*page+size              2*page+2*size
+//	+----------+----------+------------------------+------------------------+
+//	| consumer | producer | data: size bytes       | data again: the same   |
+//	| position | position |                        | pages, mapped twice    |
+//	+----------+----------+------------------------+------------------------+
+//	 read-write  read-only ------------------------------------------------->
+//	 (consumerMem)          (producerMem: one read-only mapping)
+//
+// Because the data pages appear twice in a row, a record that wraps past the
+// end of the ring is still contiguous in memory: a record at offset off is
+// always data[off : off+len], with no special case for the wrap.
+//
+// Positions only grow; a position's offset in the ring is pos & mask. The
+// kernel advances the producer position when a record is reserved, and marks
+// the record's header busy until it is submitted or discarded.
+type ringbuf struct {
+	consumerPos *uint64 // in the consumer page; only we write it
+	producerPos *uint64 // in the producer page; only the kernel writes it
+	data        []byte  // 2*size bytes: the data pages, twice
+	mask        uint64  // size - 1; size is a power of two
+
+	// cons is the position of the next record to read. The shared
+	// consumerPos trails it until release publishes it, once per batch.
+	cons     uint64
+	released uint64
+
+	mapFD       int
+	consumerMem []byte // nil for a ring over plain memory
+	producerMem []byte
+}
+
+// openRingbuf maps m, which must be a BPF_MAP_TYPE_RINGBUF. The consumer
+// keeps using m's file descriptor, so m must stay open until the ring is
+// closed. On failure nothing stays mapped.
+func openRingbuf(m *ebpf.Map) (*ringbuf, error) {
+	if m.Type() != ebpf.RingBuf {
+		return nil, fmt.Errorf("map %v is a %v, not a RingBuf", m, m.Type())
+	}
+	page := os.Getpagesize()
+	size := int(m.MaxEntries())
+	if size <= 0 || size%page != 0 || size&(size-1) != 0 {
+		return nil, fmt.Errorf("ring buffer size %d is not a power-of-two multiple of the page size %d", size, page)
+	}
+
+	consumerMem, err := unix.Mmap(m.FD(), 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap ring buffer consumer page: %w", err)
+	}
+	producerMem, err := unix.Mmap(m.FD(), int64(page), page+2*size, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, errors.Join(
+			fmt.Errorf("mmap ring buffer producer page and data: %w", err),
+			unix.Munmap(consumerMem))
+	}
+
+	r := newRingbuf(
+		(*uint64)(unsafe.Pointer(&consumerMem[0])),
+		(*uint64)(unsafe.Pointer(&producerMem[0])),
+		producerMem[page:])
+	r.mapFD = m.FD()
+	r.consumerMem, r.producerMem = consumerMem, producerMem
+	if r.cons%8 != 0 {
+		return nil, errors.Join(
+			fmt.Errorf("consumer position %d is not 8-byte aligned: %w", r.cons, ErrCorrupt),
+			r.close())
+	}
+	return r, nil
+}
+
+// newRingbuf reads a ring laid out in memory the caller owns: data holds the
+// ring's size bytes twice in a row. Tests use it on plain Go memory.
+func newRingbuf(consumerPos, producerPos *uint64, data []byte) *ringbuf {
+	cons := atomic.LoadUint64(consumerPos)
+	return &ringbuf{
+		consumerPos: consumerPos,
+		producerPos: producerPos,
+		data:        data,
+		mask:        uint64(len(data)/2 - 1),
+		cons:        cons,
+		released:    cons,
+		mapFD:       -1,
+	}
+}
+
+func (r *ringbuf) fd() int { return r.mapFD }
+
+func (r *ringbuf) capacity() uint64 { return r.mask + 1 }
+
+// pending is the number of bytes reserved by producers and not yet
+// released by the consumer, record headers and padding included.
+func (r *ringbuf) pending() uint64 {
+	return atomic.LoadUint64(r.producerPos) - atomic.LoadUint64(r.consumerPos)
+}
+
+// nextBatch appends to b the records after the read position, up to
+// maxRecords of them and about a quarter of the ring, and moves the read
+// position past them. It stops early at a record the producer has reserved
+// but not yet submitted. Nothing is handed back to the producer until
+// release.
+//
+// The returned slices alias ring memory: they stay valid until release.
+func (r *ringbuf) nextBatch(b *batch, maxRecords int) error {
+	cons := r.cons
+	// Acquire: pairs with the kernel's smp_store_release of producer_pos in
+	// __bpf_ringbuf_reserve, so the header the kernel wrote before it is
+	// visible. (Go's atomics are sequentially consistent, which is stronger.)
+	prod := atomic.LoadUint64(r.producerPos)
+	if prod-cons > r.capacity() {
+		return fmt.Errorf("producer position %d is %d bytes ahead of consumer position %d in a %d-byte ring: %w",
+			prod, prod-cons, cons, r.capacity(), ErrCorrupt)
+	}
+	// A batch of at most a quarter of the ring gives space back to the
+	// producer before the ring is full, even when records are small.
+	end := min(prod, cons+r.capacity()/4)
+
+	for cons < end && len(b.records) < maxRecords {
+		off := cons & r.mask
+		// Acquire: the kernel's xchg in bpf_ringbuf_commit clears the busy
+		// bit after the sample is written, so a header read as not busy is
+		// ordered after the whole sample.
+		header := atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.data[off])))
+		if header&ringbufBusyBit != 0 {
+			break
+		}
+		length := uint64(header &^ (ringbufBusyBit | ringbufDiscardBit))
+		total := (length + ringbufHeaderSize + 7) &^ 7
+		if total > prod-cons {
+			// Also bounds the slice below: total <= prod-cons <= size and
+			// off < size, so the record ends inside the doubled data.
+			return fmt.Errorf("record at position %d claims %d bytes, only %d are produced: %w",
+				cons, length, prod-cons-ringbufHeaderSize, ErrCorrupt)
+		}
+		if header&ringbufDiscardBit != 0 {
+			b.discarded++
+		} else {
+			start := off + ringbufHeaderSize
+			b.records = append(b.records, r.data[start:start+length:start+length])
+			b.bytes += length
+		}
+		cons += total
+	}
+	r.cons = cons
+	return nil
+}
+
+// release hands the space of every record read so far back to the producer,
+// with one store, and reports whether there was any.
+func (r *ringbuf) release() bool {
+	if r.cons == r.released {
+		return false
+	}
+	// Release: pairs with the kernel's smp_load_acquire of consumer_pos in
+	// __bpf_ringbuf_reserve, so the producer cannot overwrite a record
+	// before we are done with it. On amd64 this store is an XCHG, a full
+	// barrier, so the consumer's next load of a record header cannot be
+	// reordered before it: either we see the producer's commit, or the
+	// producer's bpf_ringbuf_commit sees our position equal to its record
+	// and wakes us. That is why a consumer about to sleep releases first
+	// and looks once more.
+	atomic.StoreUint64(r.consumerPos, r.cons)
+	r.released = r.cons
+	return true
+}
+
+// close unmaps the ring. The map's file descriptor belongs to the caller.
+func (r *ringbuf) close() error {
+	var errs []error
+	if r.consumerMem != nil {
+		errs = append(errs, unix.Munmap(r.consumerMem))
+	}
+	if r.producerMem != nil {
+		errs = append(errs, unix.Munmap(r.producerMem))
+	}
+	*r = ringbuf{mapFD: -1}
+	return errors.Join(errs...)
+}
