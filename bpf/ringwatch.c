@@ -39,17 +39,25 @@ struct {
 	__type(value, __u8);
 } syscall_pids SEC(".maps");
 
-/*
- * Types used only by locals or inlined functions do not reach BTF. These
- * anchors keep them there so bpf2go can generate the Go declarations.
- */
-const enum record_type *unused_record_type __attribute__((unused));
-const enum exec_flags *unused_exec_flags __attribute__((unused));
-const struct exec_record *unused_exec_record __attribute__((unused));
-const struct syscall_record *unused_syscall_record __attribute__((unused));
+/* The syscalls source's filter settings: one entry, written by user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct syscall_filter);
+} syscall_config SEC(".maps");
 
-/* Written by user space through the .bss map; see pkg/loader. */
-volatile struct syscall_filter syscalls_filter;
+/*
+ * Types used only by locals or inlined functions do not reach BTF, and
+ * bpf2go needs them there to generate the Go declarations. These anchors
+ * keep them in BTF. They live in a section of their own, not .bss, because
+ * cilium/ebpf would load .bss as a map and map it into the process.
+ */
+#define BTF_ANCHOR(type, name) \
+	const type *name __attribute__((unused, section(".btf_anchors")))
+BTF_ANCHOR(enum exec_flags, anchor_exec_flags);
+BTF_ANCHOR(struct exec_record, anchor_exec_record);
+BTF_ANCHOR(struct syscall_record, anchor_syscall_record);
 
 /*
  * Numbers the attempt, reserves size bytes and fills the record header.
@@ -123,9 +131,14 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 
 static __always_inline bool syscall_wanted(__u32 tgid)
 {
-	if (syscalls_filter.allow_list)
+	__u32 zero = 0;
+	struct syscall_filter *f = bpf_map_lookup_elem(&syscall_config, &zero);
+
+	if (!f)
+		return false; /* cannot happen: index 0 of a 1-entry array */
+	if (f->allow_list)
 		return bpf_map_lookup_elem(&syscall_pids, &tgid) != NULL;
-	return tgid != syscalls_filter.exclude_pid;
+	return tgid != f->exclude_pid;
 }
 
 /*

@@ -36,7 +36,7 @@ enum record_type {
 struct record_header {
 	__u64 ktime_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC, taken before reserve */
 	__u64 seq;      /* per-source, per-CPU attempt number */
-	__u32 type;     /* enum record_type */
+	enum record_type type; /* 4 bytes, as every enum here */
 	__u32 cpu;      /* bpf_get_smp_processor_id() of the producer */
 };
 

@@ -99,31 +99,58 @@ func Snapshot(t testing.TB) KernelObjects {
 	return objs
 }
 
-func (o KernelObjects) equal(p KernelObjects) bool {
-	return slices.Equal(o.Programs, p.Programs) && slices.Equal(o.Maps, p.Maps) && slices.Equal(o.Links, p.Links)
+// Added lists the objects in o that were not in before.
+func (o KernelObjects) Added(before KernelObjects) KernelObjects {
+	return KernelObjects{
+		Programs: added(o.Programs, before.Programs),
+		Maps:     added(o.Maps, before.Maps),
+		Links:    added(o.Links, before.Links),
+	}
 }
 
-// WaitForObjects fails t unless the kernel's BPF objects return to want.
-// The kernel frees a program's maps after an RCU grace period, so the lists
-// may take a moment to settle; the wait is a deadline, not a measurement.
-func WaitForObjects(t testing.TB, want KernelObjects) {
+// Empty reports whether o lists no object.
+func (o KernelObjects) Empty() bool {
+	return len(o.Programs) == 0 && len(o.Maps) == 0 && len(o.Links) == 0
+}
+
+func added[T comparable](now, before []T) []T {
+	var out []T
+	for _, id := range now {
+		if !slices.Contains(before, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// WaitForObjects fails t unless the kernel comes to hold no BPF object
+// that was not in before. (Objects in before may go: an earlier test's
+// objects can still be on their way out.) The kernel frees a program's maps
+// after an RCU grace period, so the lists take a moment to settle; the wait
+// is a deadline, not a measurement.
+func WaitForObjects(t testing.TB, before KernelObjects) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		got := Snapshot(t)
-		if got.equal(want) {
+		left := Snapshot(t).Added(before)
+		if left.Empty() {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("BPF objects left in the kernel:\nbefore: %+v\nafter:  %+v", want, got)
+			t.Fatalf("BPF objects left in the kernel that were not there before: %+v", left)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
 // Main runs the package's tests and then fails if any file descriptor that
-// was not open before them is still open.
+// was not open before them is still open. Run again as a SyscallChild, it
+// is that child instead.
 func Main(m *testing.M) {
+	if os.Getenv(helperEnv) == "syscalls" {
+		runSyscallChild()
+		os.Exit(0)
+	}
 	// Open and close a pipe so the Go runtime's own poller descriptors exist
 	// before the first count.
 	if r, w, err := os.Pipe(); err == nil {

@@ -293,7 +293,7 @@ func TestDrainDeliversEverythingAcrossBatches(t *testing.T) {
 	if err != nil || got != n || next != n {
 		t.Fatalf("drain = %d, %v; callback saw %d; want %d", got, err, next, n)
 	}
-	s := c.counters[0]
+	s := &c.counters[0]
 	if s.records.Load() != n || s.bytes.Load() != n*24 || s.batches.Load() < n/maxBatchRecords {
 		t.Fatalf("counters: records %d bytes %d batches %d", s.records.Load(), s.bytes.Load(), s.batches.Load())
 	}

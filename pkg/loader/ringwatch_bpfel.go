@@ -34,7 +34,7 @@ type ringwatchRecordHeader struct {
 	_       structs.HostLayout
 	KtimeNs uint64
 	Seq     uint64
-	Type    uint32
+	Type    ringwatchRecordType
 	Cpu     uint32
 }
 
@@ -70,16 +70,12 @@ type ringwatchSyscallRecord struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	ringwatchMapCounters            = "counters"
-	ringwatchMapEvents              = "events"
-	ringwatchMapSyscallPids         = "syscall_pids"
-	ringwatchProgHandleExec         = "handle_exec"
-	ringwatchProgHandleSysEnter     = "handle_sys_enter"
-	ringwatchVarSyscallsFilter      = "syscalls_filter"
-	ringwatchVarUnusedExecFlags     = "unused_exec_flags"
-	ringwatchVarUnusedExecRecord    = "unused_exec_record"
-	ringwatchVarUnusedRecordType    = "unused_record_type"
-	ringwatchVarUnusedSyscallRecord = "unused_syscall_record"
+	ringwatchMapCounters        = "counters"
+	ringwatchMapEvents          = "events"
+	ringwatchMapSyscallConfig   = "syscall_config"
+	ringwatchMapSyscallPids     = "syscall_pids"
+	ringwatchProgHandleExec     = "handle_exec"
+	ringwatchProgHandleSysEnter = "handle_sys_enter"
 )
 
 // loadRingwatch returns the embedded CollectionSpec for ringwatch.
@@ -132,20 +128,16 @@ type ringwatchProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwatchMapSpecs struct {
-	Counters    *ebpf.MapSpec `ebpf:"counters"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	SyscallPids *ebpf.MapSpec `ebpf:"syscall_pids"`
+	Counters      *ebpf.MapSpec `ebpf:"counters"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	SyscallConfig *ebpf.MapSpec `ebpf:"syscall_config"`
+	SyscallPids   *ebpf.MapSpec `ebpf:"syscall_pids"`
 }
 
 // ringwatchVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwatchVariableSpecs struct {
-	SyscallsFilter      *ebpf.VariableSpec `ebpf:"syscalls_filter"`
-	UnusedExecFlags     *ebpf.VariableSpec `ebpf:"unused_exec_flags"`
-	UnusedExecRecord    *ebpf.VariableSpec `ebpf:"unused_exec_record"`
-	UnusedRecordType    *ebpf.VariableSpec `ebpf:"unused_record_type"`
-	UnusedSyscallRecord *ebpf.VariableSpec `ebpf:"unused_syscall_record"`
 }
 
 // ringwatchObjects contains all objects after they have been loaded into the kernel.
@@ -168,15 +160,17 @@ func (o *ringwatchObjects) Close() error {
 //
 // It can be passed to loadRingwatchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwatchMaps struct {
-	Counters    *ebpf.Map `ebpf:"counters"`
-	Events      *ebpf.Map `ebpf:"events"`
-	SyscallPids *ebpf.Map `ebpf:"syscall_pids"`
+	Counters      *ebpf.Map `ebpf:"counters"`
+	Events        *ebpf.Map `ebpf:"events"`
+	SyscallConfig *ebpf.Map `ebpf:"syscall_config"`
+	SyscallPids   *ebpf.Map `ebpf:"syscall_pids"`
 }
 
 func (m *ringwatchMaps) Close() error {
 	return _RingwatchClose(
 		m.Counters,
 		m.Events,
+		m.SyscallConfig,
 		m.SyscallPids,
 	)
 }
@@ -185,11 +179,6 @@ func (m *ringwatchMaps) Close() error {
 //
 // It can be passed to loadRingwatchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwatchVariables struct {
-	SyscallsFilter      *ebpf.Variable `ebpf:"syscalls_filter"`
-	UnusedExecFlags     *ebpf.Variable `ebpf:"unused_exec_flags"`
-	UnusedExecRecord    *ebpf.Variable `ebpf:"unused_exec_record"`
-	UnusedRecordType    *ebpf.Variable `ebpf:"unused_record_type"`
-	UnusedSyscallRecord *ebpf.Variable `ebpf:"unused_syscall_record"`
 }
 
 // ringwatchPrograms contains all programs after they have been loaded into the kernel.

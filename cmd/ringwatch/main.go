@@ -1,0 +1,62 @@
+// Command ringwatch carries kernel events from BPF rings to user space and
+// shows, on a Prometheus endpoint, how well the transport does it.
+//
+// Run `ringwatch help` for the commands and `ringwatch run --help` for the
+// main job's flags.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+)
+
+// version is set at build time: go build -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitError = 1 // the command could not do its work
+	exitUsage = 2 // the command line was wrong
+)
+
+const usage = `ringwatch carries kernel events from BPF rings to user space, without losing
+track of a single record, and shows what the transport is doing on a
+Prometheus endpoint.
+
+Usage:
+  ringwatch run [flags]    load the BPF producers and carry their records until
+                           interrupted; see 'ringwatch run --help'
+  ringwatch version        print the version
+  ringwatch help           print this help
+
+ringwatch run needs root (or CAP_BPF and CAP_PERFMON), a kernel with BTF
+(/sys/kernel/btf/vmlinux) and, for the exec source, tracefs mounted at
+/sys/kernel/tracing.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return runCommand(args[1:], stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "ringwatch %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return exitOK
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "ringwatch: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+}

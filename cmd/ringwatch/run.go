@@ -1,0 +1,309 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ringwatch/ringwatch/pkg/consumer"
+	"github.com/ringwatch/ringwatch/pkg/loader"
+	"github.com/ringwatch/ringwatch/pkg/metrics"
+)
+
+const runUsage = `Usage: ringwatch run [flags]
+
+Loads ringwatch's BPF producers, attaches the chosen sources to their kernel
+events, and carries every record through a BPF ring buffer to user space,
+counting records, bytes, losses, wakeups, fill level and delivery latency.
+Metrics are served over HTTP for Prometheus. On SIGINT or SIGTERM, or when
+--duration passes, ringwatch detaches the producers, drains what the ring
+still holds, prints a summary on stderr and exits 0.
+
+Sources:
+  exec       every execve, from tracepoint sched/sched_process_exec:
+             pid, ppid, uid, comm and filename (needs tracefs)
+  syscalls   every system call entry, from raw tracepoint sys_enter:
+             pid, tid and syscall number; high volume, so filter it with
+             --pid. ringwatch's own syscalls are left out.
+
+Flags:
+`
+
+const runExamples = `
+Examples:
+  ringwatch run
+  ringwatch run --source exec,syscalls --pid 1234 --output json
+  ringwatch run --ring-size 16MiB --duration 30s --web.listen-address :9477
+
+Exit status: 0 after a clean stop, 1 if ringwatch could not start or failed
+while running, 2 for a wrong command line.
+`
+
+type runConfig struct {
+	sources       []string
+	ringSize      int
+	listenAddress string
+	telemetryPath string
+	jsonOutput    bool
+	duration      time.Duration
+	pids          []uint32
+}
+
+// parseRunFlags reads run's command line. It returns flag.ErrHelp after
+// printing the help for --help.
+func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
+	fs := flag.NewFlagSet("ringwatch run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	source := fs.String("source", loader.SourceExec,
+		"comma-separated sources to carry: "+strings.Join(loader.SourceNames(), ", "))
+	ringSize := fs.String("ring-size", loader.FormatSize(loader.DefaultRingSize),
+		"BPF ring buffer data size: a power-of-two multiple of the page size, such as 256KiB, 4MiB or 1GiB")
+	listen := fs.String("web.listen-address", "127.0.0.1:9477",
+		"address to serve metrics on; ':9477' listens on every interface")
+	path := fs.String("web.telemetry-path", "/metrics", "HTTP path of the metrics")
+	output := fs.String("output", "none", "what to print per event on stdout: none, or json (one object per line)")
+	duration := fs.Duration("duration", 0, "stop after this long, such as 30s or 5m; 0 runs until SIGINT or SIGTERM")
+	pids := fs.String("pid", "", "comma-separated process ids the syscalls source is limited to; empty means every process but ringwatch")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, runUsage)
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(stderr, "  --%s", f.Name)
+			if name, _ := flag.UnquoteUsage(f); name != "" {
+				fmt.Fprintf(stderr, " %s", name)
+			}
+			fmt.Fprintf(stderr, "\n      %s", f.Usage)
+			if f.DefValue != "" {
+				fmt.Fprintf(stderr, " (default %q)", f.DefValue)
+			}
+			fmt.Fprintln(stderr)
+		})
+		fmt.Fprint(stderr, runExamples)
+	}
+	if err := fs.Parse(args); err != nil {
+		return runConfig{}, err
+	}
+	if fs.NArg() > 0 {
+		return runConfig{}, fmt.Errorf("unexpected argument %q: run takes only flags", fs.Arg(0))
+	}
+
+	cfg := runConfig{listenAddress: *listen, telemetryPath: *path, duration: *duration}
+	for _, s := range strings.Split(*source, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.sources = append(cfg.sources, s)
+		}
+	}
+	if len(cfg.sources) == 0 {
+		return runConfig{}, fmt.Errorf("--source is empty: choose from %s", strings.Join(loader.SourceNames(), ", "))
+	}
+	var err error
+	if cfg.ringSize, err = loader.ParseRingSize(*ringSize); err != nil {
+		return runConfig{}, fmt.Errorf("--ring-size: %w", err)
+	}
+	switch *output {
+	case "none":
+	case "json":
+		cfg.jsonOutput = true
+	default:
+		return runConfig{}, fmt.Errorf("--output %q: choose none or json", *output)
+	}
+	if *duration < 0 {
+		return runConfig{}, fmt.Errorf("--duration %v is negative", *duration)
+	}
+	if !strings.HasPrefix(cfg.telemetryPath, "/") {
+		return runConfig{}, fmt.Errorf("--web.telemetry-path %q must start with /", cfg.telemetryPath)
+	}
+	for _, p := range strings.Split(*pids, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(p, 10, 32)
+		if err != nil || n == 0 {
+			return runConfig{}, fmt.Errorf("--pid %q is not a process id", p)
+		}
+		cfg.pids = append(cfg.pids, uint32(n))
+	}
+	return cfg, nil
+}
+
+func runCommand(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseRunFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ringwatch run: %v\nSee 'ringwatch run --help'.\n", err)
+		return exitUsage
+	}
+	if err := carry(cfg, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "ringwatch: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// carry is the main job: load, consume, serve metrics, and on a stop
+// signal detach, drain and summarise.
+func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
+	// Listen before loading anything, so a taken port fails fast.
+	ln, err := net.Listen("tcp", cfg.listenAddress)
+	if err != nil {
+		return fmt.Errorf("listen for metrics on %s: %w (choose another with --web.listen-address)", cfg.listenAddress, err)
+	}
+	defer ln.Close()
+
+	producers, err := loader.Open(loader.Options{Sources: cfg.sources, RingSize: cfg.ringSize, SyscallPIDs: cfg.pids})
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, producers.Close()) }()
+
+	rings := producers.Rings()
+	maps := make([]*ebpf.Map, len(rings))
+	for i, r := range rings {
+		maps[i] = r.Map
+	}
+	cons, err := consumer.Open(maps...)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, cons.Close()) }()
+
+	tracker := metrics.NewTracker(len(rings))
+	collector := metrics.NewCollector(version, rings, producers.Sources(), cons, producers, tracker)
+	srv := serveMetrics(ln, cfg.telemetryPath, collector, stderr)
+	defer srv.Close()
+
+	fmt.Fprintf(stderr, "ringwatch %s: carrying %s on %s ring %q (%s); metrics on http://%s%s\n",
+		version, strings.Join(producers.Sources(), ","), rings[0].Transport, rings[0].Name,
+		loader.FormatSize(cfg.ringSize), ln.Addr(), cfg.telemetryPath)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if cfg.duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
+		defer cancel()
+	}
+	ctx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
+
+	if cfg.jsonOutput {
+		// A reader that goes away (ringwatch run --output json | head)
+		// should end the run cleanly, with a summary: with SIGPIPE
+		// ignored, the write fails with EPIPE instead of killing us.
+		signal.Ignore(syscall.SIGPIPE)
+	}
+	out := newEventWriter(stdout, cfg.jsonOutput)
+	handle := func(b consumer.Batch) {
+		tracker.Observe(b)
+		if err := out.write(b); err != nil {
+			cancelRun(err)
+		}
+	}
+	for ctx.Err() == nil {
+		if _, err := cons.Read(ctx, handle); err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) &&
+		!errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, syscall.EPIPE) {
+		return fmt.Errorf("write events: %w", cause)
+	}
+
+	// Stop the producers first, so what the ring holds is all there will be.
+	if err := producers.Detach(); err != nil {
+		return err
+	}
+	if _, err := cons.Drain(handle); err != nil {
+		return err
+	}
+	counters, err := producers.Counters()
+	if err != nil {
+		return err
+	}
+	tracker.Finish(counters)
+	if err := out.flush(); err != nil && !errors.Is(err, syscall.EPIPE) {
+		return fmt.Errorf("write events: %w", err)
+	}
+	fmt.Fprintln(stderr, "ringwatch: stopped; carried:")
+	return collector.WriteSummary(stderr)
+}
+
+func serveMetrics(ln net.Listener, path string, collector prometheus.Collector, stderr io.Writer) *http.Server {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collector,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	mux := http.NewServeMux()
+	mux.Handle(path, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, "<html><head><title>ringwatch</title></head><body><h1>ringwatch</h1><p><a href=%q>Metrics</a></p></body></html>\n", path)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintf(stderr, "ringwatch: metrics server stopped: %v\n", err)
+		}
+	}()
+	return srv
+}
+
+// eventWriter prints decoded events as JSON lines, one buffered write per
+// batch; with JSON off it does nothing.
+type eventWriter struct {
+	w    *bufio.Writer
+	line []byte
+}
+
+func newEventWriter(stdout io.Writer, enabled bool) *eventWriter {
+	if !enabled {
+		return &eventWriter{}
+	}
+	return &eventWriter{w: bufio.NewWriterSize(stdout, 64<<10)}
+}
+
+func (e *eventWriter) write(b consumer.Batch) error {
+	if e.w == nil {
+		return nil
+	}
+	for _, rec := range b.Records {
+		line, err := loader.AppendJSON(e.line[:0], rec)
+		if err != nil {
+			continue // counted as invalid by the tracker
+		}
+		e.line = append(line, '\n')
+		if _, err := e.w.Write(e.line); err != nil {
+			return err
+		}
+	}
+	return e.w.Flush()
+}
+
+func (e *eventWriter) flush() error {
+	if e.w == nil {
+		return nil
+	}
+	return e.w.Flush()
+}

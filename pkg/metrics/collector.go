@@ -1,0 +1,204 @@
+package metrics
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ringwatch/ringwatch/pkg/consumer"
+	"github.com/ringwatch/ringwatch/pkg/loader"
+)
+
+// StatsReader is the part of a [consumer.Consumer] the collector reads.
+type StatsReader interface {
+	Stats() []consumer.RingStats
+}
+
+// CountersReader is the part of [loader.Producers] the collector reads.
+type CountersReader interface {
+	Counters() ([]loader.Counters, error)
+}
+
+var (
+	ringLabels     = []string{"ring", "transport"}
+	ringOnlyLabels = []string{"ring"}
+
+	ringRecordsDesc = prometheus.NewDesc("ringwatch_ring_records_total",
+		"Records the consumer read from the ring and handed on.", ringLabels, nil)
+	ringBytesDesc = prometheus.NewDesc("ringwatch_ring_bytes_total",
+		"Record payload bytes the consumer read from the ring, ring headers and padding excluded.", ringLabels, nil)
+	ringLostDesc = prometheus.NewDesc("ringwatch_ring_lost_records_total",
+		"Records the kernel producers could not write because the ring was full, as the producers counted them.", ringLabels, nil)
+	ringGapsDesc = prometheus.NewDesc("ringwatch_ring_sequence_gaps_total",
+		"Records missing from the per-CPU sequence numbers the consumer saw: losses detected independently of the kernel's count.", ringLabels, nil)
+	ringDiscardedDesc = prometheus.NewDesc("ringwatch_ring_discarded_records_total",
+		"Records a producer reserved and then discarded; the consumer skips them.", ringLabels, nil)
+	ringInvalidDesc = prometheus.NewDesc("ringwatch_ring_invalid_records_total",
+		"Records read from the ring that were too short for their header or of an unknown type.", ringLabels, nil)
+	ringCapacityDesc = prometheus.NewDesc("ringwatch_ring_capacity_bytes",
+		"Size of the ring's data area in bytes.", ringOnlyLabels, nil)
+	ringPendingDesc = prometheus.NewDesc("ringwatch_ring_pending_bytes",
+		"Bytes the producers have reserved in the ring and the consumer has not yet released, record headers included.", ringOnlyLabels, nil)
+	wakeupsDesc = prometheus.NewDesc("ringwatch_consumer_wakeups_total",
+		"Times epoll woke the consumer because the ring had data.", ringOnlyLabels, nil)
+	batchesDesc = prometheus.NewDesc("ringwatch_consumer_batches_total",
+		"Batches of records the consumer read from the ring, each released to the producers with one store.", ringOnlyLabels, nil)
+	latencyDesc = prometheus.NewDesc("ringwatch_delivery_latency_seconds",
+		"Time from the kernel's timestamp on a record to the consumer reading it, both on CLOCK_MONOTONIC.", ringOnlyLabels, nil)
+	sourceEventsDesc = prometheus.NewDesc("ringwatch_source_events_total",
+		"Records of the source that the consumer received.", []string{"source"}, nil)
+	sourceLostDesc = prometheus.NewDesc("ringwatch_source_lost_records_total",
+		"Records of the source that the kernel producers could not write because the ring was full.", []string{"source"}, nil)
+	buildInfoDesc = prometheus.NewDesc("ringwatch_build_info",
+		"Always 1; its labels give the ringwatch version and the Go version that built it.", []string{"version", "goversion"}, nil)
+)
+
+// Collector exposes ringwatch's transport metrics. Each scrape reads the
+// consumer's counters, the kernel producers' counters (one map lookup per
+// source) and the Tracker once, and sends constant metrics; every metric
+// exists, at zero, from the first scrape.
+type Collector struct {
+	version   string
+	rings     []loader.Ring
+	sources   []string
+	consumer  StatsReader
+	producers CountersReader
+	tracker   *Tracker
+}
+
+var _ prometheus.Collector = (*Collector)(nil)
+
+// NewCollector describes rings (in the order the consumer reads them) and
+// sources, reading from the consumer, producers and tracker at each scrape.
+func NewCollector(version string, rings []loader.Ring, sources []string,
+	c StatsReader, p CountersReader, t *Tracker) *Collector {
+	return &Collector{version: version, rings: rings, sources: sources, consumer: c, producers: p, tracker: t}
+}
+
+// Describe sends the descriptors of every metric Collect may send.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		ringRecordsDesc, ringBytesDesc, ringLostDesc, ringGapsDesc, ringDiscardedDesc, ringInvalidDesc,
+		ringCapacityDesc, ringPendingDesc, wakeupsDesc, batchesDesc, latencyDesc,
+		sourceEventsDesc, sourceLostDesc, buildInfoDesc,
+	} {
+		ch <- d
+	}
+}
+
+// Collect reads everything once and sends it.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(buildInfoDesc, prometheus.GaugeValue, 1, c.version, runtime.Version())
+
+	snap, err := c.snapshot()
+	if err != nil {
+		// Without the kernel's counts the lost metrics would lie; report
+		// the failure on those and send everything else.
+		ch <- prometheus.NewInvalidMetric(ringLostDesc, err)
+		ch <- prometheus.NewInvalidMetric(sourceLostDesc, err)
+	}
+	for i, r := range c.rings {
+		st, tally := snap.stats[i], snap.tallies[i]
+		counter := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), r.Name, r.Transport)
+		}
+		counter(ringRecordsDesc, st.Records)
+		counter(ringBytesDesc, st.Bytes)
+		counter(ringDiscardedDesc, st.Discarded)
+		counter(ringGapsDesc, tally.Gaps)
+		counter(ringInvalidDesc, tally.Invalid)
+		if err == nil {
+			counter(ringLostDesc, snap.ringLost[r.Name])
+		}
+		ch <- prometheus.MustNewConstMetric(ringCapacityDesc, prometheus.GaugeValue, float64(st.Capacity), r.Name)
+		ch <- prometheus.MustNewConstMetric(ringPendingDesc, prometheus.GaugeValue, float64(st.Pending), r.Name)
+		ch <- prometheus.MustNewConstMetric(wakeupsDesc, prometheus.CounterValue, float64(st.Wakeups), r.Name)
+		ch <- prometheus.MustNewConstMetric(batchesDesc, prometheus.CounterValue, float64(st.Batches), r.Name)
+		ch <- latencyMetric(tally.Latency, r.Name)
+	}
+	for _, name := range c.sources {
+		ch <- prometheus.MustNewConstMetric(sourceEventsDesc, prometheus.CounterValue, float64(c.tracker.Source(name).Records), name)
+		if err == nil {
+			ch <- prometheus.MustNewConstMetric(sourceLostDesc, prometheus.CounterValue, float64(snap.sourceLost[name]), name)
+		}
+	}
+}
+
+func latencyMetric(h Histogram, ring string) prometheus.Metric {
+	buckets := make(map[float64]uint64, latencyBuckets)
+	var cumulative uint64
+	for k := range latencyBuckets {
+		cumulative += h.Buckets[k]
+		buckets[latencyBound(k)] = cumulative
+	}
+	return prometheus.MustNewConstHistogram(latencyDesc, h.Count, float64(h.SumNs)/1e9, buckets, ring)
+}
+
+// snapshot is one reading of everything the metrics and the summary show.
+type snapshot struct {
+	stats      []consumer.RingStats // by ring index
+	tallies    []RingTally          // by ring index
+	counters   []loader.Counters
+	ringLost   map[string]uint64 // by ring name
+	sourceLost map[string]uint64 // by source name
+}
+
+// snapshot reads the consumer, the tracker and the kernel. On a failure to
+// read the kernel's counters it returns the rest and the error.
+func (c *Collector) snapshot() (snapshot, error) {
+	s := snapshot{
+		stats:      c.consumer.Stats(),
+		tallies:    c.tracker.Rings(),
+		ringLost:   map[string]uint64{},
+		sourceLost: map[string]uint64{},
+	}
+	// Stats after Close, or a consumer over fewer rings, reads as zero.
+	for len(s.stats) < len(c.rings) {
+		s.stats = append(s.stats, consumer.RingStats{})
+	}
+	counters, err := c.producers.Counters()
+	if err != nil {
+		return s, fmt.Errorf("read producer counters: %w", err)
+	}
+	s.counters = counters
+	for _, k := range counters {
+		s.ringLost[k.Ring] += k.Lost
+		s.sourceLost[k.Source] += k.Lost
+	}
+	return s, nil
+}
+
+// WriteSummary writes, one line per ring and per source, what was carried
+// and lost: the summary ringwatch prints on exit.
+func (c *Collector) WriteSummary(w io.Writer) error {
+	snap, err := c.snapshot()
+	if err != nil {
+		return err
+	}
+	for i, r := range c.rings {
+		st, tally := snap.stats[i], snap.tallies[i]
+		if _, err := fmt.Fprintf(w, "ring %s (%s): %d records, %d bytes, %d lost, %d sequence gaps, %d invalid, %d batches, %d wakeups\n",
+			r.Name, r.Transport, st.Records, st.Bytes, snap.ringLost[r.Name], tally.Gaps, tally.Invalid, st.Batches, st.Wakeups); err != nil {
+			return err
+		}
+	}
+	for _, name := range c.sources {
+		src := c.tracker.Source(name)
+		i := slices.IndexFunc(snap.counters, func(k loader.Counters) bool { return k.Source == name })
+		var attempts uint64
+		if i >= 0 {
+			attempts = snap.counters[i].Attempts
+		}
+		line := fmt.Sprintf("source %s: %d records, %d bytes, %d lost, %d attempted, %d sequence gaps",
+			name, src.Records, src.Bytes, snap.sourceLost[name], attempts, src.Gaps)
+		if src.Reordered > 0 {
+			line += fmt.Sprintf(", %d out of order", src.Reordered)
+		}
+		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
