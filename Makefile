@@ -44,7 +44,12 @@ run: build tracefs
 	./$(BIN) run $(ARGS)
 
 test: tracefs
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -p 1 ./...
+
+# Go benchmarks: the ring walk on plain memory, the tracker, and (as root)
+# draining a real kernel ring beside cilium/ebpf's ringbuf.Reader.
+bench: tracefs
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./pkg/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed: $$out" >&2; exit 1; }

@@ -152,6 +152,9 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := carry(cfg, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "ringwatch: %v\n", err)
+		if errors.Is(err, loader.ErrInvalidOption) {
+			return exitUsage
+		}
 		return exitError
 	}
 	return exitOK

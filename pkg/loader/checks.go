@@ -26,6 +26,21 @@ var (
 	ErrInvalidOption = errors.New("invalid option")
 )
 
+// problem is an error whose message already says what is wrong and what
+// to do. It unwraps to one of the sentinels above for errors.Is, without
+// appending the sentinel's text to a message meant for people.
+type problem struct {
+	msg  string
+	kind error
+}
+
+func (p *problem) Error() string { return p.msg }
+func (p *problem) Unwrap() error { return p.kind }
+
+func problemf(kind error, format string, args ...any) error {
+	return &problem{msg: fmt.Sprintf(format, args...), kind: kind}
+}
+
 // Capability numbers from include/uapi/linux/capability.h.
 const (
 	capSysAdmin = 21
@@ -59,7 +74,7 @@ func privilegesFrom(effective uint64) error {
 	if !has(capPerfmon) {
 		missing = append(missing, "CAP_PERFMON")
 	}
-	return fmt.Errorf("%s (missing %s): %w", privilegeHint, strings.Join(missing, " and "), ErrPrivileges)
+	return problemf(ErrPrivileges, "%s (this process lacks %s)", privilegeHint, strings.Join(missing, " and "))
 }
 
 // btfPath is where the kernel exposes its own BTF (CONFIG_DEBUG_INFO_BTF).
@@ -67,8 +82,8 @@ const btfPath = "/sys/kernel/btf/vmlinux"
 
 func checkBTF(path string) error {
 	if _, err := os.Stat(path); err != nil {
-		return fmt.Errorf("no kernel BTF at %s: ringwatch's CO-RE programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distribution kernels since 5.4 are): %w",
-			path, ErrNoBTF)
+		return problemf(ErrNoBTF, "no kernel BTF at %s: ringwatch's CO-RE programs need a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distribution kernels since 5.4 are)",
+			path)
 	}
 	return nil
 }
@@ -82,8 +97,8 @@ func checkTracefs(paths []string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("tracefs is not mounted at %s, and tracepoints are attached through it: mount it with 'mount -t tracefs nodev %s': %w",
-		strings.Join(paths, " or "), paths[0], ErrNoTracefs)
+	return problemf(ErrNoTracefs, "tracefs is not mounted at %s, and tracepoints are attached through it: mount it with 'mount -t tracefs nodev %s'",
+		strings.Join(paths, " or "), paths[0])
 }
 
 // CheckRingSize reports whether size can be the data size of a BPF ring
@@ -98,8 +113,8 @@ func CheckRingSize(size int) error {
 	for suggest < size && suggest < 1<<30 {
 		suggest <<= 1
 	}
-	return fmt.Errorf("ring size %s is not a power-of-two multiple of the page size (%s): try %s: %w",
-		FormatSize(size), FormatSize(page), FormatSize(suggest), ErrInvalidOption)
+	return problemf(ErrInvalidOption, "ring size %s is not a power-of-two multiple of the page size (%s): try %s",
+		FormatSize(size), FormatSize(page), FormatSize(suggest))
 }
 
 var sizeUnits = []struct {
@@ -125,7 +140,7 @@ func ParseRingSize(s string) (int, error) {
 	}
 	n, err := strconv.ParseUint(num, 10, 64)
 	if err != nil || n == 0 || n > 1<<(40-shift) {
-		return 0, fmt.Errorf("ring size %q is not a size such as 4MiB, 256KiB or 65536: %w", s, ErrInvalidOption)
+		return 0, problemf(ErrInvalidOption, "ring size %q is not a size such as 4MiB, 256KiB or 65536", s)
 	}
 	size := int(n << shift)
 	return size, CheckRingSize(size)

@@ -24,9 +24,9 @@ func TestPrivilegesFrom(t *testing.T) {
 		{"root's full set", ^uint64(0), ""},
 		{"CAP_SYS_ADMIN alone", bit(capSysAdmin), ""},
 		{"CAP_BPF and CAP_PERFMON", bit(capBPF, capPerfmon), ""},
-		{"none", 0, "missing CAP_BPF and CAP_PERFMON"},
-		{"CAP_BPF only", bit(capBPF), "missing CAP_PERFMON"},
-		{"CAP_PERFMON only", bit(capPerfmon), "missing CAP_BPF"},
+		{"none", 0, "lacks CAP_BPF and CAP_PERFMON"},
+		{"CAP_BPF only", bit(capBPF), "lacks CAP_PERFMON"},
+		{"CAP_PERFMON only", bit(capPerfmon), "lacks CAP_BPF"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := privilegesFrom(tc.caps)

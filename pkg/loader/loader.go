@@ -79,8 +79,8 @@ func lookupSource(name string) (source, error) {
 			return s, nil
 		}
 	}
-	return source{}, fmt.Errorf("unknown source %q: choose from %s: %w",
-		name, strings.Join(SourceNames(), ", "), ErrInvalidOption)
+	return source{}, problemf(ErrInvalidOption, "unknown source %q: choose from %s",
+		name, strings.Join(SourceNames(), ", "))
 }
 
 // Options choose what Open loads and attaches.
@@ -139,8 +139,8 @@ func Open(opts Options) (_ *Producers, err error) {
 		return nil, err
 	}
 	if len(opts.SyscallPIDs) > MaxSyscallPIDs {
-		return nil, fmt.Errorf("%d syscalls pids given, at most %d fit the filter: %w",
-			len(opts.SyscallPIDs), MaxSyscallPIDs, ErrInvalidOption)
+		return nil, problemf(ErrInvalidOption, "%d syscalls pids given, at most %d fit the filter",
+			len(opts.SyscallPIDs), MaxSyscallPIDs)
 	}
 	if err := checkPrivileges(); err != nil {
 		return nil, err

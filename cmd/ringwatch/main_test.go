@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+
+	"github.com/ringwatch/ringwatch/internal/testenv"
+)
+
+// asRingwatch makes the test binary, started by ringwatchCmd, run ringwatch
+// itself instead of the tests: the real main, signals and exit status, with
+// no separate build.
+const asRingwatch = "RINGWATCH_TEST_AS_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asRingwatch) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	testenv.Main(m)
+}
+
+func ringwatchCmd(args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), asRingwatch+"=1")
+	return cmd
+}
+
+func TestParseRunFlags(t *testing.T) {
+	cfg, err := parseRunFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.sources, ",") != "exec" || cfg.ringSize != 4<<20 || cfg.listenAddress != "127.0.0.1:9477" ||
+		cfg.telemetryPath != "/metrics" || cfg.jsonOutput || cfg.duration != 0 || len(cfg.pids) != 0 {
+		t.Errorf("defaults: %+v", cfg)
+	}
+
+	cfg, err = parseRunFlags([]string{"--source", "exec, syscalls", "--ring-size", "16MiB", "--output", "json",
+		"--duration", "30s", "--pid", "12,34", "--web.listen-address", ":1", "--web.telemetry-path", "/m"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.sources, ",") != "exec,syscalls" || cfg.ringSize != 16<<20 || !cfg.jsonOutput ||
+		cfg.duration != 30*time.Second || len(cfg.pids) != 2 || cfg.pids[1] != 34 || cfg.listenAddress != ":1" || cfg.telemetryPath != "/m" {
+		t.Errorf("parsed: %+v", cfg)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ring-size", "3MiB"}, "try 4MiB"},
+		{[]string{"--ring-size", "lots"}, "not a size"},
+		{[]string{"--output", "yaml"}, "choose none or json"},
+		{[]string{"--pid", "12,x"}, `--pid "x"`},
+		{[]string{"--duration", "-1s"}, "negative"},
+		{[]string{"--source", ""}, "--source is empty"},
+		{[]string{"--web.telemetry-path", "metrics"}, "must start with /"},
+		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"--no-such-flag"}, "not defined"},
+	} {
+		if _, err := parseRunFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseRunFlags(%q) = %v, want an error saying %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func TestRunHelpNamesEveryFlag(t *testing.T) {
+	var help bytes.Buffer
+	if _, err := parseRunFlags([]string{"--help"}, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, want := range []string{"--source", "--ring-size", "--web.listen-address", "--web.telemetry-path",
+		"--output", "--duration", "--pid", "exec", "syscalls", "SIGINT", "Exit status", `(default "4MiB")`} {
+		if !strings.Contains(help.String(), want) {
+			t.Errorf("run --help does not mention %s:\n%s", want, help.String())
+		}
+	}
+	var out bytes.Buffer
+	if code := run([]string{"run", "--help"}, &out, &out); code != exitOK {
+		t.Errorf("run --help exits %d", code)
+	}
+	if code := run([]string{"frobnicate"}, &out, &out); code != exitUsage {
+		t.Errorf("unknown command exits %d, want %d", code, exitUsage)
+	}
+	if code := run([]string{"run", "--output", "xml"}, &out, &out); code != exitUsage {
+		t.Errorf("bad flag value exits %d, want %d", code, exitUsage)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"version"}, &out, io.Discard); code != exitOK || !strings.HasPrefix(out.String(), "ringwatch dev (go") {
+		t.Errorf("version: %d %q", code, out.String())
+	}
+}
+
+// TestRunAsNobodyTellsWhatToDo runs ringwatch as an unprivileged user: it
+// must fail, with the message that says how to run it.
+func TestRunAsNobodyTellsWhatToDo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		testenv.Unavailable(t, "needs root to switch to user nobody")
+	}
+	// nobody must be able to reach the binary: copy it into a directory
+	// everyone can read.
+	dir, err := os.MkdirTemp("", "ringwatch-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "ringwatch.test")
+	if err := copyFile(os.Args[0], bin); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(bin, "run", "--web.listen-address", "127.0.0.1:0")
+	cmd.Env = []string{asRingwatch + "=1", "PATH=/usr/bin:/bin"}
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitError {
+		t.Fatalf("as nobody: %v, want exit status %d; stderr:\n%s", err, exitError, stderr.String())
+	}
+	for _, want := range []string{"needs root (or CAP_BPF and CAP_PERFMON)", "run ringwatch with sudo"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
+		}
+	}
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o755)
+}
+
+// TestRunEndToEnd runs `ringwatch run` as a user would: scrape it while it
+// carries exec events, stop it with SIGINT, and read its JSON and summary.
+func TestRunEndToEnd(t *testing.T) {
+	testenv.RequireBPF(t)
+	testenv.RequireTracefs(t)
+	before := testenv.Snapshot(t)
+
+	cmd := ringwatchCmd("run", "--output", "json", "--web.listen-address", "127.0.0.1:0")
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	stderrPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stderr := bufio.NewReader(stderrPipe)
+	banner, err := stderr.ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("no banner from ringwatch run: %v", err)
+	}
+	url := regexp.MustCompile(`http://\S+/metrics`).FindString(banner)
+	if url == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("banner names no metrics URL: %q", banner)
+	}
+
+	var pids []int
+	for range 20 {
+		c := exec.Command("/bin/true")
+		if err := c.Run(); err != nil {
+			t.Fatal(err)
+		}
+		pids = append(pids, c.Process.Pid)
+	}
+	// The exec records reach the ring within the exec itself, and ringwatch
+	// reads them when woken; wait for them to show in the metrics.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body := get(t, url)
+		if m := regexp.MustCompile(`(?m)^ringwatch_source_events_total\{source="exec"\} (\d+)`).FindStringSubmatch(body); m != nil && must(strconv.Atoi(m[1])) >= len(pids) {
+			problems, err := promlint.New(strings.NewReader(body)).Lint()
+			if err != nil || len(problems) > 0 {
+				t.Errorf("promlint: %v %+v", err, problems)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("exec events never reached the metrics:\n%s", body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(stderr)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("ringwatch run after SIGINT: %v\n%s", err, rest)
+	}
+	summary := string(rest)
+	if !regexp.MustCompile(`source exec: \d+ records, \d+ bytes, 0 lost`).MatchString(summary) ||
+		!strings.Contains(summary, "ring events (ringbuf)") {
+		t.Errorf("summary:\n%s", summary)
+	}
+
+	seen := map[int]bool{}
+	for line := range strings.Lines(stdout.String()) {
+		var ev struct {
+			Type     string `json:"type"`
+			Pid      int    `json:"pid"`
+			Filename string `json:"filename"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("stdout line is not JSON: %q", line)
+		}
+		if ev.Type == "exec" && ev.Filename == "/bin/true" {
+			seen[ev.Pid] = true
+		}
+	}
+	for _, pid := range pids {
+		if !seen[pid] {
+			t.Errorf("no JSON event for /bin/true pid %d", pid)
+		}
+	}
+	testenv.WaitForObjects(t, before)
+}
+
+func TestRunStopsAfterDuration(t *testing.T) {
+	testenv.RequireBPF(t)
+	testenv.RequireTracefs(t)
+	out, err := ringwatchCmd("run", "--duration", "300ms", "--source", "exec,syscalls",
+		"--web.listen-address", "127.0.0.1:0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ringwatch run --duration: %v\n%s", err, out)
+	}
+	for _, want := range []string{"source exec:", "source syscalls:", "ring events (ringbuf):"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func must(n int, err error) int {
+	if err != nil {
+		panic(err)
+	}
+	return n
+}

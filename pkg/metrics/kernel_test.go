@@ -1,0 +1,248 @@
+package metrics
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/ringwatch/ringwatch/internal/testenv"
+	"github.com/ringwatch/ringwatch/pkg/consumer"
+	"github.com/ringwatch/ringwatch/pkg/loader"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// pipeline is the run command's wiring: producers, a consumer of their
+// rings, and the tracker and collector over both.
+type pipeline struct {
+	producers *loader.Producers
+	consumer  *consumer.Consumer
+	tracker   *Tracker
+	collector *Collector
+}
+
+func openPipeline(t *testing.T, opts loader.Options) *pipeline {
+	t.Helper()
+	p, err := loader.Open(opts)
+	if err != nil {
+		t.Fatalf("loader.Open: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	c, err := consumer.Open(p.Rings()[0].Map)
+	if err != nil {
+		t.Fatalf("consumer.Open: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	tr := NewTracker(1)
+	return &pipeline{p, c, tr, NewCollector("test", p.Rings(), p.Sources(), c, p, tr)}
+}
+
+func (pl *pipeline) drain(t *testing.T) {
+	t.Helper()
+	if _, err := pl.consumer.Drain(pl.tracker.Observe); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+}
+
+// TestOverloadAccountsForEveryRecord floods a 4-page ring while nobody
+// reads it, five times over, draining in between, so records are lost in
+// the middle of the sequence as well as at its end. Every attempt must be
+// either delivered or counted lost by the kernel, and the gaps the tracker
+// finds in the sequence numbers must be exactly the kernel's losses.
+func TestOverloadAccountsForEveryRecord(t *testing.T) {
+	testenv.RequireBPF(t)
+	child := testenv.StartSyscallChild(t)
+	pl := openPipeline(t, loader.Options{
+		Sources:     []string{loader.SourceSyscalls},
+		RingSize:    4 * os.Getpagesize(),
+		SyscallPIDs: []uint32{uint32(child.Pid)},
+	})
+
+	for range 5 {
+		child.Getpid(t, 20_000) // about 20 times what the ring holds
+		pl.drain(t)
+	}
+	streamGaps := pl.tracker.Source(loader.SourceSyscalls).Gaps
+	if err := pl.producers.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	pl.drain(t)
+	counters, err := pl.producers.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl.tracker.Finish(counters)
+
+	k := counters[0]
+	delivered := pl.consumer.Stats()[0].Records
+	tally := pl.tracker.Source(loader.SourceSyscalls)
+	t.Logf("attempted %d, delivered %d, lost %d, gaps %d (%d found mid-stream)", k.Attempts, delivered, k.Lost, tally.Gaps, streamGaps)
+	if k.Lost == 0 || streamGaps == 0 {
+		t.Fatalf("the flood lost nothing mid-stream (lost %d, gaps %d): the test proves nothing", k.Lost, streamGaps)
+	}
+	if delivered+k.Lost != k.Attempts {
+		t.Errorf("delivered %d + lost %d = %d, attempted %d", delivered, k.Lost, delivered+k.Lost, k.Attempts)
+	}
+	if tally.Gaps != k.Lost {
+		t.Errorf("sequence gaps %d, kernel-counted losses %d", tally.Gaps, k.Lost)
+	}
+	if tally.Records != delivered || tally.Reordered != 0 {
+		t.Errorf("tracker saw %d records (%d out of order), consumer delivered %d", tally.Records, tally.Reordered, delivered)
+	}
+}
+
+// TestMetricsOverHTTPMatchTheConsumer scrapes /metrics while records flow,
+// and compares what it serves with the consumer's and producers' own counts.
+func TestMetricsOverHTTPMatchTheConsumer(t *testing.T) {
+	testenv.RequireBPF(t)
+	testenv.RequireTracefs(t)
+	pl := openPipeline(t, loader.Options{Sources: []string{loader.SourceExec}})
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(pl.collector)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			pl.consumer.Read(ctx, pl.tracker.Observe)
+		}
+	})
+	defer func() { cancel(); wg.Wait() }()
+
+	const n = 50
+	for range n {
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for pl.tracker.Source(loader.SourceExec).Records < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d exec records arrived", pl.tracker.Source(loader.SourceExec).Records, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Other processes may exec at any moment; compare a scrape only with
+	// counts that did not move while it was taken.
+	for try := 0; ; try++ {
+		before := pl.consumer.Stats()[0]
+		sourceBefore := pl.tracker.Source(loader.SourceExec)
+		families := scrape(t, srv.URL)
+		after := pl.consumer.Stats()[0]
+		if before.Records != after.Records || pl.tracker.Source(loader.SourceExec) != sourceBefore {
+			if try == 20 {
+				t.Fatal("records kept arriving during every scrape")
+			}
+			continue
+		}
+		counters, err := pl.producers.Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ring := map[string]string{"ring": "events", "transport": "ringbuf"}
+		events := map[string]string{"ring": "events"}
+		for _, c := range []struct {
+			name   string
+			labels map[string]string
+			want   uint64
+		}{
+			{"ringwatch_ring_records_total", ring, before.Records},
+			{"ringwatch_ring_bytes_total", ring, before.Bytes},
+			{"ringwatch_ring_lost_records_total", ring, counters[0].Lost},
+			{"ringwatch_ring_sequence_gaps_total", ring, pl.tracker.Rings()[0].Gaps},
+			{"ringwatch_ring_capacity_bytes", events, loader.DefaultRingSize},
+			{"ringwatch_consumer_batches_total", events, before.Batches},
+			{"ringwatch_consumer_wakeups_total", events, before.Wakeups},
+			{"ringwatch_source_events_total", map[string]string{"source": "exec"}, sourceBefore.Records},
+			{"ringwatch_delivery_latency_seconds", events, before.Records},
+		} {
+			if got := value(t, families, c.name, c.labels); got != c.want {
+				t.Errorf("%s%v = %d, want %d", c.name, c.labels, got, c.want)
+			}
+		}
+		if value(t, families, "ringwatch_ring_records_total", ring) < n {
+			t.Errorf("scrape shows fewer records than the %d execs", n)
+		}
+		break
+	}
+
+	if problems, err := testutil.CollectAndLint(pl.collector); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
+	}
+}
+
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: %s", resp.Status)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems, err := promlint.New(bytes.NewReader(body)).Lint()
+	if err != nil || len(problems) > 0 {
+		t.Errorf("promlint on the served metrics: %v %+v", err, problems)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("parse scrape: %v", err)
+	}
+	return families
+}
+
+// value is the counter, gauge, or histogram sample count of the metric
+// with exactly these labels.
+func value(t *testing.T, families map[string]*dto.MetricFamily, name string, labels map[string]string) uint64 {
+	t.Helper()
+	f, ok := families[name]
+	if !ok {
+		t.Fatalf("%s not served", name)
+	}
+next:
+	for _, m := range f.Metric {
+		if len(m.Label) != len(labels) {
+			continue
+		}
+		for _, l := range m.Label {
+			if labels[l.GetName()] != l.GetValue() {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return uint64(m.Counter.GetValue())
+		case m.Gauge != nil:
+			return uint64(m.Gauge.GetValue())
+		case m.Histogram != nil:
+			return m.Histogram.GetSampleCount()
+		}
+	}
+	t.Fatalf("%s%v not served", name, labels)
+	return 0
+}

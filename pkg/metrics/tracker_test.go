@@ -1,0 +1,120 @@
+package metrics
+
+import (
+	"testing"
+	"unsafe"
+
+	"github.com/ringwatch/ringwatch/pkg/consumer"
+	"github.com/ringwatch/ringwatch/pkg/loader"
+)
+
+// syscallRecord is the memory of a syscalls record with the given header.
+func syscallRecord(cpu uint32, seq, ktime uint64) []byte {
+	r := &loader.SyscallRecord{Hdr: loader.Header{Type: loader.RecordSyscall, Cpu: cpu, Seq: seq, KtimeNs: ktime}}
+	return unsafe.Slice((*byte)(unsafe.Pointer(r)), unsafe.Sizeof(*r))
+}
+
+func TestTrackerCountsGapsPerCPU(t *testing.T) {
+	tr := NewTracker(1)
+	var recs [][]byte
+	// CPU 0 delivers 0,1,4,5 (2 and 3 lost); CPU 3 delivers 2,3 (0 and 1
+	// lost); interleaved as a shared ring would carry them.
+	for _, r := range []struct {
+		cpu uint32
+		seq uint64
+	}{{0, 0}, {3, 2}, {0, 1}, {0, 4}, {3, 3}, {0, 5}} {
+		recs = append(recs, syscallRecord(r.cpu, r.seq, 0))
+	}
+	tr.Observe(consumer.Batch{Ring: 0, Records: recs})
+
+	src := tr.Source(loader.SourceSyscalls)
+	if src.Records != 6 || src.Gaps != 4 || src.Reordered != 0 {
+		t.Fatalf("syscalls tally %+v, want 6 records and 4 gaps", src)
+	}
+	if g := tr.Rings()[0].Gaps; g != 4 {
+		t.Fatalf("ring gaps %d, want 4", g)
+	}
+
+	// The producers attempted 8 on CPU 0 (6 and 7 lost after the last
+	// delivered record) and 4 on CPU 3; CPU 1 attempted 2 and delivered none.
+	tr.Finish([]loader.Counters{{
+		Source: loader.SourceSyscalls,
+		PerCPU: []loader.SourceCounters{{Attempts: 8}, {Attempts: 2}, {}, {Attempts: 4}},
+	}})
+	if g := tr.Source(loader.SourceSyscalls).Gaps; g != 4+2+2 {
+		t.Fatalf("gaps after Finish %d, want 8", g)
+	}
+}
+
+func TestTrackerCountsReorderedAndInvalid(t *testing.T) {
+	tr := NewTracker(2)
+	tr.Observe(consumer.Batch{Ring: 1, Records: [][]byte{
+		syscallRecord(0, 0, 0),
+		syscallRecord(0, 1, 0),
+		syscallRecord(0, 1, 0), // duplicate
+		syscallRecord(0, 0, 0), // backwards
+		make([]byte, 10),       // shorter than a header
+		make([]byte, 64),       // type 0
+	}})
+	if src := tr.Source(loader.SourceSyscalls); src.Records != 4 || src.Reordered != 2 || src.Gaps != 0 {
+		t.Fatalf("syscalls tally %+v, want 4 records, 2 reordered", src)
+	}
+	if r := tr.Rings(); r[1].Invalid != 2 || r[0].Invalid != 0 {
+		t.Fatalf("invalid counts %d on ring 1, %d on ring 0; want 2 and 0", r[1].Invalid, r[0].Invalid)
+	}
+}
+
+func TestLatencyBuckets(t *testing.T) {
+	for _, tc := range []struct {
+		ns   uint64
+		want int
+	}{
+		{0, 0}, {1, 0}, {1000, 0}, {1001, 1}, {2000, 1}, {2001, 2}, {4000, 2}, {4001, 3},
+		{1_000_000, 10}, {1_024_000, 10}, {1_024_001, 11},
+		{1000 << 22, 22}, {1000<<22 + 1, latencyBuckets}, {1 << 62, latencyBuckets},
+	} {
+		if got := latencyBucket(tc.ns); got != tc.want {
+			t.Errorf("latencyBucket(%d) = %d, want %d", tc.ns, got, tc.want)
+		}
+		// The bucket's bound holds the value and the one below does not.
+		if k := latencyBucket(tc.ns); k < latencyBuckets {
+			if float64(tc.ns)/1e9 > latencyBound(k) || (k > 0 && float64(tc.ns)/1e9 <= latencyBound(k-1)) {
+				t.Errorf("%d ns in bucket %d, bounds (%g, %g]", tc.ns, k, latencyBound(k-1), latencyBound(k))
+			}
+		}
+	}
+}
+
+func TestTrackerLatency(t *testing.T) {
+	tr := NewTracker(1)
+	const now = 10_000_000
+	tr.Observe(consumer.Batch{ReadTime: now, Records: [][]byte{
+		syscallRecord(0, 0, now-500),       // 500ns: first bucket
+		syscallRecord(0, 1, now-3000),      // 3µs: bucket 2
+		syscallRecord(0, 2, now+100),       // stamped after the read: counted as 0
+		syscallRecord(0, 3, now-5_000_000), // 5ms: bucket 13 (8.192ms)
+	}})
+	h := tr.Rings()[0].Latency
+	if h.Count != 4 || h.SumNs != 500+3000+0+5_000_000 {
+		t.Fatalf("count %d sum %d", h.Count, h.SumNs)
+	}
+	if h.Buckets[0] != 2 || h.Buckets[2] != 1 || h.Buckets[13] != 1 {
+		t.Fatalf("buckets %v", h.Buckets)
+	}
+}
+
+// BenchmarkTrackerObserve is the per-record cost of the accounting the
+// run command does on every record.
+func BenchmarkTrackerObserve(b *testing.B) {
+	tr := NewTracker(1)
+	recs := make([][]byte, 1024)
+	for i := range recs {
+		recs[i] = syscallRecord(uint32(i%2), uint64(i/2), 1)
+	}
+	batch := consumer.Batch{Records: recs, ReadTime: 5000}
+	b.ReportAllocs()
+	for b.Loop() {
+		tr.Observe(batch)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
+}
