@@ -1,16 +1,14 @@
 # ringwatch: see README.md. Every target that loads BPF must run as root.
 
 CLANG ?= clang-19
-CFLAGS_BPF ?= -O2 -g -Wall -Werror -mcpu=v3
 GO ?= go
 BIN := bin/ringwatch
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 TRACEFS := /sys/kernel/tracing
 
-# bpf2go reads these (see gen.go).
+# bpf2go takes its compiler from the environment (see gen.go).
 export BPF2GO_CC := $(CLANG)
-export BPF2GO_CFLAGS := $(CFLAGS_BPF)
 
 GENERATED := pkg/loader/ringwatch_bpfel.go pkg/loader/ringwatch_bpfel.o
 

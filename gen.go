@@ -1,11 +1,13 @@
 // Package ringwatch holds the go:generate lines that rebuild ringwatch's BPF
 // objects; the code lives under cmd/ and pkg/.
 //
-// `make generate` runs them with the toolchain the Makefile chooses
-// (CLANG=clang-19 by default, passed to bpf2go as BPF2GO_CC, with
-// BPF2GO_CFLAGS). bpf2go is pinned in go.mod's tool block. Its outputs,
-// pkg/loader/ringwatch_bpfel.{go,o}, are committed so that building and
-// testing need no clang; `make check-generate` proves they are current.
+// bpf2go takes the compiler from BPF2GO_CC: `make generate` sets it from
+// the Makefile's CLANG variable (clang-19 by default); plain `go generate`
+// needs it in the environment. The compiler flags are fixed here, so every
+// way of generating produces the same objects. bpf2go is pinned in go.mod's
+// tool block. Its outputs, pkg/loader/ringwatch_bpfel.{go,o}, are committed
+// so that building and testing need no clang; `make check-generate` proves
+// they are current.
 package ringwatch
 
-//go:generate go tool bpf2go -target bpfel -output-dir pkg/loader -go-package loader -type record_type -type record_header -type exec_record -type exec_flags -type syscall_record -type source_counters ringwatch bpf/ringwatch.c
+//go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir pkg/loader -go-package loader -type record_type -type record_header -type exec_record -type exec_flags -type syscall_record -type source_counters ringwatch bpf/ringwatch.c
