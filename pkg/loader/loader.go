@@ -262,6 +262,11 @@ type Counters struct {
 	Attempts uint64
 	// Lost is how many of those the ring had no room for.
 	Lost uint64
+	// Missed is how many events the kernel did not run the source's
+	// program for at all, because another BPF program was running on the
+	// same CPU (the program's recursion_misses). They took no sequence
+	// number, so they are neither attempts nor gaps.
+	Missed uint64
 	// PerCPU holds the same counts for each possible CPU, by CPU number.
 	PerCPU []SourceCounters
 }
@@ -285,6 +290,11 @@ func (p *Producers) Counters() ([]Counters, error) {
 			c.Attempts += cpu.Attempts
 			c.Lost += cpu.Lost
 		}
+		stats, err := p.coll.Programs[s.program].Stats()
+		if err != nil {
+			return nil, fmt.Errorf("read run statistics of source %s: %w", s.name, err)
+		}
+		c.Missed = stats.RecursionMisses
 		out = append(out, c)
 	}
 	return out, nil

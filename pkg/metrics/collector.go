@@ -51,6 +51,8 @@ var (
 		"Records of the source that the consumer received.", []string{"source"}, nil)
 	sourceLostDesc = prometheus.NewDesc("ringwatch_source_lost_records_total",
 		"Records of the source that the kernel producers could not write because the ring was full.", []string{"source"}, nil)
+	sourceMissedDesc = prometheus.NewDesc("ringwatch_source_missed_events_total",
+		"Events the kernel did not run the source's BPF program for, because another BPF program was running on the same CPU.", []string{"source"}, nil)
 	buildInfoDesc = prometheus.NewDesc("ringwatch_build_info",
 		"Always 1; its labels give the ringwatch version and the Go version that built it.", []string{"version", "goversion"}, nil)
 )
@@ -82,7 +84,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		ringRecordsDesc, ringBytesDesc, ringLostDesc, ringGapsDesc, ringDiscardedDesc, ringInvalidDesc,
 		ringCapacityDesc, ringPendingDesc, wakeupsDesc, batchesDesc, latencyDesc,
-		sourceEventsDesc, sourceLostDesc, buildInfoDesc,
+		sourceEventsDesc, sourceLostDesc, sourceMissedDesc, buildInfoDesc,
 	} {
 		ch <- d
 	}
@@ -98,6 +100,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		// the failure on those and send everything else.
 		ch <- prometheus.NewInvalidMetric(ringLostDesc, err)
 		ch <- prometheus.NewInvalidMetric(sourceLostDesc, err)
+		ch <- prometheus.NewInvalidMetric(sourceMissedDesc, err)
 	}
 	for i, r := range c.rings {
 		st, tally := snap.stats[i], snap.tallies[i]
@@ -121,7 +124,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, name := range c.sources {
 		ch <- prometheus.MustNewConstMetric(sourceEventsDesc, prometheus.CounterValue, float64(c.tracker.Source(name).Records), name)
 		if err == nil {
-			ch <- prometheus.MustNewConstMetric(sourceLostDesc, prometheus.CounterValue, float64(snap.sourceLost[name]), name)
+			k := snap.source(name)
+			ch <- prometheus.MustNewConstMetric(sourceLostDesc, prometheus.CounterValue, float64(k.Lost), name)
+			ch <- prometheus.MustNewConstMetric(sourceMissedDesc, prometheus.CounterValue, float64(k.Missed), name)
 		}
 	}
 }
@@ -138,21 +143,27 @@ func latencyMetric(h Histogram, ring string) prometheus.Metric {
 
 // snapshot is one reading of everything the metrics and the summary show.
 type snapshot struct {
-	stats      []consumer.RingStats // by ring index
-	tallies    []RingTally          // by ring index
-	counters   []loader.Counters
-	ringLost   map[string]uint64 // by ring name
-	sourceLost map[string]uint64 // by source name
+	stats    []consumer.RingStats // by ring index
+	tallies  []RingTally          // by ring index
+	counters []loader.Counters
+	ringLost map[string]uint64 // by ring name
+}
+
+// source is the named source's kernel counters, zero if not read.
+func (s snapshot) source(name string) loader.Counters {
+	if i := slices.IndexFunc(s.counters, func(k loader.Counters) bool { return k.Source == name }); i >= 0 {
+		return s.counters[i]
+	}
+	return loader.Counters{Source: name}
 }
 
 // snapshot reads the consumer, the tracker and the kernel. On a failure to
 // read the kernel's counters it returns the rest and the error.
 func (c *Collector) snapshot() (snapshot, error) {
 	s := snapshot{
-		stats:      c.consumer.Stats(),
-		tallies:    c.tracker.Rings(),
-		ringLost:   map[string]uint64{},
-		sourceLost: map[string]uint64{},
+		stats:    c.consumer.Stats(),
+		tallies:  c.tracker.Rings(),
+		ringLost: map[string]uint64{},
 	}
 	// Stats after Close, or a consumer over fewer rings, reads as zero.
 	for len(s.stats) < len(c.rings) {
@@ -165,7 +176,6 @@ func (c *Collector) snapshot() (snapshot, error) {
 	s.counters = counters
 	for _, k := range counters {
 		s.ringLost[k.Ring] += k.Lost
-		s.sourceLost[k.Source] += k.Lost
 	}
 	return s, nil
 }
@@ -185,14 +195,9 @@ func (c *Collector) WriteSummary(w io.Writer) error {
 		}
 	}
 	for _, name := range c.sources {
-		src := c.tracker.Source(name)
-		i := slices.IndexFunc(snap.counters, func(k loader.Counters) bool { return k.Source == name })
-		var attempts uint64
-		if i >= 0 {
-			attempts = snap.counters[i].Attempts
-		}
-		line := fmt.Sprintf("source %s: %d records, %d bytes, %d lost, %d attempted, %d sequence gaps",
-			name, src.Records, src.Bytes, snap.sourceLost[name], attempts, src.Gaps)
+		src, k := c.tracker.Source(name), snap.source(name)
+		line := fmt.Sprintf("source %s: %d records, %d bytes, %d lost, %d attempted, %d sequence gaps, %d missed",
+			name, src.Records, src.Bytes, k.Lost, k.Attempts, src.Gaps, k.Missed)
 		if src.Reordered > 0 {
 			line += fmt.Sprintf(", %d out of order", src.Reordered)
 		}

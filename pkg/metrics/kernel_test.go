@@ -173,6 +173,8 @@ func TestMetricsOverHTTPMatchTheConsumer(t *testing.T) {
 			{"ringwatch_consumer_batches_total", events, before.Batches},
 			{"ringwatch_consumer_wakeups_total", events, before.Wakeups},
 			{"ringwatch_source_events_total", map[string]string{"source": "exec"}, sourceBefore.Records},
+			{"ringwatch_source_lost_records_total", map[string]string{"source": "exec"}, counters[0].Lost},
+			{"ringwatch_source_missed_events_total", map[string]string{"source": "exec"}, counters[0].Missed},
 			{"ringwatch_delivery_latency_seconds", events, before.Records},
 		} {
 			if got := value(t, families, c.name, c.labels); got != c.want {
