@@ -1,8 +1,3 @@
-// Command ringwatch carries kernel events from BPF rings to user space and
-// shows, on a Prometheus endpoint, how well the transport does it.
-//
-// Run `ringwatch help` for the commands and `ringwatch run --help` for the
-// main job's flags.
 package main
 
 import (

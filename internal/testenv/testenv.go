@@ -1,8 +1,3 @@
-// Package testenv holds what ringwatch's tests need of the machine: checks
-// that skip a test the machine cannot run, with the reason, and turn that
-// skip into a failure when the CI environment variable is set; snapshots of
-// the kernel's BPF objects; and a TestMain that fails on leaked file
-// descriptors.
 package testenv
 
 import (

@@ -1,0 +1,10 @@
+// Command ringwatch carries kernel events from BPF rings to user space and
+// shows, on a Prometheus endpoint, how well the transport does it.
+//
+// Run `ringwatch help` for the commands and `ringwatch run --help` for the
+// main job's flags.
+//
+//   - main.go: command dispatch, version, exit statuses.
+//   - run.go: `ringwatch run`: flags, wiring of loader, consumer and
+//     metrics, signals, the HTTP server and JSON output.
+package main
