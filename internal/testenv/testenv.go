@@ -63,25 +63,12 @@ type KernelObjects struct {
 func Snapshot(t testing.TB) KernelObjects {
 	t.Helper()
 	var objs KernelObjects
-	for id := ebpf.ProgramID(0); ; {
-		next, err := ebpf.ProgramGetNextID(id)
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("list BPF programs: %v", err)
-		}
-		objs.Programs, id = append(objs.Programs, next), next
+	var err error
+	if objs.Programs, err = listIDs(ebpf.ProgramGetNextID); err != nil {
+		t.Fatalf("list BPF programs: %v", err)
 	}
-	for id := ebpf.MapID(0); ; {
-		next, err := ebpf.MapGetNextID(id)
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("list BPF maps: %v", err)
-		}
-		objs.Maps, id = append(objs.Maps, next), next
+	if objs.Maps, err = listIDs(ebpf.MapGetNextID); err != nil {
+		t.Fatalf("list BPF maps: %v", err)
 	}
 	it := new(link.Iterator)
 	defer it.Close()
@@ -92,6 +79,21 @@ func Snapshot(t testing.TB) KernelObjects {
 		t.Fatalf("list BPF links: %v", err)
 	}
 	return objs
+}
+
+// listIDs walks one of the kernel's ID lists from the start.
+func listIDs[ID ~uint32](next func(ID) (ID, error)) ([]ID, error) {
+	var ids []ID
+	for id := ID(0); ; {
+		n, err := next(id)
+		if errors.Is(err, os.ErrNotExist) {
+			return ids, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		ids, id = append(ids, n), n
+	}
 }
 
 // Added lists the objects in o that were not in before.
