@@ -228,12 +228,13 @@ func (c *Consumer) drain(fn func(Batch)) (int, error) {
 			if b.discarded > 0 {
 				c.counters[i].discarded.Add(b.discarded)
 			}
+			released := r.release()
+			if err != nil {
+				return total, fmt.Errorf("read ring %d: %w", i, err)
+			}
 			// Stop only after a read that follows the last release found
 			// nothing: see ringbuf.release for why that order matters.
-			if !r.release() || err != nil {
-				if err != nil {
-					return total, fmt.Errorf("read ring %d: %w", i, err)
-				}
+			if !released {
 				break
 			}
 		}

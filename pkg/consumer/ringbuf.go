@@ -131,6 +131,8 @@ func (r *ringbuf) pending() uint64 {
 // release.
 //
 // The returned slices alias ring memory: they stay valid until release.
+// An error wrapping ErrCorrupt leaves in b the sound records before the
+// corrupt one, and the read position at it.
 func (r *ringbuf) nextBatch(b *batch, maxRecords int) error {
 	cons := r.cons
 	// Acquire: pairs with the kernel's smp_store_release of producer_pos in
@@ -159,6 +161,8 @@ func (r *ringbuf) nextBatch(b *batch, maxRecords int) error {
 		if total > prod-cons {
 			// Also bounds the slice below: total <= prod-cons <= size and
 			// off < size, so the record ends inside the doubled data.
+			// The records before this one are sound: keep them.
+			r.cons = cons
 			return fmt.Errorf("record at position %d claims %d bytes, only %d are produced: %w",
 				cons, length, prod-cons-ringbufHeaderSize, ErrCorrupt)
 		}

@@ -222,6 +222,31 @@ func TestRingbufRejectsCorruptRing(t *testing.T) {
 	}
 }
 
+func TestRingbufKeepsRecordsBeforeCorruption(t *testing.T) {
+	m := newMemRing(4096)
+	m.put(t, sample(0, 16))
+	m.put(t, sample(1, 16))
+	m.setHeader(24, 1000) // the second record now claims more than was produced
+	c := &Consumer{rings: []ring{m.reader()}, counters: make([]ringCounters, 1)}
+	var got [][]byte
+	deliver := func(b Batch) {
+		for _, rec := range b.Records {
+			got = append(got, bytes.Clone(rec))
+		}
+	}
+	for range 2 { // the second drain must not deliver record 0 again
+		if _, err := c.drain(deliver); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("drain: %v, want ErrCorrupt", err)
+		}
+	}
+	if len(got) != 1 || !bytes.Equal(got[0], sample(0, 16)) {
+		t.Fatalf("delivered %x, want record 0 once", got)
+	}
+	if m.consumerPos() != 24 {
+		t.Fatalf("consumer position %d, want 24: just past the sound record", m.consumerPos())
+	}
+}
+
 func TestRingbufBoundsBatch(t *testing.T) {
 	m := newMemRing(64 << 10)
 	r := m.reader()
