@@ -250,18 +250,46 @@ func TestRunEndToEnd(t *testing.T) {
 	testenv.WaitForObjects(t, before)
 }
 
-func TestRunStopsAfterDuration(t *testing.T) {
+// TestRunStopsCleanly stops ringwatch run each way it can be stopped
+// without a failure: each must exit 0 with the summary.
+func TestRunStopsCleanly(t *testing.T) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
-	out, err := ringwatchCmd("run", "--duration", "300ms", "--source", "exec,syscalls",
-		"--web.listen-address", "127.0.0.1:0").CombinedOutput()
-	if err != nil {
-		t.Fatalf("ringwatch run --duration: %v\n%s", err, out)
-	}
-	for _, want := range []string{"source exec:", "source syscalls:", "ring events (ringbuf):"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("summary lacks %q:\n%s", want, out)
-		}
+	for _, tc := range []struct {
+		name string
+		args []string
+		stop func(*os.Process) error
+	}{
+		{"duration", []string{"--duration", "300ms"}, nil},
+		{"SIGTERM", nil, func(p *os.Process) error { return p.Signal(syscall.SIGTERM) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := ringwatchCmd(append([]string{"run", "--source", "exec,syscalls", "--web.listen-address", "127.0.0.1:0"}, tc.args...)...)
+			stderrPipe, err := cmd.StderrPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			stderr := bufio.NewReader(stderrPipe)
+			banner, _ := stderr.ReadString('\n')
+			if tc.stop != nil {
+				if err := tc.stop(cmd.Process); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rest, _ := io.ReadAll(stderr)
+			out := banner + string(rest)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("ringwatch run: %v\n%s", err, out)
+			}
+			for _, want := range []string{"carrying exec,syscalls", "source exec:", "source syscalls:", "ring events (ringbuf):"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("output lacks %q:\n%s", want, out)
+				}
+			}
+		})
 	}
 }
 

@@ -163,6 +163,11 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 // carry is the main job: load, consume, serve metrics, and on a stop
 // signal detach, drain and summarise.
 func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
+	// From here on a stop signal ends the run cleanly, even one that
+	// arrives while the producers are still loading.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
 	// Listen before loading anything, so a taken port fails fast.
 	ln, err := net.Listen("tcp", cfg.listenAddress)
 	if err != nil {
@@ -196,8 +201,6 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 		version, strings.Join(producers.Sources(), ","), rings[0].Transport, rings[0].Name,
 		loader.FormatSize(cfg.ringSize), ln.Addr(), cfg.telemetryPath)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if cfg.duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
