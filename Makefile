@@ -47,7 +47,7 @@ test: tracefs
 # Go benchmarks: the ring walk on plain memory, the tracker, and (as root)
 # draining a real kernel ring beside cilium/ebpf's ringbuf.Reader.
 bench: tracefs
-	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./pkg/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200x -count 3 ./pkg/...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed: $$out" >&2; exit 1; }
