@@ -165,27 +165,10 @@ func TestRunEndToEnd(t *testing.T) {
 	testenv.RequireTracefs(t)
 	before := testenv.Snapshot(t)
 
-	cmd := ringwatchCmd("run", "--output", "json", "--web.listen-address", "127.0.0.1:0")
 	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
-	stderrPipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stderr := bufio.NewReader(stderrPipe)
-	banner, err := stderr.ReadString('\n')
-	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("no banner from ringwatch run: %v", err)
-	}
+	cmd, stderr, banner := startRingwatch(t, &stdout, "run", "--output", "json", "--web.listen-address", "127.0.0.1:0")
 	url := regexp.MustCompile(`http://\S+/metrics`).FindString(banner)
 	if url == "" {
-		cmd.Process.Kill()
-		cmd.Wait()
 		t.Fatalf("banner names no metrics URL: %q", banner)
 	}
 
@@ -264,16 +247,8 @@ func TestRunStopsCleanly(t *testing.T) {
 		{"SIGTERM", nil, func(p *os.Process) error { return p.Signal(syscall.SIGTERM) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cmd := ringwatchCmd(append([]string{"run", "--source", "exec,syscalls", "--web.listen-address", "127.0.0.1:0"}, tc.args...)...)
-			stderrPipe, err := cmd.StderrPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			stderr := bufio.NewReader(stderrPipe)
-			banner, _ := stderr.ReadString('\n')
+			cmd, stderr, banner := startRingwatch(t, io.Discard,
+				append([]string{"run", "--source", "exec,syscalls", "--web.listen-address", "127.0.0.1:0"}, tc.args...)...)
 			if tc.stop != nil {
 				if err := tc.stop(cmd.Process); err != nil {
 					t.Fatal(err)
@@ -291,6 +266,34 @@ func TestRunStopsCleanly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startRingwatch starts ringwatch with args and returns once it has printed
+// its banner, the first line on stderr; the rest of stderr is left to read.
+// If the test ends with ringwatch still running, it is killed.
+func startRingwatch(t *testing.T, stdout io.Writer, args ...string) (*exec.Cmd, *bufio.Reader, string) {
+	t.Helper()
+	cmd := ringwatchCmd(args...)
+	cmd.Stdout = stdout
+	stderrPipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	stderr := bufio.NewReader(stderrPipe)
+	banner, err := stderr.ReadString('\n')
+	if err != nil {
+		t.Fatalf("no banner from ringwatch %s: %v", strings.Join(args, " "), err)
+	}
+	return cmd, stderr, banner
 }
 
 func get(t *testing.T, url string) string {
