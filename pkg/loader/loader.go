@@ -330,6 +330,5 @@ func (p *Producers) Close() error {
 		p.coll.Close()
 		p.coll = nil
 	}
-	p.rings = nil
 	return err
 }
