@@ -31,6 +31,14 @@ struct {
 	__type(value, struct source_counters);
 } counters SEC(".maps");
 
+/* Each source's run-time settings, by record type: see struct source_config. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RECORD_TYPE_MAX);
+	__type(key, __u32);
+	__type(value, struct source_config);
+} source_config SEC(".maps");
+
 /* The syscalls source's allow-list, used when syscall_filter.allow_list is set. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -60,7 +68,8 @@ BTF_ANCHOR(struct exec_record, anchor_exec_record);
 BTF_ANCHOR(struct syscall_record, anchor_syscall_record);
 
 /*
- * Numbers the attempt, reserves size bytes and fills the record header.
+ * Skips the event if the source is paused or sampling leaves it out;
+ * otherwise numbers the attempt, reserves size bytes and fills the record header.
  * Returns NULL when the record cannot be written; a full ring is counted as
  * lost in the same per-CPU counters slot that numbered the attempt.
  *
@@ -73,12 +82,24 @@ static __always_inline void *begin_record(enum record_type type, __u64 size)
 {
 	__u32 key = type;
 	struct source_counters *c = bpf_map_lookup_elem(&counters, &key);
+	struct source_config *cfg = bpf_map_lookup_elem(&source_config, &key);
 	struct record_header *hdr;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 seq;
 
-	if (!c)
+	if (!c || !cfg)
 		return NULL; /* cannot happen: type < RECORD_TYPE_MAX */
+	if (cfg->paused) {
+		c->skipped++;
+		return NULL;
+	}
+	if (c->sample_countdown > 0) {
+		c->sample_countdown--;
+		c->skipped++;
+		return NULL;
+	}
+	if (cfg->sample_every > 1)
+		c->sample_countdown = cfg->sample_every - 1;
 	seq = c->attempts++;
 
 	hdr = bpf_ringbuf_reserve(&events, size, 0);

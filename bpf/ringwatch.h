@@ -75,7 +75,20 @@ struct syscall_record {
  */
 struct source_counters {
 	__u64 attempts; /* next sequence number: every record tried */
-	__u64 lost;     /* attempts bpf_ringbuf_reserve() refused: ring full */
+	__u64 lost;     /* attempts the transport refused: ring full or busy */
+	__u64 skipped;  /* events left out on purpose: source paused or sampled out */
+	__u64 sample_countdown; /* events still to skip before the next sampled one */
+};
+
+/*
+ * Run-time settings of one source, in an array indexed by enum record_type,
+ * written by user space. Events a paused source sees, and events sampling
+ * leaves out, take no sequence number: they are counted in
+ * source_counters.skipped, not as attempts.
+ */
+struct source_config {
+	__u32 paused;       /* nonzero: emit nothing */
+	__u32 sample_every; /* emit one event in sample_every; 0 and 1 mean every event */
 };
 
 /*

@@ -262,6 +262,9 @@ type Counters struct {
 	Attempts uint64
 	// Lost is how many of those the ring had no room for.
 	Lost uint64
+	// Skipped is how many events the source left out on purpose, while
+	// paused or by sampling: they took no sequence number.
+	Skipped uint64
 	// Missed is how many events the kernel did not run the source's
 	// program for at all, because another BPF program was running on the
 	// same CPU (the program's recursion_misses). They took no sequence
@@ -289,6 +292,7 @@ func (p *Producers) Counters() ([]Counters, error) {
 		for _, cpu := range perCPU {
 			c.Attempts += cpu.Attempts
 			c.Lost += cpu.Lost
+			c.Skipped += cpu.Skipped
 		}
 		stats, err := p.coll.Programs[s.program].Stats()
 		if err != nil {

@@ -46,10 +46,18 @@ const (
 	ringwatchRecordTypeRECORD_TYPE_MAX ringwatchRecordType = 3
 )
 
+type ringwatchSourceConfig struct {
+	_           structs.HostLayout
+	Paused      uint32
+	SampleEvery uint32
+}
+
 type ringwatchSourceCounters struct {
-	_        structs.HostLayout
-	Attempts uint64
-	Lost     uint64
+	_               structs.HostLayout
+	Attempts        uint64
+	Lost            uint64
+	Skipped         uint64
+	SampleCountdown uint64
 }
 
 type ringwatchSyscallFilter struct {
@@ -72,6 +80,7 @@ type ringwatchSyscallRecord struct {
 const (
 	ringwatchMapCounters        = "counters"
 	ringwatchMapEvents          = "events"
+	ringwatchMapSourceConfig    = "source_config"
 	ringwatchMapSyscallConfig   = "syscall_config"
 	ringwatchMapSyscallPids     = "syscall_pids"
 	ringwatchProgHandleExec     = "handle_exec"
@@ -130,6 +139,7 @@ type ringwatchProgramSpecs struct {
 type ringwatchMapSpecs struct {
 	Counters      *ebpf.MapSpec `ebpf:"counters"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
+	SourceConfig  *ebpf.MapSpec `ebpf:"source_config"`
 	SyscallConfig *ebpf.MapSpec `ebpf:"syscall_config"`
 	SyscallPids   *ebpf.MapSpec `ebpf:"syscall_pids"`
 }
@@ -162,6 +172,7 @@ func (o *ringwatchObjects) Close() error {
 type ringwatchMaps struct {
 	Counters      *ebpf.Map `ebpf:"counters"`
 	Events        *ebpf.Map `ebpf:"events"`
+	SourceConfig  *ebpf.Map `ebpf:"source_config"`
 	SyscallConfig *ebpf.Map `ebpf:"syscall_config"`
 	SyscallPids   *ebpf.Map `ebpf:"syscall_pids"`
 }
@@ -170,6 +181,7 @@ func (m *ringwatchMaps) Close() error {
 	return _RingwatchClose(
 		m.Counters,
 		m.Events,
+		m.SourceConfig,
 		m.SyscallConfig,
 		m.SyscallPids,
 	)

@@ -53,6 +53,8 @@ var (
 		"Records of the source that the kernel producers could not write because the ring was full.", []string{"source"}, nil)
 	sourceMissedDesc = prometheus.NewDesc("ringwatch_source_missed_events_total",
 		"Events the kernel did not run the source's BPF program for, because another BPF program was running on the same CPU.", []string{"source"}, nil)
+	sourceSkippedDesc = prometheus.NewDesc("ringwatch_source_skipped_events_total",
+		"Events the source left out on purpose, while paused or by sampling; they are not attempts and not lost.", []string{"source"}, nil)
 	buildInfoDesc = prometheus.NewDesc("ringwatch_build_info",
 		"Always 1; its labels give the ringwatch version and the Go version that built it.", []string{"version", "goversion"}, nil)
 )
@@ -84,7 +86,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		ringRecordsDesc, ringBytesDesc, ringLostDesc, ringGapsDesc, ringDiscardedDesc, ringInvalidDesc,
 		ringCapacityDesc, ringPendingDesc, wakeupsDesc, batchesDesc, latencyDesc,
-		sourceEventsDesc, sourceLostDesc, sourceMissedDesc, buildInfoDesc,
+		sourceEventsDesc, sourceLostDesc, sourceMissedDesc, sourceSkippedDesc, buildInfoDesc,
 	} {
 		ch <- d
 	}
@@ -101,6 +103,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(ringLostDesc, err)
 		ch <- prometheus.NewInvalidMetric(sourceLostDesc, err)
 		ch <- prometheus.NewInvalidMetric(sourceMissedDesc, err)
+		ch <- prometheus.NewInvalidMetric(sourceSkippedDesc, err)
 	}
 	for i, r := range c.rings {
 		st, tally := snap.stats[i], snap.tallies[i]
@@ -127,6 +130,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			k := snap.source(name)
 			ch <- prometheus.MustNewConstMetric(sourceLostDesc, prometheus.CounterValue, float64(k.Lost), name)
 			ch <- prometheus.MustNewConstMetric(sourceMissedDesc, prometheus.CounterValue, float64(k.Missed), name)
+			ch <- prometheus.MustNewConstMetric(sourceSkippedDesc, prometheus.CounterValue, float64(k.Skipped), name)
 		}
 	}
 }
@@ -198,6 +202,9 @@ func (c *Collector) WriteSummary(w io.Writer) error {
 		src, k := c.tracker.Source(name), snap.source(name)
 		line := fmt.Sprintf("source %s: %d records, %d bytes, %d lost, %d attempted, %d sequence gaps, %d missed",
 			name, src.Records, src.Bytes, k.Lost, k.Attempts, src.Gaps, k.Missed)
+		if k.Skipped > 0 {
+			line += fmt.Sprintf(", %d skipped (paused or sampled out)", k.Skipped)
+		}
 		if src.Reordered > 0 {
 			line += fmt.Sprintf(", %d out of order", src.Reordered)
 		}
