@@ -10,4 +10,4 @@
 // they are current.
 package ringwatch
 
-//go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir pkg/loader -go-package loader -type record_type -type record_header -type exec_record -type exec_flags -type syscall_record -type source_counters -type source_config ringwatch bpf/ringwatch.c
+//go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir pkg/loader -go-package loader -type record_type -type record_header -type exec_record -type exec_flags -type syscall_record -type source_counters -type source_config -type transport -type transport_config -type spsc_queue -type spsc_slot -type wake_state ringwatch bpf/ringwatch.c

@@ -14,15 +14,105 @@
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
 /*
- * The kernel-to-user ring. A BPF_MAP_TYPE_RINGBUF has no key or value type
- * (the kernel requires key_size == value_size == 0), so the record types
- * reach Go through bpf2go's -type flags in gen.go instead of __type(value).
- * max_entries is the data size in bytes; pkg/loader sets it before loading.
+ * The kernel-to-user transports. Each source has one program per transport
+ * (see the end of this file) and pkg/loader loads only the chosen
+ * transport's programs and the maps they use; it also sets every size below
+ * that depends on the machine or on the command line.
+ */
+
+/*
+ * ringbuf: one BPF_MAP_TYPE_RINGBUF shared by every CPU. A ring buffer has no
+ * key or value type (the kernel requires key_size == value_size == 0), so the
+ * record types reach Go through bpf2go's -type flags in gen.go instead of
+ * __type(value). max_entries is the data size in bytes.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
 } events SEC(".maps");
+
+/*
+ * percpu-ringbuf: ring buffers in an array of maps, one per CPU or per group
+ * of transport_config.cpus_per_ring CPUs. Each CPU reserves only in its own
+ * ring, so CPUs stop contending for one ring's spinlock.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_RINGBUF);
+		__uint(max_entries, 4 << 20);
+	});
+} percpu_events SEC(".maps");
+
+/* perfbuf: one perf buffer per CPU; pkg/consumer opens them and fills the array. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} perf_events SEC(".maps");
+
+/*
+ * bpf_perf_event_output copies a record that is already complete, so the
+ * perfbuf programs build it here first: one buffer per CPU, with a busy flag
+ * so that a program interrupting another on the same CPU cannot overwrite a
+ * record half built.
+ */
+#define PERF_SCRATCH_SIZE 4096
+struct perf_scratch {
+	__u32 busy;
+	__u32 pad;
+	__u8 data[PERF_SCRATCH_SIZE];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct perf_scratch);
+} perf_scratch SEC(".maps");
+
+/* spsc: see "The SPSC queue" below. Both arrays are mapped by pkg/consumer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1); /* one per possible CPU */
+	__type(key, __u32);
+	__type(value, struct spsc_queue);
+} spsc_queues SEC(".maps");
+
+/*
+ * The slots of every queue. No BTF value type: pkg/loader sets value_size to
+ * the slot size, which the verifier then checks every record write against.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1); /* possible CPUs * spsc_slots */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, 8);
+} spsc_slots SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct wake_state);
+} consumer_state SEC(".maps");
+
+/* The spsc consumer's doorbell: a ring buffer only so that epoll can wait on it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} doorbell SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct transport_config);
+} transport_settings SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -37,7 +127,7 @@ struct {
 	__uint(max_entries, RECORD_TYPE_MAX);
 	__type(key, __u32);
 	__type(value, struct source_config);
-} source_config SEC(".maps");
+} source_configs SEC(".maps");
 
 /* The syscalls source's allow-list, used when syscall_filter.allow_list is set. */
 struct {
@@ -66,23 +156,228 @@ struct {
 BTF_ANCHOR(enum exec_flags, anchor_exec_flags);
 BTF_ANCHOR(struct exec_record, anchor_exec_record);
 BTF_ANCHOR(struct syscall_record, anchor_syscall_record);
+BTF_ANCHOR(struct spsc_slot, anchor_spsc_slot);
+BTF_ANCHOR(enum transport, anchor_transport);
+
+#define READ_ONCE(x) (*(const volatile typeof(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+/* Keeps the compiler from moving memory accesses across it; emits nothing. */
+#define barrier() asm volatile("" ::: "memory")
+
+/*
+ * The SPSC queue
+ * ==============
+ *
+ * Queue k is written only by BPF programs running on CPU k and read only by
+ * the one consumer thread, so neither side needs a lock. The producer:
+ *
+ *   1. refuses to nest: if busy is set, a program on this CPU was interrupted
+ *      while writing a slot; the record is counted as lost. busy is only ever
+ *      touched by this CPU, and an interrupting program sees everything the
+ *      interrupted one stored before it, so plain accesses suffice (with
+ *      barrier() against the compiler).
+ *   2. checks for room: tail - head < spsc_slots, using cached_head and
+ *      reading the consumer's head only when the cached one says full. A full
+ *      queue counts the record as lost.
+ *   3. writes the record and its length into slot tail & (spsc_slots - 1),
+ *   4. publishes it: tail = tail + 1,
+ *   5. fences, then reads wake_state.consumer_sleeping; if set, clears it
+ *      with a compare-and-swap and rings the doorbell.
+ *
+ * The consumer (pkg/consumer/spsc.go) reads tail, reads the slots before it,
+ * then stores head once per batch.
+ *
+ * Memory ordering on x86-64. x86-64 is TSO: stores are not reordered with
+ * stores, loads not with loads, and loads not with later stores; only a
+ * store followed by a load of another location may be reordered (the store
+ * waits in the store buffer). The BPF JIT emits our loads and stores in
+ * program order, as plain movs, and READ_ONCE/WRITE_ONCE/barrier() keep the
+ * compiler from reordering them. So, with no fence and no atomic on the data
+ * path:
+ *   - slot stores (3) become visible before the tail store (4): a consumer
+ *     that reads the new tail then reads a complete slot;
+ *   - the consumer's slot loads complete before its head store, and our head
+ *     load comes before our slot stores: we never overwrite a slot being read.
+ * The sleep handshake (5) is Dekker's: the consumer stores sleeping = 1 then
+ * loads every tail; the producer stores tail then loads sleeping. Each side
+ * needs its store visible before its load (StoreLoad), the one reordering
+ * x86-64 allows, or both can miss the other and the consumer sleeps on a
+ * record. The consumer's atomic store is an XCHG, a full barrier. BPF has no
+ * fence instruction, so the producer's fence is a fetch-and-add on a word of
+ * its own cache line (wake_checks), which the x86-64 JIT emits as lock xadd:
+ * it orders without contending, as no other CPU writes that line. It is the
+ * only locked instruction per record; the kernel's ring buffer takes two (the
+ * spin lock in reserve, the xchg in commit).
+ *
+ * What arm64 would need. arm64 reorders all four ways, so plain accesses are
+ * not enough: the tail store (4) must be a store-release and the producer's
+ * head load a load-acquire; the consumer's tail load an acquire and its head
+ * store a release (Go's sync/atomic gives it both). BPF has load-acquire and
+ * store-release instructions from Linux 6.15 (with LLVM 21's
+ * __atomic_load_n/__atomic_store_n); on an older kernel a fetch-and-add
+ * before the tail store gives the release, at the cost of a second fence.
+ * The fetching atomics are fully ordered on every JIT (Documentation/bpf/
+ * standardization/instruction-set.rst), so the handshake fence (5) carries
+ * over as is.
+ */
+
+/* Where a record is being written, from begin_record to end_record. */
+struct output {
+	void *rec;
+	struct spsc_queue *queue; /* spsc */
+	struct spsc_slot *slot;   /* spsc */
+	struct perf_scratch *scratch; /* perfbuf */
+};
+
+static __always_inline struct transport_config *get_transport_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&transport_settings, &zero);
+}
+
+/*
+ * Reserves size bytes for a record in the transport. Returns NULL when there
+ * is no room: the caller counts the record as lost.
+ */
+static __always_inline void *reserve(struct output *out, __u32 size, const enum transport transport)
+{
+	__u32 cpu = bpf_get_smp_processor_id(), zero = 0;
+	struct transport_config *cfg;
+
+	switch (transport) {
+	case TRANSPORT_RINGBUF:
+		out->rec = bpf_ringbuf_reserve(&events, size, 0);
+		return out->rec;
+
+	case TRANSPORT_PERCPU_RINGBUF: {
+		__u32 ring;
+		void *rb;
+
+		cfg = get_transport_config();
+		if (!cfg || cfg->cpus_per_ring == 0)
+			return NULL;
+		ring = cpu / cfg->cpus_per_ring;
+		rb = bpf_map_lookup_elem(&percpu_events, &ring);
+		if (!rb)
+			return NULL;
+		out->rec = bpf_ringbuf_reserve(rb, size, 0);
+		return out->rec;
+	}
+
+	case TRANSPORT_PERFBUF: {
+		struct perf_scratch *scratch = bpf_map_lookup_elem(&perf_scratch, &zero);
+
+		if (!scratch || scratch->busy)
+			return NULL;
+		scratch->busy = 1;
+		barrier();
+		out->scratch = scratch;
+		out->rec = scratch->data;
+		return out->rec;
+	}
+
+	case TRANSPORT_SPSC: {
+		struct spsc_queue *q = bpf_map_lookup_elem(&spsc_queues, &cpu);
+		struct spsc_slot *slot;
+		__u64 tail, slots;
+		__u32 index;
+
+		cfg = get_transport_config();
+		if (!q || !cfg || READ_ONCE(q->busy))
+			return NULL;
+		WRITE_ONCE(q->busy, 1);
+		barrier();
+		slots = cfg->spsc_slots;
+		tail = q->tail;
+		if (tail - q->cached_head >= slots) {
+			q->cached_head = READ_ONCE(q->head);
+			if (tail - q->cached_head >= slots)
+				goto refuse;
+		}
+		index = cpu * slots + (tail & (slots - 1));
+		slot = bpf_map_lookup_elem(&spsc_slots, &index);
+		if (!slot)
+			goto refuse;
+		out->queue = q;
+		out->slot = slot;
+		out->rec = slot->data;
+		return out->rec;
+refuse:
+		barrier();
+		WRITE_ONCE(q->busy, 0);
+		return NULL;
+	}
+	}
+	return NULL;
+}
+
+/*
+ * Hands the record to the consumer. Returns false if the transport refused
+ * it after all (perfbuf: the CPU's buffer was full).
+ */
+static __always_inline bool submit(struct output *out, void *ctx, __u32 size, const enum transport transport)
+{
+	switch (transport) {
+	case TRANSPORT_RINGBUF:
+	case TRANSPORT_PERCPU_RINGBUF:
+		bpf_ringbuf_submit(out->rec, 0);
+		return true;
+
+	case TRANSPORT_PERFBUF: {
+		long err = bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, out->rec, size);
+
+		barrier();
+		out->scratch->busy = 0;
+		return err == 0;
+	}
+
+	case TRANSPORT_SPSC: {
+		struct spsc_queue *q = out->queue;
+		struct wake_state *ws;
+		__u32 zero = 0;
+
+		out->slot->len = size;
+		barrier();
+		WRITE_ONCE(q->tail, q->tail + 1); /* publish: see The SPSC queue */
+		__sync_fetch_and_add(&q->wake_checks, 1); /* StoreLoad fence */
+		ws = bpf_map_lookup_elem(&consumer_state, &zero);
+		if (ws && READ_ONCE(ws->consumer_sleeping) &&
+		    __sync_val_compare_and_swap(&ws->consumer_sleeping, 1, 0) == 1) {
+			__u64 cpu = bpf_get_smp_processor_id();
+
+			/* A failed output means the doorbell ring already holds
+			 * unread doorbells, which keep epoll ready: still woken. */
+			bpf_ringbuf_output(&doorbell, &cpu, sizeof(cpu), BPF_RB_FORCE_WAKEUP);
+			q->doorbells++;
+		}
+		barrier();
+		WRITE_ONCE(q->busy, 0);
+		return true;
+	}
+	}
+	return false;
+}
 
 /*
  * Skips the event if the source is paused or sampling leaves it out;
- * otherwise numbers the attempt, reserves size bytes and fills the record header.
- * Returns NULL when the record cannot be written; a full ring is counted as
- * lost in the same per-CPU counters slot that numbered the attempt.
+ * otherwise numbers the attempt, reserves size bytes in the transport and
+ * fills the record header. Returns NULL when no record is to be written; a
+ * record the transport has no room for is counted as lost in the same
+ * per-CPU counters slot that numbered the attempt.
  *
  * The sequence number is taken before the reserve, so the consumer sees a
  * gap exactly where a record was lost. size must be a compile-time constant
  * (bpf_ringbuf_reserve takes ARG_CONST_ALLOC_SIZE_OR_ZERO), which
- * __always_inline preserves.
+ * __always_inline preserves; so is transport, which leaves only the chosen
+ * transport's code in each program.
  */
-static __always_inline void *begin_record(enum record_type type, __u64 size)
+static __always_inline void *begin_record(struct output *out, enum record_type type, __u32 size,
+					  const enum transport transport)
 {
 	__u32 key = type;
 	struct source_counters *c = bpf_map_lookup_elem(&counters, &key);
-	struct source_config *cfg = bpf_map_lookup_elem(&source_config, &key);
+	struct source_config *cfg = bpf_map_lookup_elem(&source_configs, &key);
 	struct record_header *hdr;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 seq;
@@ -102,7 +397,7 @@ static __always_inline void *begin_record(enum record_type type, __u64 size)
 		c->sample_countdown = cfg->sample_every - 1;
 	seq = c->attempts++;
 
-	hdr = bpf_ringbuf_reserve(&events, size, 0);
+	hdr = reserve(out, size, transport);
 	if (!hdr) {
 		c->lost++;
 		return NULL;
@@ -114,20 +409,35 @@ static __always_inline void *begin_record(enum record_type type, __u64 size)
 	return hdr;
 }
 
+/* Submits the record begin_record returned, counting a late refusal as lost. */
+static __always_inline void end_record(struct output *out, void *ctx, enum record_type type, __u32 size,
+				       const enum transport transport)
+{
+	__u32 key = type;
+	struct source_counters *c;
+
+	if (submit(out, ctx, size, transport))
+		return;
+	c = bpf_map_lookup_elem(&counters, &key);
+	if (c)
+		c->lost++;
+}
+
 /*
  * sched_process_exec fires after the new image is in place (fs/exec.c,
  * exec_binprm), so comm is already the new program's name and current's
  * tgid is the process's pid even when a non-leader thread called execve.
  */
-SEC("tracepoint/sched/sched_process_exec")
-int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
+static __always_inline int emit_exec(struct trace_event_raw_sched_process_exec *ctx,
+				     const enum transport transport)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct output out = {};
 	struct exec_record *rec;
 	unsigned int filename_off;
 	long n;
 
-	rec = begin_record(RECORD_EXEC, sizeof(*rec));
+	rec = begin_record(&out, RECORD_EXEC, sizeof(*rec), transport);
 	if (!rec)
 		return 0;
 
@@ -146,7 +456,7 @@ int handle_exec(struct trace_event_raw_sched_process_exec *ctx)
 	else if (n == sizeof(rec->filename))
 		rec->flags |= EXEC_FILENAME_TRUNCATED;
 
-	bpf_ringbuf_submit(rec, 0);
+	end_record(&out, ctx, RECORD_EXEC, sizeof(*rec), transport);
 	return 0;
 }
 
@@ -168,21 +478,43 @@ static __always_inline bool syscall_wanted(__u32 tgid)
  * arguments (struct pt_regs *regs, long id) directly, without the kernel
  * first copying six arguments into a perf trace buffer on every syscall.
  */
-SEC("raw_tracepoint/sys_enter")
-int handle_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+static __always_inline int emit_sys_enter(struct bpf_raw_tracepoint_args *ctx,
+					  const enum transport transport)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct output out = {};
 	struct syscall_record *rec;
 
 	if (!syscall_wanted(pid_tgid >> 32))
 		return 0;
 
-	rec = begin_record(RECORD_SYSCALL, sizeof(*rec));
+	rec = begin_record(&out, RECORD_SYSCALL, sizeof(*rec), transport);
 	if (!rec)
 		return 0;
 	rec->pid = pid_tgid >> 32;
 	rec->tid = (__u32)pid_tgid;
 	rec->nr = (__s64)ctx->args[1];
-	bpf_ringbuf_submit(rec, 0);
+	end_record(&out, ctx, RECORD_SYSCALL, sizeof(*rec), transport);
 	return 0;
 }
+
+/*
+ * The programs: every source on every transport. pkg/loader finds them by
+ * name, <source program>_<transport>.
+ */
+#define SOURCE_PROGRAMS(name, transport)						\
+	SEC("tracepoint/sched/sched_process_exec")					\
+	int exec_##name(struct trace_event_raw_sched_process_exec *ctx)		\
+	{										\
+		return emit_exec(ctx, transport);					\
+	}										\
+	SEC("raw_tracepoint/sys_enter")							\
+	int sys_enter_##name(struct bpf_raw_tracepoint_args *ctx)			\
+	{										\
+		return emit_sys_enter(ctx, transport);					\
+	}
+
+SOURCE_PROGRAMS(ringbuf, TRANSPORT_RINGBUF)
+SOURCE_PROGRAMS(percpu_ringbuf, TRANSPORT_PERCPU_RINGBUF)
+SOURCE_PROGRAMS(perfbuf, TRANSPORT_PERFBUF)
+SOURCE_PROGRAMS(spsc, TRANSPORT_SPSC)

@@ -103,4 +103,62 @@ struct syscall_filter {
 
 #define MAX_FILTER_PIDS 1024
 
+/*
+ * How records travel from ring 0 to ring 3. Every source has one program per
+ * transport; pkg/loader loads only the chosen transport's.
+ */
+enum transport {
+	TRANSPORT_RINGBUF = 1,        /* one BPF_MAP_TYPE_RINGBUF shared by all CPUs */
+	TRANSPORT_PERCPU_RINGBUF = 2, /* one ring buffer per CPU or group of CPUs */
+	TRANSPORT_PERFBUF = 3,        /* BPF_MAP_TYPE_PERF_EVENT_ARRAY */
+	TRANSPORT_SPSC = 4,           /* a queue per CPU in a BPF_F_MMAPABLE array */
+};
+
+/* Transport settings, one entry, written by user space before attaching. */
+struct transport_config {
+	__u32 cpus_per_ring; /* percpu-ringbuf: CPU k writes to ring k / cpus_per_ring */
+	__u32 spsc_slots;    /* spsc: slots per queue, a power of two */
+};
+
+/*
+ * One SPSC queue's indices: the element of the spsc_queues array for the CPU
+ * whose program is the queue's only producer. head and tail count slots
+ * since the start and only grow; a slot's index in the queue is count &
+ * (spsc_slots - 1). Each side writes only its own cache line, so neither
+ * side's stores invalidate the line the other side keeps writing.
+ */
+struct spsc_queue {
+	/* The consumer's line. */
+	__u64 head;        /* next slot to read: written by the consumer only */
+	__u8 consumer_pad[56];
+	/* The producer's line. */
+	__u64 tail;        /* next slot to write: written by the producer only */
+	__u64 cached_head; /* the producer's last look at head */
+	__u64 wake_checks; /* fences taken before reading the sleep flag */
+	__u64 doorbells;   /* doorbells this producer rang */
+	__u32 busy;        /* a program of this CPU is writing a slot */
+	__u8 producer_pad[28];
+};
+
+/*
+ * A slot of the spsc_slots array: queue k owns slots [k * spsc_slots,
+ * (k + 1) * spsc_slots). The array's value size, and so the largest record a
+ * slot holds, is set by pkg/loader to fit the chosen sources' records.
+ */
+struct spsc_slot {
+	__u32 len; /* bytes of data that are the record */
+	__u32 reserved;
+	__u8 data[]; /* the record */
+};
+
+/*
+ * What the consumer tells the producers, in a one-entry BPF_F_MMAPABLE array.
+ * consumer_sleeping is set by the consumer just before it waits in epoll;
+ * the producer that finds it set clears it and rings the doorbell.
+ */
+struct wake_state {
+	__u32 consumer_sleeping;
+	__u8 pad[60];
+};
+
 #endif /* RINGWATCH_H */

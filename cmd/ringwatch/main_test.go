@@ -47,17 +47,20 @@ func TestParseRunFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if strings.Join(cfg.sources, ",") != "exec" || cfg.ringSize != 4<<20 || cfg.listenAddress != "127.0.0.1:9477" ||
-		cfg.telemetryPath != "/metrics" || cfg.jsonOutput || cfg.duration != 0 || len(cfg.pids) != 0 {
+		cfg.telemetryPath != "/metrics" || cfg.jsonOutput || cfg.duration != 0 || len(cfg.pids) != 0 ||
+		cfg.transport != "ringbuf" || cfg.cpusPerRing != 1 {
 		t.Errorf("defaults: %+v", cfg)
 	}
 
 	cfg, err = parseRunFlags([]string{"--source", "exec, syscalls", "--ring-size", "16MiB", "--output", "json",
-		"--duration", "30s", "--pid", "12,34", "--web.listen-address", ":1", "--web.telemetry-path", "/m"}, io.Discard)
+		"--duration", "30s", "--pid", "12,34", "--web.listen-address", ":1", "--web.telemetry-path", "/m",
+		"--transport", "percpu-ringbuf", "--cpus-per-ring", "2"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(cfg.sources, ",") != "exec,syscalls" || cfg.ringSize != 16<<20 || !cfg.jsonOutput ||
-		cfg.duration != 30*time.Second || len(cfg.pids) != 2 || cfg.pids[1] != 34 || cfg.listenAddress != ":1" || cfg.telemetryPath != "/m" {
+		cfg.duration != 30*time.Second || len(cfg.pids) != 2 || cfg.pids[1] != 34 || cfg.listenAddress != ":1" || cfg.telemetryPath != "/m" ||
+		cfg.transport != "percpu-ringbuf" || cfg.cpusPerRing != 2 {
 		t.Errorf("parsed: %+v", cfg)
 	}
 
@@ -73,6 +76,9 @@ func TestParseRunFlags(t *testing.T) {
 		{[]string{"--source", ""}, "--source is empty"},
 		{[]string{"--web.telemetry-path", "metrics"}, "must start with /"},
 		{[]string{"extra"}, "unexpected argument"},
+		{[]string{"--transport", "pigeon"}, "choose from ringbuf, percpu-ringbuf, perfbuf, spsc"},
+		{[]string{"--cpus-per-ring", "0"}, "give 1 or more"},
+		{[]string{"--cpus-per-ring", "2"}, "applies only to --transport percpu-ringbuf"},
 		{[]string{"--no-such-flag"}, "not defined"},
 	} {
 		if _, err := parseRunFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -87,7 +93,8 @@ func TestRunHelpNamesEveryFlag(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, want := range []string{"--source", "--ring-size", "--web.listen-address", "--web.telemetry-path",
-		"--output", "--duration", "--pid", "exec", "syscalls", "SIGINT", "Exit status", `(default "4MiB")`} {
+		"--output", "--duration", "--pid", "--transport", "--cpus-per-ring", "exec", "syscalls", "SIGINT", "Exit status",
+		`(default "4MiB")`, "ringbuf", "percpu-ringbuf", "perfbuf", "spsc"} {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("run --help does not mention %s:\n%s", want, help.String())
 		}
@@ -242,9 +249,14 @@ func TestRunStopsCleanly(t *testing.T) {
 		name string
 		args []string
 		stop func(*os.Process) error
+		ring string // a summary line the run must print
 	}{
-		{"duration", []string{"--duration", "300ms"}, nil},
-		{"SIGTERM", nil, func(p *os.Process) error { return p.Signal(syscall.SIGTERM) }},
+		{"duration", []string{"--duration", "300ms"}, nil, "ring events (ringbuf):"},
+		{"SIGTERM", nil, func(p *os.Process) error { return p.Signal(syscall.SIGTERM) }, "ring events (ringbuf):"},
+		{"percpu-ringbuf", []string{"--duration", "300ms", "--transport", "percpu-ringbuf"}, nil, "ring cpu0 (percpu-ringbuf):"},
+		{"percpu-ringbuf-grouped", []string{"--duration", "300ms", "--transport", "percpu-ringbuf", "--cpus-per-ring", "64"}, nil, "(percpu-ringbuf):"},
+		{"perfbuf", []string{"--duration", "300ms", "--transport", "perfbuf", "--ring-size", "64KiB"}, nil, "ring cpu0 (perfbuf):"},
+		{"spsc", []string{"--duration", "300ms", "--transport", "spsc"}, nil, "ring spsc (spsc):"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd, stderr, banner := startRingwatch(t, io.Discard,
@@ -259,7 +271,7 @@ func TestRunStopsCleanly(t *testing.T) {
 			if err := cmd.Wait(); err != nil {
 				t.Fatalf("ringwatch run: %v\n%s", err, out)
 			}
-			for _, want := range []string{"carrying exec,syscalls", "source exec:", "source syscalls:", "ring events (ringbuf):"} {
+			for _, want := range []string{"carrying exec,syscalls", "source exec:", "source syscalls:", tc.ring} {
 				if !strings.Contains(out, want) {
 					t.Errorf("output lacks %q:\n%s", want, out)
 				}

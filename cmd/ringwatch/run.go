@@ -11,12 +11,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,7 +29,7 @@ import (
 const runUsage = `Usage: ringwatch run [flags]
 
 Loads ringwatch's BPF producers, attaches the chosen sources to their kernel
-events, and carries every record through a BPF ring buffer to user space,
+events, and carries every record through the chosen transport to user space,
 counting records, bytes, losses, wakeups, fill level and delivery latency.
 Metrics are served over HTTP for Prometheus. On SIGINT or SIGTERM, or when
 --duration passes, ringwatch detaches the producers, drains what the ring
@@ -42,6 +42,19 @@ Sources:
              pid, tid and syscall number; high volume, so filter it with
              --pid. ringwatch's own syscalls are left out.
 
+Transports (--transport):
+  ringbuf          one BPF ring buffer shared by every CPU (the default);
+                   records in reservation order across CPUs
+  percpu-ringbuf   a BPF ring buffer per CPU, or per --cpus-per-ring CPUs:
+                   no contention between CPUs; order per CPU only
+  perfbuf          a perf buffer per CPU (BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+                   order per CPU only
+  spsc             a lock-free single-producer single-consumer queue per CPU
+                   in a BPF_F_MMAPABLE array, woken by a doorbell ring;
+                   order per CPU only
+--ring-size is the size of each ring: the ring buffer, each per-CPU ring,
+each CPU's perf buffer or each CPU's queue.
+
 Flags:
 `
 
@@ -50,6 +63,7 @@ Examples:
   ringwatch run
   ringwatch run --source exec,syscalls --pid 1234 --output json
   ringwatch run --ring-size 16MiB --duration 30s --web.listen-address :9477
+  ringwatch run --source syscalls --transport percpu-ringbuf --cpus-per-ring 2
 
 Exit status: 0 after a clean stop, 1 if ringwatch could not start or failed
 while running, 2 for a wrong command line.
@@ -57,6 +71,8 @@ while running, 2 for a wrong command line.
 
 type runConfig struct {
 	sources       []string
+	transport     consumer.Transport
+	cpusPerRing   int
 	ringSize      int
 	listenAddress string
 	telemetryPath string
@@ -72,8 +88,11 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 	fs.SetOutput(stderr)
 	source := fs.String("source", loader.SourceExec,
 		"comma-separated sources to carry: "+strings.Join(loader.SourceNames(), ", "))
+	transport := fs.String("transport", string(consumer.Ringbuf),
+		"how records travel to user space: "+strings.Join(loader.TransportNames(), ", "))
+	cpusPerRing := fs.Int("cpus-per-ring", 1, "percpu-ringbuf: how many CPUs share one ring buffer")
 	ringSize := fs.String("ring-size", loader.FormatSize(loader.DefaultRingSize),
-		"BPF ring buffer data size: a power-of-two multiple of the page size, such as 256KiB, 4MiB or 1GiB")
+		"data size of each ring: a power-of-two multiple of the page size, such as 256KiB, 4MiB or 1GiB")
 	listen := fs.String("web.listen-address", "127.0.0.1:9477",
 		"address to serve metrics on; ':9477' listens on every interface")
 	path := fs.String("web.telemetry-path", "/metrics", "HTTP path of the metrics")
@@ -102,7 +121,17 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 		return runConfig{}, fmt.Errorf("unexpected argument %q: run takes only flags", fs.Arg(0))
 	}
 
-	cfg := runConfig{listenAddress: *listen, telemetryPath: *path, duration: *duration}
+	cfg := runConfig{listenAddress: *listen, telemetryPath: *path, duration: *duration,
+		transport: consumer.Transport(*transport), cpusPerRing: *cpusPerRing}
+	if !slices.Contains(loader.TransportNames(), *transport) {
+		return runConfig{}, fmt.Errorf("--transport %q: choose from %s", *transport, strings.Join(loader.TransportNames(), ", "))
+	}
+	if *cpusPerRing < 1 {
+		return runConfig{}, fmt.Errorf("--cpus-per-ring %d: give 1 or more", *cpusPerRing)
+	}
+	if *cpusPerRing > 1 && cfg.transport != consumer.PercpuRingbuf {
+		return runConfig{}, fmt.Errorf("--cpus-per-ring applies only to --transport %s", consumer.PercpuRingbuf)
+	}
 	for _, s := range strings.Split(*source, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			cfg.sources = append(cfg.sources, s)
@@ -175,31 +204,35 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	}
 	defer ln.Close()
 
-	producers, err := loader.Open(loader.Options{Sources: cfg.sources, RingSize: cfg.ringSize, SyscallPIDs: cfg.pids})
+	producers, err := loader.Open(loader.Options{Sources: cfg.sources, Transport: cfg.transport,
+		CPUsPerRing: cfg.cpusPerRing, RingSize: cfg.ringSize, SyscallPIDs: cfg.pids})
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, producers.Close()) }()
 
 	rings := producers.Rings()
-	maps := make([]*ebpf.Map, len(rings))
-	for i, r := range rings {
-		maps[i] = r.Map
-	}
-	cons, err := consumer.Open(maps...)
+	cons, err := consumer.Open(rings...)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, cons.Close()) }()
+	if err := producers.Attach(); err != nil {
+		return err
+	}
 
 	tracker := metrics.NewTracker(len(rings))
 	collector := metrics.NewCollector(version, rings, producers.Sources(), cons, producers, tracker)
 	srv := serveMetrics(ln, cfg.telemetryPath, collector, stderr)
 	defer srv.Close()
 
-	fmt.Fprintf(stderr, "ringwatch %s: carrying %s on %s ring %q (%s); metrics on http://%s%s\n",
-		version, strings.Join(producers.Sources(), ","), rings[0].Transport, rings[0].Name,
-		loader.FormatSize(cfg.ringSize), ln.Addr(), cfg.telemetryPath)
+	names := make([]string, len(rings))
+	for i, r := range rings {
+		names[i] = r.Name
+	}
+	fmt.Fprintf(stderr, "ringwatch %s: carrying %s over %s, %d rings of %s (%s); metrics on http://%s%s\n",
+		version, strings.Join(producers.Sources(), ","), producers.Transport(), len(rings),
+		loader.FormatSize(cfg.ringSize), strings.Join(names, ","), ln.Addr(), cfg.telemetryPath)
 
 	if cfg.duration > 0 {
 		var cancel context.CancelFunc
@@ -243,7 +276,7 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	tracker.Finish(counters)
+	tracker.Finish(counters, producers.RingOf)
 	if err := out.flush(); err != nil && !errors.Is(err, syscall.EPIPE) {
 		return fmt.Errorf("write events: %w", err)
 	}

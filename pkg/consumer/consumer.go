@@ -24,17 +24,77 @@ const maxBatchRecords = 1024
 // the ring's index.
 const wakeToken = -1
 
+// Transport names a way records travel from the kernel to user space.
+type Transport string
+
+// The transports a Consumer reads.
+const (
+	// Ringbuf is one BPF_MAP_TYPE_RINGBUF shared by every CPU.
+	Ringbuf Transport = "ringbuf"
+	// PercpuRingbuf is one BPF_MAP_TYPE_RINGBUF per CPU or group of CPUs;
+	// each is read as a Ringbuf.
+	PercpuRingbuf Transport = "percpu-ringbuf"
+	// Perfbuf is a BPF_MAP_TYPE_PERF_EVENT_ARRAY: one perf buffer per CPU.
+	Perfbuf Transport = "perfbuf"
+	// SPSC is a single-producer single-consumer queue per CPU in
+	// BPF_F_MMAPABLE arrays, with a ring buffer as the doorbell.
+	SPSC Transport = "spsc"
+)
+
+// Transports lists every transport, default first.
+func Transports() []Transport { return []Transport{Ringbuf, PercpuRingbuf, Perfbuf, SPSC} }
+
+// A Ring describes one kernel-to-user ring for [Open]: which maps to read
+// and how. The maps must stay open until the Consumer is closed; the
+// Consumer does not close them.
+type Ring struct {
+	Name      string // for metrics labels and errors
+	Transport Transport
+	// Map is the BPF_MAP_TYPE_RINGBUF of a Ringbuf or PercpuRingbuf ring,
+	// the BPF_MAP_TYPE_PERF_EVENT_ARRAY of a Perfbuf ring, and the doorbell
+	// ring buffer of an SPSC ring.
+	Map *ebpf.Map
+	// Perfbuf: the CPU whose buffer this ring is, and the buffer's data
+	// size in bytes, a power-of-two multiple of the page size. Open
+	// creates the CPU's perf event and stores it in Map at index CPU.
+	CPU      int
+	PerfSize int
+	// SPSC: the queue headers (struct spsc_queue, one per CPU), the slots
+	// (struct spsc_slot, SPSCSlots per queue) and the wake state (struct
+	// wake_state), all BPF_F_MMAPABLE arrays.
+	Queues, Slots, State *ebpf.Map
+	SPSCSlots            int
+}
+
 // ring is what the consumer needs of one kernel-to-user transport.
 type ring interface {
+	// fd is what epoll waits on for the ring's records.
 	fd() int
+	// nextBatch appends records after the read position to b, at most
+	// maxRecords, and moves the read position past them.
 	nextBatch(b *batch, maxRecords int) error
+	// release gives the space of every record read so far back to the
+	// producers, and reports whether there was any.
 	release() bool
+	// arm is called when a drain found nothing, just before the consumer
+	// waits in epoll. A ring whose producers must be told that the
+	// consumer sleeps tells them, and arm reports whether records arrived
+	// meanwhile, in which case the consumer reads instead of waiting.
+	arm() bool
+	// disarm is called after the wait: the consumer is awake again.
+	disarm()
 	pending() uint64
 	capacity() uint64
+	// lost counts records the kernel itself reported lost on the ring.
+	lost() uint64
 	close() error
 }
 
-var _ ring = (*ringbuf)(nil)
+var (
+	_ ring = (*ringbuf)(nil)
+	_ ring = (*perfbuf)(nil)
+	_ ring = (*spsc)(nil)
+)
 
 // batch is the reusable buffer behind [Batch].
 type batch struct {
@@ -68,11 +128,16 @@ type RingStats struct {
 	Wakeups   uint64 // times epoll woke the consumer for this ring
 	Pending   uint64 // bytes produced but not yet consumed, headers included, when Stats was called
 	Capacity  uint64 // the ring's data size in bytes
+	// KernelLost counts the records the kernel reported lost on this ring
+	// (perf buffers' PERF_RECORD_LOST); always 0 for the other transports,
+	// whose losses only the producers count.
+	KernelLost uint64
 }
 
 type ringCounters struct {
 	records, bytes, discarded, batches, wakeups atomic.Uint64
-	capacity                                    uint64 // set by Open
+	kernelLost                                  atomic.Uint64 // a copy of ring.lost, kept past Close
+	capacity                                    uint64        // set by Open
 }
 
 // A Consumer reads any number of rings through one epoll instance.
@@ -95,19 +160,46 @@ type Consumer struct {
 	batch    batch
 }
 
-// Open maps every ring buffer map and returns a Consumer that waits on all
-// of them. The maps must be BPF_MAP_TYPE_RINGBUF and must stay open until
-// the Consumer is closed; the Consumer does not close them. On error,
-// nothing stays mapped or open.
-func Open(maps ...*ebpf.Map) (_ *Consumer, err error) {
-	if len(maps) == 0 {
+// Open maps every ring and returns a Consumer that waits on all of them.
+// On error, nothing stays mapped or open.
+func Open(rings ...Ring) (*Consumer, error) {
+	if len(rings) == 0 {
 		return nil, errors.New("open consumer: no rings given")
 	}
+	opened := make([]ring, 0, len(rings))
+	for _, desc := range rings {
+		r, err := openRing(desc)
+		if err != nil {
+			for _, o := range opened {
+				err = errors.Join(err, o.close())
+			}
+			return nil, fmt.Errorf("open %s ring %q: %w", desc.Transport, desc.Name, err)
+		}
+		opened = append(opened, r)
+	}
+	return newConsumer(opened)
+}
+
+func openRing(desc Ring) (ring, error) {
+	switch desc.Transport {
+	case Ringbuf, PercpuRingbuf:
+		return openRingbuf(desc.Map)
+	case Perfbuf:
+		return openPerfbuf(desc.Map, desc.CPU, desc.PerfSize)
+	case SPSC:
+		return openSPSC(desc)
+	}
+	return nil, fmt.Errorf("unknown transport %q", desc.Transport)
+}
+
+// newConsumer waits on rings, which it owns from now on, even on error.
+func newConsumer(rings []ring) (_ *Consumer, err error) {
 	c := &Consumer{
 		epollFD:  -1,
 		wakeFD:   -1,
-		counters: make([]ringCounters, len(maps)),
-		events:   make([]unix.EpollEvent, len(maps)+1),
+		rings:    rings,
+		counters: make([]ringCounters, len(rings)),
+		events:   make([]unix.EpollEvent, len(rings)+1),
 		batch:    batch{records: make([][]byte, 0, maxBatchRecords)},
 	}
 	defer func() {
@@ -125,12 +217,7 @@ func Open(maps ...*ebpf.Map) (_ *Consumer, err error) {
 	if err = c.watch(c.wakeFD, wakeToken); err != nil {
 		return nil, err
 	}
-	for i, m := range maps {
-		r, err := openRingbuf(m)
-		if err != nil {
-			return nil, fmt.Errorf("open ring %d: %w", i, err)
-		}
-		c.rings = append(c.rings, r)
+	for i, r := range rings {
 		c.counters[i].capacity = r.capacity()
 		if err := c.watch(r.fd(), i); err != nil {
 			return nil, err
@@ -140,9 +227,12 @@ func Open(maps ...*ebpf.Map) (_ *Consumer, err error) {
 }
 
 func (c *Consumer) watch(fd, token int) error {
-	// Level-triggered: a ring stays ready while the kernel's poll sees
-	// unconsumed data, so a wakeup cannot be lost between our last look at
-	// the ring and epoll_wait (kernel/bpf/ringbuf.c: ringbuf_map_poll_kern).
+	// Level-triggered: a ring buffer stays ready while the kernel's poll
+	// sees unconsumed data (kernel/bpf/ringbuf.c: ringbuf_map_poll_kern),
+	// and a perf buffer's wakeup waits on the epoll ready list until read
+	// (kernel/events/core.c: perf_poll), so no wakeup is lost between our
+	// last look at a ring and epoll_wait. The SPSC queues say how they get
+	// the same in spsc.go.
 	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(token)}
 	if err := unix.EpollCtl(c.epollFD, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		return fmt.Errorf("add fd %d to epoll: %w", fd, err)
@@ -189,7 +279,12 @@ func (c *Consumer) Read(ctx context.Context, fn func(Batch)) (int, error) {
 		if stopWake == nil && ctx.Done() != nil {
 			stopWake = context.AfterFunc(ctx, c.wake)
 		}
-		if err := c.wait(); err != nil {
+		if c.arm() {
+			continue // records arrived while the rings were told we sleep
+		}
+		err = c.wait()
+		c.disarm()
+		if err != nil {
 			return 0, err
 		}
 	}
@@ -228,6 +323,7 @@ func (c *Consumer) drain(fn func(Batch)) (int, error) {
 			if b.discarded > 0 {
 				c.counters[i].discarded.Add(b.discarded)
 			}
+			c.counters[i].kernelLost.Store(r.lost())
 			released := r.release()
 			if err != nil {
 				return total, fmt.Errorf("read ring %d: %w", i, err)
@@ -240,6 +336,26 @@ func (c *Consumer) drain(fn func(Batch)) (int, error) {
 		}
 	}
 	return total, nil
+}
+
+// arm tells every ring the consumer is about to sleep, and reports whether
+// one of them received records meanwhile; then the rings are disarmed.
+func (c *Consumer) arm() bool {
+	for i, r := range c.rings {
+		if r.arm() {
+			for _, armed := range c.rings[:i+1] {
+				armed.disarm()
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Consumer) disarm() {
+	for _, r := range c.rings {
+		r.disarm()
+	}
 }
 
 // wait blocks until epoll reports a ring or the eventfd ready.
@@ -286,12 +402,13 @@ func (c *Consumer) Stats() []RingStats {
 	for i := range c.counters {
 		cnt := &c.counters[i]
 		stats[i] = RingStats{
-			Records:   cnt.records.Load(),
-			Bytes:     cnt.bytes.Load(),
-			Discarded: cnt.discarded.Load(),
-			Batches:   cnt.batches.Load(),
-			Wakeups:   cnt.wakeups.Load(),
-			Capacity:  cnt.capacity,
+			Records:    cnt.records.Load(),
+			Bytes:      cnt.bytes.Load(),
+			Discarded:  cnt.discarded.Load(),
+			Batches:    cnt.batches.Load(),
+			Wakeups:    cnt.wakeups.Load(),
+			KernelLost: cnt.kernelLost.Load(),
+			Capacity:   cnt.capacity,
 		}
 		if i < len(c.rings) {
 			stats[i].Pending = c.rings[i].pending()

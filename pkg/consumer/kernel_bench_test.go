@@ -90,7 +90,7 @@ func BenchmarkKernelRingDrain(b *testing.B) {
 }
 
 func drainWithConsumer(b *testing.B, ring *ebpf.Map) func() int {
-	c, err := Open(ring)
+	c, err := Open(ringOf(ring))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -26,6 +26,8 @@ func newRingbufMap(t *testing.T, size uint32) *ebpf.Map {
 	return m
 }
 
+func ringOf(m *ebpf.Map) Ring { return Ring{Name: "test", Transport: Ringbuf, Map: m} }
+
 // readInBackground starts a Read of an empty ring, which must block, and
 // returns its result channel.
 func readInBackground(t *testing.T, c *Consumer, ctx context.Context) <-chan error {
@@ -57,7 +59,7 @@ func waitFor(t *testing.T, done <-chan error) error {
 }
 
 func TestCancelWakesBlockedRead(t *testing.T) {
-	c, err := Open(newRingbufMap(t, uint32(os.Getpagesize())))
+	c, err := Open(ringOf(newRingbufMap(t, uint32(os.Getpagesize()))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +77,7 @@ func TestCancelWakesBlockedRead(t *testing.T) {
 }
 
 func TestCloseWakesBlockedRead(t *testing.T) {
-	c, err := Open(newRingbufMap(t, uint32(os.Getpagesize())))
+	c, err := Open(ringOf(newRingbufMap(t, uint32(os.Getpagesize()))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func TestCloseWakesBlockedRead(t *testing.T) {
 
 func TestOpenStatsOfFreshRings(t *testing.T) {
 	page := uint32(os.Getpagesize())
-	c, err := Open(newRingbufMap(t, page), newRingbufMap(t, 16*page))
+	c, err := Open(ringOf(newRingbufMap(t, page)), ringOf(newRingbufMap(t, 16*page)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,13 +125,27 @@ func TestOpenRejectsOtherMaps(t *testing.T) {
 	// The good ring is opened first, so the failure must unmap it again;
 	// TestMain's descriptor check and the ring's clean Close cover that.
 	ring := newRingbufMap(t, uint32(os.Getpagesize()))
-	c, err := Open(ring, array)
+	c, err := Open(ringOf(ring), ringOf(array))
 	if err == nil {
 		c.Close()
 		t.Fatal("Open accepted an array map")
 	}
 	if !strings.Contains(err.Error(), "not a RingBuf") {
 		t.Fatalf("err = %v", err)
+	}
+	for _, bad := range []Ring{
+		{Name: "perf", Transport: Perfbuf, Map: array, PerfSize: os.Getpagesize()},
+		{Name: "perf", Transport: Perfbuf, Map: ring, PerfSize: os.Getpagesize()},
+		{Name: "queues", Transport: SPSC, Map: ring, Queues: array, Slots: array, State: array, SPSCSlots: 1},
+		{Name: "queues", Transport: SPSC, Map: ring},
+		{Name: "what", Transport: "carrier-pigeon", Map: ring},
+	} {
+		if c, err := Open(ringOf(ring), bad); err == nil {
+			c.Close()
+			t.Errorf("Open accepted %s ring %+v", bad.Transport, bad)
+		} else if !strings.Contains(err.Error(), bad.Name) {
+			t.Errorf("error does not name the ring %q: %v", bad.Name, err)
+		}
 	}
 	if _, err := Open(); err == nil {
 		t.Fatal("Open accepted no rings")

@@ -118,6 +118,14 @@ func (r *ringbuf) fd() int { return r.mapFD }
 
 func (r *ringbuf) capacity() uint64 { return r.mask + 1 }
 
+// A ring buffer's producers need no telling that the consumer sleeps: the
+// kernel wakes it when a commit finds the consumer caught up.
+func (r *ringbuf) arm() bool { return false }
+func (r *ringbuf) disarm()   {}
+
+// lost is 0: only the producers see a full ring buffer.
+func (r *ringbuf) lost() uint64 { return 0 }
+
 // pending is the number of bytes reserved by producers and not yet
 // released by the consumer, record headers and padding included.
 func (r *ringbuf) pending() uint64 {

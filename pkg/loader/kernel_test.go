@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/testenv"
@@ -31,11 +30,7 @@ func openProducers(t *testing.T, opts Options) (*Producers, *consumer.Consumer) 
 			t.Errorf("close producers: %v", err)
 		}
 	})
-	var maps []*ebpf.Map
-	for _, r := range p.Rings() {
-		maps = append(maps, r.Map)
-	}
-	c, err := consumer.Open(maps...)
+	c, err := consumer.Open(p.Rings()...)
 	if err != nil {
 		t.Fatalf("consumer.Open: %v", err)
 	}
@@ -44,6 +39,9 @@ func openProducers(t *testing.T, opts Options) (*Producers, *consumer.Consumer) 
 			t.Errorf("close consumer: %v", err)
 		}
 	})
+	if err := p.Attach(); err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
 	return p, c
 }
 
@@ -90,10 +88,40 @@ func consume(t *testing.T, p *Producers, c *consumer.Consumer, fn func(rec []byt
 	}
 }
 
+// transportCases are the transports every kernel test runs on, with the
+// percpu-ringbuf transport also grouping both of a 2-CPU machine's CPUs on
+// one ring.
+var transportCases = []struct {
+	name string
+	opts Options
+}{
+	{"ringbuf", Options{Transport: consumer.Ringbuf}},
+	{"percpu-ringbuf", Options{Transport: consumer.PercpuRingbuf}},
+	{"percpu-ringbuf-grouped", Options{Transport: consumer.PercpuRingbuf, CPUsPerRing: 2}},
+	{"perfbuf", Options{Transport: consumer.Perfbuf}},
+	{"spsc", Options{Transport: consumer.SPSC}},
+}
+
+// forEachTransport runs test once per transport, with opts's transport
+// settings filled in.
+func forEachTransport(t *testing.T, opts Options, test func(t *testing.T, opts Options)) {
+	for _, tc := range transportCases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := opts
+			o.Transport, o.CPUsPerRing = tc.opts.Transport, tc.opts.CPUsPerRing
+			test(t, o)
+		})
+	}
+}
+
 func TestExecEventsArriveExactly(t *testing.T) {
+	forEachTransport(t, Options{Sources: []string{SourceExec}}, testExecEventsArriveExactly)
+}
+
+func testExecEventsArriveExactly(t *testing.T, opts Options) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
-	p, c := openProducers(t, Options{Sources: []string{SourceExec}})
+	p, c := openProducers(t, opts)
 
 	self := uint32(os.Getpid())
 	ours := map[uint32]ExecRecord{} // exec events of our children, by pid
@@ -142,15 +170,18 @@ func TestExecEventsArriveExactly(t *testing.T) {
 }
 
 func TestSyscallsWithPIDFilterArriveExactly(t *testing.T) {
+	// 100,000 records of 40 bytes (48 in a ring, a perf buffer or an SPSC
+	// slot) fit 8 MiB even if the reader fell behind, so any loss here is a
+	// bug, not load.
+	forEachTransport(t, Options{Sources: []string{SourceSyscalls}, RingSize: 8 << 20},
+		testSyscallsWithPIDFilterArriveExactly)
+}
+
+func testSyscallsWithPIDFilterArriveExactly(t *testing.T, opts Options) {
 	testenv.RequireBPF(t)
 	child := testenv.StartSyscallChild(t)
-	// 100,000 records of 40 bytes (48 in the ring) fit 8 MiB even if the
-	// reader fell behind, so any loss here is a bug, not load.
-	p, c := openProducers(t, Options{
-		Sources:     []string{SourceSyscalls},
-		RingSize:    8 << 20,
-		SyscallPIDs: []uint32{uint32(child.Pid)},
-	})
+	opts.SyscallPIDs = []uint32{uint32(child.Pid)}
+	p, c := openProducers(t, opts)
 
 	getpids, others := 0, 0
 	finish := consume(t, p, c, func(rec []byte) {
@@ -213,18 +244,25 @@ func TestSyscallsLeaveOutRingwatchItself(t *testing.T) {
 }
 
 func TestCloseLeavesNoBPFObjects(t *testing.T) {
+	forEachTransport(t, Options{Sources: SourceNames()}, testCloseLeavesNoBPFObjects)
+}
+
+func testCloseLeavesNoBPFObjects(t *testing.T, opts Options) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
 	before := testenv.Snapshot(t)
 
-	p, err := Open(Options{Sources: SourceNames()})
+	p, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := consumer.Open(p.Rings()[0].Map)
+	c, err := consumer.Open(p.Rings()...)
 	if err != nil {
 		p.Close()
 		t.Fatal(err)
+	}
+	if err := p.Attach(); err != nil {
+		t.Error(err)
 	}
 	if err := exec.Command("/bin/true").Run(); err != nil {
 		t.Fatal(err)
@@ -233,8 +271,9 @@ func TestCloseLeavesNoBPFObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Two programs, their two links, and the ring, counters, pid filter
-	// and filter settings maps: the check below must have something to find.
+	// Two programs, their two links, and at least a ring, the counters,
+	// the source settings and the pid filter maps: the check below must
+	// have something to find.
 	ours := testenv.Snapshot(t).Added(before)
 	if len(ours.Programs) < 2 || len(ours.Links) < 2 || len(ours.Maps) < 4 {
 		t.Fatalf("while open, only these BPF objects are new: %+v", ours)
@@ -263,6 +302,9 @@ func TestOpenRejectsBadOptionsFirst(t *testing.T) {
 		{"unknown source", Options{Sources: []string{"exec", "forks"}}, `unknown source "forks": choose from exec, syscalls`},
 		{"ring size", Options{RingSize: 3 << 20}, "ring size 3MiB is not a power-of-two multiple of the page size"},
 		{"too many pids", Options{Sources: []string{SourceSyscalls}, SyscallPIDs: make([]uint32, MaxSyscallPIDs+1)}, "at most 1024 fit"},
+		{"unknown transport", Options{Transport: "pigeon"}, `unknown transport "pigeon": choose from ringbuf, percpu-ringbuf, perfbuf, spsc`},
+		{"cpus per ring elsewhere", Options{Transport: consumer.Perfbuf, CPUsPerRing: 2}, "only for the percpu-ringbuf transport"},
+		{"negative cpus per ring", Options{Transport: consumer.PercpuRingbuf, CPUsPerRing: -1}, "a positive number"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := Open(tc.opts)

@@ -7,10 +7,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/ringwatch/ringwatch/pkg/consumer"
 )
 
 // Source names, as --source takes them.
@@ -19,7 +22,7 @@ const (
 	SourceSyscalls = "syscalls"
 )
 
-// DefaultRingSize is the ring buffer size when Options.RingSize is 0.
+// DefaultRingSize is the size of each ring when Options.RingSize is 0.
 const DefaultRingSize = 4 << 20
 
 // MaxSyscallPIDs is how many pids the syscalls source's allow-list holds.
@@ -29,8 +32,9 @@ const MaxSyscallPIDs = 1024
 type source struct {
 	name       string
 	recordType RecordType
-	program    string
-	tracefs    bool // attached through tracefs
+	recordSize int
+	program    string // the program's name without its transport suffix
+	tracefs    bool   // attached through tracefs
 	attach     func(*ebpf.Program) (link.Link, error)
 }
 
@@ -38,7 +42,8 @@ var sources = []source{
 	{
 		name:       SourceExec,
 		recordType: RecordExec,
-		program:    ringwatchProgHandleExec,
+		recordSize: int(unsafe.Sizeof(ExecRecord{})),
+		program:    "exec",
 		tracefs:    true,
 		attach: func(p *ebpf.Program) (link.Link, error) {
 			return link.Tracepoint("sched", "sched_process_exec", p, nil)
@@ -47,7 +52,8 @@ var sources = []source{
 	{
 		name:       SourceSyscalls,
 		recordType: RecordSyscall,
-		program:    ringwatchProgHandleSysEnter,
+		recordSize: int(unsafe.Sizeof(SyscallRecord{})),
+		program:    "sys_enter",
 		attach: func(p *ebpf.Program) (link.Link, error) {
 			return link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_enter", Program: p})
 		},
@@ -87,9 +93,16 @@ func lookupSource(name string) (source, error) {
 type Options struct {
 	// Sources to attach, by name; nil means exec alone.
 	Sources []string
-	// RingSize is the ring buffer's data size in bytes: a power-of-two
-	// multiple of the page size. 0 means DefaultRingSize.
+	// Transport is how records travel; "" means consumer.Ringbuf.
+	Transport consumer.Transport
+	// RingSize is the data size in bytes of each ring: the ring buffer,
+	// each per-CPU ring buffer, each CPU's perf buffer, or each CPU's SPSC
+	// queue (which holds the largest power of two of slots that fits). A
+	// power-of-two multiple of the page size; 0 means DefaultRingSize.
 	RingSize int
+	// CPUsPerRing groups CPUs onto one ring of the percpu-ringbuf
+	// transport; 0 means 1, a ring per CPU.
+	CPUsPerRing int
 	// SyscallPIDs, if not empty, limits the syscalls source to these
 	// processes (thread group ids). At most MaxSyscallPIDs.
 	SyscallPIDs []uint32
@@ -100,32 +113,28 @@ type Options struct {
 	TraceSelf bool
 }
 
-// A Ring is a kernel-to-user ring the producers write to.
-type Ring struct {
-	Name      string    // a stable name, for metrics labels
-	Transport string    // how records travel: "ringbuf"
-	Map       *ebpf.Map // owned by Producers: do not close it
-}
-
 // Producers are the loaded BPF programs and maps, and the links that attach
 // the programs to their kernel events. All methods are safe for concurrent
 // use.
 type Producers struct {
-	mu      sync.Mutex
-	coll    *ebpf.Collection
-	links   []link.Link
-	sources []source
-	rings   []Ring
+	mu        sync.Mutex
+	coll      *ebpf.Collection
+	inner     []*ebpf.Map // percpu-ringbuf's rings
+	links     []link.Link
+	sources   []source
+	transport transport
+	layout    layout
 }
 
-// Open checks that this machine can run the producers, loads them and
-// attaches the chosen sources. The checks come first, so a missing
-// privilege or kernel feature fails with an error that says what to do
-// (see ErrPrivileges, ErrNoBTF, ErrNoTracefs, ErrInvalidOption) before
-// anything reaches the kernel. On error, nothing stays loaded.
+// Open checks that this machine can run the producers and loads them;
+// [Producers.Attach] then attaches the chosen sources. The checks come
+// first, so a missing privilege or kernel feature fails with an error that
+// says what to do (see ErrPrivileges, ErrNoBTF, ErrNoTracefs,
+// ErrInvalidOption) before anything reaches the kernel. On error, nothing
+// stays loaded.
 //
-// The ring may already hold records when Open returns: hand Rings to a
-// consumer promptly, or records will be lost once the ring is full.
+// Once attached, the rings fill: hand Rings to a consumer before
+// attaching, or records will be lost once the rings are full.
 func Open(opts Options) (_ *Producers, err error) {
 	chosen, err := resolveSources(opts.Sources)
 	if err != nil {
@@ -141,6 +150,22 @@ func Open(opts Options) (_ *Producers, err error) {
 	if len(opts.SyscallPIDs) > MaxSyscallPIDs {
 		return nil, problemf(ErrInvalidOption, "%d syscalls pids given, at most %d fit the filter",
 			len(opts.SyscallPIDs), MaxSyscallPIDs)
+	}
+	t, err := lookupTransport(opts.Transport)
+	if err != nil {
+		return nil, err
+	}
+	if opts.CPUsPerRing < 0 || (opts.CPUsPerRing > 1 && t.name != consumer.PercpuRingbuf) {
+		return nil, problemf(ErrInvalidOption, "%d CPUs per ring: a positive number, and only for the %s transport",
+			opts.CPUsPerRing, consumer.PercpuRingbuf)
+	}
+	recordSize := 0
+	for _, s := range chosen {
+		if maxSize := t.maxRecord(ringSize); s.recordSize > maxSize {
+			return nil, problemf(ErrInvalidOption, "source %s writes %d-byte records, the %s transport carries at most %d with %s rings: choose a larger ring size or another transport",
+				s.name, s.recordSize, t.name, maxSize, FormatSize(ringSize))
+		}
+		recordSize = max(recordSize, s.recordSize)
 	}
 	if err := checkPrivileges(); err != nil {
 		return nil, err
@@ -163,36 +188,94 @@ func Open(opts Options) (_ *Producers, err error) {
 	if err != nil {
 		return nil, err
 	}
-	spec.Maps[ringwatchMapEvents].MaxEntries = uint32(ringSize)
-	// Load only the chosen sources' programs.
+	// Load only the chosen sources' programs for the chosen transport, and
+	// only the maps they use.
 	for name := range spec.Programs {
-		if !slices.ContainsFunc(chosen, func(s source) bool { return s.program == name }) {
+		if !slices.ContainsFunc(chosen, func(s source) bool { return s.program+"_"+t.suffix == name }) {
 			delete(spec.Programs, name)
 		}
 	}
-	coll, err := ebpf.NewCollection(spec)
+	pruneMaps(spec)
+	opts.RingSize = ringSize
+	l, err := plan(t, spec, opts, recordSize)
 	if err != nil {
-		return nil, explainLoadError(err)
+		return nil, err
 	}
-	p := &Producers{coll: coll, sources: chosen}
+
+	p := &Producers{sources: chosen, transport: t, layout: l}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, p.Close())
 		}
 	}()
-	p.rings = []Ring{{Name: ringwatchMapEvents, Transport: "ringbuf", Map: coll.Maps[ringwatchMapEvents]}}
-
-	if err := p.setSyscallFilter(opts.SyscallPIDs, opts.TraceSelf); err != nil {
-		return nil, err
+	if t.name == consumer.PercpuRingbuf {
+		if err := p.createInnerRings(spec); err != nil {
+			return nil, err
+		}
 	}
-	for _, s := range chosen {
-		l, err := s.attach(coll.Programs[s.program])
+	if p.coll, err = ebpf.NewCollection(spec); err != nil {
+		return nil, explainLoadError(err)
+	}
+	p.layout.attachMaps(p.coll, p.inner)
+	if m := p.coll.Maps[ringwatchMapTransportSettings]; m != nil {
+		settings := ringwatchTransportConfig{
+			CpusPerRing: uint32(max(opts.CPUsPerRing, 1)),
+			SpscSlots:   uint32(l.slotsPerQueue),
+		}
+		if err := m.Put(uint32(0), settings); err != nil {
+			return nil, fmt.Errorf("set the transport settings: %w", err)
+		}
+	}
+	if slices.ContainsFunc(chosen, func(s source) bool { return s.name == SourceSyscalls }) {
+		if err := p.setSyscallFilter(opts.SyscallPIDs, opts.TraceSelf); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Attach attaches every chosen source to its kernel event: from now on the
+// producers write records. Open a consumer of Rings first: a perf buffer
+// exists only once its consumer has opened it, and a record with nowhere to
+// go is lost. Attaching twice is an error.
+func (p *Producers) Attach() (err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.coll == nil {
+		return fmt.Errorf("attach: %w", os.ErrClosed)
+	}
+	if len(p.links) > 0 {
+		return errors.New("attach: the sources are already attached")
+	}
+	defer func() {
 		if err != nil {
-			return nil, fmt.Errorf("attach source %s: %w", s.name, explainLoadError(err))
+			err = errors.Join(err, p.detach())
+		}
+	}()
+	for _, s := range p.sources {
+		l, err := s.attach(p.coll.Programs[s.program+"_"+p.transport.suffix])
+		if err != nil {
+			return fmt.Errorf("attach source %s: %w", s.name, explainLoadError(err))
 		}
 		p.links = append(p.links, l)
 	}
-	return p, nil
+	return nil
+}
+
+// createInnerRings creates the ring buffers of the percpu-ringbuf
+// transport and puts them in the array of maps that the programs look them
+// up in.
+func (p *Producers) createInnerRings(spec *ebpf.CollectionSpec) error {
+	outer := spec.Maps[ringwatchMapPercpuEvents]
+	for i := range p.layout.rings {
+		m, err := ebpf.NewMap(outer.InnerMap)
+		if err != nil {
+			return fmt.Errorf("create ring buffer %d of %d: %w", i, len(p.layout.rings), explainLoadError(err))
+		}
+		p.inner = append(p.inner, m)
+		outer.Contents = append(outer.Contents, ebpf.MapKV{Key: uint32(i), Value: m})
+	}
+	return nil
 }
 
 func resolveSources(names []string) ([]source, error) {
@@ -240,9 +323,20 @@ func (p *Producers) setSyscallFilter(pids []uint32, traceSelf bool) error {
 	return nil
 }
 
-// Rings lists the rings the producers write to. They stay valid until
-// Close.
-func (p *Producers) Rings() []Ring { return slices.Clone(p.rings) }
+// Transport is how the producers' records travel.
+func (p *Producers) Transport() consumer.Transport { return p.transport.name }
+
+// Rings describes the rings the producers write to, for consumer.Open.
+// Their maps stay valid until Close.
+func (p *Producers) Rings() []consumer.Ring { return slices.Clone(p.layout.rings) }
+
+// RingOf is the index in Rings of the ring that CPU cpu writes to.
+func (p *Producers) RingOf(cpu int) int {
+	if cpu < 0 || cpu >= len(p.layout.ringOf) {
+		return 0
+	}
+	return p.layout.ringOf[cpu]
+}
 
 // Sources names the attached sources, in the order Options gave them.
 func (p *Producers) Sources() []string {
@@ -256,7 +350,6 @@ func (p *Producers) Sources() []string {
 // Counters are a source's producer-side counts.
 type Counters struct {
 	Source string
-	Ring   string // name of the ring the source writes to
 	// Attempts is how many records the source tried to write: the next
 	// sequence number, summed over CPUs.
 	Attempts uint64
@@ -288,13 +381,13 @@ func (p *Producers) Counters() ([]Counters, error) {
 		if err := p.coll.Maps[ringwatchMapCounters].Lookup(uint32(s.recordType), &perCPU); err != nil {
 			return nil, fmt.Errorf("read counters of source %s: %w", s.name, err)
 		}
-		c := Counters{Source: s.name, Ring: ringwatchMapEvents, PerCPU: perCPU}
+		c := Counters{Source: s.name, PerCPU: perCPU}
 		for _, cpu := range perCPU {
 			c.Attempts += cpu.Attempts
 			c.Lost += cpu.Lost
 			c.Skipped += cpu.Skipped
 		}
-		stats, err := p.coll.Programs[s.program].Stats()
+		stats, err := p.coll.Programs[s.program+"_"+p.transport.suffix].Stats()
 		if err != nil {
 			return nil, fmt.Errorf("read run statistics of source %s: %w", s.name, err)
 		}
@@ -334,5 +427,9 @@ func (p *Producers) Close() error {
 		p.coll.Close()
 		p.coll = nil
 	}
+	for _, m := range p.inner {
+		err = errors.Join(err, m.Close())
+	}
+	p.inner = nil
 	return err
 }

@@ -30,6 +30,13 @@ type ringwatchExecRecord struct {
 	Filename [256]int8
 }
 
+type ringwatchPerfScratch struct {
+	_    structs.HostLayout
+	Busy uint32
+	Pad  uint32
+	Data [4096]uint8
+}
+
 type ringwatchRecordHeader struct {
 	_       structs.HostLayout
 	KtimeNs uint64
@@ -60,6 +67,25 @@ type ringwatchSourceCounters struct {
 	SampleCountdown uint64
 }
 
+type ringwatchSpscQueue struct {
+	_           structs.HostLayout
+	Head        uint64
+	ConsumerPad [56]uint8
+	Tail        uint64
+	CachedHead  uint64
+	WakeChecks  uint64
+	Doorbells   uint64
+	Busy        uint32
+	ProducerPad [28]uint8
+}
+
+type ringwatchSpscSlot struct {
+	_        structs.HostLayout
+	Len      uint32
+	Reserved uint32
+	Data     [0]uint8
+}
+
 type ringwatchSyscallFilter struct {
 	_          structs.HostLayout
 	AllowList  uint32
@@ -74,17 +100,52 @@ type ringwatchSyscallRecord struct {
 	Nr  int64
 }
 
+type ringwatchTransport uint32
+
+const (
+	ringwatchTransportTRANSPORT_RINGBUF        ringwatchTransport = 1
+	ringwatchTransportTRANSPORT_PERCPU_RINGBUF ringwatchTransport = 2
+	ringwatchTransportTRANSPORT_PERFBUF        ringwatchTransport = 3
+	ringwatchTransportTRANSPORT_SPSC           ringwatchTransport = 4
+)
+
+type ringwatchTransportConfig struct {
+	_           structs.HostLayout
+	CpusPerRing uint32
+	SpscSlots   uint32
+}
+
+type ringwatchWakeState struct {
+	_                structs.HostLayout
+	ConsumerSleeping uint32
+	Pad              [60]uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	ringwatchMapCounters        = "counters"
-	ringwatchMapEvents          = "events"
-	ringwatchMapSourceConfig    = "source_config"
-	ringwatchMapSyscallConfig   = "syscall_config"
-	ringwatchMapSyscallPids     = "syscall_pids"
-	ringwatchProgHandleExec     = "handle_exec"
-	ringwatchProgHandleSysEnter = "handle_sys_enter"
+	ringwatchMapConsumerState          = "consumer_state"
+	ringwatchMapCounters               = "counters"
+	ringwatchMapDoorbell               = "doorbell"
+	ringwatchMapEvents                 = "events"
+	ringwatchMapPercpuEvents           = "percpu_events"
+	ringwatchMapPerfEvents             = "perf_events"
+	ringwatchMapPerfScratch            = "perf_scratch"
+	ringwatchMapSourceConfigs          = "source_configs"
+	ringwatchMapSpscQueues             = "spsc_queues"
+	ringwatchMapSpscSlots              = "spsc_slots"
+	ringwatchMapSyscallConfig          = "syscall_config"
+	ringwatchMapSyscallPids            = "syscall_pids"
+	ringwatchMapTransportSettings      = "transport_settings"
+	ringwatchProgExecPercpuRingbuf     = "exec_percpu_ringbuf"
+	ringwatchProgExecPerfbuf           = "exec_perfbuf"
+	ringwatchProgExecRingbuf           = "exec_ringbuf"
+	ringwatchProgExecSpsc              = "exec_spsc"
+	ringwatchProgSysEnterPercpuRingbuf = "sys_enter_percpu_ringbuf"
+	ringwatchProgSysEnterPerfbuf       = "sys_enter_perfbuf"
+	ringwatchProgSysEnterRingbuf       = "sys_enter_ringbuf"
+	ringwatchProgSysEnterSpsc          = "sys_enter_spsc"
 )
 
 // loadRingwatch returns the embedded CollectionSpec for ringwatch.
@@ -129,19 +190,33 @@ type ringwatchSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwatchProgramSpecs struct {
-	HandleExec     *ebpf.ProgramSpec `ebpf:"handle_exec"`
-	HandleSysEnter *ebpf.ProgramSpec `ebpf:"handle_sys_enter"`
+	ExecPercpuRingbuf     *ebpf.ProgramSpec `ebpf:"exec_percpu_ringbuf"`
+	ExecPerfbuf           *ebpf.ProgramSpec `ebpf:"exec_perfbuf"`
+	ExecRingbuf           *ebpf.ProgramSpec `ebpf:"exec_ringbuf"`
+	ExecSpsc              *ebpf.ProgramSpec `ebpf:"exec_spsc"`
+	SysEnterPercpuRingbuf *ebpf.ProgramSpec `ebpf:"sys_enter_percpu_ringbuf"`
+	SysEnterPerfbuf       *ebpf.ProgramSpec `ebpf:"sys_enter_perfbuf"`
+	SysEnterRingbuf       *ebpf.ProgramSpec `ebpf:"sys_enter_ringbuf"`
+	SysEnterSpsc          *ebpf.ProgramSpec `ebpf:"sys_enter_spsc"`
 }
 
 // ringwatchMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwatchMapSpecs struct {
-	Counters      *ebpf.MapSpec `ebpf:"counters"`
-	Events        *ebpf.MapSpec `ebpf:"events"`
-	SourceConfig  *ebpf.MapSpec `ebpf:"source_config"`
-	SyscallConfig *ebpf.MapSpec `ebpf:"syscall_config"`
-	SyscallPids   *ebpf.MapSpec `ebpf:"syscall_pids"`
+	ConsumerState     *ebpf.MapSpec `ebpf:"consumer_state"`
+	Counters          *ebpf.MapSpec `ebpf:"counters"`
+	Doorbell          *ebpf.MapSpec `ebpf:"doorbell"`
+	Events            *ebpf.MapSpec `ebpf:"events"`
+	PercpuEvents      *ebpf.MapSpec `ebpf:"percpu_events"`
+	PerfEvents        *ebpf.MapSpec `ebpf:"perf_events"`
+	PerfScratch       *ebpf.MapSpec `ebpf:"perf_scratch"`
+	SourceConfigs     *ebpf.MapSpec `ebpf:"source_configs"`
+	SpscQueues        *ebpf.MapSpec `ebpf:"spsc_queues"`
+	SpscSlots         *ebpf.MapSpec `ebpf:"spsc_slots"`
+	SyscallConfig     *ebpf.MapSpec `ebpf:"syscall_config"`
+	SyscallPids       *ebpf.MapSpec `ebpf:"syscall_pids"`
+	TransportSettings *ebpf.MapSpec `ebpf:"transport_settings"`
 }
 
 // ringwatchVariableSpecs contains global variables before they are loaded into the kernel.
@@ -170,20 +245,36 @@ func (o *ringwatchObjects) Close() error {
 //
 // It can be passed to loadRingwatchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwatchMaps struct {
-	Counters      *ebpf.Map `ebpf:"counters"`
-	Events        *ebpf.Map `ebpf:"events"`
-	SourceConfig  *ebpf.Map `ebpf:"source_config"`
-	SyscallConfig *ebpf.Map `ebpf:"syscall_config"`
-	SyscallPids   *ebpf.Map `ebpf:"syscall_pids"`
+	ConsumerState     *ebpf.Map `ebpf:"consumer_state"`
+	Counters          *ebpf.Map `ebpf:"counters"`
+	Doorbell          *ebpf.Map `ebpf:"doorbell"`
+	Events            *ebpf.Map `ebpf:"events"`
+	PercpuEvents      *ebpf.Map `ebpf:"percpu_events"`
+	PerfEvents        *ebpf.Map `ebpf:"perf_events"`
+	PerfScratch       *ebpf.Map `ebpf:"perf_scratch"`
+	SourceConfigs     *ebpf.Map `ebpf:"source_configs"`
+	SpscQueues        *ebpf.Map `ebpf:"spsc_queues"`
+	SpscSlots         *ebpf.Map `ebpf:"spsc_slots"`
+	SyscallConfig     *ebpf.Map `ebpf:"syscall_config"`
+	SyscallPids       *ebpf.Map `ebpf:"syscall_pids"`
+	TransportSettings *ebpf.Map `ebpf:"transport_settings"`
 }
 
 func (m *ringwatchMaps) Close() error {
 	return _RingwatchClose(
+		m.ConsumerState,
 		m.Counters,
+		m.Doorbell,
 		m.Events,
-		m.SourceConfig,
+		m.PercpuEvents,
+		m.PerfEvents,
+		m.PerfScratch,
+		m.SourceConfigs,
+		m.SpscQueues,
+		m.SpscSlots,
 		m.SyscallConfig,
 		m.SyscallPids,
+		m.TransportSettings,
 	)
 }
 
@@ -197,14 +288,26 @@ type ringwatchVariables struct {
 //
 // It can be passed to loadRingwatchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwatchPrograms struct {
-	HandleExec     *ebpf.Program `ebpf:"handle_exec"`
-	HandleSysEnter *ebpf.Program `ebpf:"handle_sys_enter"`
+	ExecPercpuRingbuf     *ebpf.Program `ebpf:"exec_percpu_ringbuf"`
+	ExecPerfbuf           *ebpf.Program `ebpf:"exec_perfbuf"`
+	ExecRingbuf           *ebpf.Program `ebpf:"exec_ringbuf"`
+	ExecSpsc              *ebpf.Program `ebpf:"exec_spsc"`
+	SysEnterPercpuRingbuf *ebpf.Program `ebpf:"sys_enter_percpu_ringbuf"`
+	SysEnterPerfbuf       *ebpf.Program `ebpf:"sys_enter_perfbuf"`
+	SysEnterRingbuf       *ebpf.Program `ebpf:"sys_enter_ringbuf"`
+	SysEnterSpsc          *ebpf.Program `ebpf:"sys_enter_spsc"`
 }
 
 func (p *ringwatchPrograms) Close() error {
 	return _RingwatchClose(
-		p.HandleExec,
-		p.HandleSysEnter,
+		p.ExecPercpuRingbuf,
+		p.ExecPerfbuf,
+		p.ExecRingbuf,
+		p.ExecSpsc,
+		p.SysEnterPercpuRingbuf,
+		p.SysEnterPerfbuf,
+		p.SysEnterRingbuf,
+		p.SysEnterSpsc,
 	)
 }
 

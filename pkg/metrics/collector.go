@@ -19,6 +19,7 @@ type StatsReader interface {
 // CountersReader is the part of [loader.Producers] the collector reads.
 type CountersReader interface {
 	Counters() ([]loader.Counters, error)
+	RingOf(cpu int) int
 }
 
 var (
@@ -31,6 +32,8 @@ var (
 		"Record payload bytes the consumer read from the ring, ring headers and padding excluded.", ringLabels, nil)
 	ringLostDesc = prometheus.NewDesc("ringwatch_ring_lost_records_total",
 		"Records the kernel producers could not write because the ring was full, as the producers counted them.", ringLabels, nil)
+	ringKernelLostDesc = prometheus.NewDesc("ringwatch_ring_kernel_lost_records_total",
+		"Records the kernel itself reported dropped on the ring: perf buffers' lost-sample records, which arrive with the next sample that fits; 0 on the other transports.", ringLabels, nil)
 	ringGapsDesc = prometheus.NewDesc("ringwatch_ring_sequence_gaps_total",
 		"Records missing from the per-CPU sequence numbers the consumer saw: losses detected independently of the kernel's count.", ringLabels, nil)
 	ringDiscardedDesc = prometheus.NewDesc("ringwatch_ring_discarded_records_total",
@@ -65,7 +68,7 @@ var (
 // exists, at zero, from the first scrape.
 type Collector struct {
 	version   string
-	rings     []loader.Ring
+	rings     []consumer.Ring
 	sources   []string
 	consumer  StatsReader
 	producers CountersReader
@@ -76,7 +79,7 @@ var _ prometheus.Collector = (*Collector)(nil)
 
 // NewCollector describes rings (in the order the consumer reads them) and
 // sources, reading from the consumer, producers and tracker at each scrape.
-func NewCollector(version string, rings []loader.Ring, sources []string,
+func NewCollector(version string, rings []consumer.Ring, sources []string,
 	c StatsReader, p CountersReader, t *Tracker) *Collector {
 	return &Collector{version: version, rings: rings, sources: sources, consumer: c, producers: p, tracker: t}
 }
@@ -84,7 +87,7 @@ func NewCollector(version string, rings []loader.Ring, sources []string,
 // Describe sends the descriptors of every metric Collect may send.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		ringRecordsDesc, ringBytesDesc, ringLostDesc, ringGapsDesc, ringDiscardedDesc, ringInvalidDesc,
+		ringRecordsDesc, ringBytesDesc, ringLostDesc, ringKernelLostDesc, ringGapsDesc, ringDiscardedDesc, ringInvalidDesc,
 		ringCapacityDesc, ringPendingDesc, wakeupsDesc, batchesDesc, latencyDesc,
 		sourceEventsDesc, sourceLostDesc, sourceMissedDesc, sourceSkippedDesc, buildInfoDesc,
 	} {
@@ -108,15 +111,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for i, r := range c.rings {
 		st, tally := snap.stats[i], snap.tallies[i]
 		counter := func(d *prometheus.Desc, v uint64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), r.Name, r.Transport)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), r.Name, string(r.Transport))
 		}
 		counter(ringRecordsDesc, st.Records)
 		counter(ringBytesDesc, st.Bytes)
 		counter(ringDiscardedDesc, st.Discarded)
+		counter(ringKernelLostDesc, st.KernelLost)
 		counter(ringGapsDesc, tally.Gaps)
 		counter(ringInvalidDesc, tally.Invalid)
 		if err == nil {
-			counter(ringLostDesc, snap.ringLost[r.Name])
+			counter(ringLostDesc, snap.ringLost[i])
 		}
 		ch <- prometheus.MustNewConstMetric(ringCapacityDesc, prometheus.GaugeValue, float64(st.Capacity), r.Name)
 		ch <- prometheus.MustNewConstMetric(ringPendingDesc, prometheus.GaugeValue, float64(st.Pending), r.Name)
@@ -150,7 +154,7 @@ type snapshot struct {
 	stats    []consumer.RingStats // by ring index
 	tallies  []RingTally          // by ring index
 	counters []loader.Counters
-	ringLost map[string]uint64 // by ring name
+	ringLost []uint64 // by ring index
 }
 
 // source is the named source's kernel counters, zero if not read.
@@ -167,7 +171,7 @@ func (c *Collector) snapshot() (snapshot, error) {
 	s := snapshot{
 		stats:    c.consumer.Stats(),
 		tallies:  c.tracker.Rings(),
-		ringLost: map[string]uint64{},
+		ringLost: make([]uint64, len(c.rings)),
 	}
 	// Stats after Close, or a consumer over fewer rings, reads as zero.
 	for len(s.stats) < len(c.rings) {
@@ -179,7 +183,11 @@ func (c *Collector) snapshot() (snapshot, error) {
 	}
 	s.counters = counters
 	for _, k := range counters {
-		s.ringLost[k.Ring] += k.Lost
+		for cpu, pc := range k.PerCPU {
+			if ring := c.producers.RingOf(cpu); ring < len(s.ringLost) {
+				s.ringLost[ring] += pc.Lost
+			}
+		}
 	}
 	return s, nil
 }
@@ -193,8 +201,12 @@ func (c *Collector) WriteSummary(w io.Writer) error {
 	}
 	for i, r := range c.rings {
 		st, tally := snap.stats[i], snap.tallies[i]
-		if _, err := fmt.Fprintf(w, "ring %s (%s): %d records, %d bytes, %d lost, %d sequence gaps, %d invalid, %d batches, %d wakeups\n",
-			r.Name, r.Transport, st.Records, st.Bytes, snap.ringLost[r.Name], tally.Gaps, tally.Invalid, st.Batches, st.Wakeups); err != nil {
+		line := fmt.Sprintf("ring %s (%s): %d records, %d bytes, %d lost, %d sequence gaps, %d invalid, %d batches, %d wakeups",
+			r.Name, r.Transport, st.Records, st.Bytes, snap.ringLost[i], tally.Gaps, tally.Invalid, st.Batches, st.Wakeups)
+		if st.KernelLost > 0 {
+			line += fmt.Sprintf(", %d reported lost by the kernel", st.KernelLost)
+		}
+		if _, err := fmt.Fprintln(w, line); err != nil {
 			return err
 		}
 	}

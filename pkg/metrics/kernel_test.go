@@ -43,12 +43,15 @@ func openPipeline(t *testing.T, opts loader.Options) *pipeline {
 		t.Fatalf("loader.Open: %v", err)
 	}
 	t.Cleanup(func() { p.Close() })
-	c, err := consumer.Open(p.Rings()[0].Map)
+	c, err := consumer.Open(p.Rings()...)
 	if err != nil {
 		t.Fatalf("consumer.Open: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
-	tr := NewTracker(1)
+	if err := p.Attach(); err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	tr := NewTracker(len(p.Rings()))
 	return &pipeline{p, c, tr, NewCollector("test", p.Rings(), p.Sources(), c, p, tr)}
 }
 
@@ -65,10 +68,31 @@ func (pl *pipeline) drain(t *testing.T) {
 // either delivered or counted lost by the kernel, and the gaps the tracker
 // finds in the sequence numbers must be exactly the kernel's losses.
 func TestOverloadAccountsForEveryRecord(t *testing.T) {
+	for _, tc := range []struct {
+		transport   consumer.Transport
+		cpusPerRing int
+	}{
+		{consumer.Ringbuf, 0},
+		{consumer.PercpuRingbuf, 0},
+		{consumer.PercpuRingbuf, 2},
+		{consumer.Perfbuf, 0},
+		{consumer.SPSC, 0},
+	} {
+		name := string(tc.transport)
+		if tc.cpusPerRing > 1 {
+			name += "-grouped"
+		}
+		t.Run(name, func(t *testing.T) { testOverload(t, tc.transport, tc.cpusPerRing) })
+	}
+}
+
+func testOverload(t *testing.T, transport consumer.Transport, cpusPerRing int) {
 	testenv.RequireBPF(t)
 	child := testenv.StartSyscallChild(t)
 	pl := openPipeline(t, loader.Options{
 		Sources:     []string{loader.SourceSyscalls},
+		Transport:   transport,
+		CPUsPerRing: cpusPerRing,
 		RingSize:    4 * os.Getpagesize(),
 		SyscallPIDs: []uint32{uint32(child.Pid)},
 	})
@@ -86,10 +110,22 @@ func TestOverloadAccountsForEveryRecord(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl.tracker.Finish(counters)
+	pl.tracker.Finish(counters, pl.producers.RingOf)
 
 	k := counters[0]
-	delivered := pl.consumer.Stats()[0].Records
+	var delivered, kernelLost, ringLost, ringGaps uint64
+	for _, st := range pl.consumer.Stats() {
+		delivered += st.Records
+		kernelLost += st.KernelLost
+	}
+	for _, r := range pl.tracker.Rings() {
+		ringGaps += r.Gaps
+	}
+	families := gather(t, pl.collector)
+	for _, r := range pl.producers.Rings() {
+		ringLost += value(t, families, "ringwatch_ring_lost_records_total",
+			map[string]string{"ring": r.Name, "transport": string(r.Transport)})
+	}
 	tally := pl.tracker.Source(loader.SourceSyscalls)
 	t.Logf("attempted %d, delivered %d, lost %d, gaps %d (%d found mid-stream)", k.Attempts, delivered, k.Lost, tally.Gaps, streamGaps)
 	if k.Lost == 0 || streamGaps == 0 {
@@ -104,6 +140,34 @@ func TestOverloadAccountsForEveryRecord(t *testing.T) {
 	if tally.Records != delivered || tally.Reordered != 0 {
 		t.Errorf("tracker saw %d records (%d out of order), consumer delivered %d", tally.Records, tally.Reordered, delivered)
 	}
+	// Per ring, summed: the losses are put on the rings they happened on.
+	if ringLost != k.Lost || ringGaps != k.Lost {
+		t.Errorf("rings: %d lost, %d gaps; source lost %d", ringLost, ringGaps, k.Lost)
+	}
+	// A perf buffer reports its drops itself too, with the next sample that
+	// fits: never more than the producers counted, and some here.
+	if transport == consumer.Perfbuf && (kernelLost == 0 || kernelLost > k.Lost) {
+		t.Errorf("perf buffers reported %d lost, producers counted %d", kernelLost, k.Lost)
+	}
+	if transport != consumer.Perfbuf && kernelLost != 0 {
+		t.Errorf("%s reported %d kernel losses, only perf buffers report any", transport, kernelLost)
+	}
+}
+
+// gather collects c's metrics as a scrape would parse them.
+func gather(t *testing.T, c prometheus.Collector) map[string]*dto.MetricFamily {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	byName := make(map[string]*dto.MetricFamily, len(families))
+	for _, f := range families {
+		byName[f.GetName()] = f
+	}
+	return byName
 }
 
 // TestMetricsOverHTTPMatchTheConsumer scrapes /metrics while records flow,

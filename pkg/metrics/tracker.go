@@ -120,8 +120,9 @@ func (t *Tracker) Observe(b consumer.Batch) {
 // which no later record can reveal as a gap, from the producers' final
 // attempt counts. Call it once, after the producers are detached and the
 // rings drained; then every source's Gaps equals the kernel's Lost unless a
-// record went missing between the kernel and the callback.
-func (t *Tracker) Finish(counters []loader.Counters) {
+// record went missing between the kernel and the callback. ringOf names the
+// ring each CPU writes to, for CPUs whose stream delivered nothing.
+func (t *Tracker) Finish(counters []loader.Counters, ringOf func(cpu int) int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, c := range counters {
@@ -130,9 +131,12 @@ func (t *Tracker) Finish(counters []loader.Counters) {
 			continue
 		}
 		for cpu, pc := range c.PerCPU {
-			var s stream
-			if cpu < len(t.streams[typ]) {
+			s := stream{ring: ringOf(cpu)}
+			if cpu < len(t.streams[typ]) && t.streams[typ][cpu].next > 0 {
 				s = t.streams[typ][cpu]
+			}
+			if s.ring < 0 || s.ring >= len(t.rings) {
+				s.ring = 0 // not a ring we track: still counted
 			}
 			if pc.Attempts > s.next {
 				gap := pc.Attempts - s.next

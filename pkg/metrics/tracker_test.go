@@ -40,7 +40,7 @@ func TestTrackerCountsGapsPerCPU(t *testing.T) {
 	tr.Finish([]loader.Counters{{
 		Source: loader.SourceSyscalls,
 		PerCPU: []loader.SourceCounters{{Attempts: 8}, {Attempts: 2}, {}, {Attempts: 4}},
-	}})
+	}}, func(int) int { return 0 })
 	if g := tr.Source(loader.SourceSyscalls).Gaps; g != 4+2+2 {
 		t.Fatalf("gaps after Finish %d, want 8", g)
 	}

@@ -1,0 +1,277 @@
+package consumer
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// The layout of bpf/ringwatch.h's SPSC structures, which pkg/loader's tests
+// check against the BTF the compiler wrote.
+const (
+	spscQueueSize    = 128 // struct spsc_queue: two cache lines
+	spscHeadOffset   = 0   // spsc_queue.head, on the consumer's line
+	spscTailOffset   = 64  // spsc_queue.tail, on the producer's line
+	spscSlotHeader   = 8   // struct spsc_slot: u32 len, u32 reserved, then data
+	wakeStateSize    = 64  // struct wake_state
+	wakeSleepingOffs = 0   // wake_state.consumer_sleeping
+)
+
+// spsc reads the single-producer single-consumer queues of every CPU, one
+// queue per CPU, as one ring: the BPF producer side and the memory-ordering
+// argument are in bpf/ringwatch.c ("The SPSC queue").
+//
+// Queue k's head and tail count slots since the start; slot i of queue k
+// holds record number i for i in [head, tail). The consumer reads tail
+// (acquire), reads the slots, and stores head (release) once per batch.
+//
+// The wakeup is an event, not polling. Before waiting in epoll, arm stores
+// consumer_sleeping = 1 and then reads every tail once more; a producer
+// stores its tail and then reads consumer_sleeping, and if set clears it
+// and rings the doorbell: a small BPF ring buffer submitted with
+// BPF_RB_FORCE_WAKEUP, which epoll waits on. Both sides store, fence, then
+// load (our atomic store is an XCHG, theirs a locked fetch-and-add), so at
+// least one sees the other: either arm finds the new record and we do not
+// sleep, or the producer finds the flag and wakes us. No record is left
+// waiting for a later one.
+type spsc struct {
+	queues   []spscQueue
+	slotSize uint64 // bytes per slot, header included
+	perQueue uint64 // slots per queue, a power of two
+	sleeping *uint32
+	bell     doorbell
+	next     int // queue the next batch starts at, so none starves
+
+	mems [][]byte // mappings to unmap on close
+}
+
+type spscQueue struct {
+	head, tail *uint64
+	slots      []byte // this queue's perQueue slots
+	read       uint64 // next slot to read; head trails it until release
+	released   uint64
+}
+
+// A doorbell is what the consumer waits on while the queues are empty.
+type doorbell interface {
+	fd() int
+	// clear consumes the rings that woke us, so epoll blocks again.
+	clear() error
+	close() error
+}
+
+// ringDoorbell is the kernel's doorbell: a BPF ring buffer whose records
+// mean only "wake up".
+type ringDoorbell struct {
+	r *ringbuf
+	b batch
+}
+
+func (d *ringDoorbell) fd() int { return d.r.fd() }
+
+func (d *ringDoorbell) clear() error {
+	for {
+		d.b.records = d.b.records[:0]
+		err := d.r.nextBatch(&d.b, cap(d.b.records))
+		if !d.r.release() || err != nil {
+			return err
+		}
+	}
+}
+
+func (d *ringDoorbell) close() error { return d.r.close() }
+
+// openSPSC maps the queue headers, slots and wake state of desc read-write,
+// and its doorbell ring.
+func openSPSC(desc Ring) (_ *spsc, err error) {
+	for _, m := range []*ebpf.Map{desc.Queues, desc.Slots, desc.State} {
+		if m == nil || m.Type() != ebpf.Array || m.Flags()&unix.BPF_F_MMAPABLE == 0 {
+			return nil, fmt.Errorf("spsc map %v is not a BPF_F_MMAPABLE array", m)
+		}
+	}
+	if desc.Queues.ValueSize() != spscQueueSize || desc.State.ValueSize() != wakeStateSize {
+		return nil, fmt.Errorf("spsc queue and wake state are %d and %d bytes, this consumer knows %d and %d",
+			desc.Queues.ValueSize(), desc.State.ValueSize(), spscQueueSize, wakeStateSize)
+	}
+	queues, perQueue := int(desc.Queues.MaxEntries()), desc.SPSCSlots
+	if perQueue <= 0 || perQueue&(perQueue-1) != 0 || desc.Slots.MaxEntries() != uint32(queues*perQueue) {
+		return nil, fmt.Errorf("spsc slots: %d slots for %d queues of %d, want a power of two per queue",
+			desc.Slots.MaxEntries(), queues, perQueue)
+	}
+	slotSize := (int(desc.Slots.ValueSize()) + 7) &^ 7 // array elements are 8-byte aligned
+	if slotSize <= spscSlotHeader {
+		return nil, fmt.Errorf("spsc slots of %d bytes hold no record", slotSize)
+	}
+
+	var mems [][]byte
+	defer func() {
+		if err != nil {
+			for _, m := range mems {
+				err = errors.Join(err, unix.Munmap(m))
+			}
+		}
+	}()
+	mapArray := func(m *ebpf.Map, size int) ([]byte, error) {
+		page := os.Getpagesize()
+		mem, err := unix.Mmap(m.FD(), 0, (size+page-1)/page*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+		if err != nil {
+			return nil, fmt.Errorf("mmap %v: %w", m, err)
+		}
+		mems = append(mems, mem)
+		return mem[:size], nil
+	}
+	queueMem, err := mapArray(desc.Queues, queues*spscQueueSize)
+	if err != nil {
+		return nil, err
+	}
+	slotMem, err := mapArray(desc.Slots, queues*perQueue*slotSize)
+	if err != nil {
+		return nil, err
+	}
+	stateMem, err := mapArray(desc.State, wakeStateSize)
+	if err != nil {
+		return nil, err
+	}
+	bell, err := openRingbuf(desc.Map)
+	if err != nil {
+		return nil, fmt.Errorf("doorbell: %w", err)
+	}
+	s := newSPSC(queueMem, slotMem, uint64(slotSize), uint64(perQueue),
+		(*uint32)(unsafe.Pointer(&stateMem[wakeSleepingOffs])),
+		&ringDoorbell{r: bell, b: batch{records: make([][]byte, 0, 64)}})
+	s.mems = mems
+	return s, nil
+}
+
+// newSPSC reads queues laid out in memory the caller owns: queueMem holds
+// the struct spsc_queue of every queue, slotMem their slots. Tests use it on
+// plain Go memory, whose queueMem must be 8-byte aligned.
+func newSPSC(queueMem, slotMem []byte, slotSize, perQueue uint64, sleeping *uint32, bell doorbell) *spsc {
+	n := len(queueMem) / spscQueueSize
+	s := &spsc{
+		queues:   make([]spscQueue, n),
+		slotSize: slotSize,
+		perQueue: perQueue,
+		sleeping: sleeping,
+		bell:     bell,
+	}
+	span := perQueue * slotSize
+	for k := range s.queues {
+		q := &s.queues[k]
+		hdr := queueMem[k*spscQueueSize:]
+		q.head = (*uint64)(unsafe.Pointer(&hdr[spscHeadOffset]))
+		q.tail = (*uint64)(unsafe.Pointer(&hdr[spscTailOffset]))
+		q.slots = slotMem[uint64(k)*span : uint64(k+1)*span]
+		q.read = atomic.LoadUint64(q.head)
+		q.released = q.read
+	}
+	return s
+}
+
+func (s *spsc) fd() int { return s.bell.fd() }
+
+func (s *spsc) capacity() uint64 { return uint64(len(s.queues)) * s.perQueue * s.slotSize }
+
+// lost is 0: a full queue is counted by its producer.
+func (s *spsc) lost() uint64 { return 0 }
+
+// pending is the bytes of slots written and not yet released.
+func (s *spsc) pending() uint64 {
+	var n uint64
+	for k := range s.queues {
+		q := &s.queues[k]
+		n += atomic.LoadUint64(q.tail) - atomic.LoadUint64(q.head)
+	}
+	return n * s.slotSize
+}
+
+// nextBatch appends to b the records of the queues, starting with the queue
+// after the one the last batch started with, up to maxRecords and a quarter
+// of each queue.
+func (s *spsc) nextBatch(b *batch, maxRecords int) error {
+	mask := s.perQueue - 1
+	limit := max(s.perQueue/4, 1)
+	for i := range s.queues {
+		k := (s.next + i) % len(s.queues)
+		q := &s.queues[k]
+		// Acquire: pairs with the producer's ordered store of tail, after
+		// its slot stores.
+		tail := atomic.LoadUint64(q.tail)
+		if tail-q.read > s.perQueue {
+			return fmt.Errorf("spsc queue %d: tail %d is %d slots ahead of head %d in a %d-slot queue: %w",
+				k, tail, tail-q.read, q.read, s.perQueue, ErrCorrupt)
+		}
+		end := min(tail, q.read+limit)
+		for q.read < end && len(b.records) < maxRecords {
+			slot := q.slots[(q.read&mask)*s.slotSize:][:s.slotSize]
+			n := uint64(binary.LittleEndian.Uint32(slot))
+			if n > s.slotSize-spscSlotHeader {
+				return fmt.Errorf("spsc queue %d: slot %d claims %d bytes, a slot holds %d: %w",
+					k, q.read, n, s.slotSize-spscSlotHeader, ErrCorrupt)
+			}
+			b.records = append(b.records, slot[spscSlotHeader:spscSlotHeader+n:spscSlotHeader+n])
+			b.bytes += n
+			q.read++
+		}
+		if len(b.records) >= maxRecords {
+			break
+		}
+	}
+	s.next = (s.next + 1) % len(s.queues)
+	return nil
+}
+
+// release stores the head of every queue read from since the last release:
+// one store per queue per batch.
+func (s *spsc) release() bool {
+	released := false
+	for k := range s.queues {
+		q := &s.queues[k]
+		if q.read != q.released {
+			// Release: the slot reads are done before the producer may
+			// see the slots free.
+			atomic.StoreUint64(q.head, q.read)
+			q.released = q.read
+			released = true
+		}
+	}
+	return released
+}
+
+// arm announces the sleep and looks at every queue once more: see spsc.
+func (s *spsc) arm() bool {
+	if err := s.bell.clear(); err != nil {
+		// A doorbell we cannot clear keeps epoll ready: stay awake and
+		// read, rather than spin in epoll or sleep through a ring.
+		return true
+	}
+	atomic.StoreUint32(s.sleeping, 1) // an XCHG on amd64: the StoreLoad fence
+	for k := range s.queues {
+		if atomic.LoadUint64(s.queues[k].tail) != s.queues[k].read {
+			return true // disarm clears the flag
+		}
+	}
+	return false
+}
+
+// disarm clears the flag, so producers stop ringing. A producer may have
+// cleared it already and rung; that doorbell is consumed at the next arm.
+func (s *spsc) disarm() { atomic.StoreUint32(s.sleeping, 0) }
+
+func (s *spsc) close() error {
+	var errs []error
+	if s.bell != nil {
+		errs = append(errs, s.bell.close())
+	}
+	for _, m := range s.mems {
+		errs = append(errs, unix.Munmap(m))
+	}
+	*s = spsc{}
+	return errors.Join(errs...)
+}
