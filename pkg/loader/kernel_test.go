@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -166,6 +167,50 @@ func testExecEventsArriveExactly(t *testing.T, opts Options) {
 	}
 	if counters[0].Lost != 0 || counters[0].Attempts < n {
 		t.Errorf("exec counters: %d attempted, %d lost; want at least %d and 0", counters[0].Attempts, counters[0].Lost, n)
+	}
+}
+
+// TestWakeupsDeliverEachRecordAlone runs one process at a time and waits
+// for its exec record before running the next: the consumer sleeps in
+// between, and each record must wake it. A lost wakeup would leave the
+// record waiting for a later one, and the wait would only end at the
+// deadline, which is there to fail instead of hang.
+func TestWakeupsDeliverEachRecordAlone(t *testing.T) {
+	forEachTransport(t, Options{Sources: []string{SourceExec}}, testWakeupsDeliverEachRecordAlone)
+}
+
+func testWakeupsDeliverEachRecordAlone(t *testing.T, opts Options) {
+	testenv.RequireBPF(t)
+	testenv.RequireTracefs(t)
+	p, c := openProducers(t, opts)
+	arrived := make(chan uint32, 100)
+	self := uint32(os.Getpid())
+	finish := consume(t, p, c, func(rec []byte) {
+		if e, err := DecodeExec(rec); err == nil && e.Ppid == self {
+			arrived <- e.Pid
+		}
+	})
+	defer finish()
+	for round := range 50 {
+		cmd := exec.Command("/bin/true")
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case pid := <-arrived:
+			if pid != uint32(cmd.Process.Pid) {
+				t.Fatalf("round %d: exec record of pid %d, want %d", round, pid, cmd.Process.Pid)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: the exec record of pid %d never woke the consumer", round, cmd.Process.Pid)
+		}
+	}
+	var wakeups uint64
+	for _, st := range c.Stats() {
+		wakeups += st.Wakeups
+	}
+	if wakeups == 0 {
+		t.Error("50 records arrived without one wakeup: the consumer never slept")
 	}
 }
 

@@ -19,11 +19,15 @@ func TestLayoutsMatchBTF(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, goSize := range map[string]uintptr{
-		"record_header":   unsafe.Sizeof(Header{}),
-		"exec_record":     unsafe.Sizeof(ExecRecord{}),
-		"syscall_record":  unsafe.Sizeof(SyscallRecord{}),
-		"source_counters": unsafe.Sizeof(SourceCounters{}),
-		"syscall_filter":  unsafe.Sizeof(ringwatchSyscallFilter{}),
+		"record_header":    unsafe.Sizeof(Header{}),
+		"exec_record":      unsafe.Sizeof(ExecRecord{}),
+		"syscall_record":   unsafe.Sizeof(SyscallRecord{}),
+		"source_counters":  unsafe.Sizeof(SourceCounters{}),
+		"syscall_filter":   unsafe.Sizeof(ringwatchSyscallFilter{}),
+		"source_config":    unsafe.Sizeof(ringwatchSourceConfig{}),
+		"transport_config": unsafe.Sizeof(ringwatchTransportConfig{}),
+		"spsc_queue":       unsafe.Sizeof(ringwatchSpscQueue{}),
+		"wake_state":       unsafe.Sizeof(ringwatchWakeState{}),
 	} {
 		var st *btf.Struct
 		if err := spec.Types.TypeByName(name, &st); err != nil {
@@ -32,6 +36,29 @@ func TestLayoutsMatchBTF(t *testing.T) {
 		}
 		if uintptr(st.Size) != goSize {
 			t.Errorf("%s is %d bytes in BTF and %d in Go", name, st.Size, goSize)
+		}
+	}
+}
+
+// TestSPSCLayoutIsWhatTheConsumerReads pins the offsets pkg/consumer's
+// spsc.go reads the shared queues at (its spsc* constants): a change to
+// bpf/ringwatch.h that moves them must change the consumer too.
+func TestSPSCLayoutIsWhatTheConsumerReads(t *testing.T) {
+	var q ringwatchSpscQueue
+	var w ringwatchWakeState
+	for _, c := range []struct {
+		what      string
+		got, want uintptr
+	}{
+		{"spsc_queue size", unsafe.Sizeof(q), 128},
+		{"spsc_queue.head", unsafe.Offsetof(q.Head), 0},
+		{"spsc_queue.tail", unsafe.Offsetof(q.Tail), 64},
+		{"spsc_slot.data", unsafe.Offsetof(ringwatchSpscSlot{}.Data), 8},
+		{"wake_state size", unsafe.Sizeof(w), 64},
+		{"wake_state.consumer_sleeping", unsafe.Offsetof(w.ConsumerSleeping), 0},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s is %d, pkg/consumer reads %d", c.what, c.got, c.want)
 		}
 	}
 }

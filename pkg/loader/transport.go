@@ -59,8 +59,8 @@ var transports = []transport{
 }
 
 const (
-	perfScratchSize = 4096 // PERF_SCRATCH_SIZE
-	spscSlotHeader  = int(unsafe.Sizeof(ringwatchSpscSlot{}))
+	perfScratchSize = 4096                                           // PERF_SCRATCH_SIZE
+	spscSlotHeader  = int(unsafe.Offsetof(ringwatchSpscSlot{}.Data)) // the record starts at data
 	maxSPSCSlot     = 64 << 10
 )
 

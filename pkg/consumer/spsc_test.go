@@ -1,0 +1,424 @@
+package consumer
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// memQueues are SPSC queues in plain Go memory, laid out as
+// bpf/ringwatch.h lays them out in the BPF arrays.
+type memQueues struct {
+	queueWords []uint64 // struct spsc_queue of each queue, 8-byte aligned
+	slots      []byte
+	slotSize   uint64
+	perQueue   uint64
+	sleeping   uint32
+	bell       *eventBell
+}
+
+func newMemQueues(t testing.TB, queues, perQueue, slotSize int) *memQueues {
+	m := &memQueues{
+		queueWords: make([]uint64, queues*spscQueueSize/8),
+		slots:      make([]byte, queues*perQueue*slotSize),
+		slotSize:   uint64(slotSize),
+		perQueue:   uint64(perQueue),
+	}
+	m.bell = newEventBell(t)
+	return m
+}
+
+func (m *memQueues) queueMem() []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(&m.queueWords[0])), len(m.queueWords)*8)
+}
+
+func (m *memQueues) reader() *spsc {
+	return newSPSC(m.queueMem(), m.slots, m.slotSize, m.perQueue, &m.sleeping, m.bell)
+}
+
+func (m *memQueues) head(k int) *uint64 { return &m.queueWords[k*spscQueueSize/8+spscHeadOffset/8] }
+func (m *memQueues) tail(k int) *uint64 { return &m.queueWords[k*spscQueueSize/8+spscTailOffset/8] }
+
+// producer is queue k's producer, doing in Go what the BPF producer in
+// bpf/ringwatch.c does, step for step. Go's atomics are sequentially
+// consistent, which gives both the release and acquire orderings and the
+// handshake's StoreLoad fence.
+type producer struct {
+	m          *memQueues
+	k          int
+	tail       uint64 // our copy: only we write the shared one
+	cachedHead uint64
+	doorbells  int
+}
+
+// push writes rec into the next slot and reports false if the queue is
+// full.
+func (p *producer) push(rec []byte) bool {
+	m := p.m
+	if p.tail-p.cachedHead >= m.perQueue {
+		p.cachedHead = atomic.LoadUint64(m.head(p.k))
+		if p.tail-p.cachedHead >= m.perQueue {
+			return false
+		}
+	}
+	index := uint64(p.k)*m.perQueue + p.tail&(m.perQueue-1)
+	slot := m.slots[index*m.slotSize : (index+1)*m.slotSize]
+	binary.LittleEndian.PutUint32(slot, uint32(len(rec)))
+	copy(slot[spscSlotHeader:], rec)
+	p.tail++
+	atomic.StoreUint64(m.tail(p.k), p.tail) // publish, then look
+	if atomic.LoadUint32(&m.sleeping) == 1 && atomic.CompareAndSwapUint32(&m.sleeping, 1, 0) {
+		m.bell.ring()
+		p.doorbells++
+	}
+	return true
+}
+
+// eventBell is a doorbell in an eventfd, standing in for the BPF doorbell
+// ring buffer: the Consumer waits on it in epoll all the same.
+type eventBell struct{ efd int }
+
+func newEventBell(t testing.TB) *eventBell {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &eventBell{efd: fd}
+}
+
+func (b *eventBell) fd() int { return b.efd }
+
+func (b *eventBell) ring() {
+	one := [8]byte{1}
+	unix.Write(b.efd, one[:])
+}
+
+func (b *eventBell) clear() error {
+	var buf [8]byte
+	if _, err := unix.Read(b.efd, buf[:]); err != nil && !errors.Is(err, unix.EAGAIN) {
+		return err
+	}
+	return nil
+}
+
+func (b *eventBell) close() error { return unix.Close(b.efd) }
+
+// record is an SPSC test record: its sequence number, then filler of a
+// length that varies with it, every byte derived from the number.
+func record(buf []byte, seq uint64, maxLen int) []byte {
+	n := 8 + int(seq%uint64(maxLen-7))
+	buf = buf[:n]
+	binary.LittleEndian.PutUint64(buf, seq)
+	for i := 8; i < n; i++ {
+		buf[i] = byte(seq) + byte(i)
+	}
+	return buf
+}
+
+// checkRecord reports what is wrong with rec as record number want.
+func checkRecord(rec []byte, want uint64, maxLen int) string {
+	if len(rec) < 8 {
+		return "short record"
+	}
+	if got := binary.LittleEndian.Uint64(rec); got != want {
+		return "out of order"
+	}
+	var buf [256]byte
+	if string(record(buf[:], want, maxLen)) != string(rec) {
+		return "wrong content"
+	}
+	return ""
+}
+
+func TestSPSCReadsInOrderAndReleasesOncePerBatch(t *testing.T) {
+	m := newMemQueues(t, 2, 8, 32)
+	s := m.reader()
+	defer s.close()
+	p0, p1 := &producer{m: m, k: 0}, &producer{m: m, k: 1}
+	var buf [24]byte
+	for i := range uint64(8) {
+		if !p0.push(record(buf[:], i, 24)) {
+			t.Fatalf("queue 0 full at %d of 8", i)
+		}
+	}
+	if p0.push(record(buf[:], 8, 24)) {
+		t.Fatal("pushed a 9th record into an 8-slot queue")
+	}
+	p1.push(record(buf[:], 100, 24))
+
+	var b batch
+	if err := s.nextBatch(&b, 100); err != nil {
+		t.Fatal(err)
+	}
+	// A quarter of each queue per batch: 2 from queue 0, 1 from queue 1.
+	if len(b.records) != 3 {
+		t.Fatalf("first batch has %d records, want 3", len(b.records))
+	}
+	for i, want := range []uint64{0, 1, 100} {
+		if problem := checkRecord(b.records[i], want, 24); problem != "" {
+			t.Fatalf("record %d: %s", i, problem)
+		}
+	}
+	if atomic.LoadUint64(m.head(0)) != 0 {
+		t.Fatal("head moved before release")
+	}
+	if !s.release() || atomic.LoadUint64(m.head(0)) != 2 || atomic.LoadUint64(m.head(1)) != 1 {
+		t.Fatalf("after release: heads %d, %d; want 2, 1", *m.head(0), *m.head(1))
+	}
+	if s.release() {
+		t.Fatal("second release with nothing read reports work")
+	}
+	// The freed slots take new records, wrapping around the queue.
+	for i := uint64(8); i < 10; i++ {
+		if !p0.push(record(buf[:], i, 24)) {
+			t.Fatalf("no room for record %d after release", i)
+		}
+	}
+	next := uint64(2)
+	for {
+		b.records = b.records[:0]
+		if err := s.nextBatch(&b, 100); err != nil {
+			t.Fatal(err)
+		}
+		for _, rec := range b.records {
+			if problem := checkRecord(rec, next, 24); problem != "" {
+				t.Fatalf("record %d: %s", next, problem)
+			}
+			next++
+		}
+		if !s.release() {
+			break
+		}
+	}
+	if next != 10 {
+		t.Fatalf("read up to record %d, want 10", next)
+	}
+	if s.pending() != 0 {
+		t.Fatalf("pending %d after reading everything", s.pending())
+	}
+}
+
+func TestSPSCRejectsCorruptQueues(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		corrupt func(m *memQueues)
+	}{
+		{"slot longer than a slot holds", func(m *memQueues) {
+			binary.LittleEndian.PutUint32(m.slots, 32)
+			atomic.StoreUint64(m.tail(0), 1)
+		}},
+		{"tail ahead by more than the queue", func(m *memQueues) { atomic.StoreUint64(m.tail(1), 9) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMemQueues(t, 2, 8, 32)
+			s := m.reader()
+			defer s.close()
+			tc.corrupt(m)
+			var b batch
+			if err := s.nextBatch(&b, 100); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("nextBatch = %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
+
+// TestSPSCPassesTenMillionRecords runs the protocol between a producer and
+// the real Consumer on two goroutines: every record must arrive, once, in
+// order, intact. A full queue makes the producer retry, so nothing may be
+// lost. Run it with -race: the race detector checks that the atomics order
+// every slot write before its read, and every read before the slot's reuse.
+func TestSPSCPassesTenMillionRecords(t *testing.T) {
+	n := uint64(10_000_000)
+	if testing.Short() {
+		n = 1_000_000
+	}
+	const maxLen = 56
+	m := newMemQueues(t, 1, 1024, 64)
+	c, err := newConsumer([]ring{m.reader()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	var next uint64 // read by this goroutine only after the reader stops
+	var progress atomic.Uint64
+	failed := false
+	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			_, err := c.Read(ctx, func(b Batch) {
+				for _, rec := range b.Records {
+					if problem := checkRecord(rec, next, maxLen); problem != "" && !failed {
+						failed = true // one report is enough
+						t.Errorf("record %d: %s", next, problem)
+					}
+					next++
+				}
+				progress.Store(next)
+				if next >= n {
+					select {
+					case <-done:
+					default:
+						close(done)
+					}
+				}
+			})
+			if err != nil && ctx.Err() == nil {
+				t.Errorf("Read: %v", err)
+				return
+			}
+		}
+	})
+
+	p := &producer{m: m}
+	var buf [maxLen]byte
+	full := 0
+	for seq := uint64(0); seq < n; {
+		if p.push(record(buf[:], seq, maxLen)) {
+			seq++
+		} else {
+			full++
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("only %d of %d records arrived", progress.Load(), n)
+	}
+	cancel()
+	wg.Wait()
+	if next != n {
+		t.Errorf("%d records arrived, %d were sent", next, n)
+	}
+	st := c.Stats()[0]
+	t.Logf("%d records, %d batches, %d wakeups, %d doorbells, producer found the queue full %d times",
+		st.Records, st.Batches, st.Wakeups, p.doorbells, full)
+	if st.Records != n {
+		t.Errorf("Stats counts %d records, want %d", st.Records, n)
+	}
+}
+
+// TestSPSCHandshakeLeavesNoRecordWaiting alternates bursts with idle gaps
+// thousands of times, so the consumer goes to sleep between most bursts
+// and must be woken by the doorbell. The bound this test holds the
+// protocol to: a record never waits for a later record or for a timer,
+// only for the consumer thread to run. So after each burst the producer
+// stops and waits for every record of it to arrive; a lost wakeup would
+// leave that wait hanging (the deadline exists only to fail instead of
+// hang, and is no statement about speed). The longest wait is logged.
+func TestSPSCHandshakeLeavesNoRecordWaiting(t *testing.T) {
+	rounds := 5000
+	if testing.Short() {
+		rounds = 500
+	}
+	m := newMemQueues(t, 1, 256, 32)
+	c, err := newConsumer([]ring{m.reader()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	var delivered, target atomic.Uint64
+	arrived := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			if _, err := c.Read(ctx, func(b Batch) {
+				if delivered.Add(uint64(len(b.Records))) == target.Load() {
+					arrived <- struct{}{}
+				}
+			}); err != nil && ctx.Err() == nil {
+				t.Errorf("Read: %v", err)
+				return
+			}
+		}
+	})
+	defer func() { cancel(); wg.Wait() }()
+
+	p := &producer{m: m}
+	rng := rand.New(rand.NewPCG(1, 2))
+	var longest time.Duration
+	var buf [24]byte
+	seq := uint64(0)
+	for round := range rounds {
+		burst := 1 + rng.IntN(64)
+		target.Add(uint64(burst))
+		start := time.Now()
+		for range burst {
+			for !p.push(record(buf[:], seq, 24)) {
+			}
+			seq++
+		}
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: %d of %d records still waiting: a wakeup was lost",
+				round, target.Load()-delivered.Load(), burst)
+		}
+		longest = max(longest, time.Since(start))
+		// Idle long enough, most of the time, for the consumer to reach
+		// epoll_wait; sometimes not at all, to race its arm.
+		if rng.IntN(4) > 0 {
+			time.Sleep(time.Duration(rng.IntN(50)) * time.Microsecond)
+		}
+	}
+	st := c.Stats()[0]
+	t.Logf("%d rounds: %d records, %d wakeups, %d doorbells; longest burst-to-delivery %v",
+		rounds, st.Records, st.Wakeups, p.doorbells, longest)
+	if st.Records != seq {
+		t.Errorf("%d records delivered, %d sent", st.Records, seq)
+	}
+	// The test is about the sleep path: it must have been taken, often.
+	if p.doorbells < rounds/10 || st.Wakeups == 0 {
+		t.Errorf("only %d doorbells and %d wakeups in %d rounds: the consumer hardly slept", p.doorbells, st.Wakeups, rounds)
+	}
+}
+
+// BenchmarkSPSCWalk is the consumer's walk over SPSC slots, as
+// BenchmarkDrain is over a ring buffer.
+func BenchmarkSPSCWalk(b *testing.B) {
+	for _, size := range []int{16, 64, 256} {
+		b.Run(fmt.Sprintf("record=%dB", size), func(b *testing.B) {
+			const perQueue = 4096
+			m := newMemQueues(b, 1, perQueue, size+spscSlotHeader)
+			s := m.reader()
+			defer s.close()
+			p := &producer{m: m}
+			rec := make([]byte, size)
+			bt := batch{records: make([][]byte, 0, maxBatchRecords)}
+			b.ReportAllocs()
+			b.ResetTimer()
+			records := 0
+			for range b.N {
+				b.StopTimer()
+				for p.push(rec) {
+				}
+				b.StartTimer()
+				for {
+					bt.records = bt.records[:0]
+					if err := s.nextBatch(&bt, maxBatchRecords); err != nil {
+						b.Fatal(err)
+					}
+					records += len(bt.records)
+					if !s.release() {
+						break
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(records), "ns/record")
+		})
+	}
+}
