@@ -5,15 +5,22 @@
 //
 // The pieces, in the order a record meets them:
 //
-//   - ringbuf.go: one BPF_MAP_TYPE_RINGBUF. The mmap of the kernel's page
-//     layout (all of this package's unsafe code), and the walk from the
-//     consumer position to the producer position that turns ring memory into
-//     a batch of record slices. The walk sees only a []byte and two
-//     positions, so it is tested on plain Go memory.
-//   - consumer.go: [Consumer], the small public type. It owns the rings, the
-//     epoll instance and an eventfd that wakes a blocked [Consumer.Read] on
-//     [Consumer.Close] or context cancellation, and it counts what passes:
-//     [RingStats].
+//   - One file per transport, each a small type behind the ring interface
+//     (consumer.go): the mmap of the kernel's layout, and the walk from the
+//     read position to the write position that turns shared memory into a
+//     batch of record slices. Each walk sees only memory and positions, so
+//     it is tested on plain Go memory too.
+//   - ringbuf.go: one BPF_MAP_TYPE_RINGBUF (the ringbuf transport, and each
+//     ring of percpu-ringbuf).
+//   - perfbuf.go: one CPU's buffer of a BPF_MAP_TYPE_PERF_EVENT_ARRAY.
+//   - spsc.go: the single-producer single-consumer queues of every CPU in
+//     BPF_F_MMAPABLE arrays, and the sleep/doorbell handshake that wakes
+//     the consumer without polling.
+//   - consumer.go: [Consumer], the small public type every transport sits
+//     behind. It owns the rings, the epoll instance and an eventfd that
+//     wakes a blocked [Consumer.Read] on [Consumer.Close] or context
+//     cancellation, and it counts what passes: [RingStats]. [Ring] says
+//     which maps to read and how; pkg/loader's Producers.Rings returns them.
 //   - clock.go: CLOCK_MONOTONIC in nanoseconds, the clock of
 //     bpf_ktime_get_ns(), so delivery latency is a plain subtraction.
 //
