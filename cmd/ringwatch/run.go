@@ -230,8 +230,12 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	for i, r := range rings {
 		names[i] = r.Name
 	}
-	fmt.Fprintf(stderr, "ringwatch %s: carrying %s over %s, %d rings of %s (%s); metrics on http://%s%s\n",
-		version, strings.Join(producers.Sources(), ","), producers.Transport(), len(rings),
+	ringCount := "1 ring"
+	if len(rings) > 1 {
+		ringCount = fmt.Sprintf("%d rings", len(rings))
+	}
+	fmt.Fprintf(stderr, "ringwatch %s: carrying %s over %s, %s of %s (%s); metrics on http://%s%s\n",
+		version, strings.Join(producers.Sources(), ","), producers.Transport(), ringCount,
 		loader.FormatSize(cfg.ringSize), strings.Join(names, ","), ln.Addr(), cfg.telemetryPath)
 
 	if cfg.duration > 0 {
