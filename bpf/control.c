@@ -283,6 +283,14 @@ static int apply_set_pids(const struct bpf_dynptr *msg, struct drain_stats *st)
 	if (!w.s || !filter)
 		return REJECT_APPLY;
 	size = m.count * sizeof(__u32);
+	/*
+	 * The count check above bounds size, but clang may keep the bound on a
+	 * copy of count the verifier does not connect to size: restate it on
+	 * size itself, past a barrier clang cannot see through.
+	 */
+	barrier_var(size);
+	if (size > sizeof(w.s->pids))
+		return REJECT_VALUE;
 	if (bpf_dynptr_read(w.s->pids, size, msg, sizeof(m), 0) ||
 	    !bpf_dynptr_read(&extra, 1, msg, sizeof(m) + size, 0))
 		return REJECT_LENGTH;
