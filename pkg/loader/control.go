@@ -203,3 +203,11 @@ func (c *Control) Close() error {
 	}
 	return nil
 }
+
+// SourceRecordType is the record type the named source writes, which is
+// also the index of its settings: what a pause, resume or set-sampling
+// message names. An unknown name is an error wrapping ErrInvalidOption.
+func SourceRecordType(name string) (RecordType, error) {
+	s, err := lookupSource(name)
+	return s.recordType, err
+}

@@ -250,6 +250,44 @@ func TestMalformedMessagesAreCountedAndSkipped(t *testing.T) {
 	}
 }
 
+// TestMessagesTakeEffectInRingOrder sends control messages, data and
+// pings in one drain: each reply's count places its ping exactly, and the
+// last of two set-pids messages is the one that holds.
+func TestMessagesTakeEffectInRingOrder(t *testing.T) {
+	testenv.RequireUserRing(t)
+	p, _ := openProducers(t, Options{Sources: []string{SourceSyscalls}})
+	r := openControlRig(t, p)
+	r.send(t,
+		AppendSetPIDs(nil, []uint32{10}), AppendData(nil, 0, 1), AppendPing(nil, 1, 0),
+		AppendSetPIDs(nil, []uint32{20}), AppendData(nil, 1, 2), AppendData(nil, 2, 3), AppendPing(nil, 2, 0),
+	)
+	// The doorbell has returned: both replies are in the ring.
+	var got []Reply
+	if _, err := r.replies.Drain(func(b consumer.Batch) {
+		for _, rec := range b.Records {
+			rep, err := ParseReply(rec)
+			if err != nil {
+				t.Errorf("reply: %v", err)
+			}
+			got = append(got, rep)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Id != 1 || got[0].Accepted != 3 || got[1].Id != 2 || got[1].Accepted != 7 {
+		t.Fatalf("replies %+v; want ping 1 as the 3rd message accepted, ping 2 as the 7th", got)
+	}
+	if got[0].DrainedNs > got[1].DrainedNs {
+		t.Errorf("ping 1 read at %d, after ping 2 at %d", got[0].DrainedNs, got[1].DrainedNs)
+	}
+	if pids := allowList(t, p); !slices.Equal(pids, []uint32{20}) {
+		t.Errorf("allow-list %v, want the later message's [20]", pids)
+	}
+	if st := r.stats(t); st.DataNextSeq != 3 || st.DataOutOfOrder != 0 {
+		t.Errorf("data: %+v", st)
+	}
+}
+
 // allowList reads the syscalls source's allow-list, sorted, or nil when
 // the source reports every process.
 func allowList(t *testing.T, p *Producers) []uint32 {
