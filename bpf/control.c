@@ -88,6 +88,7 @@ BTF_ANCHOR(struct msg_set_pids, anchor_msg_set_pids);
 BTF_ANCHOR(struct msg_source, anchor_msg_source);
 BTF_ANCHOR(struct msg_data, anchor_msg_data);
 BTF_ANCHOR(struct msg_reply, anchor_msg_reply);
+BTF_ANCHOR(struct doorbell, anchor_doorbell);
 
 /* A handler's verdict: ACCEPTED, or an enum msg_reject. */
 #define ACCEPTED (-1)
@@ -116,7 +117,7 @@ static __always_inline struct drain_stats *stats(void)
 	return bpf_map_lookup_elem(&drain_stats, &zero);
 }
 
-static int apply_ping(const struct bpf_dynptr *msg, struct drain_stats *st)
+static int apply_ping(const struct bpf_dynptr *msg, struct drain_stats *st, __u64 wake_flags)
 {
 	struct msg_ping ping;
 	struct msg_reply reply = {};
@@ -136,7 +137,7 @@ static int apply_ping(const struct bpf_dynptr *msg, struct drain_stats *st)
 	for (i = 0; i < REJECT_REASON_MAX; i++)
 		reply.rejected += st->rejected[i];
 	/* The ping is accepted either way; a reply with no room is counted. */
-	if (bpf_ringbuf_output(&replies, &reply, sizeof(reply), 0))
+	if (bpf_ringbuf_output(&replies, &reply, sizeof(reply), wake_flags))
 		st->replies_lost++;
 	return ACCEPTED;
 }
@@ -331,11 +332,12 @@ static int apply_data(const struct bpf_dynptr *msg, struct drain_stats *st)
 
 /*
  * Called by bpf_user_ringbuf_drain for each message, in ring order, one
- * drain at a time. Returns 0 to go on draining: a bad message is counted
- * and skipped, never a reason to stop. The kernel releases the message's
- * space when this returns (ringbuf.c: __bpf_user_ringbuf_sample_release).
+ * drain at a time; wake_flags are the doorbell's, for ping replies.
+ * Returns 0 to go on draining: a bad message is counted and skipped, never a
+ * reason to stop. The kernel releases the message's space when this returns
+ * (ringbuf.c: __bpf_user_ringbuf_sample_release).
  */
-static long handle_msg(const struct bpf_dynptr *msg, void *unused)
+static long handle_msg(const struct bpf_dynptr *msg, __u64 *wake_flags)
 {
 	struct drain_stats *st = stats();
 	struct msg_header hdr;
@@ -349,7 +351,7 @@ static long handle_msg(const struct bpf_dynptr *msg, void *unused)
 	}
 	switch (hdr.type) {
 	case MSG_PING:
-		verdict = apply_ping(msg, st);
+		verdict = apply_ping(msg, st, *wake_flags);
 		break;
 	case MSG_SET_PIDS:
 		verdict = apply_set_pids(msg, st);
@@ -380,16 +382,18 @@ static long handle_msg(const struct bpf_dynptr *msg, void *unused)
  * messages drained (at most BPF_MAX_USER_RINGBUF_SAMPLES per run), -EBUSY if
  * another drain of the ring was running, or another negative errno if the
  * ring broke the format (kernel/bpf/ringbuf.c: __bpf_user_ringbuf_peek).
- * The drain wakes a writer waiting in epoll for space once it has drained
- * anything.
+ * With doorbell.wakeup set, a drain that took anything wakes a writer
+ * waiting in epoll for room, and a ping reply wakes a reader waiting on the
+ * replies ring; without, neither (BPF_RB_NO_WAKEUP).
  */
 SEC("syscall")
-int drain_user_ring(void *ctx)
+int drain_user_ring(struct doorbell *args)
 {
 	struct drain_stats *st = stats();
+	__u64 wake_flags = args->wakeup ? 0 : BPF_RB_NO_WAKEUP;
 	long n;
 
-	n = bpf_user_ringbuf_drain(&user_ring, handle_msg, NULL, 0);
+	n = bpf_user_ringbuf_drain(&user_ring, handle_msg, &wake_flags, wake_flags);
 	if (st && n >= 0)
 		__sync_fetch_and_add(&st->drains, 1);
 	return n;

@@ -39,9 +39,10 @@ type Options struct {
 }
 
 // A Channel sends messages to the kernel's control program through its
-// user ring, rings the doorbell, and reads the answers to pings from the
-// replies ring. It must be the only writer of the control program's user
-// ring. Its methods are safe for concurrent use; exchanges take turns, so
+// user ring, rings the doorbell itself ([loader.Control.Doorbell], without
+// wakeups: it reads the replies right after), and reads the answers to
+// pings from the replies ring. It must be the only writer of the control
+// program's user ring. Its methods are safe for concurrent use; exchanges take turns, so
 // messages from one call are never interleaved with another's.
 type Channel struct {
 	mu      sync.Mutex
@@ -113,13 +114,16 @@ func (c *Channel) Apply(ctx context.Context, msgs ...[]byte) (Pong, error) {
 // The caller holds c.mu.
 func (c *Channel) exchange(ctx context.Context, msgs [][]byte) (Pong, error) {
 	for _, m := range msgs {
-		if err := c.w.WriteWait(ctx, m); err != nil {
+		s, err := c.reserve(len(m))
+		if err != nil {
 			return Pong{}, fmt.Errorf("write a control message: %w", err)
 		}
+		copy(s.Data, m)
+		c.w.Submit(s)
 	}
 	c.nextID++
 	id := c.nextID
-	s, err := c.w.ReserveWait(ctx, loader.PingSize)
+	s, err := c.reserve(loader.PingSize)
 	if err != nil {
 		return Pong{}, fmt.Errorf("write a ping: %w", err)
 	}
@@ -147,6 +151,20 @@ func (c *Channel) exchange(ctx context.Context, msgs [][]byte) (Pong, error) {
 		c.opts.OnRoundTrip(pong.RoundTrip)
 	}
 	return pong, nil
+}
+
+// reserve claims room in the user ring. This channel is the ring's only
+// writer and drains it itself, so a full ring holds only messages it wrote
+// earlier: it rings the doorbell to apply them, in order, and tries again.
+func (c *Channel) reserve(size int) (userring.Sample, error) {
+	s, err := c.w.Reserve(size)
+	if !errors.Is(err, userring.ErrFull) {
+		return s, err
+	}
+	if _, err := c.kernel.Doorbell(); err != nil {
+		return userring.Sample{}, err
+	}
+	return c.w.Reserve(size)
 }
 
 // awaitReply reads the replies ring until the reply to ping id arrives.

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,8 +23,10 @@ func openChannel(t *testing.T, opts Options, sources ...string) *Channel {
 	t.Helper()
 	var ctl *loader.Control
 	var err error
-	if len(sources) > 0 {
+	if slices.Contains(sources, loader.SourceExec) {
 		testenv.RequireTracefs(t) // the exec source attaches through it
+	}
+	if len(sources) > 0 {
 		p, perr := loader.Open(loader.Options{Sources: sources})
 		if perr != nil {
 			t.Fatalf("loader.Open: %v", perr)
@@ -104,6 +107,32 @@ func TestApplyReportsRejectedMessages(t *testing.T) {
 	}
 	if ds.Accepted[loader.MsgPause] != 2 || ds.Accepted[loader.MsgResume] != 1 || ds.Rejected[loader.RejectValue] != 1 {
 		t.Errorf("kernel counts: %+v", ds)
+	}
+}
+
+// TestApplyMoreThanTheRingHolds sends 20 full pid lists, about 80 KiB, in
+// one Apply through the 64 KiB default user ring: the channel must drain
+// its own earlier messages to make room, and keep them in order.
+func TestApplyMoreThanTheRingHolds(t *testing.T) {
+	testenv.RequireUserRing(t)
+	ch := openChannel(t, Options{}, loader.SourceSyscalls)
+	var msgs [][]byte
+	for i := range 20 {
+		pids := make([]uint32, loader.MaxSyscallPIDs)
+		for j := range pids {
+			pids[j] = uint32(1_000_000*(i+1) + j)
+		}
+		msgs = append(msgs, loader.AppendSetPIDs(nil, pids))
+	}
+	if total := 20 * loader.SetPIDsSize(loader.MaxSyscallPIDs); total <= loader.DefaultUserRingSize {
+		t.Fatalf("%d bytes of messages fit the ring: the test proves nothing", total)
+	}
+	pong, err := ch.Apply(ctx(t), msgs...)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	if pong.Accepted != 21 || ch.WriterStats().Full == 0 {
+		t.Errorf("pong %+v, writer %+v: want 21 accepted after the ring was full", pong, ch.WriterStats())
 	}
 }
 

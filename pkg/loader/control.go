@@ -44,7 +44,8 @@ type Control struct {
 	drain    *ebpf.Program
 	userRing *ebpf.Map
 	replies  *ebpf.Map
-	run      ebpf.RunOptions // reused: a syscall program takes no input
+	// The doorbell's two ways, prepared once.
+	quiet, wake ebpf.RunOptions
 }
 
 // OpenControl loads the control program on its own, with maps of its own
@@ -108,6 +109,8 @@ func openControl(opts ControlOptions, shared map[string]*ebpf.Map) (*Control, er
 		drain:    coll.Programs[controlProgDrainUserRing],
 		userRing: coll.Maps[controlMapUserRing],
 		replies:  coll.Maps[controlMapReplies],
+		quiet:    ebpf.RunOptions{Context: controlDoorbell{}},
+		wake:     ebpf.RunOptions{Context: controlDoorbell{Wakeup: 1}},
 	}, nil
 }
 
@@ -151,15 +154,28 @@ func (c *Control) Replies() *ebpf.Map { return c.replies }
 // submitted before it was called has been acted on, and a ping's reply is
 // in the replies ring.
 //
-// If another Doorbell is draining at the same moment, the kernel lets only
+// Doorbell wakes nobody: it is for a caller that writes the messages and
+// reads the replies itself, between doorbells. A writer blocked in
+// userring's ReserveWait, or a reader asleep on the replies ring, on
+// another goroutine, needs [Control.DoorbellWake]. The wakeups are the
+// kernel's irq_work interrupts, which cost about 10µs per drain on a VM.
+//
+// If another doorbell is draining at the same moment, the kernel lets only
 // one drain run (bpf_user_ringbuf_drain returns -EBUSY); this one then
 // tries again, so that messages written before the call are never left for
 // a later one. An error wrapping [ErrUserRingCorrupt] means the kernel
 // refused the ring's contents.
-func (c *Control) Doorbell() (int, error) {
+func (c *Control) Doorbell() (int, error) { return c.ring(&c.quiet) }
+
+// DoorbellWake is [Control.Doorbell] for a drainer that serves other
+// goroutines: a drain that took anything wakes a writer waiting in epoll
+// for room, and each ping reply wakes a reader waiting on the replies ring.
+func (c *Control) DoorbellWake() (int, error) { return c.ring(&c.wake) }
+
+func (c *Control) ring(opts *ebpf.RunOptions) (int, error) {
 	total := 0
 	for {
-		ret, err := c.drain.Run(&c.run)
+		ret, err := c.drain.Run(opts)
 		if err != nil {
 			return total, fmt.Errorf("run the user ring drain: %w", err)
 		}

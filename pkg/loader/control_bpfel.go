@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type controlDoorbell struct {
+	_        structs.HostLayout
+	Wakeup   uint32
+	Reserved uint32
+}
+
 type controlDrainStats struct {
 	_              structs.HostLayout
 	Accepted       [7]uint64

@@ -109,7 +109,7 @@ func TestMillionMessagesArriveInOrder(t *testing.T) {
 	var drainErr error
 	wg.Go(func() {
 		for {
-			n, err := ctl.Doorbell()
+			n, err := ctl.DoorbellWake()
 			if err != nil {
 				drainErr = err
 				return
@@ -215,13 +215,13 @@ func TestDrainWakesTheWaiter(t *testing.T) {
 	for w.Stats().Waits == 0 {
 		time.Sleep(time.Millisecond)
 	}
-	if _, err := ctl.Doorbell(); err != nil {
+	if _, err := ctl.DoorbellWake(); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("WriteWait after the drain: %v", err)
 	}
-	if _, err := ctl.Doorbell(); err != nil {
+	if _, err := ctl.DoorbellWake(); err != nil {
 		t.Fatal(err)
 	}
 	st, err := ctl.Stats()
