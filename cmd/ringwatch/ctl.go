@@ -169,7 +169,7 @@ const heartbeatInterval = 10 * time.Second
 // controlSide is the user-to-kernel half of `ringwatch run`: the control
 // program loaded next to the producers, the channel to it, the socket ctl
 // reaches it through, and its metrics. A nil *controlSide is a run without
-// one (--ctl.socket ”); its methods then do nothing.
+// one (an empty --ctl.socket); its methods then do nothing.
 type controlSide struct {
 	ctl       *loader.Control
 	ch        *control.Channel
