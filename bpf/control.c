@@ -302,6 +302,7 @@ static int apply_set_pids(const struct bpf_dynptr *msg, struct drain_stats *st)
 
 	w.tag = st->pid_tag == 2 ? 1 : 2; /* never the loader's 1 at first */
 	st->pid_tag = w.tag;
+	filter->exclude_pid = m.exclude_pid; /* read only while allow_list is 0 */
 	if (w.count == 0)
 		filter->allow_list = 0;
 	bpf_loop(w.count, tag_or_queue, &w, 0);

@@ -43,13 +43,15 @@ struct msg_ping {
 
 /*
  * Replaces the syscalls source's allow-list with the count tgids that follow
- * this struct in the message (12 + 4*count bytes in all). count 0 clears the
- * list: the source then reports every process but syscall_filter.exclude_pid.
- * At most MAX_FILTER_PIDS; no tgid may be 0.
+ * this struct in the message (16 + 4*count bytes in all). count 0 clears the
+ * list: the source then reports every process but exclude_pid (the
+ * sender's own, so that it does not record its own reading; 0 excludes
+ * none). At most MAX_FILTER_PIDS; no listed tgid may be 0.
  */
 struct msg_set_pids {
 	struct msg_header hdr;
 	__u32 count;
+	__u32 exclude_pid; /* becomes syscall_filter.exclude_pid */
 };
 
 /* Sets a source's sampling, or pauses or resumes it (struct source_config). */

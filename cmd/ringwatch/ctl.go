@@ -191,7 +191,13 @@ func startControl(socket string, producers *loader.Producers, stderr io.Writer) 
 			err = errors.Join(err, s.Close())
 		}
 	}()
-	if s.ctl, err = producers.OpenControl(loader.ControlOptions{}); err != nil {
+	s.ctl, err = producers.OpenControl(loader.ControlOptions{})
+	if errors.Is(err, loader.ErrUnsupportedKernel) {
+		// The producers work from Linux 5.8; only control needs 6.1.
+		fmt.Fprintf(stderr, "ringwatch: no control socket: %v\n", err)
+		return nil, nil
+	}
+	if err != nil {
 		return nil, err
 	}
 	roundTrips := metrics.NewRoundTripHistogram()

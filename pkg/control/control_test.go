@@ -122,7 +122,7 @@ func TestApplyMoreThanTheRingHolds(t *testing.T) {
 		for j := range pids {
 			pids[j] = uint32(1_000_000*(i+1) + j)
 		}
-		msgs = append(msgs, loader.AppendSetPIDs(nil, pids))
+		msgs = append(msgs, loader.AppendSetPIDs(nil, pids, 0))
 	}
 	if total := 20 * loader.SetPIDsSize(loader.MaxSyscallPIDs); total <= loader.DefaultUserRingSize {
 		t.Fatalf("%d bytes of messages fit the ring: the test proves nothing", total)

@@ -79,7 +79,8 @@ func (a Action) encode(carried []string) ([]byte, error) {
 		if slices.Contains(a.PIDs, 0) {
 			return nil, fmt.Errorf("pid 0 is not a process")
 		}
-		return loader.AppendSetPIDs(nil, a.PIDs), nil
+		// With no pids, every process but this one, as at start.
+		return loader.AppendSetPIDs(nil, a.PIDs, uint32(os.Getpid())), nil
 	}
 
 	var t loader.MessageType

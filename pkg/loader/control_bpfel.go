@@ -72,9 +72,10 @@ type controlMsgReply struct {
 }
 
 type controlMsgSetPids struct {
-	_     structs.HostLayout
-	Hdr   controlMsgHeader
-	Count uint32
+	_          structs.HostLayout
+	Hdr        controlMsgHeader
+	Count      uint32
+	ExcludePid uint32
 }
 
 type controlMsgSource struct {

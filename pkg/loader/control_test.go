@@ -143,7 +143,7 @@ func TestMessageEncodingMatchesTheLayouts(t *testing.T) {
 		s.Hdr.Type != MsgSetSampling || s.Source != uint32(RecordSyscall) || s.SampleEvery != 10 {
 		t.Errorf("source %x decodes as %+v (%v)", src, s, err)
 	}
-	pids := AppendSetPIDs(nil, []uint32{11, 12})
+	pids := AppendSetPIDs(nil, []uint32{11, 12}, 0)
 	if h, err := decode[controlMsgSetPids](pids); err != nil || len(pids) != SetPIDsSize(2) ||
 		h.Hdr.Type != MsgSetPIDs || h.Count != 2 || binary.NativeEndian.Uint32(pids[SetPIDsSize(1):]) != 12 {
 		t.Errorf("set pids %x decodes as %+v (%v)", pids, h, err)
@@ -196,11 +196,11 @@ func TestMalformedMessagesAreCountedAndSkipped(t *testing.T) {
 		{"pause of source 99", AppendSource(nil, MsgPause, 99, 0), RejectValue},
 		{"pause with a rate", AppendSource(nil, MsgPause, RecordSyscall, 5), RejectValue},
 		{"sampling long", append(AppendSource(nil, MsgSetSampling, RecordSyscall, 5), 0, 0, 0, 0), RejectLength},
-		{"pids header short", AppendSetPIDs(nil, nil)[:10], RejectLength},
-		{"pids count beyond the list", withCount(AppendSetPIDs(nil, []uint32{1, 2}), 3), RejectLength},
-		{"pids count short of the list", withCount(AppendSetPIDs(nil, []uint32{1, 2}), 1), RejectLength},
-		{"pids too many", withCount(AppendSetPIDs(nil, nil), MaxSyscallPIDs+1), RejectValue},
-		{"pid 0", AppendSetPIDs(nil, []uint32{77, 0}), RejectValue},
+		{"pids header short", AppendSetPIDs(nil, nil, 0)[:10], RejectLength},
+		{"pids count beyond the list", withCount(AppendSetPIDs(nil, []uint32{1, 2}, 0), 3), RejectLength},
+		{"pids count short of the list", withCount(AppendSetPIDs(nil, []uint32{1, 2}, 0), 1), RejectLength},
+		{"pids too many", withCount(AppendSetPIDs(nil, nil, 0), MaxSyscallPIDs+1), RejectValue},
+		{"pid 0", AppendSetPIDs(nil, []uint32{77, 0}, 0), RejectValue},
 	}
 	var msgs [][]byte
 	want := map[RejectReason]uint64{}
@@ -241,7 +241,7 @@ func TestMalformedMessagesAreCountedAndSkipped(t *testing.T) {
 	}
 
 	// A good control message after all that still takes effect.
-	r.send(t, AppendSetPIDs(nil, []uint32{31, 30}), AppendPing(nil, 10, 1))
+	r.send(t, AppendSetPIDs(nil, []uint32{31, 30}, 0), AppendPing(nil, 10, 1))
 	if rep := r.reply(t); rep.Id != 10 || rep.Rejected != uint64(len(bad)) {
 		t.Errorf("reply after a good set-pids: %+v", rep)
 	}
@@ -258,8 +258,8 @@ func TestMessagesTakeEffectInRingOrder(t *testing.T) {
 	p, _ := openProducers(t, Options{Sources: []string{SourceSyscalls}})
 	r := openControlRig(t, p)
 	r.send(t,
-		AppendSetPIDs(nil, []uint32{10}), AppendData(nil, 0, 1), AppendPing(nil, 1, 0),
-		AppendSetPIDs(nil, []uint32{20}), AppendData(nil, 1, 2), AppendData(nil, 2, 3), AppendPing(nil, 2, 0),
+		AppendSetPIDs(nil, []uint32{10}, 0), AppendData(nil, 0, 1), AppendPing(nil, 1, 0),
+		AppendSetPIDs(nil, []uint32{20}, 0), AppendData(nil, 1, 2), AppendData(nil, 2, 3), AppendPing(nil, 2, 0),
 	)
 	// The doorbell has returned: both replies are in the ring.
 	var got []Reply
@@ -335,12 +335,21 @@ func TestSetPIDsReplacesTheList(t *testing.T) {
 		{big, big}, // a full list replaces a partial one: no room is lacking
 		{[]uint32{6}, []uint32{6}},
 	} {
-		r.send(t, AppendSetPIDs(nil, step.pids))
+		r.send(t, AppendSetPIDs(nil, step.pids, 0))
 		if got := allowList(t, p); !slices.Equal(got, step.want) {
 			t.Fatalf("after set-pids %v the allow-list is %v", step.pids, got)
 		}
 	}
-	if st := r.stats(t); st.Accepted[MsgSetPIDs] != 6 || st.RejectedTotal() != 0 {
+	// Clearing the list leaves out the process the message names.
+	r.send(t, AppendSetPIDs(nil, nil, 4321))
+	var filter ringwatchSyscallFilter
+	if err := p.coll.Maps[ringwatchMapSyscallConfig].Lookup(uint32(0), &filter); err != nil {
+		t.Fatal(err)
+	}
+	if filter != (ringwatchSyscallFilter{AllowList: 0, ExcludePid: 4321}) || allowList(t, p) != nil {
+		t.Errorf("after clearing with 4321 left out: filter %+v, list %v", filter, allowList(t, p))
+	}
+	if st := r.stats(t); st.Accepted[MsgSetPIDs] != 7 || st.RejectedTotal() != 0 {
 		t.Errorf("stats: %+v", st)
 	}
 }
@@ -392,7 +401,7 @@ func TestSetPIDsChangesSyscallsFromTheNextRecord(t *testing.T) {
 		t.Fatalf("before the message: %d getpids of A, %d of B; want %d and 0", fromA, fromB, n)
 	}
 
-	r.send(t, AppendSetPIDs(nil, []uint32{uint32(b.Pid)}))
+	r.send(t, AppendSetPIDs(nil, []uint32{uint32(b.Pid)}, 0))
 	a.Getpid(t, n)
 	b.Getpid(t, n)
 	if fromA, fromB := getpids(); fromA != 0 || fromB != n {

@@ -126,10 +126,14 @@ func AppendData(dst []byte, seq, value uint64) []byte {
 }
 
 // AppendSetPIDs encodes a set-pids message: struct msg_set_pids and the
-// pids. An empty list clears the syscalls source's allow-list.
-func AppendSetPIDs(dst []byte, pids []uint32) []byte {
+// pids. An empty list clears the syscalls source's allow-list: the source
+// then reports every process but excludePid (0 for none), which should be
+// the process reading the records, so that it does not record its own
+// reading.
+func AppendSetPIDs(dst []byte, pids []uint32, excludePid uint32) []byte {
 	dst = appendHeader(dst, MsgSetPIDs)
 	dst = binary.NativeEndian.AppendUint32(dst, uint32(len(pids)))
+	dst = binary.NativeEndian.AppendUint32(dst, excludePid)
 	for _, pid := range pids {
 		dst = binary.NativeEndian.AppendUint32(dst, pid)
 	}
