@@ -11,4 +11,4 @@
 package ringwatch
 
 //go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir pkg/loader -go-package loader -type record_type -type record_header -type exec_record -type exec_flags -type syscall_record -type source_counters ringwatch bpf/ringwatch.c
-//go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir pkg/loader -go-package loader -type msg_type -type msg_header -type msg_ping -type msg_set_pids -type msg_source -type msg_data -type msg_reply -type msg_reject -type doorbell control bpf/control.c
+//go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir pkg/loader -go-package loader -type msg_type -type msg_header -type msg_ping -type msg_set_pids -type msg_source -type msg_data -type msg_reply -type msg_reject control bpf/control.c

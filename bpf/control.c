@@ -88,7 +88,6 @@ BTF_ANCHOR(struct msg_set_pids, anchor_msg_set_pids);
 BTF_ANCHOR(struct msg_source, anchor_msg_source);
 BTF_ANCHOR(struct msg_data, anchor_msg_data);
 BTF_ANCHOR(struct msg_reply, anchor_msg_reply);
-BTF_ANCHOR(struct doorbell, anchor_doorbell);
 
 /* A handler's verdict: ACCEPTED, or an enum msg_reject. */
 #define ACCEPTED (-1)
@@ -379,23 +378,41 @@ static long handle_msg(const struct bpf_dynptr *msg, __u64 *wake_flags)
 }
 
 /*
- * The doorbell. Returns what bpf_user_ringbuf_drain returned: the number of
- * messages drained (at most BPF_MAX_USER_RINGBUF_SAMPLES per run), -EBUSY if
- * another drain of the ring was running, or another negative errno if the
- * ring broke the format (kernel/bpf/ringbuf.c: __bpf_user_ringbuf_peek).
- * With doorbell.wakeup set, a drain that took anything wakes a writer
- * waiting in epoll for room, and a ping reply wakes a reader waiting on the
- * replies ring; without, neither (BPF_RB_NO_WAKEUP).
+ * The doorbell, rung with BPF_PROG_TEST_RUN. Returns what
+ * bpf_user_ringbuf_drain returned: the number of messages drained (at most
+ * BPF_MAX_USER_RINGBUF_SAMPLES per run), -EBUSY if another drain of the ring
+ * was running, or another negative errno if the ring broke the format
+ * (kernel/bpf/ringbuf.c: __bpf_user_ringbuf_peek).
+ *
+ * With wake_flags 0, a drain that took anything wakes a writer waiting in
+ * epoll for room, and a ping reply wakes a reader waiting on the replies
+ * ring. Each wakeup is an irq_work interrupt (bpf_user_ringbuf_drain and
+ * bpf_ringbuf_commit queue rb->work), about 10us on a VM; BPF_RB_NO_WAKEUP
+ * spares them for a caller that writes and reads itself.
  */
-SEC("syscall")
-int drain_user_ring(struct doorbell *args)
+static __always_inline int drain(__u64 wake_flags)
 {
 	struct drain_stats *st = stats();
-	__u64 wake_flags = args->wakeup ? 0 : BPF_RB_NO_WAKEUP;
 	long n;
 
 	n = bpf_user_ringbuf_drain(&user_ring, handle_msg, &wake_flags, wake_flags);
 	if (st && n >= 0)
 		__sync_fetch_and_add(&st->drains, 1);
 	return n;
+}
+
+/*
+ * Two programs rather than one with an argument: a BPF_PROG_TEST_RUN
+ * context would cost a copy in and an allocation on every ring.
+ */
+SEC("syscall")
+int drain_user_ring(void *ctx)
+{
+	return drain(BPF_RB_NO_WAKEUP);
+}
+
+SEC("syscall")
+int drain_user_ring_wake(void *ctx)
+{
+	return drain(0);
 }

@@ -109,17 +109,6 @@ struct drain_stats {
 	__u32 reserved;
 };
 
-/*
- * The BPF_PROG_TEST_RUN context of drain_user_ring: how the doorbell is
- * rung. Waking costs two irq_work interrupts per drain (kernel/bpf/ringbuf.c:
- * bpf_user_ringbuf_drain and bpf_ringbuf_commit queue rb->work), so a caller
- * that writes the messages and reads the replies itself leaves it off.
- */
-struct doorbell {
-	__u32 wakeup;   /* nonzero: wake writers waiting for room and readers of replies */
-	__u32 reserved;
-};
-
 /* The 64-bit FNV prime: multiplying after each xor makes the sum order-sensitive. */
 #define DATA_CHECKSUM_PRIME 0x100000001b3ULL
 

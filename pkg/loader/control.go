@@ -39,13 +39,12 @@ type ControlOptions struct {
 // (see bpf/control.c), and the replies ring it answers pings on. It is
 // safe for concurrent use.
 type Control struct {
-	mu       sync.Mutex
-	coll     *ebpf.Collection
-	drain    *ebpf.Program
-	userRing *ebpf.Map
-	replies  *ebpf.Map
-	// The doorbell's two ways, prepared once.
-	quiet, wake ebpf.RunOptions
+	mu          sync.Mutex
+	coll        *ebpf.Collection
+	quiet, wake *ebpf.Program // the doorbell without and with wakeups
+	userRing    *ebpf.Map
+	replies     *ebpf.Map
+	run         ebpf.RunOptions // reused: a syscall program here takes no input
 }
 
 // OpenControl loads the control program on its own, with maps of its own
@@ -106,11 +105,10 @@ func openControl(opts ControlOptions, shared map[string]*ebpf.Map) (*Control, er
 	}
 	return &Control{
 		coll:     coll,
-		drain:    coll.Programs[controlProgDrainUserRing],
+		quiet:    coll.Programs[controlProgDrainUserRing],
+		wake:     coll.Programs[controlProgDrainUserRingWake],
 		userRing: coll.Maps[controlMapUserRing],
 		replies:  coll.Maps[controlMapReplies],
-		quiet:    ebpf.RunOptions{Context: controlDoorbell{}},
-		wake:     ebpf.RunOptions{Context: controlDoorbell{Wakeup: 1}},
 	}, nil
 }
 
@@ -165,17 +163,17 @@ func (c *Control) Replies() *ebpf.Map { return c.replies }
 // tries again, so that messages written before the call are never left for
 // a later one. An error wrapping [ErrUserRingCorrupt] means the kernel
 // refused the ring's contents.
-func (c *Control) Doorbell() (int, error) { return c.ring(&c.quiet) }
+func (c *Control) Doorbell() (int, error) { return c.ring(c.quiet) }
 
 // DoorbellWake is [Control.Doorbell] for a drainer that serves other
 // goroutines: a drain that took anything wakes a writer waiting in epoll
 // for room, and each ping reply wakes a reader waiting on the replies ring.
-func (c *Control) DoorbellWake() (int, error) { return c.ring(&c.wake) }
+func (c *Control) DoorbellWake() (int, error) { return c.ring(c.wake) }
 
-func (c *Control) ring(opts *ebpf.RunOptions) (int, error) {
+func (c *Control) ring(drain *ebpf.Program) (int, error) {
 	total := 0
 	for {
-		ret, err := c.drain.Run(opts)
+		ret, err := drain.Run(&c.run)
 		if err != nil {
 			return total, fmt.Errorf("run the user ring drain: %w", err)
 		}

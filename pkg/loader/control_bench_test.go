@@ -1,7 +1,6 @@
 package loader
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/ringwatch/ringwatch/internal/testenv"
@@ -9,13 +8,26 @@ import (
 )
 
 // BenchmarkDoorbell times the drain trigger: one BPF_PROG_TEST_RUN of the
-// control program, which drains whatever the user ring holds. With an empty
-// ring it is the fixed cost of ringing; with messages waiting, ns/message
-// is what the kernel side adds per message. Needs root.
+// control program, which drains whatever the user ring holds, without
+// wakeups (Doorbell) and with them (DoorbellWake). With an empty ring it is
+// the fixed cost of ringing; with messages waiting, ns/message is what the
+// kernel side adds per data message. Needs root.
 func BenchmarkDoorbell(b *testing.B) {
 	testenv.RequireUserRing(b)
-	for _, batch := range []int{0, 1, 64, 1024} {
-		b.Run(fmt.Sprintf("messages=%d", batch), func(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		batch int
+		wake  bool
+	}{
+		{"quiet/messages=0", 0, false},
+		{"quiet/messages=1", 1, false},
+		{"quiet/messages=64", 64, false},
+		{"quiet/messages=1024", 1024, false},
+		{"wake/messages=0", 0, true},
+		{"wake/messages=1", 1, true},
+	} {
+		batch := c.batch
+		b.Run(c.name, func(b *testing.B) {
 			ctl, err := OpenControl(ControlOptions{UserRingSize: 1 << 20})
 			if err != nil {
 				b.Fatal(err)
@@ -41,7 +53,11 @@ func BenchmarkDoorbell(b *testing.B) {
 					seq++
 				}
 				b.StartTimer()
-				n, err := ctl.Doorbell()
+				ring := ctl.Doorbell
+				if c.wake {
+					ring = ctl.DoorbellWake
+				}
+				n, err := ring()
 				if err != nil || n != batch {
 					b.Fatalf("drained %d of %d: %v", n, batch, err)
 				}

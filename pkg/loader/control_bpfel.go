@@ -13,12 +13,6 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type controlDoorbell struct {
-	_        structs.HostLayout
-	Wakeup   uint32
-	Reserved uint32
-}
-
 type controlDrainStats struct {
 	_              structs.HostLayout
 	Accepted       [7]uint64
@@ -120,14 +114,15 @@ type controlSyscallFilter struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	controlMapDrainStats     = "drain_stats"
-	controlMapPidScratch     = "pid_scratch"
-	controlMapReplies        = "replies"
-	controlMapSourceConfig   = "source_config"
-	controlMapSyscallConfig  = "syscall_config"
-	controlMapSyscallPids    = "syscall_pids"
-	controlMapUserRing       = "user_ring"
-	controlProgDrainUserRing = "drain_user_ring"
+	controlMapDrainStats         = "drain_stats"
+	controlMapPidScratch         = "pid_scratch"
+	controlMapReplies            = "replies"
+	controlMapSourceConfig       = "source_config"
+	controlMapSyscallConfig      = "syscall_config"
+	controlMapSyscallPids        = "syscall_pids"
+	controlMapUserRing           = "user_ring"
+	controlProgDrainUserRing     = "drain_user_ring"
+	controlProgDrainUserRingWake = "drain_user_ring_wake"
 )
 
 // loadControl returns the embedded CollectionSpec for control.
@@ -172,7 +167,8 @@ type controlSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type controlProgramSpecs struct {
-	DrainUserRing *ebpf.ProgramSpec `ebpf:"drain_user_ring"`
+	DrainUserRing     *ebpf.ProgramSpec `ebpf:"drain_user_ring"`
+	DrainUserRingWake *ebpf.ProgramSpec `ebpf:"drain_user_ring_wake"`
 }
 
 // controlMapSpecs contains maps before they are loaded into the kernel.
@@ -245,12 +241,14 @@ type controlVariables struct {
 //
 // It can be passed to loadControlObjects or ebpf.CollectionSpec.LoadAndAssign.
 type controlPrograms struct {
-	DrainUserRing *ebpf.Program `ebpf:"drain_user_ring"`
+	DrainUserRing     *ebpf.Program `ebpf:"drain_user_ring"`
+	DrainUserRingWake *ebpf.Program `ebpf:"drain_user_ring_wake"`
 }
 
 func (p *controlPrograms) Close() error {
 	return _ControlClose(
 		p.DrainUserRing,
+		p.DrainUserRingWake,
 	)
 }
 
