@@ -91,7 +91,9 @@ func TestMillionMessagesArriveInOrder(t *testing.T) {
 
 	var wg sync.WaitGroup
 	var writeErr error
+	writerDone := make(chan struct{})
 	wg.Go(func() {
+		defer close(writerDone)
 		for i := seq; i < total; i++ {
 			if writeErr = writeData(ctx, w, i, true); writeErr != nil {
 				return
@@ -99,12 +101,7 @@ func TestMillionMessagesArriveInOrder(t *testing.T) {
 		}
 	})
 	// The ring is full and nobody drains: the writer must go to sleep.
-	for w.Stats().Waits == 0 {
-		if ctx.Err() != nil {
-			t.Fatal("the writer never waited on a full ring")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, writerDone, func() bool { return w.Stats().Waits > 0 })
 
 	var drainErr error
 	wg.Go(func() {
@@ -169,21 +166,21 @@ func TestReserveWaitStopsOnContextAndClose(t *testing.T) {
 		t.Fatalf("ReserveWait on a full ring nobody drains: %v, want DeadlineExceeded", err)
 	}
 
-	errc := make(chan error, 1)
+	var waitErr error
+	done := make(chan struct{})
 	go func() {
-		_, err := w.ReserveWait(context.Background(), 8)
-		errc <- err
+		defer close(done)
+		_, waitErr = w.ReserveWait(context.Background(), 8)
 	}()
-	for w.Stats().Waits < 2 { // the first wait was the timed-out one
-		time.Sleep(time.Millisecond)
-	}
+	// The first wait was the timed-out one.
+	waitFor(t, done, func() bool { return w.Stats().Waits >= 2 })
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-errc:
-		if !errors.Is(err, userring.ErrClosed) {
-			t.Fatalf("ReserveWait after Close: %v, want ErrClosed", err)
+	case <-done:
+		if !errors.Is(waitErr, userring.ErrClosed) {
+			t.Fatalf("ReserveWait after Close: %v, want ErrClosed", waitErr)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not wake a waiting ReserveWait")
@@ -204,22 +201,23 @@ func TestDrainWakesTheWaiter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	done := make(chan error, 1)
+	var writeErr error
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		// A data message longer than its layout: the kernel will reject it,
+		// A zeroed sample: the kernel will reject it as of unknown type,
 		// which is fine; the point is the wait.
-		done <- w.WriteWait(ctx, make([]byte, w.MaxSample()))
+		writeErr = w.WriteWait(ctx, make([]byte, w.MaxSample()))
 	}()
-	for w.Stats().Waits == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, done, func() bool { return w.Stats().Waits > 0 })
 	if _, err := ctl.DoorbellWake(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("WriteWait after the drain: %v", err)
+	<-done
+	if writeErr != nil {
+		t.Fatalf("WriteWait after the drain: %v", writeErr)
 	}
 	if _, err := ctl.DoorbellWake(); err != nil {
 		t.Fatal(err)
@@ -230,6 +228,28 @@ func TestDrainWakesTheWaiter(t *testing.T) {
 	}
 	if st.Rejected[loader.RejectUnknownType] != 1 {
 		t.Errorf("the zeroed sample was not rejected as an unknown type: %v", st.Rejected)
+	}
+}
+
+// waitFor polls until cond holds, failing t if the goroutine behind done
+// ends first or a generous deadline passes: a bound on a failure, not a
+// measurement.
+func waitFor(t *testing.T, done <-chan struct{}, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		select {
+		case <-done:
+			if !cond() {
+				t.Fatal("the writer returned before it waited")
+			}
+			return
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the writer never waited")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
