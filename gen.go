@@ -5,9 +5,14 @@
 // the Makefile's CLANG variable (clang-19 by default); plain `go generate`
 // needs it in the environment. The compiler flags are fixed here, so every
 // way of generating produces the same objects. bpf2go is pinned in go.mod's
-// tool block. Its outputs, pkg/loader/ringwatch_bpfel.{go,o}, are committed
-// so that building and testing need no clang; `make check-generate` proves
-// they are current.
+// tool block. Its outputs, pkg/loader/ringwatch_bpfel.{go,o} (the
+// producers) and pkg/loader/control_bpfel.{go,o} (the user ring's control
+// program), are committed so that building and testing need no clang;
+// `make check-generate` proves they are current.
+//
+// A -type flag must not name a struct that shares its name with a map
+// (source_config, drain_stats): bpf2go's lookup by name then finds both and
+// fails. A map's value type is generated without the flag anyway.
 package ringwatch
 
 //go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir pkg/loader -go-package loader -type record_type -type record_header -type exec_record -type exec_flags -type syscall_record -type source_counters ringwatch bpf/ringwatch.c
