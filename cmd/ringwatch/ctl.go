@@ -171,7 +171,10 @@ const heartbeatInterval = 10 * time.Second
 // reaches it through, and its metrics. A nil *controlSide is a run without
 // one (an empty --ctl.socket); its methods then do nothing.
 type controlSide struct {
-	ctl       *loader.Control
+	// unavailable says why there is no control side on this kernel; the
+	// other fields are then nil.
+	unavailable error
+	ctl         *loader.Control
 	ch        *control.Channel
 	srv       *control.Server
 	collector *metrics.UserRingCollector
@@ -194,8 +197,7 @@ func startControl(socket string, producers *loader.Producers, stderr io.Writer) 
 	s.ctl, err = producers.OpenControl(loader.ControlOptions{})
 	if errors.Is(err, loader.ErrUnsupportedKernel) {
 		// The producers work from Linux 5.8; only control needs 6.1.
-		fmt.Fprintf(stderr, "ringwatch: no control socket: %v\n", err)
-		return nil, nil
+		return &controlSide{unavailable: err}, nil
 	}
 	if err != nil {
 		return nil, err
@@ -244,15 +246,19 @@ func (s *controlSide) heartbeat(ctx context.Context, stderr io.Writer) {
 
 // collectors are the metrics to serve, if any.
 func (s *controlSide) collectors() []prometheus.Collector {
-	if s == nil {
+	if s == nil || s.unavailable != nil {
 		return nil
 	}
 	return []prometheus.Collector{s.collector}
 }
 
-// announce says where ctl reaches this run.
+// announce says where ctl reaches this run, or why it cannot.
 func (s *controlSide) announce(w io.Writer) {
 	if s == nil {
+		return
+	}
+	if s.unavailable != nil {
+		fmt.Fprintf(w, "ringwatch: no control socket: %v\n", s.unavailable)
 		return
 	}
 	fmt.Fprintf(w, "ringwatch: control socket %s; see 'ringwatch ctl --help'\n", s.srv.Path())
@@ -260,7 +266,7 @@ func (s *controlSide) announce(w io.Writer) {
 
 // writeSummary adds the user ring's line to the exit summary.
 func (s *controlSide) writeSummary(w io.Writer) error {
-	if s == nil {
+	if s == nil || s.unavailable != nil {
 		return nil
 	}
 	return s.collector.WriteSummary(w)
