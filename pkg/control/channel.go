@@ -100,7 +100,7 @@ func (c *Channel) Apply(ctx context.Context, msgs ...[]byte) (Pong, error) {
 		return pong, err
 	}
 	if rejected := pong.Rejected - before.RejectedTotal(); rejected > 0 {
-		return pong, fmt.Errorf("%w: %d of %d (the reasons are counted in the kernel: loader.DrainStats.Rejected)",
+		return pong, fmt.Errorf("%w: %d of %d, which changed nothing (ringwatch_user_ring_rejected_total counts them)",
 			ErrRejected, rejected, len(msgs))
 	}
 	if accepted := pong.Accepted - before.AcceptedTotal(); accepted != uint64(len(msgs))+1 {
