@@ -175,11 +175,11 @@ type controlSide struct {
 	// other fields are then nil.
 	unavailable error
 	ctl         *loader.Control
-	ch        *control.Channel
-	srv       *control.Server
-	collector *metrics.UserRingCollector
-	stop      context.CancelFunc
-	wg        sync.WaitGroup
+	ch          *control.Channel
+	srv         *control.Server
+	collector   *metrics.UserRingCollector
+	stop        context.CancelFunc
+	wg          sync.WaitGroup
 }
 
 // startControl loads the control program next to producers and listens on
