@@ -10,7 +10,8 @@ TRACEFS := /sys/kernel/tracing
 # bpf2go takes its compiler from the environment (see gen.go).
 export BPF2GO_CC := $(CLANG)
 
-GENERATED := pkg/loader/ringwatch_bpfel.go pkg/loader/ringwatch_bpfel.o
+GENERATED := pkg/loader/ringwatch_bpfel.go pkg/loader/ringwatch_bpfel.o \
+	pkg/loader/control_bpfel.go pkg/loader/control_bpfel.o
 
 .PHONY: all generate vmlinux check-generate build run test lint bench tracefs clean
 

@@ -7,4 +7,7 @@
 //   - main.go: command dispatch, version, exit statuses.
 //   - run.go: `ringwatch run`: flags, wiring of loader, consumer and
 //     metrics, signals, the HTTP server and JSON output.
+//   - ctl.go: `ringwatch ctl`, and the control side of `ringwatch run`:
+//     control program, channel, socket, heartbeat, metrics.
+//   - ping.go: `ringwatch ping`: round trips through the user ring.
 package main

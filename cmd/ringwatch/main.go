@@ -24,12 +24,17 @@ Prometheus endpoint.
 Usage:
   ringwatch run [flags]    load the BPF producers and carry their records until
                            interrupted; see 'ringwatch run --help'
+  ringwatch ctl ACTION...  change a running 'ringwatch run': pid filter,
+                           pause, resume, sampling; see 'ringwatch ctl --help'
+  ringwatch ping [flags]   measure the round trip user -> kernel -> user
+                           through the user ring; see 'ringwatch ping --help'
   ringwatch version        print the version
   ringwatch help           print this help
 
 ringwatch run needs root (or CAP_BPF and CAP_PERFMON), a kernel with BTF
 (/sys/kernel/btf/vmlinux) and, for the exec source, tracefs mounted at
-/sys/kernel/tracing.
+/sys/kernel/tracing. Its control socket, and ringwatch ping, need Linux 6.1
+or later (BPF_MAP_TYPE_USER_RINGBUF).
 `
 
 func main() {
@@ -44,6 +49,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return runCommand(args[1:], stdout, stderr)
+	case "ctl":
+		return ctlCommand(args[1:], stdout, stderr)
+	case "ping":
+		return pingCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "ringwatch %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ringwatch/ringwatch/pkg/consumer"
+	"github.com/ringwatch/ringwatch/pkg/control"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 	"github.com/ringwatch/ringwatch/pkg/metrics"
 )
@@ -33,7 +34,8 @@ events, and carries every record through the chosen transport to user space,
 counting records, bytes, losses, wakeups, fill level and delivery latency.
 Metrics are served over HTTP for Prometheus. On SIGINT or SIGTERM, or when
 --duration passes, ringwatch detaches the producers, drains what the ring
-still holds, prints a summary on stderr and exits 0.
+still holds, prints a summary on stderr and exits 0. While it runs,
+'ringwatch ctl' changes the sources' settings through --ctl.socket.
 
 Sources:
   exec       every execve, from tracepoint sched/sched_process_exec:
@@ -79,6 +81,7 @@ type runConfig struct {
 	jsonOutput    bool
 	duration      time.Duration
 	pids          []uint32
+	ctlSocket     string
 }
 
 // parseRunFlags reads run's command line. It returns flag.ErrHelp after
@@ -99,6 +102,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 	output := fs.String("output", "none", "what to print per event on stdout: none, or json (one object per line)")
 	duration := fs.Duration("duration", 0, "stop after this long, such as 30s or 5m; 0 runs until SIGINT or SIGTERM")
 	pids := fs.String("pid", "", "comma-separated process ids the syscalls source is limited to; empty means every process but ringwatch")
+	ctlSocket := fs.String("ctl.socket", control.DefaultSocket, "unix socket that 'ringwatch ctl' reaches this run on; empty for none")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, runUsage)
 		fs.VisitAll(func(f *flag.Flag) {
@@ -121,7 +125,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 		return runConfig{}, fmt.Errorf("unexpected argument %q: run takes only flags", fs.Arg(0))
 	}
 
-	cfg := runConfig{listenAddress: *listen, telemetryPath: *path, duration: *duration,
+	cfg := runConfig{listenAddress: *listen, telemetryPath: *path, duration: *duration, ctlSocket: *ctlSocket,
 		transport: consumer.Transport(*transport), cpusPerRing: *cpusPerRing}
 	if !slices.Contains(loader.TransportNames(), *transport) {
 		return runConfig{}, fmt.Errorf("--transport %q: choose from %s", *transport, strings.Join(loader.TransportNames(), ", "))
@@ -223,7 +227,12 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 
 	tracker := metrics.NewTracker(len(rings))
 	collector := metrics.NewCollector(version, rings, producers.Sources(), cons, producers, tracker)
-	srv := serveMetrics(ln, cfg.telemetryPath, collector, stderr)
+	side, err := startControl(cfg.ctlSocket, producers, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, side.Close()) }()
+	srv := serveMetrics(ln, cfg.telemetryPath, stderr, append(side.collectors(), collector)...)
 	defer srv.Close()
 
 	names := make([]string, len(rings))
@@ -237,6 +246,7 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	fmt.Fprintf(stderr, "ringwatch %s: carrying %s over %s, %s of %s (%s); metrics on http://%s%s\n",
 		version, strings.Join(producers.Sources(), ","), producers.Transport(), ringCount,
 		loader.FormatSize(cfg.ringSize), strings.Join(names, ","), ln.Addr(), cfg.telemetryPath)
+	side.announce(stderr)
 
 	if cfg.duration > 0 {
 		var cancel context.CancelFunc
@@ -285,13 +295,16 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 		return fmt.Errorf("write events: %w", err)
 	}
 	fmt.Fprintln(stderr, "ringwatch: stopped; carried:")
-	return collector.WriteSummary(stderr)
+	if err := collector.WriteSummary(stderr); err != nil {
+		return err
+	}
+	return side.writeSummary(stderr)
 }
 
-func serveMetrics(ln net.Listener, path string, collector prometheus.Collector, stderr io.Writer) *http.Server {
+func serveMetrics(ln net.Listener, path string, stderr io.Writer, ours ...prometheus.Collector) *http.Server {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(ours...)
 	reg.MustRegister(
-		collector,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

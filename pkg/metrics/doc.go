@@ -8,7 +8,11 @@
 //     consumer's [consumer.RingStats], the producers' kernel counters and the
 //     Tracker once per scrape, and the exit summary built from the same
 //     reading.
+//   - userring.go: [UserRingCollector], a separate prometheus.Collector for
+//     the user-to-kernel direction: messages the kernel's control program
+//     acted on and refused, a full user ring, ping round trips.
 //
 // Metric names follow ringwatch_<thing>_<unit>[_total]; labels are ring,
-// transport and source only, never a pid or a command name.
+// transport, source and (user ring messages) type only, never a pid or a
+// command name.
 package metrics

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringwatch/ringwatch/pkg/control"
+	"github.com/ringwatch/ringwatch/pkg/loader"
+	"github.com/ringwatch/ringwatch/pkg/metrics"
+)
+
+const ctlUsage = `Usage: ringwatch ctl [flags] ACTION...
+
+Changes the settings of a running 'ringwatch run', from the next record on.
+The actions go, in the order given, to the run's control socket; the run
+writes them into its user ring (BPF_MAP_TYPE_USER_RINGBUF) followed by a
+ping, and the kernel's control program applies them to the producers in
+that order. ctl answers once the ping has come back, so when it exits 0
+every action has taken effect. Nothing is sent unless every action is
+sound.
+
+The socket is mode 0600 in a directory of mode 0700, and the run answers
+only root and its own user: run ctl as root (sudo).
+
+Actions:
+  --pid LIST         limit the syscalls source to these comma-separated
+                     process ids, replacing the list it had; --pid= (empty)
+                     reports every process but ringwatch again
+  --pause SOURCE     stop recording SOURCE (exec or syscalls); its events
+                     are counted as skipped
+  --resume SOURCE    record SOURCE again
+  --sample SOURCE=N  record one event of SOURCE in N; N=1 records all. A new
+                     rate starts when each CPU's current countdown ends
+
+Flags:
+`
+
+const ctlExamples = `
+Examples:
+  sudo ringwatch ctl --pid 1234
+  sudo ringwatch ctl --pause exec
+  sudo ringwatch ctl --pid 1234,5678 --sample syscalls=100 --resume syscalls
+
+Exit status: 0 when every action was applied, 1 if no ringwatch run
+answered or it could not apply them, 2 for a wrong command line.
+`
+
+type ctlConfig struct {
+	socket  string
+	timeout time.Duration
+	actions []control.Action
+}
+
+func parseCtlFlags(args []string, stderr io.Writer) (ctlConfig, error) {
+	fs := flag.NewFlagSet("ringwatch ctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg ctlConfig
+	// Actions are flag.Func callbacks, so they keep the command line's order.
+	fs.Func("pid", "comma-separated process ids the syscalls source is limited to; empty for every process but ringwatch", func(s string) error {
+		pids, err := parsePIDs(s)
+		if err != nil {
+			return err
+		}
+		cfg.actions = append(cfg.actions, control.Action{Op: control.OpSetPIDs, PIDs: pids})
+		return nil
+	})
+	fs.Func("pause", "source to pause: "+strings.Join(loader.SourceNames(), " or "), func(s string) error {
+		cfg.actions = append(cfg.actions, control.Action{Op: control.OpPause, Source: s})
+		return nil
+	})
+	fs.Func("resume", "source to resume: "+strings.Join(loader.SourceNames(), " or "), func(s string) error {
+		cfg.actions = append(cfg.actions, control.Action{Op: control.OpResume, Source: s})
+		return nil
+	})
+	fs.Func("sample", "SOURCE=N: record one event of SOURCE in N", func(s string) error {
+		source, n, ok := strings.Cut(s, "=")
+		every, err := strconv.ParseUint(n, 10, 32)
+		if !ok || err != nil || every == 0 {
+			return fmt.Errorf("%q is not SOURCE=N with N at least 1, such as syscalls=100", s)
+		}
+		cfg.actions = append(cfg.actions, control.Action{Op: control.OpSetSampling, Source: source, Every: uint32(every)})
+		return nil
+	})
+	fs.StringVar(&cfg.socket, "socket", control.DefaultSocket, "the control socket of the ringwatch run to change: its --ctl.socket")
+	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "how long to wait for the run's answer")
+	fs.Usage = func() { printUsage(fs, stderr, ctlUsage, ctlExamples) }
+	if err := fs.Parse(args); err != nil {
+		return ctlConfig{}, err
+	}
+	if fs.NArg() > 0 {
+		return ctlConfig{}, fmt.Errorf("unexpected argument %q: actions are flags, such as --pid 1234", fs.Arg(0))
+	}
+	if len(cfg.actions) == 0 {
+		return ctlConfig{}, errors.New("nothing to do: give an action, such as --pid 1234 or --pause exec")
+	}
+	for _, a := range cfg.actions {
+		if a.Source == "" {
+			continue
+		}
+		if _, err := loader.SourceRecordType(a.Source); err != nil {
+			flagName := map[string]string{control.OpPause: "pause", control.OpResume: "resume", control.OpSetSampling: "sample"}[a.Op]
+			return ctlConfig{}, fmt.Errorf("--%s: %w", flagName, err)
+		}
+	}
+	if cfg.timeout <= 0 {
+		return ctlConfig{}, fmt.Errorf("--timeout %v: give a positive duration such as 10s", cfg.timeout)
+	}
+	return cfg, nil
+}
+
+// parsePIDs reads a comma-separated list of process ids; "" is none.
+func parsePIDs(s string) ([]uint32, error) {
+	var pids []uint32
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		n, err := strconv.ParseUint(p, 10, 32)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("%q is not a process id", p)
+		}
+		pids = append(pids, uint32(n))
+	}
+	return pids, nil
+}
+
+func ctlCommand(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseCtlFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ringwatch ctl: %v\nSee 'ringwatch ctl --help'.\n", err)
+		return exitUsage
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
+	defer cancel()
+	resp, err := control.Send(ctx, cfg.socket, control.Request{Actions: cfg.actions})
+	if err == nil && resp.Error != "" {
+		err = errors.New(resp.Error)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "ringwatch ctl: %v\n", err)
+		return exitError
+	}
+	ops := make([]string, len(cfg.actions))
+	for i, a := range cfg.actions {
+		ops[i] = a.Op
+	}
+	fmt.Fprintf(stdout, "ringwatch ctl: applied %d (%s); confirmed by a ping in %v\n",
+		resp.Applied, strings.Join(ops, ", "), time.Duration(resp.RoundTrip))
+	return exitOK
+}
+
+// heartbeatInterval is how often a running ringwatch pings its own control
+// program: a liveness check of the control path, and data for
+// ringwatch_roundtrip_latency_seconds when nobody runs ctl.
+const heartbeatInterval = 10 * time.Second
+
+// controlSide is the user-to-kernel half of `ringwatch run`: the control
+// program loaded next to the producers, the channel to it, the socket ctl
+// reaches it through, and its metrics. A nil *controlSide is a run without
+// one (an empty --ctl.socket); its methods then do nothing.
+type controlSide struct {
+	// unavailable says why there is no control side on this kernel; the
+	// other fields are then nil.
+	unavailable error
+	ctl         *loader.Control
+	ch          *control.Channel
+	srv         *control.Server
+	collector   *metrics.UserRingCollector
+	stop        context.CancelFunc
+	wg          sync.WaitGroup
+}
+
+// startControl loads the control program next to producers and listens on
+// socket. On error nothing stays open.
+func startControl(socket string, producers *loader.Producers, stderr io.Writer) (_ *controlSide, err error) {
+	if socket == "" {
+		return nil, nil
+	}
+	s := &controlSide{}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.Close())
+		}
+	}()
+	s.ctl, err = producers.OpenControl(loader.ControlOptions{})
+	if errors.Is(err, loader.ErrUnsupportedKernel) {
+		// The producers work from Linux 5.8; only control needs 6.1.
+		return &controlSide{unavailable: err}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	roundTrips := metrics.NewRoundTripHistogram()
+	if s.ch, err = control.Open(s.ctl, control.Options{
+		OnRoundTrip: func(d time.Duration) { roundTrips.Observe(d.Seconds()) },
+	}); err != nil {
+		return nil, err
+	}
+	s.collector = metrics.NewUserRingCollector(s.ch, roundTrips)
+	if s.srv, err = control.Listen(socket, s.ch, producers.Sources()); err != nil {
+		return nil, err
+	}
+	var ctx context.Context
+	ctx, s.stop = context.WithCancel(context.Background())
+	s.wg.Go(func() { s.heartbeat(ctx, stderr) })
+	return s, nil
+}
+
+// heartbeat pings until ctx is done, and says so on stderr when the
+// control path stops answering, and when it answers again.
+func (s *controlSide) heartbeat(ctx context.Context, stderr io.Writer) {
+	t := time.NewTicker(heartbeatInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, heartbeatInterval)
+		_, err := s.ch.Ping(pctx)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			fmt.Fprintf(stderr, "ringwatch: control heartbeat: %v\n", err)
+			failing = true
+		case err == nil && failing:
+			fmt.Fprintln(stderr, "ringwatch: control heartbeat answers again")
+			failing = false
+		}
+	}
+}
+
+// collectors are the metrics to serve, if any.
+func (s *controlSide) collectors() []prometheus.Collector {
+	if s == nil || s.unavailable != nil {
+		return nil
+	}
+	return []prometheus.Collector{s.collector}
+}
+
+// announce says where ctl reaches this run, or why it cannot.
+func (s *controlSide) announce(w io.Writer) {
+	if s == nil {
+		return
+	}
+	if s.unavailable != nil {
+		fmt.Fprintf(w, "ringwatch: no control socket: %v\n", s.unavailable)
+		return
+	}
+	fmt.Fprintf(w, "ringwatch: control socket %s; see 'ringwatch ctl --help'\n", s.srv.Path())
+}
+
+// writeSummary adds the user ring's line to the exit summary.
+func (s *controlSide) writeSummary(w io.Writer) error {
+	if s == nil || s.unavailable != nil {
+		return nil
+	}
+	return s.collector.WriteSummary(w)
+}
+
+// Close stops the socket and the heartbeat, then frees the channel and the
+// control program, in that order. It is safe on a partly started side.
+func (s *controlSide) Close() error {
+	if s == nil {
+		return nil
+	}
+	var errs []error
+	if s.srv != nil {
+		errs = append(errs, s.srv.Close())
+	}
+	if s.stop != nil {
+		s.stop()
+		s.wg.Wait()
+	}
+	if s.ch != nil {
+		errs = append(errs, s.ch.Close())
+	}
+	if s.ctl != nil {
+		errs = append(errs, s.ctl.Close())
+	}
+	return errors.Join(errs...)
+}

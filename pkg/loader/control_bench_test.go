@@ -1,0 +1,70 @@
+package loader
+
+import (
+	"testing"
+
+	"github.com/ringwatch/ringwatch/internal/testenv"
+	"github.com/ringwatch/ringwatch/pkg/userring"
+)
+
+// BenchmarkDoorbell times the drain trigger: one BPF_PROG_TEST_RUN of the
+// control program, which drains whatever the user ring holds, without
+// wakeups (Doorbell) and with them (DoorbellWake). With an empty ring it is
+// the fixed cost of ringing; with messages waiting, ns/message is what the
+// kernel side adds per data message. Needs root.
+func BenchmarkDoorbell(b *testing.B) {
+	testenv.RequireUserRing(b)
+	for _, c := range []struct {
+		name  string
+		batch int
+		wake  bool
+	}{
+		{"quiet/messages=0", 0, false},
+		{"quiet/messages=1", 1, false},
+		{"quiet/messages=64", 64, false},
+		{"quiet/messages=1024", 1024, false},
+		{"wake/messages=0", 0, true},
+		{"wake/messages=1", 1, true},
+	} {
+		batch := c.batch
+		b.Run(c.name, func(b *testing.B) {
+			ctl, err := OpenControl(ControlOptions{UserRingSize: 1 << 20})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ctl.Close()
+			w, err := userring.Open(ctl.UserRing())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			var seq uint64
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				for range batch {
+					s, err := w.Reserve(DataSize)
+					if err != nil {
+						b.Fatal(err)
+					}
+					AppendData(s.Data[:0], seq, seq)
+					w.Submit(s)
+					seq++
+				}
+				b.StartTimer()
+				ring := ctl.Doorbell
+				if c.wake {
+					ring = ctl.DoorbellWake
+				}
+				n, err := ring()
+				if err != nil || n != batch {
+					b.Fatalf("drained %d of %d: %v", n, batch, err)
+				}
+			}
+			if batch > 0 {
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/message")
+			}
+		})
+	}
+}

@@ -1,0 +1,206 @@
+package userring
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// Record header bits and size (include/uapi/linux/bpf.h:
+// BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ): the
+// same header as the kernel-to-user ring, written here by user space.
+const (
+	busyBit    = 1 << 31
+	discardBit = 1 << 30
+	headerSize = 8
+)
+
+// maxDynptrSize is the largest sample the kernel hands to a BPF program:
+// bpf_user_ringbuf_drain wraps each sample in a dynptr, and
+// __bpf_user_ringbuf_peek refuses, with -E2BIG and forever, a sample above
+// DYNPTR_MAX_SIZE (kernel/bpf/helpers.c: (1 << 24) - 1). The writer must
+// never let one into the ring.
+const maxDynptrSize = 1<<24 - 1
+
+// ring is the producer side of one BPF_MAP_TYPE_USER_RINGBUF.
+//
+// Its memory, as the kernel lays it out for user space (kernel/bpf/ringbuf.c:
+// struct bpf_ringbuf, ringbuf_map_mmap_user), at offsets into the map's fd:
+//
+//	0          page       2*page                   2*page+size              2*page+2*size
+//	+----------+----------+------------------------+------------------------+
+//	| consumer | producer | data: size bytes       | data again: the same   |
+//	| position | position |                        | pages, mapped twice    |
+//	+----------+----------+------------------------+------------------------+
+//	 read-only  read-write ------------------------------------------------->
+//	 (consumerMem)          (producerMem: one read-write mapping)
+//
+// The permissions are the reverse of a kernel-to-user ring's: the kernel
+// refuses a writable mapping of the consumer page (ringbuf_map_mmap_user
+// returns -EPERM for a VM_WRITE mapping at page offset 0), and here user
+// space owns the producer position and writes the data.
+//
+// Because the data pages appear twice in a row, a sample that wraps past the
+// end of the ring is still contiguous: a sample at offset off is
+// data[off : off+len], with no special case for the wrap.
+//
+// Positions only grow and stay multiples of 8; the kernel's drain refuses
+// an unaligned producer position with -EINVAL (__bpf_user_ringbuf_peek).
+type ring struct {
+	consumerPos *uint64 // in the consumer page; only the kernel writes it
+	producerPos *uint64 // in the producer page; only we write it
+	data        []byte  // 2*size bytes: the data pages, twice
+	mask        uint64  // size - 1; size is a power of two
+
+	// prod is the producer position as we last published it: we are the
+	// only producer, so it is never read back from the shared page.
+	prod uint64
+
+	mapFD       int
+	consumerMem []byte // nil for a ring over plain memory
+	producerMem []byte
+}
+
+// openRing maps m, which must be a BPF_MAP_TYPE_USER_RINGBUF. The writer
+// keeps using m's file descriptor, so m must stay open until the ring is
+// closed. On failure nothing stays mapped.
+func openRing(m *ebpf.Map) (*ring, error) {
+	if m.Type() != ebpf.UserRingbuf {
+		return nil, fmt.Errorf("map %v is a %v, not a UserRingbuf", m, m.Type())
+	}
+	page := os.Getpagesize()
+	size := int(m.MaxEntries())
+	if size <= 0 || size%page != 0 || size&(size-1) != 0 {
+		return nil, fmt.Errorf("user ring size %d is not a power-of-two multiple of the page size %d", size, page)
+	}
+
+	consumerMem, err := unix.Mmap(m.FD(), 0, page, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap user ring consumer page: %w", err)
+	}
+	producerMem, err := unix.Mmap(m.FD(), int64(page), page+2*size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, errors.Join(
+			fmt.Errorf("mmap user ring producer page and data: %w", err),
+			unix.Munmap(consumerMem))
+	}
+
+	r := newRing(
+		(*uint64)(unsafe.Pointer(&consumerMem[0])),
+		(*uint64)(unsafe.Pointer(&producerMem[0])),
+		producerMem[page:])
+	r.mapFD = m.FD()
+	r.consumerMem, r.producerMem = consumerMem, producerMem
+	cons := atomic.LoadUint64(r.consumerPos)
+	if r.prod%8 != 0 || r.prod-cons > r.capacity() {
+		return nil, errors.Join(
+			fmt.Errorf("user ring positions are inconsistent (producer %d, consumer %d): %w", r.prod, cons, ErrCorrupt),
+			r.close())
+	}
+	return r, nil
+}
+
+// newRing writes into a ring laid out in memory the caller owns: data holds
+// the ring's size bytes twice in a row. Tests use it on plain Go memory.
+func newRing(consumerPos, producerPos *uint64, data []byte) *ring {
+	return &ring{
+		consumerPos: consumerPos,
+		producerPos: producerPos,
+		data:        data,
+		mask:        uint64(len(data)/2 - 1),
+		prod:        atomic.LoadUint64(producerPos),
+		mapFD:       -1,
+	}
+}
+
+func (r *ring) fd() int { return r.mapFD }
+
+func (r *ring) capacity() uint64 { return r.mask + 1 }
+
+// maxSample is the largest sample the ring can ever take.
+func (r *ring) maxSample() int {
+	return int(min(r.capacity()-headerSize, maxDynptrSize))
+}
+
+// pending is the number of bytes written and not yet drained by the
+// kernel, headers and padding included.
+func (r *ring) pending() uint64 {
+	return atomic.LoadUint64(r.producerPos) - atomic.LoadUint64(r.consumerPos)
+}
+
+// reserve claims room for a sample of size bytes and returns the offset of
+// its header in data, or false when the ring has no room now. The caller has
+// checked size against maxSample and serialises reserve.
+//
+// The header is written busy before the producer position moves past it,
+// so the kernel's drain, which reads the producer position and then the
+// header, each with acquire ordering (__bpf_user_ringbuf_peek), stops at
+// the sample until commit clears the bit. Samples reserved later may be
+// committed first; the kernel still reads them in ring order.
+func (r *ring) reserve(size int) (uint64, bool) {
+	total := (uint64(size) + headerSize + 7) &^ 7
+	// Acquire: pairs with the kernel's smp_store_release of consumer_pos in
+	// __bpf_user_ringbuf_sample_release, so the kernel is done with the
+	// space we are about to overwrite. (Go's atomics are sequentially
+	// consistent, which is stronger.)
+	cons := atomic.LoadUint64(r.consumerPos)
+	if r.prod+total-cons > r.capacity() {
+		return 0, false
+	}
+	off := r.prod & r.mask
+	// A plain store is enough for the busy header: the kernel looks at it
+	// only after it has read the producer position published below. The
+	// second word is the kernel's page offset in a kernel-to-user ring,
+	// which a user ring's drain ignores; it is zeroed so no stale bytes
+	// sit in a header.
+	*r.header(off) = uint32(size) | busyBit
+	*(*uint32)(unsafe.Pointer(&r.data[off+4])) = 0
+	r.prod += total
+	// Release: pairs with the kernel's smp_load_acquire of producer_pos in
+	// __bpf_user_ringbuf_peek, so the busy header is visible first.
+	atomic.StoreUint64(r.producerPos, r.prod)
+	return off, true
+}
+
+// header is the record header at offset off of data.
+func (r *ring) header(off uint64) *uint32 {
+	return (*uint32)(unsafe.Pointer(&r.data[off]))
+}
+
+// sample is the payload of the sample of size bytes whose header is at off.
+func (r *ring) sample(off uint64, size int) []byte {
+	start := off + headerSize
+	return r.data[start : start+uint64(size) : start+uint64(size)]
+}
+
+// commit publishes a reserved sample, or marks it discarded, by rewriting
+// its header without the busy bit. Release: pairs with the kernel's
+// smp_load_acquire of the header in __bpf_user_ringbuf_peek, so every byte
+// written to the sample is visible to the BPF program that reads it. Safe
+// to call concurrently with reserve and other commits: each touches only
+// its own header.
+func commit(header *uint32, size int, discard bool) {
+	h := uint32(size)
+	if discard {
+		h |= discardBit
+	}
+	atomic.StoreUint32(header, h)
+}
+
+// close unmaps the ring. The map's file descriptor belongs to the caller.
+func (r *ring) close() error {
+	var errs []error
+	if r.consumerMem != nil {
+		errs = append(errs, unix.Munmap(r.consumerMem))
+	}
+	if r.producerMem != nil {
+		errs = append(errs, unix.Munmap(r.producerMem))
+	}
+	*r = ring{mapFD: -1}
+	return errors.Join(errs...)
+}
