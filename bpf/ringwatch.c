@@ -158,6 +158,10 @@ BTF_ANCHOR(struct exec_record, anchor_exec_record);
 BTF_ANCHOR(struct syscall_record, anchor_syscall_record);
 BTF_ANCHOR(struct spsc_slot, anchor_spsc_slot);
 BTF_ANCHOR(enum transport, anchor_transport);
+BTF_ANCHOR(enum wakeup_mode, anchor_wakeup_mode);
+BTF_ANCHOR(enum sleep_state, anchor_sleep_state);
+BTF_ANCHOR(struct bench_record, anchor_bench_record);
+BTF_ANCHOR(struct bench_args, anchor_bench_args);
 
 #define READ_ONCE(x) (*(const volatile typeof(x) *)&(x))
 #define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
@@ -224,6 +228,8 @@ BTF_ANCHOR(enum transport, anchor_transport);
 /* Where a record is being written, from begin_record to end_record. */
 struct output {
 	void *rec;
+	struct transport_config *cfg;
+	void *ring;               /* ringbuf, percpu-ringbuf: the ring reserved in */
 	struct spsc_queue *queue; /* spsc */
 	struct spsc_slot *slot;   /* spsc */
 	struct perf_scratch *scratch; /* perfbuf */
@@ -243,10 +249,14 @@ static __always_inline struct transport_config *get_transport_config(void)
 static __always_inline void *reserve(struct output *out, __u32 size, const enum transport transport)
 {
 	__u32 cpu = bpf_get_smp_processor_id(), zero = 0;
-	struct transport_config *cfg;
+	struct transport_config *cfg = get_transport_config();
 
+	if (!cfg)
+		return NULL; /* cannot happen: index 0 of a 1-entry array */
+	out->cfg = cfg;
 	switch (transport) {
 	case TRANSPORT_RINGBUF:
+		out->ring = &events;
 		out->rec = bpf_ringbuf_reserve(&events, size, 0);
 		return out->rec;
 
@@ -254,13 +264,13 @@ static __always_inline void *reserve(struct output *out, __u32 size, const enum 
 		__u32 ring;
 		void *rb;
 
-		cfg = get_transport_config();
-		if (!cfg || cfg->cpus_per_ring == 0)
+		if (cfg->cpus_per_ring == 0)
 			return NULL;
 		ring = cpu / cfg->cpus_per_ring;
 		rb = bpf_map_lookup_elem(&percpu_events, &ring);
 		if (!rb)
 			return NULL;
+		out->ring = rb;
 		out->rec = bpf_ringbuf_reserve(rb, size, 0);
 		return out->rec;
 	}
@@ -283,8 +293,7 @@ static __always_inline void *reserve(struct output *out, __u32 size, const enum 
 		__u64 tail, slots;
 		__u32 index;
 
-		cfg = get_transport_config();
-		if (!q || !cfg || READ_ONCE(q->busy))
+		if (!q || READ_ONCE(q->busy))
 			return NULL;
 		WRITE_ONCE(q->busy, 1);
 		barrier();
@@ -313,18 +322,65 @@ refuse:
 }
 
 /*
- * Hands the record to the consumer. Returns false if the transport refused
- * it after all (perfbuf: the CPU's buffer was full).
+ * Wakes the consumer if it sleeps in state, and nobody else woke it first:
+ * the compare-and-swap lets exactly one producer ring the doorbell.
+ */
+static __always_inline void ring_doorbell(struct wake_state *ws, __u32 state)
+{
+	__u64 cpu;
+
+	if (__sync_val_compare_and_swap(&ws->consumer_sleeping, state, SLEEP_AWAKE) != state)
+		return;
+	cpu = bpf_get_smp_processor_id();
+	/* A failed output means the doorbell ring already holds unread
+	 * doorbells, which keep epoll ready: the consumer wakes all the same. */
+	bpf_ringbuf_output(&doorbell, &cpu, sizeof(cpu), BPF_RB_FORCE_WAKEUP);
+}
+
+/*
+ * WAKEUP_ADAPTIVE, after a record is published: wakes a consumer that
+ * sleeps deeply, or lazily once pending reaches the watermark. The caller
+ * must have fenced between publishing and this read of the flag (see The
+ * SPSC queue: Dekker's handshake); bpf_ringbuf_submit's xchg is such a
+ * fence. pending is only computed when a lazy sleeper makes it matter.
+ */
+#define WAKE_IF_ASLEEP(cfg, pending_expr)						\
+	do {										\
+		__u32 zero_ = 0;							\
+		struct wake_state *ws_ = bpf_map_lookup_elem(&consumer_state, &zero_);	\
+		__u32 state_;								\
+											\
+		if (!ws_)								\
+			break;								\
+		state_ = READ_ONCE(ws_->consumer_sleeping);				\
+		if (state_ == SLEEP_DEEP ||						\
+		    (state_ == SLEEP_LAZY && (pending_expr) >= (cfg)->watermark))	\
+			ring_doorbell(ws_, state_);					\
+	} while (0)
+
+/*
+ * Hands the record to the consumer, waking it as transport_config.wakeup
+ * says. Returns false if the transport refused the record after all
+ * (perfbuf: the CPU's buffer was full).
  */
 static __always_inline bool submit(struct output *out, void *ctx, __u32 size, const enum transport transport)
 {
+	struct transport_config *cfg = out->cfg;
+
 	switch (transport) {
 	case TRANSPORT_RINGBUF:
-	case TRANSPORT_PERCPU_RINGBUF:
-		bpf_ringbuf_submit(out->rec, 0);
+	case TRANSPORT_PERCPU_RINGBUF: {
+		__u64 flags = cfg->wakeup == WAKEUP_EVERY ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+
+		bpf_ringbuf_submit(out->rec, flags);
+		if (cfg->wakeup == WAKEUP_ADAPTIVE)
+			WAKE_IF_ASLEEP(cfg, bpf_ringbuf_query(out->ring, BPF_RB_AVAIL_DATA));
 		return true;
+	}
 
 	case TRANSPORT_PERFBUF: {
+		/* A perf buffer wakes its consumer itself, for every sample
+		 * (pkg/consumer sets wakeup_events to 1): in every mode. */
 		long err = bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, out->rec, size);
 
 		barrier();
@@ -334,22 +390,22 @@ static __always_inline bool submit(struct output *out, void *ctx, __u32 size, co
 
 	case TRANSPORT_SPSC: {
 		struct spsc_queue *q = out->queue;
-		struct wake_state *ws;
-		__u32 zero = 0;
+		__u64 tail = q->tail + 1;
 
 		out->slot->len = size;
 		barrier();
-		WRITE_ONCE(q->tail, q->tail + 1); /* publish: see The SPSC queue */
-		__sync_fetch_and_add(&q->wake_checks, 1); /* StoreLoad fence */
-		ws = bpf_map_lookup_elem(&consumer_state, &zero);
-		if (ws && READ_ONCE(ws->consumer_sleeping) &&
-		    __sync_val_compare_and_swap(&ws->consumer_sleeping, 1, 0) == 1) {
+		WRITE_ONCE(q->tail, tail); /* publish: see The SPSC queue */
+		switch (cfg->wakeup) {
+		case WAKEUP_EVERY: {
 			__u64 cpu = bpf_get_smp_processor_id();
 
-			/* A failed output means the doorbell ring already holds
-			 * unread doorbells, which keep epoll ready: still woken. */
 			bpf_ringbuf_output(&doorbell, &cpu, sizeof(cpu), BPF_RB_FORCE_WAKEUP);
-			q->doorbells++;
+			break;
+		}
+		case WAKEUP_ADAPTIVE:
+			__sync_fetch_and_add(&q->wake_checks, 1); /* StoreLoad fence */
+			WAKE_IF_ASLEEP(cfg, tail - READ_ONCE(q->head)); /* watermark in slots */
+			break;
 		}
 		barrier();
 		WRITE_ONCE(q->busy, 0);
@@ -518,3 +574,69 @@ SOURCE_PROGRAMS(ringbuf, TRANSPORT_RINGBUF)
 SOURCE_PROGRAMS(percpu_ringbuf, TRANSPORT_PERCPU_RINGBUF)
 SOURCE_PROGRAMS(perfbuf, TRANSPORT_PERFBUF)
 SOURCE_PROGRAMS(spsc, TRANSPORT_SPSC)
+
+/*
+ * The synthetic producer of `ringwatch bench`: a syscall program that
+ * pkg/bench runs with BPF_PROG_TEST_RUN from a thread pinned to one CPU.
+ * Each run writes args->count records of a fixed size, through the same
+ * reserve and submit as the sources, so it measures the transports as the
+ * sources use them. The loop is an open-coded iterator (Linux 6.4), which
+ * the verifier checks once rather than once per iteration.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bench_counters);
+} bench_counters SEC(".maps");
+
+extern int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end) __ksym;
+extern int *bpf_iter_num_next(struct bpf_iter_num *it) __ksym;
+extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __ksym;
+
+static __always_inline int bench_run(struct bench_args *args, const __u32 size, const enum transport transport)
+{
+	__u32 zero = 0;
+	struct bench_counters *bc = bpf_map_lookup_elem(&bench_counters, &zero);
+	struct bpf_iter_num it;
+	int *i;
+
+	if (!bc)
+		return 0;
+	bpf_iter_num_new(&it, 0, args->count);
+	while ((i = bpf_iter_num_next(&it))) {
+		struct output out = {};
+		struct bench_record *rec;
+		__u64 seq = bc->attempts++;
+
+		rec = reserve(&out, size, transport);
+		if (!rec) {
+			bc->lost++;
+			continue;
+		}
+		rec->ktime_ns = bpf_ktime_get_ns();
+		rec->seq = seq;
+		if (!submit(&out, args, size, transport))
+			bc->lost++;
+	}
+	bpf_iter_num_destroy(&it);
+	return 0;
+}
+
+#define BENCH_PROGRAM(name, transport, size)						\
+	SEC("syscall")									\
+	int bench_##name##_##size(struct bench_args *args)				\
+	{										\
+		return bench_run(args, size, transport);				\
+	}
+#define BENCH_PROGRAMS(name, transport)							\
+	BENCH_PROGRAM(name, transport, 16)						\
+	BENCH_PROGRAM(name, transport, 64)						\
+	BENCH_PROGRAM(name, transport, 256)						\
+	BENCH_PROGRAM(name, transport, 1024)						\
+	BENCH_PROGRAM(name, transport, 4096)
+
+BENCH_PROGRAMS(ringbuf, TRANSPORT_RINGBUF)
+BENCH_PROGRAMS(percpu_ringbuf, TRANSPORT_PERCPU_RINGBUF)
+BENCH_PROGRAMS(perfbuf, TRANSPORT_PERFBUF)
+BENCH_PROGRAMS(spsc, TRANSPORT_SPSC)

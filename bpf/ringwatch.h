@@ -114,10 +114,28 @@ enum transport {
 	TRANSPORT_SPSC = 4,           /* a queue per CPU in a BPF_F_MMAPABLE array */
 };
 
+/*
+ * When producers wake the consumer (transport_config.wakeup).
+ *
+ * WAKEUP_ADAPTIVE: records are submitted without a wakeup; a producer rings
+ * the doorbell only when the consumer has said it sleeps, in wake_state: at
+ * once for SLEEP_DEEP, and for SLEEP_LAZY once the ring holds watermark
+ * bytes (the lazy consumer also wakes itself after a bounded delay).
+ * WAKEUP_EVERY: every record wakes the consumer.
+ * WAKEUP_BUSY: no record wakes the consumer, which polls.
+ */
+enum wakeup_mode {
+	WAKEUP_ADAPTIVE = 0,
+	WAKEUP_EVERY = 1,
+	WAKEUP_BUSY = 2,
+};
+
 /* Transport settings, one entry, written by user space before attaching. */
 struct transport_config {
 	__u32 cpus_per_ring; /* percpu-ringbuf: CPU k writes to ring k / cpus_per_ring */
 	__u32 spsc_slots;    /* spsc: slots per queue, a power of two */
+	__u32 wakeup;        /* enum wakeup_mode */
+	__u32 watermark;     /* WAKEUP_ADAPTIVE: bytes pending that wake a lazy consumer */
 };
 
 /*
@@ -135,9 +153,8 @@ struct spsc_queue {
 	__u64 tail;        /* next slot to write: written by the producer only */
 	__u64 cached_head; /* the producer's last look at head */
 	__u64 wake_checks; /* fences taken before reading the sleep flag */
-	__u64 doorbells;   /* doorbells this producer rang */
 	__u32 busy;        /* a program of this CPU is writing a slot */
-	__u8 producer_pad[28];
+	__u8 producer_pad[36];
 };
 
 /*
@@ -151,14 +168,44 @@ struct spsc_slot {
 	__u8 data[]; /* the record */
 };
 
+/* wake_state.consumer_sleeping */
+enum sleep_state {
+	SLEEP_AWAKE = 0,
+	SLEEP_DEEP = 1, /* wake me for the next record */
+	SLEEP_LAZY = 2, /* wake me once the watermark is reached; I wake myself later */
+};
+
 /*
  * What the consumer tells the producers, in a one-entry BPF_F_MMAPABLE array.
- * consumer_sleeping is set by the consumer just before it waits in epoll;
- * the producer that finds it set clears it and rings the doorbell.
+ * consumer_sleeping (enum sleep_state) is set by the consumer just before it
+ * waits in epoll; the producer that finds it set clears it with a
+ * compare-and-swap and rings the doorbell.
  */
 struct wake_state {
 	__u32 consumer_sleeping;
 	__u8 pad[60];
+};
+
+/*
+ * The synthetic producer of `ringwatch bench`: record_size bytes per
+ * record (at least 16), starting with this header, written count times per
+ * run of a bench program.
+ */
+struct bench_record {
+	__u64 ktime_ns; /* bpf_ktime_get_ns() when written */
+	__u64 seq;      /* the bench producer's attempt number */
+};
+
+/* The bench program's context: BPF_PROG_TEST_RUN's ctx_in. */
+struct bench_args {
+	__u32 count;
+	__u32 pad;
+};
+
+/* The bench producer's counts: one entry, only the bench program writes. */
+struct bench_counters {
+	__u64 attempts;
+	__u64 lost;
 };
 
 #endif /* RINGWATCH_H */

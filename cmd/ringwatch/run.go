@@ -74,6 +74,7 @@ while running, 2 for a wrong command line.
 type runConfig struct {
 	sources       []string
 	transport     consumer.Transport
+	wakeup        consumer.Wakeup
 	cpusPerRing   int
 	ringSize      int
 	listenAddress string
@@ -93,6 +94,8 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 		"comma-separated sources to carry: "+strings.Join(loader.SourceNames(), ", "))
 	transport := fs.String("transport", string(consumer.Ringbuf),
 		"how records travel to user space: "+strings.Join(loader.TransportNames(), ", "))
+	wakeup := fs.String("wakeup", string(consumer.WakeupAdaptive),
+		"when producers wake the consumer: adaptive (only when it sleeps; after records flowed it sleeps lazily, waking at an eighth of the ring or after 1ms), every (every record), busy (never: the consumer polls a CPU)")
 	cpusPerRing := fs.Int("cpus-per-ring", 1, "percpu-ringbuf: how many CPUs share one ring buffer")
 	ringSize := fs.String("ring-size", loader.FormatSize(loader.DefaultRingSize),
 		"data size of each ring: a power-of-two multiple of the page size, such as 256KiB, 4MiB or 1GiB")
@@ -126,7 +129,10 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 	}
 
 	cfg := runConfig{listenAddress: *listen, telemetryPath: *path, duration: *duration, ctlSocket: *ctlSocket,
-		transport: consumer.Transport(*transport), cpusPerRing: *cpusPerRing}
+		transport: consumer.Transport(*transport), cpusPerRing: *cpusPerRing, wakeup: consumer.Wakeup(*wakeup)}
+	if !slices.Contains(consumer.Wakeups(), cfg.wakeup) {
+		return runConfig{}, fmt.Errorf("--wakeup %q: choose adaptive, every or busy", *wakeup)
+	}
 	if !slices.Contains(loader.TransportNames(), *transport) {
 		return runConfig{}, fmt.Errorf("--transport %q: choose from %s", *transport, strings.Join(loader.TransportNames(), ", "))
 	}
@@ -208,7 +214,7 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	}
 	defer ln.Close()
 
-	producers, err := loader.Open(loader.Options{Sources: cfg.sources, Transport: cfg.transport,
+	producers, err := loader.Open(loader.Options{Sources: cfg.sources, Transport: cfg.transport, Wakeup: cfg.wakeup,
 		CPUsPerRing: cfg.cpusPerRing, RingSize: cfg.ringSize, SyscallPIDs: cfg.pids})
 	if err != nil {
 		return err
@@ -216,7 +222,7 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	defer func() { err = errors.Join(err, producers.Close()) }()
 
 	rings := producers.Rings()
-	cons, err := consumer.Open(rings...)
+	cons, err := consumer.OpenConfig(producers.ConsumerConfig())
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -20,9 +22,12 @@ var ErrClosed = os.ErrClosed
 // and how long a ring waits for its space while the callback runs.
 const maxBatchRecords = 1024
 
-// wakeToken marks the eventfd's events in the epoll set; ring events carry
-// the ring's index.
-const wakeToken = -1
+// wakeToken marks the eventfd's events in the epoll set and bellToken the
+// doorbell's; ring events carry the ring's index.
+const (
+	wakeToken = -1
+	bellToken = -2
+)
 
 // Transport names a way records travel from the kernel to user space.
 type Transport string
@@ -51,19 +56,35 @@ type Ring struct {
 	Name      string // for metrics labels and errors
 	Transport Transport
 	// Map is the BPF_MAP_TYPE_RINGBUF of a Ringbuf or PercpuRingbuf ring,
-	// the BPF_MAP_TYPE_PERF_EVENT_ARRAY of a Perfbuf ring, and the doorbell
-	// ring buffer of an SPSC ring.
+	// and the BPF_MAP_TYPE_PERF_EVENT_ARRAY of a Perfbuf ring.
 	Map *ebpf.Map
 	// Perfbuf: the CPU whose buffer this ring is, and the buffer's data
 	// size in bytes, a power-of-two multiple of the page size. Open
 	// creates the CPU's perf event and stores it in Map at index CPU.
 	CPU      int
 	PerfSize int
-	// SPSC: the queue headers (struct spsc_queue, one per CPU), the slots
-	// (struct spsc_slot, SPSCSlots per queue) and the wake state (struct
-	// wake_state), all BPF_F_MMAPABLE arrays.
-	Queues, Slots, State *ebpf.Map
-	SPSCSlots            int
+	// SPSC: the queue headers (struct spsc_queue, one per CPU) and the
+	// slots (struct spsc_slot, SPSCSlots per queue), BPF_F_MMAPABLE
+	// arrays. An SPSC ring is woken through Config.Doorbell.
+	Queues, Slots *ebpf.Map
+	SPSCSlots     int
+}
+
+// Config is what [OpenConfig] reads and how it sleeps.
+type Config struct {
+	Rings []Ring
+	// Wakeup must match what the producers were loaded with; "" means
+	// WakeupEvery, the behaviour of plain BPF ring buffers.
+	Wakeup Wakeup
+	// Doorbell (a BPF_MAP_TYPE_RINGBUF) and State (the one-entry
+	// BPF_F_MMAPABLE array of struct wake_state) carry the sleep
+	// handshake: needed by WakeupAdaptive and by SPSC rings.
+	Doorbell, State *ebpf.Map
+	// MaxDelay bounds a lazy sleep (WakeupAdaptive), rounded up to whole
+	// milliseconds; 0 means DefaultMaxDelay, and a negative MaxDelay
+	// means never sleep lazily: every sleep is deep, woken by the next
+	// record.
+	MaxDelay time.Duration
 }
 
 // ring is what the consumer needs of one kernel-to-user transport.
@@ -76,13 +97,9 @@ type ring interface {
 	// release gives the space of every record read so far back to the
 	// producers, and reports whether there was any.
 	release() bool
-	// arm is called when a drain found nothing, just before the consumer
-	// waits in epoll. A ring whose producers must be told that the
-	// consumer sleeps tells them, and arm reports whether records arrived
-	// meanwhile, in which case the consumer reads instead of waiting.
-	arm() bool
-	// disarm is called after the wait: the consumer is awake again.
-	disarm()
+	// ready reports whether a record can be read now. It is the look the
+	// consumer takes after raising its sleep flag: see waker.arm.
+	ready() bool
 	pending() uint64
 	capacity() uint64
 	// lost counts records the kernel itself reported lost on the ring.
@@ -153,6 +170,10 @@ type Consumer struct {
 	closed  atomic.Bool
 
 	rings    []ring
+	waker    *waker // nil without a doorbell
+	mode     Wakeup
+	maxDelay int  // milliseconds; -1: never sleep lazily
+	lazy     bool // sleep lazily next: records flowed since the last deep sleep
 	counters []ringCounters
 	epollFD  int
 	wakeFD   int // eventfd written by Close and context cancellation
@@ -160,24 +181,65 @@ type Consumer struct {
 	batch    batch
 }
 
-// Open maps every ring and returns a Consumer that waits on all of them.
-// On error, nothing stays mapped or open.
+// Open maps every ring and returns a Consumer that waits on all of them,
+// woken by the kernel as plain BPF ring buffers are (WakeupEvery). On
+// error, nothing stays mapped or open.
 func Open(rings ...Ring) (*Consumer, error) {
-	if len(rings) == 0 {
+	return OpenConfig(Config{Rings: rings})
+}
+
+// OpenConfig is Open with the sleep handshake of Config. On error, nothing
+// stays mapped or open.
+func OpenConfig(cfg Config) (*Consumer, error) {
+	if len(cfg.Rings) == 0 {
 		return nil, errors.New("open consumer: no rings given")
 	}
-	opened := make([]ring, 0, len(rings))
-	for _, desc := range rings {
+	if cfg.Wakeup == "" {
+		cfg.Wakeup = WakeupEvery
+	}
+	if !slices.Contains(Wakeups(), cfg.Wakeup) {
+		return nil, fmt.Errorf("open consumer: unknown wakeup mode %q", cfg.Wakeup)
+	}
+	needBell := cfg.Wakeup == WakeupAdaptive ||
+		slices.ContainsFunc(cfg.Rings, func(r Ring) bool { return r.Transport == SPSC })
+	var w *waker
+	if needBell {
+		if cfg.Doorbell == nil || cfg.State == nil {
+			return nil, errors.New("open consumer: adaptive wakeups and spsc rings need Config.Doorbell and Config.State")
+		}
+		var err error
+		if w, err = openWaker(cfg.Doorbell, cfg.State); err != nil {
+			return nil, fmt.Errorf("open consumer: %w", err)
+		}
+	}
+	opened := make([]ring, 0, len(cfg.Rings))
+	for _, desc := range cfg.Rings {
 		r, err := openRing(desc)
 		if err != nil {
 			for _, o := range opened {
 				err = errors.Join(err, o.close())
 			}
+			if w != nil {
+				err = errors.Join(err, w.close())
+			}
 			return nil, fmt.Errorf("open %s ring %q: %w", desc.Transport, desc.Name, err)
 		}
 		opened = append(opened, r)
 	}
-	return newConsumer(opened)
+	c, err := newConsumer(opened, w)
+	if err != nil {
+		return nil, err
+	}
+	c.mode = cfg.Wakeup
+	switch {
+	case cfg.MaxDelay == 0:
+		c.maxDelay = int(DefaultMaxDelay / time.Millisecond)
+	case cfg.MaxDelay < 0:
+		c.maxDelay = -1
+	default:
+		c.maxDelay = int((cfg.MaxDelay + time.Millisecond - 1) / time.Millisecond)
+	}
+	return c, nil
 }
 
 func openRing(desc Ring) (ring, error) {
@@ -192,12 +254,15 @@ func openRing(desc Ring) (ring, error) {
 	return nil, fmt.Errorf("unknown transport %q", desc.Transport)
 }
 
-// newConsumer waits on rings, which it owns from now on, even on error.
-func newConsumer(rings []ring) (_ *Consumer, err error) {
+// newConsumer waits on rings and w's doorbell, which it owns from now on,
+// even on error. It sleeps as WakeupEvery until told otherwise.
+func newConsumer(rings []ring, w *waker) (_ *Consumer, err error) {
 	c := &Consumer{
 		epollFD:  -1,
 		wakeFD:   -1,
 		rings:    rings,
+		waker:    w,
+		mode:     WakeupEvery,
 		counters: make([]ringCounters, len(rings)),
 		events:   make([]unix.EpollEvent, len(rings)+1),
 		batch:    batch{records: make([][]byte, 0, maxBatchRecords)},
@@ -219,7 +284,15 @@ func newConsumer(rings []ring) (_ *Consumer, err error) {
 	}
 	for i, r := range rings {
 		c.counters[i].capacity = r.capacity()
+		if r.fd() < 0 {
+			continue // woken through the doorbell
+		}
 		if err := c.watch(r.fd(), i); err != nil {
+			return nil, err
+		}
+	}
+	if w != nil {
+		if err := c.watch(w.bell.fd(), bellToken); err != nil {
 			return nil, err
 		}
 	}
@@ -274,20 +347,53 @@ func (c *Consumer) Read(ctx context.Context, fn func(Batch)) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
+		if c.mode == WakeupBusy {
+			continue // poll: the producers never wake us
+		}
 		// Registered only when about to sleep: a busy consumer finds
 		// records without waiting and allocates nothing here.
 		if stopWake == nil && ctx.Done() != nil {
 			stopWake = context.AfterFunc(ctx, c.wake)
 		}
-		if c.arm() {
-			continue // records arrived while the rings were told we sleep
-		}
-		err = c.wait()
-		c.disarm()
+		woke, err := c.sleep()
 		if err != nil {
 			return 0, err
 		}
+		if !woke {
+			// A lazy sleep ran out: read what came, and if nothing
+			// did, sleep deeply next.
+			if n, err := c.drain(fn); n > 0 || err != nil {
+				return n, err
+			}
+			c.lazy = false
+		}
 	}
+}
+
+// sleep waits for the rings. In WakeupAdaptive it first tells the
+// producers how: deeply (wake me for the next record) after a quiet spell,
+// lazily (wake me at the watermark; I wake myself after maxDelay) while
+// records flow. It returns false when a lazy sleep timed out.
+func (c *Consumer) sleep() (bool, error) {
+	timeout := -1
+	if c.waker != nil {
+		state := uint32(sleepAwake)
+		if c.mode == WakeupAdaptive {
+			state = sleepDeep
+			if c.lazy && c.maxDelay >= 0 {
+				state, timeout = sleepLazy, c.maxDelay
+			}
+		}
+		if c.waker.arm(state, c.rings) {
+			return true, nil // records arrived while we were telling
+		}
+		defer c.waker.disarm()
+	}
+	woke, err := c.wait(timeout)
+	if woke {
+		c.lazy = true
+	}
+	return woke || timeout < 0, err
 }
 
 // Drain passes every record available now to fn, in batches, without
@@ -338,46 +444,37 @@ func (c *Consumer) drain(fn func(Batch)) (int, error) {
 	return total, nil
 }
 
-// arm tells every ring the consumer is about to sleep, and reports whether
-// one of them received records meanwhile; then the rings are disarmed.
-func (c *Consumer) arm() bool {
-	for i, r := range c.rings {
-		if r.arm() {
-			for _, armed := range c.rings[:i+1] {
-				armed.disarm()
-			}
-			return true
-		}
-	}
-	return false
-}
-
-func (c *Consumer) disarm() {
-	for _, r := range c.rings {
-		r.disarm()
-	}
-}
-
-// wait blocks until epoll reports a ring or the eventfd ready.
-func (c *Consumer) wait() error {
-	n, err := unix.EpollWait(c.epollFD, c.events, -1)
+// wait blocks until epoll reports a ring, the doorbell or the eventfd
+// ready, or timeout milliseconds pass (-1: no timeout). It reports whether
+// something woke it.
+func (c *Consumer) wait(timeout int) (bool, error) {
+	n, err := unix.EpollWait(c.epollFD, c.events, timeout)
 	if errors.Is(err, unix.EINTR) {
-		return nil
+		return true, nil
 	}
 	if err != nil {
-		return fmt.Errorf("wait for rings: %w", err)
+		return false, fmt.Errorf("wait for rings: %w", err)
 	}
 	for _, ev := range c.events[:n] {
-		if ev.Fd == wakeToken {
+		switch ev.Fd {
+		case wakeToken:
 			var buf [8]byte
 			// Resets the eventfd counter; EAGAIN means another reader
 			// already did, which is fine.
 			_, _ = unix.Read(c.wakeFD, buf[:])
-			continue
+		case bellToken:
+			// The doorbell does not say which ring: count it on each
+			// ring that has something to read.
+			for i, r := range c.rings {
+				if r.ready() {
+					c.counters[i].wakeups.Add(1)
+				}
+			}
+		default:
+			c.counters[ev.Fd].wakeups.Add(1)
 		}
-		c.counters[ev.Fd].wakeups.Add(1)
 	}
-	return nil
+	return n > 0, nil
 }
 
 // wake makes a blocked wait return.
@@ -437,6 +534,10 @@ func (c *Consumer) free() error {
 		errs = append(errs, r.close())
 	}
 	c.rings = nil
+	if c.waker != nil {
+		errs = append(errs, c.waker.close())
+		c.waker = nil
+	}
 	for _, fd := range []*int{&c.epollFD, &c.wakeFD} {
 		if *fd >= 0 {
 			errs = append(errs, unix.Close(*fd))

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/testenv"
 )
@@ -21,6 +22,18 @@ func newRingbufMap(t *testing.T, size uint32) *ebpf.Map {
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: size})
 	if err != nil {
 		t.Fatalf("create ring buffer: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// wakeState is a struct wake_state array as the loader creates it.
+func wakeState(t *testing.T) *ebpf.Map {
+	t.Helper()
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: wakeStateSize,
+		MaxEntries: 1, Flags: unix.BPF_F_MMAPABLE})
+	if err != nil {
+		t.Fatalf("create wake state: %v", err)
 	}
 	t.Cleanup(func() { m.Close() })
 	return m
@@ -136,16 +149,26 @@ func TestOpenRejectsOtherMaps(t *testing.T) {
 	for _, bad := range []Ring{
 		{Name: "perf", Transport: Perfbuf, Map: array, PerfSize: os.Getpagesize()},
 		{Name: "perf", Transport: Perfbuf, Map: ring, PerfSize: os.Getpagesize()},
-		{Name: "queues", Transport: SPSC, Map: ring, Queues: array, Slots: array, State: array, SPSCSlots: 1},
-		{Name: "queues", Transport: SPSC, Map: ring},
+		{Name: "queues", Transport: SPSC, Queues: array, Slots: array, SPSCSlots: 1},
+		{Name: "queues", Transport: SPSC},
 		{Name: "what", Transport: "carrier-pigeon", Map: ring},
 	} {
-		if c, err := Open(ringOf(ring), bad); err == nil {
+		c, err := OpenConfig(Config{Rings: []Ring{ringOf(ring), bad}, Doorbell: ring, State: wakeState(t)})
+		if err == nil {
 			c.Close()
 			t.Errorf("Open accepted %s ring %+v", bad.Transport, bad)
 		} else if !strings.Contains(err.Error(), bad.Name) {
 			t.Errorf("error does not name the ring %q: %v", bad.Name, err)
 		}
+	}
+	// The sleep handshake needs its maps.
+	if c, err := OpenConfig(Config{Rings: []Ring{ringOf(ring)}, Wakeup: WakeupAdaptive}); err == nil {
+		c.Close()
+		t.Error("OpenConfig accepted adaptive wakeups without a doorbell")
+	}
+	if c, err := OpenConfig(Config{Rings: []Ring{ringOf(ring)}, Wakeup: "sometimes"}); err == nil {
+		c.Close()
+		t.Error("OpenConfig accepted an unknown wakeup mode")
 	}
 	if _, err := Open(); err == nil {
 		t.Fatal("Open accepted no rings")

@@ -120,8 +120,7 @@ func (p *perfbuf) init(meta *unix.PerfEventMmapPage, data []byte) {
 func (p *perfbuf) fd() int          { return p.eventFD }
 func (p *perfbuf) capacity() uint64 { return p.mask + 1 }
 func (p *perfbuf) lost() uint64     { return p.dropped.Load() }
-func (p *perfbuf) arm() bool        { return false }
-func (p *perfbuf) disarm()          {}
+func (p *perfbuf) ready() bool      { return atomic.LoadUint64(&p.meta.Data_head) != p.tail }
 
 func (p *perfbuf) pending() uint64 {
 	return atomic.LoadUint64(&p.meta.Data_head) - atomic.LoadUint64(&p.meta.Data_tail)

@@ -118,10 +118,14 @@ func (r *ringbuf) fd() int { return r.mapFD }
 
 func (r *ringbuf) capacity() uint64 { return r.mask + 1 }
 
-// A ring buffer's producers need no telling that the consumer sleeps: the
-// kernel wakes it when a commit finds the consumer caught up.
-func (r *ringbuf) arm() bool { return false }
-func (r *ringbuf) disarm()   {}
+// ready reports whether the next record is committed: not a record the
+// producer is still writing, whose commit will find the consumer's flag.
+func (r *ringbuf) ready() bool {
+	if atomic.LoadUint64(r.producerPos) == r.cons {
+		return false
+	}
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.data[r.cons&r.mask])))&ringbufBusyBit == 0
+}
 
 // lost is 0: only the producers see a full ring buffer.
 func (r *ringbuf) lost() uint64 { return 0 }

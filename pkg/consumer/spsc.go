@@ -12,8 +12,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The layout of bpf/ringwatch.h's SPSC structures, which pkg/loader's tests
-// check against the BTF the compiler wrote.
+// The layout of bpf/ringwatch.h's SPSC and wake structures, which
+// pkg/loader's tests check against the BTF the compiler wrote.
 const (
 	spscQueueSize    = 128 // struct spsc_queue: two cache lines
 	spscHeadOffset   = 0   // spsc_queue.head, on the consumer's line
@@ -31,22 +31,21 @@ const (
 // holds record number i for i in [head, tail). The consumer reads tail
 // (acquire), reads the slots, and stores head (release) once per batch.
 //
-// The wakeup is an event, not polling. Before waiting in epoll, arm stores
-// consumer_sleeping = 1 and then reads every tail once more; a producer
-// stores its tail and then reads consumer_sleeping, and if set clears it
-// and rings the doorbell: a small BPF ring buffer submitted with
-// BPF_RB_FORCE_WAKEUP, which epoll waits on. Both sides store, fence, then
-// load (our atomic store is an XCHG, theirs a locked fetch-and-add), so at
-// least one sees the other: either arm finds the new record and we do not
-// sleep, or the producer finds the flag and wakes us. No record is left
-// waiting for a later one.
+// The wakeup is an event, not polling, and the queues have no descriptor
+// of their own to wait on: the Consumer's waker (wake.go) waits on the
+// doorbell. Before waiting in epoll it stores consumer_sleeping and then
+// reads every tail once more (ready); a producer stores its tail and then
+// reads consumer_sleeping, and if set clears it and rings the doorbell: a
+// small BPF ring buffer submitted with BPF_RB_FORCE_WAKEUP. Both sides
+// store, fence, then load (our atomic store is an XCHG, theirs a locked
+// fetch-and-add), so at least one sees the other: either ready finds the
+// new record and we do not sleep, or the producer finds the flag and wakes
+// us. No record is left waiting for a later one.
 type spsc struct {
 	queues   []spscQueue
 	slotSize uint64 // bytes per slot, header included
 	perQueue uint64 // slots per queue, a power of two
-	sleeping *uint32
-	bell     doorbell
-	next     int // queue the next batch starts at, so none starves
+	next     int    // queue the next batch starts at, so none starves
 
 	mems [][]byte // mappings to unmap on close
 }
@@ -87,17 +86,16 @@ func (d *ringDoorbell) clear() error {
 
 func (d *ringDoorbell) close() error { return d.r.close() }
 
-// openSPSC maps the queue headers, slots and wake state of desc read-write,
-// and its doorbell ring.
+// openSPSC maps the queue headers and slots of desc read-write.
 func openSPSC(desc Ring) (_ *spsc, err error) {
-	for _, m := range []*ebpf.Map{desc.Queues, desc.Slots, desc.State} {
+	for _, m := range []*ebpf.Map{desc.Queues, desc.Slots} {
 		if m == nil || m.Type() != ebpf.Array || m.Flags()&unix.BPF_F_MMAPABLE == 0 {
 			return nil, fmt.Errorf("spsc map %v is not a BPF_F_MMAPABLE array", m)
 		}
 	}
-	if desc.Queues.ValueSize() != spscQueueSize || desc.State.ValueSize() != wakeStateSize {
-		return nil, fmt.Errorf("spsc queue and wake state are %d and %d bytes, this consumer knows %d and %d",
-			desc.Queues.ValueSize(), desc.State.ValueSize(), spscQueueSize, wakeStateSize)
+	if desc.Queues.ValueSize() != spscQueueSize {
+		return nil, fmt.Errorf("spsc queue headers are %d bytes, this consumer knows %d",
+			desc.Queues.ValueSize(), spscQueueSize)
 	}
 	queues, perQueue := int(desc.Queues.MaxEntries()), desc.SPSCSlots
 	if perQueue <= 0 || perQueue&(perQueue-1) != 0 || desc.Slots.MaxEntries() != uint32(queues*perQueue) {
@@ -134,17 +132,7 @@ func openSPSC(desc Ring) (_ *spsc, err error) {
 	if err != nil {
 		return nil, err
 	}
-	stateMem, err := mapArray(desc.State, wakeStateSize)
-	if err != nil {
-		return nil, err
-	}
-	bell, err := openRingbuf(desc.Map)
-	if err != nil {
-		return nil, fmt.Errorf("doorbell: %w", err)
-	}
-	s := newSPSC(queueMem, slotMem, uint64(slotSize), uint64(perQueue),
-		(*uint32)(unsafe.Pointer(&stateMem[wakeSleepingOffs])),
-		&ringDoorbell{r: bell, b: batch{records: make([][]byte, 0, 64)}})
+	s := newSPSC(queueMem, slotMem, uint64(slotSize), uint64(perQueue))
 	s.mems = mems
 	return s, nil
 }
@@ -152,14 +140,12 @@ func openSPSC(desc Ring) (_ *spsc, err error) {
 // newSPSC reads queues laid out in memory the caller owns: queueMem holds
 // the struct spsc_queue of every queue, slotMem their slots. Tests use it on
 // plain Go memory, whose queueMem must be 8-byte aligned.
-func newSPSC(queueMem, slotMem []byte, slotSize, perQueue uint64, sleeping *uint32, bell doorbell) *spsc {
+func newSPSC(queueMem, slotMem []byte, slotSize, perQueue uint64) *spsc {
 	n := len(queueMem) / spscQueueSize
 	s := &spsc{
 		queues:   make([]spscQueue, n),
 		slotSize: slotSize,
 		perQueue: perQueue,
-		sleeping: sleeping,
-		bell:     bell,
 	}
 	span := perQueue * slotSize
 	for k := range s.queues {
@@ -174,7 +160,8 @@ func newSPSC(queueMem, slotMem []byte, slotSize, perQueue uint64, sleeping *uint
 	return s
 }
 
-func (s *spsc) fd() int { return s.bell.fd() }
+// fd is -1: the Consumer waits on the doorbell instead.
+func (s *spsc) fd() int { return -1 }
 
 func (s *spsc) capacity() uint64 { return uint64(len(s.queues)) * s.perQueue * s.slotSize }
 
@@ -244,31 +231,18 @@ func (s *spsc) release() bool {
 	return released
 }
 
-// arm announces the sleep and looks at every queue once more: see spsc.
-func (s *spsc) arm() bool {
-	if err := s.bell.clear(); err != nil {
-		// A doorbell we cannot clear keeps epoll ready: stay awake and
-		// read, rather than spin in epoll or sleep through a ring.
-		return true
-	}
-	atomic.StoreUint32(s.sleeping, 1) // an XCHG on amd64: the StoreLoad fence
+// ready reports whether a queue holds a record not yet read.
+func (s *spsc) ready() bool {
 	for k := range s.queues {
 		if atomic.LoadUint64(s.queues[k].tail) != s.queues[k].read {
-			return true // disarm clears the flag
+			return true
 		}
 	}
 	return false
 }
 
-// disarm clears the flag, so producers stop ringing. A producer may have
-// cleared it already and rung; that doorbell is consumed at the next arm.
-func (s *spsc) disarm() { atomic.StoreUint32(s.sleeping, 0) }
-
 func (s *spsc) close() error {
 	var errs []error
-	if s.bell != nil {
-		errs = append(errs, s.bell.close())
-	}
 	for _, m := range s.mems {
 		errs = append(errs, unix.Munmap(m))
 	}

@@ -22,8 +22,9 @@ type memQueues struct {
 	slots      []byte
 	slotSize   uint64
 	perQueue   uint64
-	sleeping   uint32
+	sleeping   uint32 // wake_state.consumer_sleeping
 	bell       *eventBell
+	watermark  uint64 // slots pending that wake a lazy consumer
 }
 
 func newMemQueues(t testing.TB, queues, perQueue, slotSize int) *memQueues {
@@ -32,6 +33,7 @@ func newMemQueues(t testing.TB, queues, perQueue, slotSize int) *memQueues {
 		slots:      make([]byte, queues*perQueue*slotSize),
 		slotSize:   uint64(slotSize),
 		perQueue:   uint64(perQueue),
+		watermark:  uint64(max(perQueue/8, 1)),
 	}
 	m.bell = newEventBell(t)
 	return m
@@ -42,7 +44,20 @@ func (m *memQueues) queueMem() []byte {
 }
 
 func (m *memQueues) reader() *spsc {
-	return newSPSC(m.queueMem(), m.slots, m.slotSize, m.perQueue, &m.sleeping, m.bell)
+	return newSPSC(m.queueMem(), m.slots, m.slotSize, m.perQueue)
+}
+
+func (m *memQueues) waker() *waker { return &waker{sleeping: &m.sleeping, bell: m.bell} }
+
+// consumer is a Consumer of the queues with adaptive wakeups; maxDelay < 0
+// makes every sleep deep.
+func (m *memQueues) consumer(t testing.TB, maxDelay int) *Consumer {
+	c, err := newConsumer([]ring{m.reader()}, m.waker())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mode, c.maxDelay = WakeupAdaptive, maxDelay
+	return c
 }
 
 func (m *memQueues) head(k int) *uint64 { return &m.queueWords[k*spscQueueSize/8+spscHeadOffset/8] }
@@ -76,7 +91,10 @@ func (p *producer) push(rec []byte) bool {
 	copy(slot[spscSlotHeader:], rec)
 	p.tail++
 	atomic.StoreUint64(m.tail(p.k), p.tail) // publish, then look
-	if atomic.LoadUint32(&m.sleeping) == 1 && atomic.CompareAndSwapUint32(&m.sleeping, 1, 0) {
+	state := atomic.LoadUint32(&m.sleeping)
+	wake := state == sleepDeep ||
+		(state == sleepLazy && p.tail-atomic.LoadUint64(m.head(p.k)) >= m.watermark)
+	if wake && atomic.CompareAndSwapUint32(&m.sleeping, state, sleepAwake) {
 		m.bell.ring()
 		p.doorbells++
 	}
@@ -141,6 +159,7 @@ func checkRecord(rec []byte, want uint64, maxLen int) string {
 
 func TestSPSCReadsInOrderAndReleasesOncePerBatch(t *testing.T) {
 	m := newMemQueues(t, 2, 8, 32)
+	defer m.bell.close()
 	s := m.reader()
 	defer s.close()
 	p0, p1 := &producer{m: m, k: 0}, &producer{m: m, k: 1}
@@ -220,6 +239,7 @@ func TestSPSCRejectsCorruptQueues(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMemQueues(t, 2, 8, 32)
+			defer m.bell.close()
 			s := m.reader()
 			defer s.close()
 			tc.corrupt(m)
@@ -243,10 +263,7 @@ func TestSPSCPassesTenMillionRecords(t *testing.T) {
 	}
 	const maxLen = 56
 	m := newMemQueues(t, 1, 1024, 64)
-	c, err := newConsumer([]ring{m.reader()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := m.consumer(t, int(DefaultMaxDelay/time.Millisecond))
 	defer c.Close()
 
 	var next uint64 // read by this goroutine only after the reader stops
@@ -324,10 +341,7 @@ func TestSPSCHandshakeLeavesNoRecordWaiting(t *testing.T) {
 		rounds = 500
 	}
 	m := newMemQueues(t, 1, 256, 32)
-	c, err := newConsumer([]ring{m.reader()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := m.consumer(t, -1) // deep sleeps only: no timer may help
 	defer c.Close()
 
 	var delivered, target atomic.Uint64
@@ -387,6 +401,48 @@ func TestSPSCHandshakeLeavesNoRecordWaiting(t *testing.T) {
 	}
 }
 
+// TestLazySleepDeliversWithinItsDelay holds the adaptive consumer's lazy
+// sleep to its bound: a record below the watermark rings no doorbell, and
+// must still arrive, without any later record, when the consumer wakes
+// itself after its delay. (The deadline only turns a hang into a failure.)
+func TestLazySleepDeliversWithinItsDelay(t *testing.T) {
+	m := newMemQueues(t, 1, 256, 32) // watermark: 32 slots
+	c := m.consumer(t, 1)
+	defer c.Close()
+	arrived := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			c.Read(ctx, func(Batch) { arrived <- struct{}{} })
+		}
+	})
+	defer func() { cancel(); wg.Wait() }()
+
+	p := &producer{m: m}
+	const rounds = 200
+	var buf [24]byte
+	var longest time.Duration
+	for round := range rounds {
+		start := time.Now()
+		if !p.push(record(buf[:], uint64(round), 24)) {
+			t.Fatal("queue full")
+		}
+		select {
+		case <-arrived:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: a record below the watermark was never delivered", round)
+		}
+		longest = max(longest, time.Since(start))
+	}
+	t.Logf("%d single records: %d doorbells, %d epoll wakeups; longest wait %v", rounds, p.doorbells, c.Stats()[0].Wakeups, longest)
+	// Most records came while the consumer slept lazily, so without a
+	// doorbell: the self-wakeup delivered them.
+	if p.doorbells > rounds/2 {
+		t.Errorf("%d doorbells for %d records below the watermark: the consumer did not sleep lazily", p.doorbells, rounds)
+	}
+}
+
 // BenchmarkSPSCWalk is the consumer's walk over SPSC slots, as
 // BenchmarkDrain is over a ring buffer.
 func BenchmarkSPSCWalk(b *testing.B) {
@@ -394,6 +450,7 @@ func BenchmarkSPSCWalk(b *testing.B) {
 		b.Run(fmt.Sprintf("record=%dB", size), func(b *testing.B) {
 			const perQueue = 4096
 			m := newMemQueues(b, 1, perQueue, size+spscSlotHeader)
+			defer m.bell.close()
 			s := m.reader()
 			defer s.close()
 			p := &producer{m: m}

@@ -31,7 +31,7 @@ func openProducers(t *testing.T, opts Options) (*Producers, *consumer.Consumer) 
 			t.Errorf("close producers: %v", err)
 		}
 	})
-	c, err := consumer.Open(p.Rings()...)
+	c, err := consumer.OpenConfig(p.ConsumerConfig())
 	if err != nil {
 		t.Fatalf("consumer.Open: %v", err)
 	}
@@ -91,7 +91,7 @@ func consume(t *testing.T, p *Producers, c *consumer.Consumer, fn func(rec []byt
 
 // transportCases are the transports every kernel test runs on, with the
 // percpu-ringbuf transport also grouping both of a 2-CPU machine's CPUs on
-// one ring.
+// one ring, and the wakeup modes beside the default adaptive one.
 var transportCases = []struct {
 	name string
 	opts Options
@@ -101,6 +101,9 @@ var transportCases = []struct {
 	{"percpu-ringbuf-grouped", Options{Transport: consumer.PercpuRingbuf, CPUsPerRing: 2}},
 	{"perfbuf", Options{Transport: consumer.Perfbuf}},
 	{"spsc", Options{Transport: consumer.SPSC}},
+	{"ringbuf-every", Options{Transport: consumer.Ringbuf, Wakeup: consumer.WakeupEvery}},
+	{"ringbuf-busy", Options{Transport: consumer.Ringbuf, Wakeup: consumer.WakeupBusy}},
+	{"spsc-every", Options{Transport: consumer.SPSC, Wakeup: consumer.WakeupEvery}},
 }
 
 // forEachTransport runs test once per transport, with opts's transport
@@ -109,7 +112,7 @@ func forEachTransport(t *testing.T, opts Options, test func(t *testing.T, opts O
 	for _, tc := range transportCases {
 		t.Run(tc.name, func(t *testing.T) {
 			o := opts
-			o.Transport, o.CPUsPerRing = tc.opts.Transport, tc.opts.CPUsPerRing
+			o.Transport, o.CPUsPerRing, o.Wakeup = tc.opts.Transport, tc.opts.CPUsPerRing, tc.opts.Wakeup
 			test(t, o)
 		})
 	}
@@ -209,7 +212,10 @@ func testWakeupsDeliverEachRecordAlone(t *testing.T, opts Options) {
 	for _, st := range c.Stats() {
 		wakeups += st.Wakeups
 	}
-	if wakeups == 0 {
+	switch {
+	case opts.Wakeup == consumer.WakeupBusy && wakeups != 0:
+		t.Errorf("a polling consumer was woken %d times", wakeups)
+	case opts.Wakeup != consumer.WakeupBusy && wakeups == 0:
 		t.Error("50 records arrived without one wakeup: the consumer never slept")
 	}
 }
@@ -301,7 +307,7 @@ func testCloseLeavesNoBPFObjects(t *testing.T, opts Options) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := consumer.Open(p.Rings()...)
+	c, err := consumer.OpenConfig(p.ConsumerConfig())
 	if err != nil {
 		p.Close()
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package loader
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -34,6 +35,7 @@ type source struct {
 	recordType RecordType
 	recordSize int
 	program    string // the program's name without its transport suffix
+	benchSize  int    // the bench producer: its record size
 	tracefs    bool   // attached through tracefs
 	attach     func(*ebpf.Program) (link.Link, error)
 }
@@ -111,6 +113,29 @@ type Options struct {
 	// record the syscalls of its own reading. An explicit SyscallPIDs entry
 	// for this process overrides it.
 	TraceSelf bool
+	// Wakeup says when producers wake the consumer; "" means
+	// consumer.WakeupAdaptive. A perf buffer wakes its consumer for every
+	// sample whatever the mode, except consumer.WakeupBusy.
+	Wakeup consumer.Wakeup
+	// Watermark is, for adaptive wakeups, how many bytes pending in a
+	// ring wake a lazily sleeping consumer; 0 means an eighth of the ring.
+	Watermark int
+	// BenchRecordSize, if not 0, loads the synthetic producer of
+	// `ringwatch bench` instead of any source: a program that
+	// Producers.RunBench runs to write records of this size (16, 64, 256,
+	// 1024 or 4096 bytes).
+	BenchRecordSize int
+}
+
+// BenchRecordSizes are the record sizes the synthetic producer writes.
+var BenchRecordSizes = []int{16, 64, 256, 1024, 4096}
+
+// programFor names s's program for transport t.
+func (s source) programFor(t transport) string {
+	if s.benchSize > 0 {
+		return fmt.Sprintf("bench_%s_%d", t.suffix, s.benchSize)
+	}
+	return s.program + "_" + t.suffix
 }
 
 // Producers are the loaded BPF programs and maps, and the links that attach
@@ -124,6 +149,29 @@ type Producers struct {
 	sources   []source
 	transport transport
 	layout    layout
+	wakeup    consumer.Wakeup
+}
+
+var wakeupModes = map[consumer.Wakeup]ringwatchWakeupMode{
+	consumer.WakeupAdaptive: ringwatchWakeupModeWAKEUP_ADAPTIVE,
+	consumer.WakeupEvery:    ringwatchWakeupModeWAKEUP_EVERY,
+	consumer.WakeupBusy:     ringwatchWakeupModeWAKEUP_BUSY,
+}
+
+// ConsumerConfig is what consumer.OpenConfig needs to read the producers'
+// rings with the wakeups they were loaded with.
+func (p *Producers) ConsumerConfig() consumer.Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cfg := consumer.Config{Rings: slices.Clone(p.layout.rings), Wakeup: p.wakeup}
+	if p.transport.name == consumer.Perfbuf && p.wakeup == consumer.WakeupAdaptive {
+		cfg.Wakeup = consumer.WakeupEvery // perf wakes for every sample
+	}
+	if p.coll != nil {
+		cfg.Doorbell = p.coll.Maps[ringwatchMapDoorbell]
+		cfg.State = p.coll.Maps[ringwatchMapConsumerState]
+	}
+	return cfg
 }
 
 // Open checks that this machine can run the producers and loads them;
@@ -139,6 +187,21 @@ func Open(opts Options) (_ *Producers, err error) {
 	chosen, err := resolveSources(opts.Sources)
 	if err != nil {
 		return nil, err
+	}
+	if opts.BenchRecordSize != 0 {
+		if !slices.Contains(BenchRecordSizes, opts.BenchRecordSize) {
+			return nil, problemf(ErrInvalidOption, "bench records of %d bytes: choose 16, 64, 256, 1024 or 4096", opts.BenchRecordSize)
+		}
+		chosen = []source{{name: "bench", recordSize: opts.BenchRecordSize, benchSize: opts.BenchRecordSize}}
+	}
+	if opts.Wakeup == "" {
+		opts.Wakeup = consumer.WakeupAdaptive
+	}
+	if !slices.Contains(consumer.Wakeups(), opts.Wakeup) {
+		return nil, problemf(ErrInvalidOption, "unknown wakeup mode %q: choose adaptive, every or busy", opts.Wakeup)
+	}
+	if opts.Watermark < 0 {
+		return nil, problemf(ErrInvalidOption, "watermark %d is negative", opts.Watermark)
 	}
 	ringSize := opts.RingSize
 	if ringSize == 0 {
@@ -191,7 +254,7 @@ func Open(opts Options) (_ *Producers, err error) {
 	// Load only the chosen sources' programs for the chosen transport, and
 	// only the maps they use.
 	for name := range spec.Programs {
-		if !slices.ContainsFunc(chosen, func(s source) bool { return s.program+"_"+t.suffix == name }) {
+		if !slices.ContainsFunc(chosen, func(s source) bool { return s.programFor(t) == name }) {
 			delete(spec.Programs, name)
 		}
 	}
@@ -202,7 +265,7 @@ func Open(opts Options) (_ *Producers, err error) {
 		return nil, err
 	}
 
-	p := &Producers{sources: chosen, transport: t, layout: l}
+	p := &Producers{sources: chosen, transport: t, layout: l, wakeup: opts.Wakeup}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, p.Close())
@@ -218,9 +281,18 @@ func Open(opts Options) (_ *Producers, err error) {
 	}
 	p.layout.attachMaps(p.coll, p.inner)
 	if m := p.coll.Maps[ringwatchMapTransportSettings]; m != nil {
+		watermark := opts.Watermark
+		if watermark == 0 {
+			watermark = ringSize / 8
+		}
+		if t.name == consumer.SPSC {
+			watermark = max(watermark/l.slotSize, 1) // the producers count slots
+		}
 		settings := ringwatchTransportConfig{
 			CpusPerRing: uint32(max(opts.CPUsPerRing, 1)),
 			SpscSlots:   uint32(l.slotsPerQueue),
+			Wakeup:      uint32(wakeupModes[opts.Wakeup]),
+			Watermark:   uint32(min(watermark, math.MaxUint32)),
 		}
 		if err := m.Put(uint32(0), settings); err != nil {
 			return nil, fmt.Errorf("set the transport settings: %w", err)
@@ -253,7 +325,10 @@ func (p *Producers) Attach() (err error) {
 		}
 	}()
 	for _, s := range p.sources {
-		l, err := s.attach(p.coll.Programs[s.program+"_"+p.transport.suffix])
+		if s.attach == nil {
+			continue // the bench producer runs on demand
+		}
+		l, err := s.attach(p.coll.Programs[s.programFor(p.transport)])
 		if err != nil {
 			return fmt.Errorf("attach source %s: %w", s.name, explainLoadError(err))
 		}
@@ -377,6 +452,9 @@ func (p *Producers) Counters() ([]Counters, error) {
 	}
 	out := make([]Counters, 0, len(p.sources))
 	for _, s := range p.sources {
+		if s.benchSize > 0 {
+			continue // see BenchCounters
+		}
 		var perCPU []SourceCounters
 		if err := p.coll.Maps[ringwatchMapCounters].Lookup(uint32(s.recordType), &perCPU); err != nil {
 			return nil, fmt.Errorf("read counters of source %s: %w", s.name, err)
@@ -387,7 +465,7 @@ func (p *Producers) Counters() ([]Counters, error) {
 			c.Lost += cpu.Lost
 			c.Skipped += cpu.Skipped
 		}
-		stats, err := p.coll.Programs[s.program+"_"+p.transport.suffix].Stats()
+		stats, err := p.coll.Programs[s.programFor(p.transport)].Stats()
 		if err != nil {
 			return nil, fmt.Errorf("read run statistics of source %s: %w", s.name, err)
 		}
@@ -432,4 +510,42 @@ func (p *Producers) Close() error {
 	}
 	p.inner = nil
 	return err
+}
+
+// RunBench runs the synthetic producer once on the calling thread's CPU:
+// it writes count records, or counts as lost those with no room. Only for
+// Producers opened with Options.BenchRecordSize.
+func (p *Producers) RunBench(count int) error {
+	p.mu.Lock()
+	prog := p.benchProgram()
+	p.mu.Unlock()
+	if prog == nil {
+		return errors.New("run bench: no bench producer loaded")
+	}
+	args := ringwatchBenchArgs{Count: uint32(count)}
+	if _, err := prog.Run(&ebpf.RunOptions{Context: args}); err != nil {
+		return fmt.Errorf("run bench producer: %w", err)
+	}
+	return nil
+}
+
+// BenchCounters reads the synthetic producer's attempts and losses.
+func (p *Producers) BenchCounters() (attempts, lost uint64, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.coll == nil || p.coll.Maps[ringwatchMapBenchCounters] == nil {
+		return 0, 0, errors.New("read bench counters: no bench producer loaded")
+	}
+	var c ringwatchBenchCounters
+	if err := p.coll.Maps[ringwatchMapBenchCounters].Lookup(uint32(0), &c); err != nil {
+		return 0, 0, fmt.Errorf("read bench counters: %w", err)
+	}
+	return c.Attempts, c.Lost, nil
+}
+
+func (p *Producers) benchProgram() *ebpf.Program {
+	if p.coll == nil || len(p.sources) != 1 || p.sources[0].benchSize == 0 {
+		return nil
+	}
+	return p.coll.Programs[p.sources[0].programFor(p.transport)]
 }

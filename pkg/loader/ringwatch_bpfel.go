@@ -13,6 +13,24 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ringwatchBenchArgs struct {
+	_     structs.HostLayout
+	Count uint32
+	Pad   uint32
+}
+
+type ringwatchBenchCounters struct {
+	_        structs.HostLayout
+	Attempts uint64
+	Lost     uint64
+}
+
+type ringwatchBenchRecord struct {
+	_       structs.HostLayout
+	KtimeNs uint64
+	Seq     uint64
+}
+
 type ringwatchExecFlags uint32
 
 const (
@@ -53,6 +71,14 @@ const (
 	ringwatchRecordTypeRECORD_TYPE_MAX ringwatchRecordType = 3
 )
 
+type ringwatchSleepState uint32
+
+const (
+	ringwatchSleepStateSLEEP_AWAKE ringwatchSleepState = 0
+	ringwatchSleepStateSLEEP_DEEP  ringwatchSleepState = 1
+	ringwatchSleepStateSLEEP_LAZY  ringwatchSleepState = 2
+)
+
 type ringwatchSourceConfig struct {
 	_           structs.HostLayout
 	Paused      uint32
@@ -74,9 +100,8 @@ type ringwatchSpscQueue struct {
 	Tail        uint64
 	CachedHead  uint64
 	WakeChecks  uint64
-	Doorbells   uint64
 	Busy        uint32
-	ProducerPad [28]uint8
+	ProducerPad [36]uint8
 }
 
 type ringwatchSpscSlot struct {
@@ -113,6 +138,8 @@ type ringwatchTransportConfig struct {
 	_           structs.HostLayout
 	CpusPerRing uint32
 	SpscSlots   uint32
+	Wakeup      uint32
+	Watermark   uint32
 }
 
 type ringwatchWakeState struct {
@@ -121,31 +148,60 @@ type ringwatchWakeState struct {
 	Pad              [60]uint8
 }
 
+type ringwatchWakeupMode uint32
+
+const (
+	ringwatchWakeupModeWAKEUP_ADAPTIVE ringwatchWakeupMode = 0
+	ringwatchWakeupModeWAKEUP_EVERY    ringwatchWakeupMode = 1
+	ringwatchWakeupModeWAKEUP_BUSY     ringwatchWakeupMode = 2
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	ringwatchMapConsumerState          = "consumer_state"
-	ringwatchMapCounters               = "counters"
-	ringwatchMapDoorbell               = "doorbell"
-	ringwatchMapEvents                 = "events"
-	ringwatchMapPercpuEvents           = "percpu_events"
-	ringwatchMapPerfEvents             = "perf_events"
-	ringwatchMapPerfScratch            = "perf_scratch"
-	ringwatchMapSourceConfigs          = "source_configs"
-	ringwatchMapSpscQueues             = "spsc_queues"
-	ringwatchMapSpscSlots              = "spsc_slots"
-	ringwatchMapSyscallConfig          = "syscall_config"
-	ringwatchMapSyscallPids            = "syscall_pids"
-	ringwatchMapTransportSettings      = "transport_settings"
-	ringwatchProgExecPercpuRingbuf     = "exec_percpu_ringbuf"
-	ringwatchProgExecPerfbuf           = "exec_perfbuf"
-	ringwatchProgExecRingbuf           = "exec_ringbuf"
-	ringwatchProgExecSpsc              = "exec_spsc"
-	ringwatchProgSysEnterPercpuRingbuf = "sys_enter_percpu_ringbuf"
-	ringwatchProgSysEnterPerfbuf       = "sys_enter_perfbuf"
-	ringwatchProgSysEnterRingbuf       = "sys_enter_ringbuf"
-	ringwatchProgSysEnterSpsc          = "sys_enter_spsc"
+	ringwatchMapBenchCounters           = "bench_counters"
+	ringwatchMapConsumerState           = "consumer_state"
+	ringwatchMapCounters                = "counters"
+	ringwatchMapDoorbell                = "doorbell"
+	ringwatchMapEvents                  = "events"
+	ringwatchMapPercpuEvents            = "percpu_events"
+	ringwatchMapPerfEvents              = "perf_events"
+	ringwatchMapPerfScratch             = "perf_scratch"
+	ringwatchMapSourceConfigs           = "source_configs"
+	ringwatchMapSpscQueues              = "spsc_queues"
+	ringwatchMapSpscSlots               = "spsc_slots"
+	ringwatchMapSyscallConfig           = "syscall_config"
+	ringwatchMapSyscallPids             = "syscall_pids"
+	ringwatchMapTransportSettings       = "transport_settings"
+	ringwatchProgBenchPercpuRingbuf1024 = "bench_percpu_ringbuf_1024"
+	ringwatchProgBenchPercpuRingbuf16   = "bench_percpu_ringbuf_16"
+	ringwatchProgBenchPercpuRingbuf256  = "bench_percpu_ringbuf_256"
+	ringwatchProgBenchPercpuRingbuf4096 = "bench_percpu_ringbuf_4096"
+	ringwatchProgBenchPercpuRingbuf64   = "bench_percpu_ringbuf_64"
+	ringwatchProgBenchPerfbuf1024       = "bench_perfbuf_1024"
+	ringwatchProgBenchPerfbuf16         = "bench_perfbuf_16"
+	ringwatchProgBenchPerfbuf256        = "bench_perfbuf_256"
+	ringwatchProgBenchPerfbuf4096       = "bench_perfbuf_4096"
+	ringwatchProgBenchPerfbuf64         = "bench_perfbuf_64"
+	ringwatchProgBenchRingbuf1024       = "bench_ringbuf_1024"
+	ringwatchProgBenchRingbuf16         = "bench_ringbuf_16"
+	ringwatchProgBenchRingbuf256        = "bench_ringbuf_256"
+	ringwatchProgBenchRingbuf4096       = "bench_ringbuf_4096"
+	ringwatchProgBenchRingbuf64         = "bench_ringbuf_64"
+	ringwatchProgBenchSpsc1024          = "bench_spsc_1024"
+	ringwatchProgBenchSpsc16            = "bench_spsc_16"
+	ringwatchProgBenchSpsc256           = "bench_spsc_256"
+	ringwatchProgBenchSpsc4096          = "bench_spsc_4096"
+	ringwatchProgBenchSpsc64            = "bench_spsc_64"
+	ringwatchProgExecPercpuRingbuf      = "exec_percpu_ringbuf"
+	ringwatchProgExecPerfbuf            = "exec_perfbuf"
+	ringwatchProgExecRingbuf            = "exec_ringbuf"
+	ringwatchProgExecSpsc               = "exec_spsc"
+	ringwatchProgSysEnterPercpuRingbuf  = "sys_enter_percpu_ringbuf"
+	ringwatchProgSysEnterPerfbuf        = "sys_enter_perfbuf"
+	ringwatchProgSysEnterRingbuf        = "sys_enter_ringbuf"
+	ringwatchProgSysEnterSpsc           = "sys_enter_spsc"
 )
 
 // loadRingwatch returns the embedded CollectionSpec for ringwatch.
@@ -190,20 +246,41 @@ type ringwatchSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwatchProgramSpecs struct {
-	ExecPercpuRingbuf     *ebpf.ProgramSpec `ebpf:"exec_percpu_ringbuf"`
-	ExecPerfbuf           *ebpf.ProgramSpec `ebpf:"exec_perfbuf"`
-	ExecRingbuf           *ebpf.ProgramSpec `ebpf:"exec_ringbuf"`
-	ExecSpsc              *ebpf.ProgramSpec `ebpf:"exec_spsc"`
-	SysEnterPercpuRingbuf *ebpf.ProgramSpec `ebpf:"sys_enter_percpu_ringbuf"`
-	SysEnterPerfbuf       *ebpf.ProgramSpec `ebpf:"sys_enter_perfbuf"`
-	SysEnterRingbuf       *ebpf.ProgramSpec `ebpf:"sys_enter_ringbuf"`
-	SysEnterSpsc          *ebpf.ProgramSpec `ebpf:"sys_enter_spsc"`
+	BenchPercpuRingbuf1024 *ebpf.ProgramSpec `ebpf:"bench_percpu_ringbuf_1024"`
+	BenchPercpuRingbuf16   *ebpf.ProgramSpec `ebpf:"bench_percpu_ringbuf_16"`
+	BenchPercpuRingbuf256  *ebpf.ProgramSpec `ebpf:"bench_percpu_ringbuf_256"`
+	BenchPercpuRingbuf4096 *ebpf.ProgramSpec `ebpf:"bench_percpu_ringbuf_4096"`
+	BenchPercpuRingbuf64   *ebpf.ProgramSpec `ebpf:"bench_percpu_ringbuf_64"`
+	BenchPerfbuf1024       *ebpf.ProgramSpec `ebpf:"bench_perfbuf_1024"`
+	BenchPerfbuf16         *ebpf.ProgramSpec `ebpf:"bench_perfbuf_16"`
+	BenchPerfbuf256        *ebpf.ProgramSpec `ebpf:"bench_perfbuf_256"`
+	BenchPerfbuf4096       *ebpf.ProgramSpec `ebpf:"bench_perfbuf_4096"`
+	BenchPerfbuf64         *ebpf.ProgramSpec `ebpf:"bench_perfbuf_64"`
+	BenchRingbuf1024       *ebpf.ProgramSpec `ebpf:"bench_ringbuf_1024"`
+	BenchRingbuf16         *ebpf.ProgramSpec `ebpf:"bench_ringbuf_16"`
+	BenchRingbuf256        *ebpf.ProgramSpec `ebpf:"bench_ringbuf_256"`
+	BenchRingbuf4096       *ebpf.ProgramSpec `ebpf:"bench_ringbuf_4096"`
+	BenchRingbuf64         *ebpf.ProgramSpec `ebpf:"bench_ringbuf_64"`
+	BenchSpsc1024          *ebpf.ProgramSpec `ebpf:"bench_spsc_1024"`
+	BenchSpsc16            *ebpf.ProgramSpec `ebpf:"bench_spsc_16"`
+	BenchSpsc256           *ebpf.ProgramSpec `ebpf:"bench_spsc_256"`
+	BenchSpsc4096          *ebpf.ProgramSpec `ebpf:"bench_spsc_4096"`
+	BenchSpsc64            *ebpf.ProgramSpec `ebpf:"bench_spsc_64"`
+	ExecPercpuRingbuf      *ebpf.ProgramSpec `ebpf:"exec_percpu_ringbuf"`
+	ExecPerfbuf            *ebpf.ProgramSpec `ebpf:"exec_perfbuf"`
+	ExecRingbuf            *ebpf.ProgramSpec `ebpf:"exec_ringbuf"`
+	ExecSpsc               *ebpf.ProgramSpec `ebpf:"exec_spsc"`
+	SysEnterPercpuRingbuf  *ebpf.ProgramSpec `ebpf:"sys_enter_percpu_ringbuf"`
+	SysEnterPerfbuf        *ebpf.ProgramSpec `ebpf:"sys_enter_perfbuf"`
+	SysEnterRingbuf        *ebpf.ProgramSpec `ebpf:"sys_enter_ringbuf"`
+	SysEnterSpsc           *ebpf.ProgramSpec `ebpf:"sys_enter_spsc"`
 }
 
 // ringwatchMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwatchMapSpecs struct {
+	BenchCounters     *ebpf.MapSpec `ebpf:"bench_counters"`
 	ConsumerState     *ebpf.MapSpec `ebpf:"consumer_state"`
 	Counters          *ebpf.MapSpec `ebpf:"counters"`
 	Doorbell          *ebpf.MapSpec `ebpf:"doorbell"`
@@ -245,6 +322,7 @@ func (o *ringwatchObjects) Close() error {
 //
 // It can be passed to loadRingwatchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwatchMaps struct {
+	BenchCounters     *ebpf.Map `ebpf:"bench_counters"`
 	ConsumerState     *ebpf.Map `ebpf:"consumer_state"`
 	Counters          *ebpf.Map `ebpf:"counters"`
 	Doorbell          *ebpf.Map `ebpf:"doorbell"`
@@ -262,6 +340,7 @@ type ringwatchMaps struct {
 
 func (m *ringwatchMaps) Close() error {
 	return _RingwatchClose(
+		m.BenchCounters,
 		m.ConsumerState,
 		m.Counters,
 		m.Doorbell,
@@ -288,18 +367,58 @@ type ringwatchVariables struct {
 //
 // It can be passed to loadRingwatchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwatchPrograms struct {
-	ExecPercpuRingbuf     *ebpf.Program `ebpf:"exec_percpu_ringbuf"`
-	ExecPerfbuf           *ebpf.Program `ebpf:"exec_perfbuf"`
-	ExecRingbuf           *ebpf.Program `ebpf:"exec_ringbuf"`
-	ExecSpsc              *ebpf.Program `ebpf:"exec_spsc"`
-	SysEnterPercpuRingbuf *ebpf.Program `ebpf:"sys_enter_percpu_ringbuf"`
-	SysEnterPerfbuf       *ebpf.Program `ebpf:"sys_enter_perfbuf"`
-	SysEnterRingbuf       *ebpf.Program `ebpf:"sys_enter_ringbuf"`
-	SysEnterSpsc          *ebpf.Program `ebpf:"sys_enter_spsc"`
+	BenchPercpuRingbuf1024 *ebpf.Program `ebpf:"bench_percpu_ringbuf_1024"`
+	BenchPercpuRingbuf16   *ebpf.Program `ebpf:"bench_percpu_ringbuf_16"`
+	BenchPercpuRingbuf256  *ebpf.Program `ebpf:"bench_percpu_ringbuf_256"`
+	BenchPercpuRingbuf4096 *ebpf.Program `ebpf:"bench_percpu_ringbuf_4096"`
+	BenchPercpuRingbuf64   *ebpf.Program `ebpf:"bench_percpu_ringbuf_64"`
+	BenchPerfbuf1024       *ebpf.Program `ebpf:"bench_perfbuf_1024"`
+	BenchPerfbuf16         *ebpf.Program `ebpf:"bench_perfbuf_16"`
+	BenchPerfbuf256        *ebpf.Program `ebpf:"bench_perfbuf_256"`
+	BenchPerfbuf4096       *ebpf.Program `ebpf:"bench_perfbuf_4096"`
+	BenchPerfbuf64         *ebpf.Program `ebpf:"bench_perfbuf_64"`
+	BenchRingbuf1024       *ebpf.Program `ebpf:"bench_ringbuf_1024"`
+	BenchRingbuf16         *ebpf.Program `ebpf:"bench_ringbuf_16"`
+	BenchRingbuf256        *ebpf.Program `ebpf:"bench_ringbuf_256"`
+	BenchRingbuf4096       *ebpf.Program `ebpf:"bench_ringbuf_4096"`
+	BenchRingbuf64         *ebpf.Program `ebpf:"bench_ringbuf_64"`
+	BenchSpsc1024          *ebpf.Program `ebpf:"bench_spsc_1024"`
+	BenchSpsc16            *ebpf.Program `ebpf:"bench_spsc_16"`
+	BenchSpsc256           *ebpf.Program `ebpf:"bench_spsc_256"`
+	BenchSpsc4096          *ebpf.Program `ebpf:"bench_spsc_4096"`
+	BenchSpsc64            *ebpf.Program `ebpf:"bench_spsc_64"`
+	ExecPercpuRingbuf      *ebpf.Program `ebpf:"exec_percpu_ringbuf"`
+	ExecPerfbuf            *ebpf.Program `ebpf:"exec_perfbuf"`
+	ExecRingbuf            *ebpf.Program `ebpf:"exec_ringbuf"`
+	ExecSpsc               *ebpf.Program `ebpf:"exec_spsc"`
+	SysEnterPercpuRingbuf  *ebpf.Program `ebpf:"sys_enter_percpu_ringbuf"`
+	SysEnterPerfbuf        *ebpf.Program `ebpf:"sys_enter_perfbuf"`
+	SysEnterRingbuf        *ebpf.Program `ebpf:"sys_enter_ringbuf"`
+	SysEnterSpsc           *ebpf.Program `ebpf:"sys_enter_spsc"`
 }
 
 func (p *ringwatchPrograms) Close() error {
 	return _RingwatchClose(
+		p.BenchPercpuRingbuf1024,
+		p.BenchPercpuRingbuf16,
+		p.BenchPercpuRingbuf256,
+		p.BenchPercpuRingbuf4096,
+		p.BenchPercpuRingbuf64,
+		p.BenchPerfbuf1024,
+		p.BenchPerfbuf16,
+		p.BenchPerfbuf256,
+		p.BenchPerfbuf4096,
+		p.BenchPerfbuf64,
+		p.BenchRingbuf1024,
+		p.BenchRingbuf16,
+		p.BenchRingbuf256,
+		p.BenchRingbuf4096,
+		p.BenchRingbuf64,
+		p.BenchSpsc1024,
+		p.BenchSpsc16,
+		p.BenchSpsc256,
+		p.BenchSpsc4096,
+		p.BenchSpsc64,
 		p.ExecPercpuRingbuf,
 		p.ExecPerfbuf,
 		p.ExecRingbuf,

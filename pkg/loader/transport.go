@@ -188,10 +188,8 @@ func (l *layout) attachMaps(coll *ebpf.Collection, inner []*ebpf.Map) {
 		case consumer.Perfbuf:
 			r.Map = coll.Maps[ringwatchMapPerfEvents]
 		case consumer.SPSC:
-			r.Map = coll.Maps[ringwatchMapDoorbell]
 			r.Queues = coll.Maps[ringwatchMapSpscQueues]
 			r.Slots = coll.Maps[ringwatchMapSpscSlots]
-			r.State = coll.Maps[ringwatchMapConsumerState]
 		}
 	}
 }

@@ -43,7 +43,7 @@ func openPipeline(t *testing.T, opts loader.Options) *pipeline {
 		t.Fatalf("loader.Open: %v", err)
 	}
 	t.Cleanup(func() { p.Close() })
-	c, err := consumer.Open(p.Rings()...)
+	c, err := consumer.OpenConfig(p.ConsumerConfig())
 	if err != nil {
 		t.Fatalf("consumer.Open: %v", err)
 	}
