@@ -45,10 +45,12 @@ run: build tracefs
 test: tracefs
 	$(GO) test -race -count=1 -p 1 ./...
 
-# Go benchmarks: the ring walk on plain memory, the tracker, and (as root)
-# draining a real kernel ring beside cilium/ebpf's ringbuf.Reader.
-bench: tracefs
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200x -count 3 ./pkg/...
+# A quick run of every `ringwatch bench` scenario (under 2 minutes), then
+# the Go benchmarks of the ring walks alone, on plain memory and on real
+# kernel rings beside cilium/ebpf's readers. As root.
+bench: build tracefs
+	./$(BIN) bench --quick
+	$(GO) test -run '^$$' -bench 'Drain|Walk' -benchmem -benchtime 5x ./pkg/consumer
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed: $$out" >&2; exit 1; }

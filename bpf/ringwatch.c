@@ -370,7 +370,12 @@ static __always_inline bool submit(struct output *out, void *ctx, __u32 size, co
 	switch (transport) {
 	case TRANSPORT_RINGBUF:
 	case TRANSPORT_PERCPU_RINGBUF: {
-		__u64 flags = cfg->wakeup == WAKEUP_EVERY ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		__u64 flags = BPF_RB_NO_WAKEUP;
+
+		if (cfg->wakeup == WAKEUP_EVERY)
+			flags = BPF_RB_FORCE_WAKEUP;
+		else if (cfg->wakeup == WAKEUP_KERNEL)
+			flags = 0;
 
 		bpf_ringbuf_submit(out->rec, flags);
 		if (cfg->wakeup == WAKEUP_ADAPTIVE)
@@ -396,7 +401,8 @@ static __always_inline bool submit(struct output *out, void *ctx, __u32 size, co
 		barrier();
 		WRITE_ONCE(q->tail, tail); /* publish: see The SPSC queue */
 		switch (cfg->wakeup) {
-		case WAKEUP_EVERY: {
+		case WAKEUP_EVERY:
+		case WAKEUP_KERNEL: {
 			__u64 cpu = bpf_get_smp_processor_id();
 
 			bpf_ringbuf_output(&doorbell, &cpu, sizeof(cpu), BPF_RB_FORCE_WAKEUP);
@@ -594,7 +600,7 @@ extern int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end) __ksym;
 extern int *bpf_iter_num_next(struct bpf_iter_num *it) __ksym;
 extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __ksym;
 
-static __always_inline int bench_run(struct bench_args *args, const __u32 size, const enum transport transport)
+static __always_inline int bench_run(void *ctx, __u32 count, const __u32 size, const enum transport transport)
 {
 	__u32 zero = 0;
 	struct bench_counters *bc = bpf_map_lookup_elem(&bench_counters, &zero);
@@ -603,7 +609,7 @@ static __always_inline int bench_run(struct bench_args *args, const __u32 size, 
 
 	if (!bc)
 		return 0;
-	bpf_iter_num_new(&it, 0, args->count);
+	bpf_iter_num_new(&it, 0, count);
 	while ((i = bpf_iter_num_next(&it))) {
 		struct output out = {};
 		struct bench_record *rec;
@@ -616,7 +622,7 @@ static __always_inline int bench_run(struct bench_args *args, const __u32 size, 
 		}
 		rec->ktime_ns = bpf_ktime_get_ns();
 		rec->seq = seq;
-		if (!submit(&out, args, size, transport))
+		if (!submit(&out, ctx, size, transport))
 			bc->lost++;
 	}
 	bpf_iter_num_destroy(&it);
@@ -627,16 +633,30 @@ static __always_inline int bench_run(struct bench_args *args, const __u32 size, 
 	SEC("syscall")									\
 	int bench_##name##_##size(struct bench_args *args)				\
 	{										\
-		return bench_run(args, size, transport);				\
+		return bench_run(args, args->count, size, transport);			\
 	}
-#define BENCH_PROGRAMS(name, transport)							\
-	BENCH_PROGRAM(name, transport, 16)						\
-	BENCH_PROGRAM(name, transport, 64)						\
-	BENCH_PROGRAM(name, transport, 256)						\
-	BENCH_PROGRAM(name, transport, 1024)						\
-	BENCH_PROGRAM(name, transport, 4096)
+/*
+ * syscall programs are sleepable, and sleepable programs may not use a
+ * perf event array (the verifier: "Sleepable programs can only use array,
+ * hash, ringbuf and local storage maps"). The perfbuf producer is a raw
+ * tracepoint program instead, never attached, run the same way; its
+ * context is the tracepoint's arguments, and args[0] is the count.
+ */
+#define BENCH_PERF_PROGRAM(size)							\
+	SEC("raw_tp/bench")								\
+	int bench_perfbuf_##size(struct bpf_raw_tracepoint_args *ctx)			\
+	{										\
+		return bench_run(ctx, ctx->args[0], size, TRANSPORT_PERFBUF);		\
+	}
+#define BENCH_PROGRAMS(name, transport, program)					\
+	program(name, transport, 16)							\
+	program(name, transport, 64)							\
+	program(name, transport, 256)							\
+	program(name, transport, 1024)							\
+	program(name, transport, 4096)
+#define PERF_PROGRAM(name, transport, size) BENCH_PERF_PROGRAM(size)
 
-BENCH_PROGRAMS(ringbuf, TRANSPORT_RINGBUF)
-BENCH_PROGRAMS(percpu_ringbuf, TRANSPORT_PERCPU_RINGBUF)
-BENCH_PROGRAMS(perfbuf, TRANSPORT_PERFBUF)
-BENCH_PROGRAMS(spsc, TRANSPORT_SPSC)
+BENCH_PROGRAMS(ringbuf, TRANSPORT_RINGBUF, BENCH_PROGRAM)
+BENCH_PROGRAMS(percpu_ringbuf, TRANSPORT_PERCPU_RINGBUF, BENCH_PROGRAM)
+BENCH_PROGRAMS(perfbuf, TRANSPORT_PERFBUF, PERF_PROGRAM)
+BENCH_PROGRAMS(spsc, TRANSPORT_SPSC, BENCH_PROGRAM)

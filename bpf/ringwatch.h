@@ -123,11 +123,14 @@ enum transport {
  * bytes (the lazy consumer also wakes itself after a bounded delay).
  * WAKEUP_EVERY: every record wakes the consumer.
  * WAKEUP_BUSY: no record wakes the consumer, which polls.
+ * WAKEUP_KERNEL: ring buffers submit with flags 0, so the kernel wakes the
+ * consumer when a commit finds it caught up; spsc rings as WAKEUP_EVERY.
  */
 enum wakeup_mode {
 	WAKEUP_ADAPTIVE = 0,
 	WAKEUP_EVERY = 1,
 	WAKEUP_BUSY = 2,
+	WAKEUP_KERNEL = 3, /* ring buffers: the kernel's own rule, as libbpf and cilium/ebpf expect */
 };
 
 /* Transport settings, one entry, written by user space before attaching. */

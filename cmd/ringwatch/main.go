@@ -28,6 +28,8 @@ Usage:
                            pause, resume, sampling; see 'ringwatch ctl --help'
   ringwatch ping [flags]   measure the round trip user -> kernel -> user
                            through the user ring; see 'ringwatch ping --help'
+  ringwatch bench [flags]  measure the transports, wakeup modes and consumers
+                           side by side; see 'ringwatch bench --help'
   ringwatch version        print the version
   ringwatch help           print this help
 
@@ -53,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return ctlCommand(args[1:], stdout, stderr)
 	case "ping":
 		return pingCommand(args[1:], stdout, stderr)
+	case "bench":
+		return benchCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "ringwatch %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK

@@ -106,21 +106,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 	duration := fs.Duration("duration", 0, "stop after this long, such as 30s or 5m; 0 runs until SIGINT or SIGTERM")
 	pids := fs.String("pid", "", "comma-separated process ids the syscalls source is limited to; empty means every process but ringwatch")
 	ctlSocket := fs.String("ctl.socket", control.DefaultSocket, "unix socket that 'ringwatch ctl' reaches this run on; empty for none")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, runUsage)
-		fs.VisitAll(func(f *flag.Flag) {
-			fmt.Fprintf(stderr, "  --%s", f.Name)
-			if name, _ := flag.UnquoteUsage(f); name != "" {
-				fmt.Fprintf(stderr, " %s", name)
-			}
-			fmt.Fprintf(stderr, "\n      %s", f.Usage)
-			if f.DefValue != "" {
-				fmt.Fprintf(stderr, " (default %q)", f.DefValue)
-			}
-			fmt.Fprintln(stderr)
-		})
-		fmt.Fprint(stderr, runExamples)
-	}
+	fs.Usage = func() { printUsage(fs, stderr, runUsage, runExamples) }
 	if err := fs.Parse(args); err != nil {
 		return runConfig{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -191,4 +192,13 @@ func newFDs(before, after map[string]string) []string {
 	}
 	slices.Sort(leaked)
 	return leaked
+}
+
+// RequireCPUs skips t, or fails it under CI, on a machine with fewer than n
+// CPUs: the benchmarks pin a producer and a consumer to CPUs of their own.
+func RequireCPUs(t testing.TB, n int) {
+	t.Helper()
+	if got := runtime.NumCPU(); got < n {
+		Unavailable(t, fmt.Sprintf("needs %d CPUs, this machine has %d", n, got))
+	}
 }

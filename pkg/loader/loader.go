@@ -152,10 +152,18 @@ type Producers struct {
 	wakeup    consumer.Wakeup
 }
 
+// WakeupKernel, for Options.Wakeup only, submits ring buffer records with
+// the kernel's own wakeup rule (flags 0: wake the consumer when a commit
+// finds it caught up), which libbpf's and cilium/ebpf's readers expect.
+// pkg/bench uses it for those peers; ringwatch's consumer reads it as
+// consumer.WakeupEvery.
+const WakeupKernel consumer.Wakeup = "kernel"
+
 var wakeupModes = map[consumer.Wakeup]ringwatchWakeupMode{
 	consumer.WakeupAdaptive: ringwatchWakeupModeWAKEUP_ADAPTIVE,
 	consumer.WakeupEvery:    ringwatchWakeupModeWAKEUP_EVERY,
 	consumer.WakeupBusy:     ringwatchWakeupModeWAKEUP_BUSY,
+	WakeupKernel:            ringwatchWakeupModeWAKEUP_KERNEL,
 }
 
 // ConsumerConfig is what consumer.OpenConfig needs to read the producers'
@@ -164,8 +172,8 @@ func (p *Producers) ConsumerConfig() consumer.Config {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	cfg := consumer.Config{Rings: slices.Clone(p.layout.rings), Wakeup: p.wakeup}
-	if p.transport.name == consumer.Perfbuf && p.wakeup == consumer.WakeupAdaptive {
-		cfg.Wakeup = consumer.WakeupEvery // perf wakes for every sample
+	if (p.transport.name == consumer.Perfbuf && p.wakeup == consumer.WakeupAdaptive) || p.wakeup == WakeupKernel {
+		cfg.Wakeup = consumer.WakeupEvery // perf wakes for every sample; the kernel rule needs no flag
 	}
 	if p.coll != nil {
 		cfg.Doorbell = p.coll.Maps[ringwatchMapDoorbell]
@@ -197,7 +205,7 @@ func Open(opts Options) (_ *Producers, err error) {
 	if opts.Wakeup == "" {
 		opts.Wakeup = consumer.WakeupAdaptive
 	}
-	if !slices.Contains(consumer.Wakeups(), opts.Wakeup) {
+	if _, ok := wakeupModes[opts.Wakeup]; !ok {
 		return nil, problemf(ErrInvalidOption, "unknown wakeup mode %q: choose adaptive, every or busy", opts.Wakeup)
 	}
 	if opts.Watermark < 0 {
@@ -522,8 +530,11 @@ func (p *Producers) RunBench(count int) error {
 	if prog == nil {
 		return errors.New("run bench: no bench producer loaded")
 	}
-	args := ringwatchBenchArgs{Count: uint32(count)}
-	if _, err := prog.Run(&ebpf.RunOptions{Context: args}); err != nil {
+	var ctx any = ringwatchBenchArgs{Count: uint32(count)}
+	if prog.Type() == ebpf.RawTracepoint {
+		ctx = [1]uint64{uint64(count)} // the perfbuf producer: see bpf/ringwatch.c
+	}
+	if _, err := prog.Run(&ebpf.RunOptions{Context: ctx}); err != nil {
 		return fmt.Errorf("run bench producer: %w", err)
 	}
 	return nil

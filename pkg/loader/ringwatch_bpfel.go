@@ -154,6 +154,7 @@ const (
 	ringwatchWakeupModeWAKEUP_ADAPTIVE ringwatchWakeupMode = 0
 	ringwatchWakeupModeWAKEUP_EVERY    ringwatchWakeupMode = 1
 	ringwatchWakeupModeWAKEUP_BUSY     ringwatchWakeupMode = 2
+	ringwatchWakeupModeWAKEUP_KERNEL   ringwatchWakeupMode = 3
 )
 
 // Names of all BPF objects in the ELF.

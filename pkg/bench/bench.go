@@ -1,0 +1,682 @@
+// Package bench measures the transports and consumers side by side, in one
+// run, with one synthetic producer: the bench program of bpf/ringwatch.c,
+// run with BPF_PROG_TEST_RUN from a thread pinned to one CPU, while the
+// consumer reads on a thread pinned to another. It is what `ringwatch
+// bench` prints.
+//
+// Scenarios:
+//   - drain: fill the ring with nobody reading, then time the drain alone.
+//   - saturation: a producer at full speed for N records, read as they
+//     come: delivered fraction, losses, producer rate, consumer CPU.
+//   - latency: a fixed rate for a while: delivery latency percentiles
+//     (kernel timestamp at produce, CLOCK_MONOTONIC at consume) and
+//     consumer CPU per million records.
+//   - roundtrip: pings through the user ring and back.
+//
+// Consumers: ringwatch's, and the peers cilium/ebpf ringbuf.Reader
+// (ReadInto) on the ringbuf transport and perf.Reader on perfbuf.
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	ciliumperf "github.com/cilium/ebpf/perf"
+	ciliumringbuf "github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwatch/ringwatch/pkg/consumer"
+	"github.com/ringwatch/ringwatch/pkg/control"
+	"github.com/ringwatch/ringwatch/pkg/loader"
+)
+
+// Consumer names.
+const (
+	Ringwatch     = "ringwatch"
+	CiliumRingbuf = "cilium-ringbuf"
+	CiliumPerf    = "cilium-perf"
+	// Baseline is no ring at all: a thread on the producer CPU writes an
+	// eventfd that a thread on the consumer CPU waits on in epoll. Its
+	// latency is what waking a thread costs on this machine, the floor
+	// under every consumer that sleeps.
+	Baseline = "baseline-eventfd"
+)
+
+// Scenario names.
+const (
+	Drain      = "drain"
+	Saturation = "saturation"
+	Latency    = "latency"
+	RoundTrip  = "roundtrip"
+)
+
+// Options choose what Run measures.
+type Options struct {
+	Scenarios  []string
+	Transports []consumer.Transport
+	Sizes      []int
+	Wakeups    []consumer.Wakeup // for ringwatch's consumer in latency and saturation
+	Peers      bool              // also run cilium/ebpf's readers where they apply
+	RingSize   int
+	// Saturation: records the producer writes per run, unless MaxTime
+	// passes first (0: no limit): a producer that wakes the consumer for
+	// every record runs a hundred times slower than one that does not.
+	Records int
+	MaxTime time.Duration
+	// Latency: the rates in records per second, and how long each runs.
+	Rates    []int
+	Duration time.Duration
+	// RoundTrip: pings.
+	Pings int
+	// The CPUs the producer and the consumer are pinned to.
+	ProducerCPU, ConsumerCPU int
+	// Progress, if not nil, gets a line as each measurement starts.
+	Progress io.Writer
+}
+
+// Result is one measurement. Fields that do not apply to its scenario are
+// zero and left out of JSON.
+type Result struct {
+	Scenario   string `json:"scenario"`
+	Transport  string `json:"transport,omitempty"`
+	Consumer   string `json:"consumer"`
+	Wakeup     string `json:"wakeup,omitempty"`
+	RecordSize int    `json:"record_size,omitempty"`
+	Rate       int    `json:"rate,omitempty"` // records per second asked for
+
+	Attempted uint64 `json:"attempted"`
+	Delivered uint64 `json:"delivered"`
+	Lost      uint64 `json:"lost"`
+
+	NsPerRecord    float64 `json:"ns_per_record,omitempty"`      // drain
+	GBPerSecond    float64 `json:"gb_per_second,omitempty"`      // drain
+	DeliveredRatio float64 `json:"delivered_fraction,omitempty"` // saturation
+	ProducerRate   float64 `json:"producer_records_per_second,omitempty"`
+	ConsumerCPU    float64 `json:"consumer_cpu_seconds,omitempty"`
+	CPUPerMillion  float64 `json:"consumer_cpu_seconds_per_million,omitempty"`
+	Wakeups        uint64  `json:"wakeups,omitempty"`
+
+	P50  time.Duration `json:"p50_ns,omitempty"`
+	P99  time.Duration `json:"p99_ns,omitempty"`
+	P999 time.Duration `json:"p999_ns,omitempty"`
+	Max  time.Duration `json:"max_ns,omitempty"`
+}
+
+// Run measures every combination Options asks for, in a fixed order, and
+// returns the results as they come; on error it returns those so far.
+func Run(ctx context.Context, opts Options) ([]Result, error) {
+	var results []Result
+	progress := func(format string, args ...any) {
+		if opts.Progress != nil {
+			fmt.Fprintf(opts.Progress, format+"\n", args...)
+		}
+	}
+	for _, scenario := range opts.Scenarios {
+		if scenario == RoundTrip {
+			progress("roundtrip: %d pings", opts.Pings)
+			r, err := roundTrip(ctx, opts.Pings)
+			if err != nil {
+				return results, fmt.Errorf("roundtrip: %w", err)
+			}
+			results = append(results, r)
+			continue
+		}
+		if scenario == Latency {
+			for _, rate := range opts.Rates {
+				progress("latency: %s, %d wakeups/s", Baseline, rate)
+				r, err := baseline(ctx, opts, rate)
+				if err != nil {
+					return results, fmt.Errorf("latency baseline: %w", err)
+				}
+				results = append(results, r)
+			}
+		}
+		for _, t := range opts.Transports {
+			for _, size := range opts.Sizes {
+				for _, c := range consumersFor(scenario, t, opts) {
+					rates := []int{0}
+					if scenario == Latency {
+						rates = opts.Rates
+					}
+					for _, rate := range rates {
+						if err := ctx.Err(); err != nil {
+							return results, err
+						}
+						progress("%s: %s, %d-byte records, %s consumer%s%s", scenario, t, size, c.name,
+							wakeupNote(c.wakeup), rateNote(rate))
+						r, err := measure(ctx, opts, scenario, t, size, c, rate)
+						if err != nil {
+							return results, fmt.Errorf("%s on %s, %d bytes, %s: %w", scenario, t, size, c.name, err)
+						}
+						results = append(results, r)
+					}
+				}
+			}
+		}
+	}
+	return results, nil
+}
+
+func wakeupNote(w consumer.Wakeup) string {
+	if w == "" {
+		return ""
+	}
+	return ", wakeup " + string(w)
+}
+
+func rateNote(rate int) string {
+	if rate == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d records/s", rate)
+}
+
+// reader is one consumer under test, with the wakeup mode the producers
+// are loaded with for it.
+type reader struct {
+	name   string
+	wakeup consumer.Wakeup // the producers' mode: for peers, the kernel's rule
+}
+
+func consumersFor(scenario string, t consumer.Transport, opts Options) []reader {
+	var out []reader
+	if scenario == Drain {
+		out = append(out, reader{name: Ringwatch, wakeup: consumer.WakeupAdaptive})
+	} else {
+		for _, w := range opts.Wakeups {
+			if t == consumer.Perfbuf && w == consumer.WakeupAdaptive && slices.Contains(opts.Wakeups, consumer.WakeupEvery) {
+				continue // the same as every: perf wakes for every sample
+			}
+			out = append(out, reader{name: Ringwatch, wakeup: w})
+		}
+	}
+	if opts.Peers {
+		switch t {
+		case consumer.Ringbuf:
+			out = append(out, reader{name: CiliumRingbuf, wakeup: loader.WakeupKernel})
+		case consumer.Perfbuf:
+			out = append(out, reader{name: CiliumPerf, wakeup: consumer.WakeupEvery})
+		}
+	}
+	return out
+}
+
+// measure loads the bench producer for one combination and runs it.
+func measure(ctx context.Context, opts Options, scenario string, t consumer.Transport, size int, rd reader, rate int) (Result, error) {
+	p, err := loader.Open(loader.Options{Transport: t, RingSize: opts.RingSize, BenchRecordSize: size, Wakeup: rd.wakeup})
+	if err != nil {
+		return Result{}, err
+	}
+	defer p.Close()
+	r := Result{Scenario: scenario, Transport: string(t), Consumer: rd.name, RecordSize: size, Rate: rate}
+	if scenario != Drain {
+		r.Wakeup = string(rd.wakeup)
+	}
+
+	sink, err := openSink(p, rd.name, size)
+	if err != nil {
+		return r, err
+	}
+	defer sink.close()
+
+	switch scenario {
+	case Drain:
+		err = drain(p, sink, opts, t, size, &r)
+	case Saturation, Latency:
+		err = flow(ctx, p, sink, opts, rate, &r)
+	default:
+		err = fmt.Errorf("unknown scenario %q", scenario)
+	}
+	return r, err
+}
+
+// fits is how many records of size bytes one ring of the transport holds.
+func fits(t consumer.Transport, ringSize, size int) int {
+	switch t {
+	case consumer.Perfbuf:
+		return ringSize/((12+size+7)&^7) - 1
+	case consumer.SPSC:
+		slot := (8 + size + 7) &^ 7
+		n := 1
+		for n*2 <= ringSize/slot {
+			n *= 2
+		}
+		return n
+	default:
+		return ringSize/((8+size+7)&^7) - 1
+	}
+}
+
+// drainRounds is how many times drain fills and empties the ring; it
+// reports the median round, as one round is at the mercy of a noisy
+// neighbour.
+const drainRounds = 5
+
+// drain fills the producer CPU's ring with nobody reading, then times the
+// drain alone.
+func drain(p *loader.Producers, s *sink, opts Options, t consumer.Transport, size int, r *Result) error {
+	n := fits(t, opts.RingSize, size)
+	perRecord := make([]float64, 0, drainRounds)
+	for range drainRounds {
+		if err := onCPU(opts.ProducerCPU, func() error { return runProducer(p, n, 0, time.Time{}, nil) }); err != nil {
+			return err
+		}
+		records := s.records
+		var took time.Duration
+		err := onCPU(opts.ConsumerCPU, func() error {
+			start := time.Now()
+			err := s.drain()
+			took = time.Since(start)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if got := s.records - records; got > 0 {
+			perRecord = append(perRecord, float64(took.Nanoseconds())/float64(got))
+		}
+	}
+	if err := s.account(p, r); err != nil {
+		return err
+	}
+	if len(perRecord) > 0 {
+		slices.Sort(perRecord)
+		r.NsPerRecord = perRecord[len(perRecord)/2]
+		r.GBPerSecond = float64(s.bytes) / float64(s.records) / r.NsPerRecord
+	}
+	return nil
+}
+
+// flow runs the producer at full speed (rate 0) or at rate records per
+// second while the sink reads on its own CPU, then stops both and counts.
+func flow(ctx context.Context, p *loader.Producers, s *sink, opts Options, rate int, r *Result) error {
+	records := opts.Records
+	if rate > 0 {
+		records = int(float64(rate) * opts.Duration.Seconds())
+		s.keepLatencies(records)
+	}
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	var wg sync.WaitGroup
+	var readErr error
+	var cpu time.Duration
+	wg.Go(func() {
+		readErr = onCPU(opts.ConsumerCPU, func() error {
+			before := threadCPU()
+			err := s.read(readCtx)
+			cpu = threadCPU() - before
+			return err
+		})
+	})
+	var produced time.Duration
+	err := onCPU(opts.ProducerCPU, func() error {
+		start := time.Now()
+		var deadline time.Time
+		if rate == 0 && opts.MaxTime > 0 {
+			deadline = time.Now().Add(opts.MaxTime)
+		}
+		err := runProducer(p, records, rate, deadline, ctx)
+		produced = time.Since(start)
+		return err
+	})
+	// Let the reader catch up with what is already in the rings, then
+	// stop it; what remains is drained below, outside the CPU count.
+	time.Sleep(10 * time.Millisecond)
+	stopReading()
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	if readErr != nil {
+		return readErr
+	}
+	if err := s.drain(); err != nil {
+		return err
+	}
+	if err := s.account(p, r); err != nil {
+		return err
+	}
+	r.ProducerRate = float64(r.Attempted) / produced.Seconds()
+	r.ConsumerCPU = cpu.Seconds()
+	if r.Delivered > 0 {
+		r.CPUPerMillion = cpu.Seconds() / float64(r.Delivered) * 1e6
+	}
+	if r.Attempted > 0 {
+		r.DeliveredRatio = float64(r.Delivered) / float64(r.Attempted)
+	}
+	if rate > 0 {
+		r.P50, r.P99, r.P999, r.Max = s.percentiles()
+	}
+	return nil
+}
+
+// runProducer writes records through the bench program: as fast as it can
+// in runs of up to 4096 records until the deadline if any, or one record
+// per tick of 1/rate seconds.
+func runProducer(p *loader.Producers, records, rate int, deadline time.Time, ctx context.Context) error {
+	if rate <= 0 {
+		for done := 0; done < records; {
+			if !deadline.IsZero() && time.Now().After(deadline) {
+				return nil
+			}
+			n := min(4096, records-done)
+			if err := p.RunBench(n); err != nil {
+				return err
+			}
+			done += n
+		}
+		return nil
+	}
+	period := time.Second / time.Duration(rate)
+	next := time.Now()
+	for i := 0; i < records; i++ {
+		if ctx != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// Sleep through most of a long wait, spin the rest: a sleep
+		// alone overshoots by the timer slack.
+		if wait := time.Until(next); wait > 200*time.Microsecond {
+			time.Sleep(wait - 100*time.Microsecond)
+		}
+		for time.Now().Before(next) {
+		}
+		if err := p.RunBench(1); err != nil {
+			return err
+		}
+		next = next.Add(period)
+	}
+	return nil
+}
+
+// onCPU runs fn on a thread pinned to cpu, and unpins it afterwards.
+func onCPU(cpu int, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var old, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &old); err != nil {
+		return fmt.Errorf("read CPU affinity: %w", err)
+	}
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("pin to CPU %d: %w", cpu, err)
+	}
+	defer unix.SchedSetaffinity(0, &old)
+	return fn()
+}
+
+// threadCPU is the CPU time, user and system, of the calling thread.
+func threadCPU() time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// sink is the consumer under test, and what it counted.
+type sink struct {
+	ours    *consumer.Consumer
+	ringbuf *ciliumringbuf.Reader
+	perf    *ciliumperf.Reader
+
+	records, bytes uint64
+	latencies      []int64 // ns; nil when not kept
+	batchFn        func(consumer.Batch)
+}
+
+func openSink(p *loader.Producers, name string, size int) (*sink, error) {
+	s := &sink{}
+	s.batchFn = s.onBatch
+	var err error
+	switch name {
+	case Ringwatch:
+		s.ours, err = consumer.OpenConfig(p.ConsumerConfig())
+	case CiliumRingbuf:
+		s.ringbuf, err = ciliumringbuf.NewReader(p.Rings()[0].Map)
+	case CiliumPerf:
+		r := p.Rings()[0]
+		s.perf, err = ciliumperf.NewReader(r.Map, r.PerfSize)
+	default:
+		err = fmt.Errorf("unknown consumer %q", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *sink) keepLatencies(n int) { s.latencies = make([]int64, 0, n) }
+
+func (s *sink) onBatch(b consumer.Batch) {
+	for _, rec := range b.Records {
+		s.record(rec, b.ReadTime)
+	}
+}
+
+func (s *sink) record(rec []byte, readTime int64) {
+	s.records++
+	s.bytes += uint64(len(rec))
+	if s.latencies != nil && len(rec) >= 8 {
+		s.latencies = append(s.latencies, readTime-int64(binary.LittleEndian.Uint64(rec)))
+	}
+}
+
+// read consumes until ctx is done.
+func (s *sink) read(ctx context.Context) error {
+	if s.ours != nil {
+		for ctx.Err() == nil {
+			if _, err := s.ours.Read(ctx, s.batchFn); err != nil && ctx.Err() == nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// SetDeadline would wait for the blocked ReadInto's lock; Flush
+	// interrupts it, and ReadInto then returns what is pending, then
+	// ErrFlushed.
+	stop := context.AfterFunc(ctx, func() {
+		if s.ringbuf != nil {
+			s.ringbuf.Flush()
+		} else {
+			s.perf.Flush()
+		}
+	})
+	defer stop()
+	return s.readPeer()
+}
+
+// drain reads what the rings hold now, without waiting.
+func (s *sink) drain() error {
+	if s.ours != nil {
+		_, err := s.ours.Drain(s.batchFn)
+		return err
+	}
+	// A peer with a deadline in the past returns once the rings are
+	// empty: that is its drain.
+	s.setDeadline(time.Now())
+	return s.readPeer()
+}
+
+func (s *sink) setDeadline(t time.Time) {
+	if s.ringbuf != nil {
+		s.ringbuf.SetDeadline(t)
+	} else {
+		s.perf.SetDeadline(t)
+	}
+}
+
+// readPeer reads with a cilium/ebpf reader, one ReadInto per record, as
+// its documentation suggests, until its deadline passes or it is flushed.
+func (s *sink) readPeer() error {
+	var rb ciliumringbuf.Record
+	var pf ciliumperf.Record
+	for {
+		var err error
+		var sample []byte
+		if s.ringbuf != nil {
+			err = s.ringbuf.ReadInto(&rb)
+			sample = rb.RawSample
+		} else {
+			err = s.perf.ReadInto(&pf)
+			sample = pf.RawSample
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ciliumringbuf.ErrFlushed) || errors.Is(err, ciliumperf.ErrFlushed) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(sample) > 0 {
+			s.record(sample, consumer.MonotonicNow())
+		}
+	}
+}
+
+// account fills r's counts and checks that they add up: every attempt the
+// producer made was delivered or counted lost.
+func (s *sink) account(p *loader.Producers, r *Result) error {
+	attempts, lost, err := p.BenchCounters()
+	if err != nil {
+		return err
+	}
+	r.Attempted, r.Lost, r.Delivered = attempts, lost, s.records
+	if s.ours != nil {
+		for _, st := range s.ours.Stats() {
+			r.Wakeups += st.Wakeups
+		}
+	}
+	if r.Delivered+r.Lost != r.Attempted {
+		return fmt.Errorf("delivered %d + lost %d != attempted %d", r.Delivered, r.Lost, r.Attempted)
+	}
+	return nil
+}
+
+func (s *sink) percentiles() (p50, p99, p999, max time.Duration) {
+	if len(s.latencies) == 0 {
+		return
+	}
+	slices.Sort(s.latencies)
+	at := func(q float64) time.Duration {
+		return time.Duration(s.latencies[min(int(q*float64(len(s.latencies))), len(s.latencies)-1)])
+	}
+	return at(0.50), at(0.99), at(0.999), time.Duration(s.latencies[len(s.latencies)-1])
+}
+
+func (s *sink) close() error {
+	switch {
+	case s.ours != nil:
+		return s.ours.Close()
+	case s.ringbuf != nil:
+		return s.ringbuf.Close()
+	case s.perf != nil:
+		return s.perf.Close()
+	}
+	return nil
+}
+
+// roundTrip pings through the user ring and back.
+func roundTrip(ctx context.Context, pings int) (Result, error) {
+	ctl, err := loader.OpenControl(loader.ControlOptions{})
+	if err != nil {
+		return Result{}, err
+	}
+	defer ctl.Close()
+	ch, err := control.Open(ctl, control.Options{})
+	if err != nil {
+		return Result{}, err
+	}
+	defer ch.Close()
+	lat := make([]int64, 0, pings)
+	for range pings {
+		pong, err := ch.Ping(ctx)
+		if err != nil {
+			return Result{}, err
+		}
+		lat = append(lat, pong.RoundTrip.Nanoseconds())
+	}
+	s := &sink{latencies: lat}
+	r := Result{Scenario: RoundTrip, Consumer: Ringwatch, Attempted: uint64(pings), Delivered: uint64(pings)}
+	r.P50, r.P99, r.P999, r.Max = s.percentiles()
+	return r, nil
+}
+
+// baseline measures thread wakeup latency without any ring: see Baseline.
+func baseline(ctx context.Context, opts Options, rate int) (Result, error) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unix.Close(efd)
+	n := int(float64(rate) * opts.Duration.Seconds())
+	s := &sink{}
+	s.keepLatencies(n)
+	var sent atomic.Int64 // CLOCK_MONOTONIC of the last write
+	var wg sync.WaitGroup
+	var waitErr error
+	var cpu time.Duration
+	wg.Go(func() {
+		waitErr = onCPU(opts.ConsumerCPU, func() error {
+			before := threadCPU()
+			defer func() { cpu = threadCPU() - before }()
+			var buf [8]byte
+			for got := uint64(0); got < uint64(n); {
+				// A blocking read: the kernel puts the thread to sleep
+				// and wakes it on the write, as epoll would. Writes that
+				// came while we ran are read at once, together; the
+				// latency is then the last one's.
+				if _, err := unix.Read(efd, buf[:]); err != nil {
+					return err
+				}
+				got += binary.LittleEndian.Uint64(buf[:])
+				s.latencies = append(s.latencies, consumer.MonotonicNow()-sent.Load())
+			}
+			return nil
+		})
+	})
+	err = onCPU(opts.ProducerCPU, func() error {
+		period := time.Second / time.Duration(rate)
+		next := time.Now()
+		one := [8]byte{1}
+		for range n {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if wait := time.Until(next); wait > 200*time.Microsecond {
+				time.Sleep(wait - 100*time.Microsecond)
+			}
+			for time.Now().Before(next) {
+			}
+			sent.Store(consumer.MonotonicNow())
+			if _, err := unix.Write(efd, one[:]); err != nil {
+				return err
+			}
+			next = next.Add(period)
+		}
+		return nil
+	})
+	if err != nil {
+		var all [8]byte
+		binary.LittleEndian.PutUint64(all[:], uint64(n)) // let a waiting reader out
+		unix.Write(efd, all[:])
+	}
+	wg.Wait()
+	if err != nil {
+		return Result{}, err
+	}
+	if waitErr != nil {
+		return Result{}, waitErr
+	}
+	r := Result{Scenario: Latency, Consumer: Baseline, Rate: rate, Attempted: uint64(n), Delivered: uint64(n),
+		ConsumerCPU: cpu.Seconds(), CPUPerMillion: cpu.Seconds() / float64(n) * 1e6}
+	r.P50, r.P99, r.P999, r.Max = s.percentiles()
+	return r, nil
+}

@@ -1,0 +1,89 @@
+package bench
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ringwatch/ringwatch/internal/testenv"
+	"github.com/ringwatch/ringwatch/pkg/consumer"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// TestRunMeasuresEveryCombination runs every scenario briefly against the
+// real kernel. Run itself fails a measurement whose delivered + lost is
+// not what the producer attempted; this test checks that each combination
+// was measured and that its figures are those of a real measurement.
+func TestRunMeasuresEveryCombination(t *testing.T) {
+	testenv.RequireBPF(t)
+	testenv.RequireCPUs(t, 2)
+	results, err := Run(context.Background(), Options{
+		Scenarios:   []string{Drain, Saturation, Latency, RoundTrip},
+		Transports:  []consumer.Transport{consumer.Ringbuf, consumer.Perfbuf, consumer.SPSC},
+		Sizes:       []int{64},
+		Wakeups:     []consumer.Wakeup{consumer.WakeupAdaptive, consumer.WakeupBusy},
+		Peers:       true,
+		RingSize:    64 << 10,
+		Records:     20000,
+		MaxTime:     5 * time.Second,
+		Rates:       []int{2000},
+		Duration:    100 * time.Millisecond,
+		Pings:       50,
+		ProducerCPU: 0,
+		ConsumerCPU: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, r := range results {
+		count[r.Scenario]++
+		switch r.Scenario {
+		case Drain:
+			// The ring is filled to what fits: nothing may be lost.
+			if r.Lost != 0 || r.Delivered == 0 || r.NsPerRecord <= 0 || r.GBPerSecond <= 0 {
+				t.Errorf("drain %+v", r)
+			}
+		case Saturation:
+			if r.Attempted == 0 || r.Delivered+r.Lost != r.Attempted || r.ProducerRate <= 0 || r.DeliveredRatio <= 0 {
+				t.Errorf("saturation %+v", r)
+			}
+		case Latency:
+			want := uint64(2000 * 0.1)
+			if r.Delivered != want || r.P50 <= 0 || r.P99 < r.P50 || r.Max < r.P999 {
+				t.Errorf("latency %+v: want %d delivered and ordered percentiles", r, want)
+			}
+		case RoundTrip:
+			if r.Delivered != 50 || r.P50 <= 0 {
+				t.Errorf("roundtrip %+v", r)
+			}
+		}
+	}
+	// drain: ringwatch on 3 transports + 2 peers; saturation and latency:
+	// 2 wakeups on ringbuf and spsc, perfbuf's adaptive is kept (no every
+	// asked), + 2 peers; latency adds the baseline.
+	want := map[string]int{Drain: 5, Saturation: 8, Latency: 9, RoundTrip: 1}
+	for scenario, n := range want {
+		if count[scenario] != n {
+			t.Errorf("%d %s results, want %d", count[scenario], scenario, n)
+		}
+	}
+}
+
+func TestFitsMatchesEachLayout(t *testing.T) {
+	for _, tc := range []struct {
+		transport consumer.Transport
+		ring, size int
+		want       int
+	}{
+		{consumer.Ringbuf, 4096, 16, 4096/24 - 1},
+		{consumer.Ringbuf, 4096, 64, 4096/72 - 1},
+		{consumer.Perfbuf, 4096, 16, 4096/32 - 1},
+		{consumer.SPSC, 4096, 64, 32}, // 72-byte slots: 56 fit, 32 is the power of two below
+	} {
+		if got := fits(tc.transport, tc.ring, tc.size); got != tc.want {
+			t.Errorf("fits(%s, %d, %d) = %d, want %d", tc.transport, tc.ring, tc.size, got, tc.want)
+		}
+	}
+}
