@@ -51,12 +51,12 @@ func (m *memQueues) waker() *waker { return &waker{sleeping: &m.sleeping, bell: 
 
 // consumer is a Consumer of the queues with adaptive wakeups; maxDelay < 0
 // makes every sleep deep.
-func (m *memQueues) consumer(t testing.TB, maxDelay int) *Consumer {
+func (m *memQueues) consumer(t testing.TB, maxDelay time.Duration) *Consumer {
 	c, err := newConsumer([]ring{m.reader()}, m.waker())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.mode, c.maxDelay = WakeupAdaptive, maxDelay
+	c.mode, c.lazyFor = WakeupAdaptive, lazySleep(maxDelay)
 	return c
 }
 
@@ -263,7 +263,7 @@ func TestSPSCPassesTenMillionRecords(t *testing.T) {
 	}
 	const maxLen = 56
 	m := newMemQueues(t, 1, 1024, 64)
-	c := m.consumer(t, int(DefaultMaxDelay/time.Millisecond))
+	c := m.consumer(t, DefaultMaxDelay)
 	defer c.Close()
 
 	var next uint64 // read by this goroutine only after the reader stops
@@ -407,7 +407,7 @@ func TestSPSCHandshakeLeavesNoRecordWaiting(t *testing.T) {
 // itself after its delay. (The deadline only turns a hang into a failure.)
 func TestLazySleepDeliversWithinItsDelay(t *testing.T) {
 	m := newMemQueues(t, 1, 256, 32) // watermark: 32 slots
-	c := m.consumer(t, 1)
+	c := m.consumer(t, time.Millisecond)
 	defer c.Close()
 	arrived := make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(context.Background())

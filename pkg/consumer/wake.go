@@ -35,8 +35,9 @@ const (
 func Wakeups() []Wakeup { return []Wakeup{WakeupAdaptive, WakeupEvery, WakeupBusy} }
 
 // DefaultMaxDelay bounds how long an adaptive consumer's lazy sleep leaves
-// records waiting: 1 ms, the finest epoll_wait timeout, costs at most 1000
-// self-wakeups a second while records flow, and none while they do not.
+// records waiting. 1 ms is below what a person or a scrape can notice, yet
+// long enough to batch: at 10,000 records a second it replaces 10,000
+// wakeups with at most 1,000, and while no records flow there are none.
 const DefaultMaxDelay = time.Millisecond
 
 // The consumer's sleep states in wake_state.consumer_sleeping

@@ -294,7 +294,12 @@ func Open(opts Options) (_ *Producers, err error) {
 			watermark = ringSize / 8
 		}
 		if t.name == consumer.SPSC {
-			watermark = max(watermark/l.slotSize, 1) // the producers count slots
+			// The producers count slots, and a queue's slots may fill
+			// less than the ring size: an eighth of them by default.
+			watermark = max(watermark/l.slotSize, 1)
+			if opts.Watermark == 0 {
+				watermark = max(l.slotsPerQueue/8, 1)
+			}
 		}
 		settings := ringwatchTransportConfig{
 			CpusPerRing: uint32(max(opts.CPUsPerRing, 1)),
