@@ -73,7 +73,7 @@ func TestRunMeasuresEveryCombination(t *testing.T) {
 
 func TestFitsMatchesEachLayout(t *testing.T) {
 	for _, tc := range []struct {
-		transport consumer.Transport
+		transport  consumer.Transport
 		ring, size int
 		want       int
 	}{

@@ -174,7 +174,7 @@ type Consumer struct {
 	waker    *waker // nil without a doorbell
 	mode     Wakeup
 	lazyFor  time.Duration // how long a lazy sleep lasts; <0: never sleep lazily
-	lazy     bool // sleep lazily next: records flowed since the last deep sleep
+	lazy     bool          // sleep lazily next: records flowed since the last deep sleep
 	counters []ringCounters
 	epollFD  int
 	wakeFD   int // eventfd written by Close and context cancellation
