@@ -174,7 +174,8 @@ type Consumer struct {
 	waker    *waker // nil without a doorbell
 	mode     Wakeup
 	lazyFor  time.Duration // how long a lazy sleep lasts; <0: never sleep lazily
-	lazy     bool          // sleep lazily next: records flowed since the last deep sleep
+	lazy     bool          // sleep lazily next: records come less than a lazy sleep apart
+	lastWake time.Time     // when a producer last woke us
 	counters []ringCounters
 	epollFD  int
 	wakeFD   int // eventfd written by Close and context cancellation
@@ -399,7 +400,12 @@ func (c *Consumer) sleep() (bool, error) {
 	}
 	woke, err := c.wait(timeout)
 	if woke {
-		c.lazy = true
+		// Two wakeups less than a lazy sleep apart: records come often
+		// enough that waiting for a few is cheaper than waking for
+		// each. Further apart, a lazy sleep would only add a timeout.
+		now := time.Now()
+		c.lazy = now.Sub(c.lastWake) < c.lazyFor
+		c.lastWake = now
 	}
 	return woke || timeout < 0, err
 }
