@@ -14,8 +14,10 @@
 //     ring of percpu-ringbuf).
 //   - perfbuf.go: one CPU's buffer of a BPF_MAP_TYPE_PERF_EVENT_ARRAY.
 //   - spsc.go: the single-producer single-consumer queues of every CPU in
-//     BPF_F_MMAPABLE arrays, and the sleep/doorbell handshake that wakes
-//     the consumer without polling.
+//     BPF_F_MMAPABLE arrays.
+//   - wake.go: the wakeup modes, and the sleep/doorbell handshake that
+//     wakes the consumer without polling: the SPSC queues need it, and the
+//     adaptive mode uses it on every transport.
 //   - consumer.go: [Consumer], the small public type every transport sits
 //     behind. It owns the rings, the epoll instance and an eventfd that
 //     wakes a blocked [Consumer.Read] on [Consumer.Close] or context
