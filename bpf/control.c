@@ -52,35 +52,13 @@ struct {
 } pid_scratch SEC(".maps");
 
 /*
- * The producers' settings, declared exactly as bpf/ringwatch.c declares
- * them: pkg/loader replaces them with the producers' own maps when it loads
- * this object next to the producers (ebpf.CollectionOptions.MapReplacements
- * checks that type, sizes and flags match).
+ * The producers' settings maps, from the header bpf/ringwatch.c includes
+ * too: pkg/loader replaces them with the producers' own maps when it loads
+ * this object next to the producers.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, RECORD_TYPE_MAX);
-	__type(key, __u32);
-	__type(value, struct source_config);
-} source_configs SEC(".maps");
+#include "settings.h"
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, MAX_FILTER_PIDS);
-	__type(key, __u32);
-	__type(value, __u8);
-} syscall_pids SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct syscall_filter);
-} syscall_config SEC(".maps");
-
-/* Keep the message types in BTF for bpf2go; see BTF_ANCHOR in ringwatch.c. */
-#define BTF_ANCHOR(type, name) \
-	const type *name __attribute__((unused, section(".btf_anchors")))
+/* Keep the message types in BTF for bpf2go. */
 BTF_ANCHOR(enum msg_type, anchor_msg_type);
 BTF_ANCHOR(enum msg_reject, anchor_msg_reject);
 BTF_ANCHOR(struct msg_ping, anchor_msg_ping);
