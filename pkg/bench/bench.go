@@ -376,20 +376,25 @@ func runProducer(p *loader.Producers, records, rate int, deadline time.Time, ctx
 		}
 		return nil
 	}
+	return paced(ctx, rate, records, func() error { return p.RunBench(1) })
+}
+
+// paced calls fn n times, rate times a second, on the calling thread: it
+// sleeps through most of each long wait and spins the rest, as a sleep
+// alone overshoots by the timer slack.
+func paced(ctx context.Context, rate, n int, fn func() error) error {
 	period := time.Second / time.Duration(rate)
 	next := time.Now()
-	for i := 0; i < records; i++ {
+	for range n {
 		if ctx != nil && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		// Sleep through most of a long wait, spin the rest: a sleep
-		// alone overshoots by the timer slack.
 		if wait := time.Until(next); wait > 200*time.Microsecond {
 			time.Sleep(wait - 100*time.Microsecond)
 		}
 		for time.Now().Before(next) {
 		}
-		if err := p.RunBench(1); err != nil {
+		if err := fn(); err != nil {
 			return err
 		}
 		next = next.Add(period)
@@ -643,25 +648,12 @@ func baseline(ctx context.Context, opts Options, rate int) (Result, error) {
 		})
 	})
 	err = onCPU(opts.ProducerCPU, func() error {
-		period := time.Second / time.Duration(rate)
-		next := time.Now()
 		one := [8]byte{1}
-		for range n {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if wait := time.Until(next); wait > 200*time.Microsecond {
-				time.Sleep(wait - 100*time.Microsecond)
-			}
-			for time.Now().Before(next) {
-			}
+		return paced(ctx, rate, n, func() error {
 			sent.Store(consumer.MonotonicNow())
-			if _, err := unix.Write(efd, one[:]); err != nil {
-				return err
-			}
-			next = next.Add(period)
-		}
-		return nil
+			_, err := unix.Write(efd, one[:])
+			return err
+		})
 	})
 	if err != nil {
 		var all [8]byte

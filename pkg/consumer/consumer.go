@@ -47,9 +47,6 @@ const (
 	SPSC Transport = "spsc"
 )
 
-// Transports lists every transport, default first.
-func Transports() []Transport { return []Transport{Ringbuf, PercpuRingbuf, Perfbuf, SPSC} }
-
 // A Ring describes one kernel-to-user ring for [Open]: which maps to read
 // and how. The maps must stay open until the Consumer is closed; the
 // Consumer does not close them.

@@ -23,10 +23,7 @@ import (
 // system call, without waking the consumer (BPF_RB_NO_WAKEUP).
 func ringFiller(b *testing.B, ring *ebpf.Map, size int) *ebpf.Program {
 	b.Helper()
-	insns := asm.Instructions{asm.Mov.Imm(asm.R0, 0)}
-	for off := -size; off < 0; off += 8 {
-		insns = append(insns, asm.StoreMem(asm.RFP, int16(off), asm.R0, asm.DWord))
-	}
+	insns := zeroedRecord(size)
 	insns = append(insns,
 		asm.LoadMapPtr(asm.R1, ring.FD()),
 		asm.Mov.Reg(asm.R2, asm.RFP),
@@ -37,12 +34,29 @@ func ringFiller(b *testing.B, ring *ebpf.Map, size int) *ebpf.Program {
 		asm.Mov.Imm(asm.R0, 0),
 		asm.Return(),
 	)
+	return loadFiller(b, insns)
+}
+
+// loadFiller loads a filler program as a socket filter, which
+// BPF_PROG_TEST_RUN runs with a repeat count, closed when b ends.
+func loadFiller(b *testing.B, insns asm.Instructions) *ebpf.Program {
+	b.Helper()
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SocketFilter, Instructions: insns, License: "GPL"})
 	if err != nil {
-		b.Fatalf("load ring filler: %v", err)
+		b.Fatalf("load filler program: %v", err)
 	}
 	b.Cleanup(func() { prog.Close() })
 	return prog
+}
+
+// zeroedRecord is the start of a filler program: size zero bytes at the
+// top of its stack, the record it writes.
+func zeroedRecord(size int) asm.Instructions {
+	insns := asm.Instructions{asm.Mov.Imm(asm.R0, 0)}
+	for off := -size; off < 0; off += 8 {
+		insns = append(insns, asm.StoreMem(asm.RFP, int16(off), asm.R0, asm.DWord))
+	}
+	return insns
 }
 
 // fill writes records until the ring is full and returns how many fit.
@@ -136,10 +150,7 @@ func drainWithCilium(b *testing.B, ring *ebpf.Map) func() int {
 // size to the buffer of the CPU it runs on.
 func perfFiller(b *testing.B, array *ebpf.Map, size int) *ebpf.Program {
 	b.Helper()
-	insns := asm.Instructions{asm.Mov.Imm(asm.R0, 0)}
-	for off := -size; off < 0; off += 8 {
-		insns = append(insns, asm.StoreMem(asm.RFP, int16(off), asm.R0, asm.DWord))
-	}
+	insns := zeroedRecord(size)
 	insns = append(insns,
 		// R1 is the program's context, as the helper wants it.
 		asm.LoadMapPtr(asm.R2, array.FD()),
@@ -151,12 +162,7 @@ func perfFiller(b *testing.B, array *ebpf.Map, size int) *ebpf.Program {
 		asm.Mov.Imm(asm.R0, 0),
 		asm.Return(),
 	)
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Type: ebpf.SocketFilter, Instructions: insns, License: "GPL"})
-	if err != nil {
-		b.Fatalf("load perf filler: %v", err)
-	}
-	b.Cleanup(func() { prog.Close() })
-	return prog
+	return loadFiller(b, insns)
 }
 
 // BenchmarkKernelPerfDrain drains a full 4 MiB perf buffer of CPU 0,

@@ -20,10 +20,9 @@ type transport struct {
 	// one program per transport, <source program>_<suffix>.
 	suffix string
 	// maxRecord is the largest record the transport carries with rings of
-	// ringSize bytes.
+	// ringSize bytes. (What each guarantees about record order is in
+	// README.md, "Transports".)
 	maxRecord func(ringSize int) int
-	// order says what the transport guarantees about record order.
-	order string
 }
 
 var transports = []transport{
@@ -33,13 +32,11 @@ var transports = []transport{
 		// The kernel refuses a reservation larger than the ring minus the
 		// record's 8-byte header (kernel/bpf/ringbuf.c, __bpf_ringbuf_reserve).
 		maxRecord: func(ringSize int) int { return ringSize - 8 },
-		order:     "per CPU, and across CPUs in the order they reserved",
 	},
 	{
 		name:      consumer.PercpuRingbuf,
 		suffix:    "percpu_ringbuf",
 		maxRecord: func(ringSize int) int { return ringSize - 8 },
-		order:     "per CPU; none across rings (merge by timestamp)",
 	},
 	{
 		name:   consumer.Perfbuf,
@@ -47,14 +44,12 @@ var transports = []transport{
 		// Also bounded by the scratch buffer the programs build records in
 		// (PERF_SCRATCH_SIZE in bpf/ringwatch.c), and by the buffer.
 		maxRecord: func(ringSize int) int { return min(consumer.MaxPerfRecord, perfScratchSize, ringSize-16) },
-		order:     "per CPU; none across CPUs (merge by timestamp)",
 	},
 	{
 		name:   consumer.SPSC,
 		suffix: "spsc",
 		// Slots are sized for the chosen sources' largest record.
 		maxRecord: func(int) int { return maxSPSCSlot - spscSlotHeader },
-		order:     "per CPU; none across CPUs (merge by timestamp)",
 	},
 }
 
@@ -73,15 +68,6 @@ func TransportNames() []string {
 	return names
 }
 
-// TransportOrder says what a transport guarantees about record order.
-func TransportOrder(name consumer.Transport) string {
-	t, err := lookupTransport(name)
-	if err != nil {
-		return ""
-	}
-	return t.order
-}
-
 func lookupTransport(name consumer.Transport) (transport, error) {
 	if name == "" {
 		name = consumer.Ringbuf
@@ -93,16 +79,6 @@ func lookupTransport(name consumer.Transport) (transport, error) {
 	}
 	return transport{}, problemf(ErrInvalidOption, "unknown transport %q: choose from %s",
 		name, strings.Join(TransportNames(), ", "))
-}
-
-// MaxRecordSize is the largest record transport carries with rings of
-// ringSize bytes.
-func MaxRecordSize(name consumer.Transport, ringSize int) (int, error) {
-	t, err := lookupTransport(name)
-	if err != nil {
-		return 0, err
-	}
-	return t.maxRecord(ringSize), nil
 }
 
 // layout is how many rings a transport has and which CPU writes to which.
