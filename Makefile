@@ -10,8 +10,8 @@ TRACEFS := /sys/kernel/tracing
 # bpf2go takes its compiler from the environment (see gen.go).
 export BPF2GO_CC := $(CLANG)
 
-GENERATED := pkg/loader/ringwatch_bpfel.go pkg/loader/ringwatch_bpfel.o \
-	pkg/loader/control_bpfel.go pkg/loader/control_bpfel.o
+GENERATED := internal/abi/ringwatch_bpfel.go internal/abi/ringwatch_bpfel.o \
+	internal/abi/control_bpfel.go internal/abi/control_bpfel.o
 
 .PHONY: all generate vmlinux check-generate build run test lint bench tracefs clean
 
@@ -29,8 +29,8 @@ vmlinux:
 check-generate: generate
 	@git diff --exit-code --stat -- $(GENERATED) || \
 		{ echo "generated BPF objects are stale: run 'make generate' and commit them" >&2; exit 1; }
-	@test -z "$$(git status --porcelain --untracked-files=all -- pkg/loader)" || \
-		{ git status --porcelain -- pkg/loader >&2; echo "untracked generated files in pkg/loader" >&2; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- internal/abi)" || \
+		{ git status --porcelain -- internal/abi >&2; echo "untracked generated files in internal/abi" >&2; exit 1; }
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ringwatch

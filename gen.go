@@ -5,8 +5,8 @@
 // the Makefile's CLANG variable (clang-19 by default); plain `go generate`
 // needs it in the environment. The compiler flags are fixed here, so every
 // way of generating produces the same objects. bpf2go is pinned in go.mod's
-// tool block. Its outputs, pkg/loader/ringwatch_bpfel.{go,o} (the
-// producers) and pkg/loader/control_bpfel.{go,o} (the user ring's control
+// tool block. Its outputs, internal/abi/ringwatch_bpfel.{go,o} (the
+// producers) and internal/abi/control_bpfel.{go,o} (the user ring's control
 // program), are committed so that building and testing need no clang;
 // `make check-generate` proves they are current.
 //
@@ -15,5 +15,5 @@
 // apart from their value types (source_configs holds struct source_config).
 package ringwatch
 
-//go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir pkg/loader -go-package loader -type record_type -type record_header -type exec_record -type exec_flags -type syscall_record -type source_counters -type source_config -type transport -type transport_config -type spsc_queue -type spsc_slot -type wake_state -type wakeup_mode -type sleep_state -type bench_record -type bench_args ringwatch bpf/ringwatch.c
-//go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir pkg/loader -go-package loader -type msg_type -type msg_header -type msg_ping -type msg_set_pids -type msg_source -type msg_data -type msg_reply -type msg_reject control bpf/control.c
+//go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir internal/abi -go-package abi -type record_type -type record_header -type exec_record -type exec_flags -type syscall_record -type source_counters -type source_config -type transport -type transport_config -type spsc_queue -type spsc_slot -type wake_state -type wakeup_mode -type sleep_state -type bench_record -type bench_args ringwatch bpf/ringwatch.c
+//go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir internal/abi -go-package abi -type msg_type -type msg_header -type msg_ping -type msg_set_pids -type msg_source -type msg_data -type msg_reply -type msg_reject control bpf/control.c

@@ -184,7 +184,7 @@ func BenchmarkKernelPerfDrain(b *testing.B) {
 				prog := perfFiller(b, array, size)
 				var drain func() int
 				if reader == "ringwatch" {
-					c, err := Open(Ring{Name: "cpu0", Transport: Perfbuf, Map: array, CPU: 0, PerfSize: bufSize})
+					c, err := Open(PerfBuffer("cpu0", array, 0, bufSize))
 					if err != nil {
 						b.Fatal(err)
 					}

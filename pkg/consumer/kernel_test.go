@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 )
 
@@ -30,7 +31,7 @@ func newRingbufMap(t *testing.T, size uint32) *ebpf.Map {
 // wakeState is a struct wake_state array as the loader creates it.
 func wakeState(t *testing.T) *ebpf.Map {
 	t.Helper()
-	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: wakeStateSize,
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: uint32(abi.WakeStateSize),
 		MaxEntries: 1, Flags: unix.BPF_F_MMAPABLE})
 	if err != nil {
 		t.Fatalf("create wake state: %v", err)
@@ -39,7 +40,7 @@ func wakeState(t *testing.T) *ebpf.Map {
 	return m
 }
 
-func ringOf(m *ebpf.Map) Ring { return Ring{Name: "test", Transport: Ringbuf, Map: m} }
+func ringOf(m *ebpf.Map) Ring { return RingBuffer("test", m) }
 
 // readInBackground starts a Read of an empty ring, which must block, and
 // returns its result channel.
@@ -147,16 +148,16 @@ func TestOpenRejectsOtherMaps(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	for _, bad := range []Ring{
-		{Name: "perf", Transport: Perfbuf, Map: array, PerfSize: os.Getpagesize()},
-		{Name: "perf", Transport: Perfbuf, Map: ring, PerfSize: os.Getpagesize()},
-		{Name: "queues", Transport: SPSC, Queues: array, Slots: array, SPSCSlots: 1},
-		{Name: "queues", Transport: SPSC},
-		{Name: "what", Transport: "carrier-pigeon", Map: ring},
+		PerfBuffer("perf", array, 0, os.Getpagesize()),
+		PerfBuffer("perf", ring, 0, os.Getpagesize()),
+		SPSCQueues("queues", array, array, 1),
+		SPSCQueues("queues", nil, nil, 0),
+		{Name: "what"}, // not made by a constructor
 	} {
 		c, err := OpenConfig(Config{Rings: []Ring{ringOf(ring), bad}, Doorbell: ring, State: wakeState(t)})
 		if err == nil {
 			c.Close()
-			t.Errorf("Open accepted %s ring %+v", bad.Transport, bad)
+			t.Errorf("Open accepted ring %q", bad.Name)
 		} else if !strings.Contains(err.Error(), bad.Name) {
 			t.Errorf("error does not name the ring %q: %v", bad.Name, err)
 		}

@@ -28,6 +28,16 @@ const (
 // size, and the kernel pads the raw data to 8 bytes.
 const MaxPerfRecord = (perfMaxRecord &^ 7) - perfRawOffset
 
+// PerfBuffer is the perf buffer of one CPU of a
+// BPF_MAP_TYPE_PERF_EVENT_ARRAY, named name, of size data bytes (a
+// power-of-two multiple of the page size). [Open] creates the CPU's
+// PERF_COUNT_SW_BPF_OUTPUT event, maps its buffer, and stores it in array
+// at index cpu, where bpf_perf_event_output(..., BPF_F_CURRENT_CPU, ...) on
+// that CPU finds it; Close takes it out again.
+func PerfBuffer(name string, array *ebpf.Map, cpu, size int) Ring {
+	return Ring{Name: name, open: func() (ring, error) { return openPerfbuf(array, cpu, size) }}
+}
+
 // perfbuf reads one CPU's perf buffer of a BPF_MAP_TYPE_PERF_EVENT_ARRAY.
 //
 // Its memory (include/uapi/linux/perf_event.h, struct perf_event_mmap_page):

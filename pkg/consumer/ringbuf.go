@@ -3,19 +3,13 @@ package consumer
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
-)
 
-// ErrCorrupt is wrapped by errors about ring contents that break the
-// kernel's ring buffer contract, such as a record longer than what was
-// produced. A corrupt ring cannot be read further: the position of the next
-// record is unknown.
-var ErrCorrupt = errors.New("corrupt ring")
+	"github.com/ringwatch/ringwatch/internal/ringmap"
+)
 
 // Ring buffer record header bits and size (include/uapi/linux/bpf.h:
 // BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ).
@@ -25,22 +19,15 @@ const (
 	ringbufHeaderSize = 8
 )
 
-// ringbuf reads one BPF_MAP_TYPE_RINGBUF.
-//
-// Its memory, as the kernel lays it out for user space (kernel/bpf/ringbuf.c:
-// struct bpf_ringbuf, ringbuf_map_mmap_kern), at offsets into the map's fd:
-//
-//	0          page       2*page                   2*page+size              2*page+2*size
-//	+----------+----------+------------------------+------------------------+
-//	| consumer | producer | data: size bytes       | data again: the same   |
-//	| position | position |                        | pages, mapped twice    |
-//	+----------+----------+------------------------+------------------------+
-//	 read-write  read-only ------------------------------------------------->
-//	 (consumerMem)          (producerMem: one read-only mapping)
-//
-// Because the data pages appear twice in a row, a record that wraps past the
-// end of the ring is still contiguous in memory: a record at offset off is
-// always data[off : off+len], with no special case for the wrap.
+// RingBuffer is a BPF_MAP_TYPE_RINGBUF to read, named name.
+func RingBuffer(name string, m *ebpf.Map) Ring {
+	return Ring{Name: name, open: func() (ring, error) { return openRingbuf(m) }}
+}
+
+// ringbuf reads one BPF_MAP_TYPE_RINGBUF, mapped by internal/ringmap (the
+// drawing of its pages is there): the consumer page read-write, the
+// producer page and the data, mapped twice in a row, read-only. A record
+// that wraps past the end of the ring is still contiguous in memory.
 //
 // Positions only grow; a position's offset in the ring is pos & mask. The
 // kernel advances the producer position when a record is reserved, and marks
@@ -56,41 +43,21 @@ type ringbuf struct {
 	cons     uint64
 	released uint64
 
-	mapFD       int
-	consumerMem []byte // nil for a ring over plain memory
-	producerMem []byte
+	mapFD int
+	mem   *ringmap.Mapping // nil for a ring over plain memory
 }
 
 // openRingbuf maps m, which must be a BPF_MAP_TYPE_RINGBUF. The consumer
 // keeps using m's file descriptor, so m must stay open until the ring is
 // closed. On failure nothing stays mapped.
 func openRingbuf(m *ebpf.Map) (*ringbuf, error) {
-	if m.Type() != ebpf.RingBuf {
-		return nil, fmt.Errorf("map %v is a %v, not a RingBuf", m, m.Type())
-	}
-	page := os.Getpagesize()
-	size := int(m.MaxEntries())
-	if size <= 0 || size%page != 0 || size&(size-1) != 0 {
-		return nil, fmt.Errorf("ring buffer size %d is not a power-of-two multiple of the page size %d", size, page)
-	}
-
-	consumerMem, err := unix.Mmap(m.FD(), 0, page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := ringmap.Map(m, false)
 	if err != nil {
-		return nil, fmt.Errorf("mmap ring buffer consumer page: %w", err)
+		return nil, err
 	}
-	producerMem, err := unix.Mmap(m.FD(), int64(page), page+2*size, unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		return nil, errors.Join(
-			fmt.Errorf("mmap ring buffer producer page and data: %w", err),
-			unix.Munmap(consumerMem))
-	}
-
-	r := newRingbuf(
-		(*uint64)(unsafe.Pointer(&consumerMem[0])),
-		(*uint64)(unsafe.Pointer(&producerMem[0])),
-		producerMem[page:])
+	r := newRingbuf(mem.ConsumerPos, mem.ProducerPos, mem.Data)
 	r.mapFD = m.FD()
-	r.consumerMem, r.producerMem = consumerMem, producerMem
+	r.mem = mem
 	if r.cons%8 != 0 {
 		return nil, errors.Join(
 			fmt.Errorf("consumer position %d is not 8-byte aligned: %w", r.cons, ErrCorrupt),
@@ -212,13 +179,10 @@ func (r *ringbuf) release() bool {
 
 // close unmaps the ring. The map's file descriptor belongs to the caller.
 func (r *ringbuf) close() error {
-	var errs []error
-	if r.consumerMem != nil {
-		errs = append(errs, unix.Munmap(r.consumerMem))
-	}
-	if r.producerMem != nil {
-		errs = append(errs, unix.Munmap(r.producerMem))
+	var err error
+	if r.mem != nil {
+		err = r.mem.Close()
 	}
 	*r = ringbuf{mapFD: -1}
-	return errors.Join(errs...)
+	return err
 }

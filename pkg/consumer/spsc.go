@@ -10,18 +10,28 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwatch/ringwatch/internal/abi"
 )
 
-// The layout of bpf/ringwatch.h's SPSC and wake structures, which
-// pkg/loader's tests check against the BTF the compiler wrote.
+// The layout of bpf/ringwatch.h's SPSC queues, from the generated types.
 const (
-	spscQueueSize    = 128 // struct spsc_queue: two cache lines
-	spscHeadOffset   = 0   // spsc_queue.head, on the consumer's line
-	spscTailOffset   = 64  // spsc_queue.tail, on the producer's line
-	spscSlotHeader   = 8   // struct spsc_slot: u32 len, u32 reserved, then data
-	wakeStateSize    = 64  // struct wake_state
-	wakeSleepingOffs = 0   // wake_state.consumer_sleeping
+	spscQueueSize  = abi.SPSCQueueSize  // struct spsc_queue: two cache lines
+	spscHeadOffset = abi.SPSCHeadOffset // spsc_queue.head, on the consumer's line
+	spscTailOffset = abi.SPSCTailOffset // spsc_queue.tail, on the producer's line
+	spscSlotHeader = abi.SPSCSlotHeader // struct spsc_slot: u32 len, u32 reserved, then data
 )
+
+// SPSCQueues are the single-producer single-consumer queues of ringwatch's
+// spsc transport, read as one ring named name: queues holds a struct
+// spsc_queue per CPU and slots their slotsPerQueue slots each, both
+// BPF_F_MMAPABLE arrays (bpf/ringwatch.h). They have no descriptor to wait
+// on: the Consumer is woken through [Config.Doorbell].
+func SPSCQueues(name string, queues, slots *ebpf.Map, slotsPerQueue int) Ring {
+	return Ring{Name: name, doorbell: true, open: func() (ring, error) {
+		return openSPSC(queues, slots, slotsPerQueue)
+	}}
+}
 
 // spsc reads the single-producer single-consumer queues of every CPU, one
 // queue per CPU, as one ring: the BPF producer side and the memory-ordering
@@ -57,52 +67,23 @@ type spscQueue struct {
 	released   uint64
 }
 
-// A doorbell is what the consumer waits on while the queues are empty.
-type doorbell interface {
-	fd() int
-	// clear consumes the rings that woke us, so epoll blocks again.
-	clear() error
-	close() error
-}
-
-// ringDoorbell is the kernel's doorbell: a BPF ring buffer whose records
-// mean only "wake up".
-type ringDoorbell struct {
-	r *ringbuf
-	b batch
-}
-
-func (d *ringDoorbell) fd() int { return d.r.fd() }
-
-func (d *ringDoorbell) clear() error {
-	for {
-		d.b.records = d.b.records[:0]
-		err := d.r.nextBatch(&d.b, cap(d.b.records))
-		if !d.r.release() || err != nil {
-			return err
-		}
-	}
-}
-
-func (d *ringDoorbell) close() error { return d.r.close() }
-
-// openSPSC maps the queue headers and slots of desc read-write.
-func openSPSC(desc Ring) (_ *spsc, err error) {
-	for _, m := range []*ebpf.Map{desc.Queues, desc.Slots} {
+// openSPSC maps the queue headers and slots read-write.
+func openSPSC(queueMap, slotMap *ebpf.Map, perQueue int) (_ *spsc, err error) {
+	for _, m := range []*ebpf.Map{queueMap, slotMap} {
 		if m == nil || m.Type() != ebpf.Array || m.Flags()&unix.BPF_F_MMAPABLE == 0 {
 			return nil, fmt.Errorf("spsc map %v is not a BPF_F_MMAPABLE array", m)
 		}
 	}
-	if desc.Queues.ValueSize() != spscQueueSize {
+	if int(queueMap.ValueSize()) != spscQueueSize {
 		return nil, fmt.Errorf("spsc queue headers are %d bytes, this consumer knows %d",
-			desc.Queues.ValueSize(), spscQueueSize)
+			queueMap.ValueSize(), spscQueueSize)
 	}
-	queues, perQueue := int(desc.Queues.MaxEntries()), desc.SPSCSlots
-	if perQueue <= 0 || perQueue&(perQueue-1) != 0 || desc.Slots.MaxEntries() != uint32(queues*perQueue) {
+	queues := int(queueMap.MaxEntries())
+	if perQueue <= 0 || perQueue&(perQueue-1) != 0 || slotMap.MaxEntries() != uint32(queues*perQueue) {
 		return nil, fmt.Errorf("spsc slots: %d slots for %d queues of %d, want a power of two per queue",
-			desc.Slots.MaxEntries(), queues, perQueue)
+			slotMap.MaxEntries(), queues, perQueue)
 	}
-	slotSize := (int(desc.Slots.ValueSize()) + 7) &^ 7 // array elements are 8-byte aligned
+	slotSize := (int(slotMap.ValueSize()) + 7) &^ 7 // array elements are 8-byte aligned
 	if slotSize <= spscSlotHeader {
 		return nil, fmt.Errorf("spsc slots of %d bytes hold no record", slotSize)
 	}
@@ -124,11 +105,11 @@ func openSPSC(desc Ring) (_ *spsc, err error) {
 		mems = append(mems, mem)
 		return mem[:size], nil
 	}
-	queueMem, err := mapArray(desc.Queues, queues*spscQueueSize)
+	queueMem, err := mapArray(queueMap, queues*spscQueueSize)
 	if err != nil {
 		return nil, err
 	}
-	slotMem, err := mapArray(desc.Slots, queues*perQueue*slotSize)
+	slotMem, err := mapArray(slotMap, queues*perQueue*slotSize)
 	if err != nil {
 		return nil, err
 	}
@@ -198,11 +179,12 @@ func (s *spsc) nextBatch(b *batch, maxRecords int) error {
 		for q.read < end && len(b.records) < maxRecords {
 			slot := q.slots[(q.read&mask)*s.slotSize:][:s.slotSize]
 			n := uint64(binary.LittleEndian.Uint32(slot))
-			if n > s.slotSize-spscSlotHeader {
+			const hdr = uint64(spscSlotHeader)
+			if n > s.slotSize-hdr {
 				return fmt.Errorf("spsc queue %d: slot %d claims %d bytes, a slot holds %d: %w",
-					k, q.read, n, s.slotSize-spscSlotHeader, ErrCorrupt)
+					k, q.read, n, s.slotSize-hdr, ErrCorrupt)
 			}
-			b.records = append(b.records, slot[spscSlotHeader:spscSlotHeader+n:spscSlotHeader+n])
+			b.records = append(b.records, slot[hdr:hdr+n:hdr+n])
 			b.bytes += n
 			q.read++
 		}

@@ -47,16 +47,19 @@ func (m *memQueues) reader() *spsc {
 	return newSPSC(m.queueMem(), m.slots, m.slotSize, m.perQueue)
 }
 
-func (m *memQueues) waker() *waker { return &waker{sleeping: &m.sleeping, bell: m.bell} }
+// sleeper is an adaptive sleeper whose handshake is the queues' flag and
+// doorbell; maxDelay < 0 makes every sleep deep.
+func (m *memQueues) sleeper(maxDelay time.Duration) *sleeper {
+	return &sleeper{mode: WakeupAdaptive, lazyFor: lazySleep(maxDelay), sleeping: &m.sleeping, bell: m.bell}
+}
 
 // consumer is a Consumer of the queues with adaptive wakeups; maxDelay < 0
 // makes every sleep deep.
 func (m *memQueues) consumer(t testing.TB, maxDelay time.Duration) *Consumer {
-	c, err := newConsumer([]ring{m.reader()}, m.waker())
+	c, err := newConsumer([]ring{m.reader()}, m.sleeper(maxDelay))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.mode, c.lazyFor = WakeupAdaptive, lazySleep(maxDelay)
 	return c
 }
 

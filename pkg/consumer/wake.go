@@ -4,35 +4,30 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwatch/ringwatch/internal/abi"
 )
 
-// Wakeup says when the producers wake a sleeping consumer; the loader sets
-// the producers' side, [Config.Wakeup] the consumer's.
-type Wakeup string
+// Wakeup says when the producers wake a sleeping consumer; the producers
+// are loaded with their side of it, [Config.Wakeup] says the consumer's.
+type Wakeup = abi.Wakeup
 
+// The wakeup modes; see their definitions for what each does.
 const (
-	// WakeupAdaptive: producers submit without waking anyone, and ring the
-	// doorbell only when the consumer has said it sleeps. After records
-	// have flowed, the consumer sleeps lazily: woken when the watermark of
-	// pending data is reached, or by itself after [Config.MaxDelay]. After
-	// a lazy sleep that found nothing it sleeps deeply: woken by the next
-	// record. A busy consumer costs the producers no wakeups at all.
-	WakeupAdaptive Wakeup = "adaptive"
-	// WakeupEvery: every record wakes the consumer.
-	WakeupEvery Wakeup = "every"
-	// WakeupBusy: nothing wakes the consumer; it polls the rings without
-	// sleeping, burning a CPU for the lowest latency.
-	WakeupBusy Wakeup = "busy"
+	WakeupAdaptive = abi.WakeupAdaptive
+	WakeupEvery    = abi.WakeupEvery
+	WakeupBusy     = abi.WakeupBusy
+	// WakeupKernel is read as WakeupEvery: the kernel wakes the consumer
+	// by its own rule, with no handshake.
+	WakeupKernel = abi.WakeupKernel
 )
-
-// Wakeups lists the wakeup modes, default first.
-func Wakeups() []Wakeup { return []Wakeup{WakeupAdaptive, WakeupEvery, WakeupBusy} }
 
 // DefaultMaxDelay bounds how long an adaptive consumer's lazy sleep leaves
 // records waiting. 1 ms is below what a person or a scrape can notice, yet
@@ -40,79 +35,187 @@ func Wakeups() []Wakeup { return []Wakeup{WakeupAdaptive, WakeupEvery, WakeupBus
 // wakeups with at most 1,000, and while no records flow there are none.
 const DefaultMaxDelay = time.Millisecond
 
-// The consumer's sleep states in wake_state.consumer_sleeping
-// (bpf/ringwatch.h: enum sleep_state).
+// The consumer's sleep states in wake_state.consumer_sleeping.
 const (
-	sleepAwake = 0
-	sleepDeep  = 1
-	sleepLazy  = 2
+	sleepAwake = uint32(abi.SleepAwake)
+	sleepDeep  = uint32(abi.SleepDeep)
+	sleepLazy  = uint32(abi.SleepLazy)
 )
 
-// waker is the consumer's side of the sleep handshake: the flag it raises
-// in shared memory before sleeping, and the doorbell producers ring when
-// they find it raised. The producers' side, and why the handshake loses no
-// wakeup, are in bpf/ringwatch.c ("The SPSC queue").
-type waker struct {
+// sleeper decides how a Consumer sleeps and tells the producers: the sleep
+// policy of its wakeup mode, and the handshake that lets producers wake it
+// without polling. The handshake is a flag it raises in shared memory
+// before sleeping, and a doorbell producers ring when they find it raised;
+// the producers' side, and why the handshake loses no wakeup, are in
+// bpf/ringwatch.c ("The SPSC queue").
+type sleeper struct {
+	mode Wakeup
+	// lazyFor is how long a lazy sleep lasts; <0: never sleep lazily.
+	lazyFor  time.Duration
+	lazy     bool      // sleep lazily next: records come less than a lazy sleep apart
+	lastWake time.Time // when a producer last woke us
+
+	// The handshake; sleeping is nil without one.
 	sleeping *uint32 // wake_state.consumer_sleeping
 	bell     doorbell
 	mem      []byte // the wake state mapping; nil over plain memory
 }
 
-// openWaker maps the wake state array read-write and the doorbell ring.
-func openWaker(bellMap, state *ebpf.Map) (_ *waker, err error) {
-	if state == nil || state.Type() != ebpf.Array || state.Flags()&unix.BPF_F_MMAPABLE == 0 ||
-		state.ValueSize() != wakeStateSize {
-		return nil, fmt.Errorf("wake state %v is not a BPF_F_MMAPABLE array of %d-byte values", state, wakeStateSize)
+// A doorbell is what the consumer waits on while the rings are quiet and
+// their producers know it sleeps.
+type doorbell interface {
+	fd() int
+	// clear consumes the rings that woke us, so epoll blocks again.
+	clear() error
+	close() error
+}
+
+// openSleeper sets up how a consumer of rings sleeps in mode: with the
+// handshake over the doorbell and state maps if the mode or a ring needs it.
+func openSleeper(cfg Config) (*sleeper, error) {
+	mode := cfg.Wakeup
+	switch mode {
+	case "", WakeupKernel:
+		mode = WakeupEvery
+	}
+	if !slices.Contains(abi.Wakeups(), mode) {
+		return nil, fmt.Errorf("unknown wakeup mode %q", cfg.Wakeup)
+	}
+	s := &sleeper{mode: mode, lazyFor: lazySleep(cfg.MaxDelay)}
+	if mode != WakeupAdaptive && !slices.ContainsFunc(cfg.Rings, func(r Ring) bool { return r.doorbell }) {
+		return s, nil
+	}
+	if cfg.Doorbell == nil || cfg.State == nil {
+		return nil, errors.New("adaptive wakeups and spsc rings need Config.Doorbell and Config.State")
+	}
+	state := cfg.State
+	if state.Type() != ebpf.Array || state.Flags()&unix.BPF_F_MMAPABLE == 0 || int(state.ValueSize()) != abi.WakeStateSize {
+		return nil, fmt.Errorf("wake state %v is not a BPF_F_MMAPABLE array of %d-byte values", state, abi.WakeStateSize)
 	}
 	mem, err := unix.Mmap(state.FD(), 0, os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("mmap wake state: %w", err)
 	}
-	r, err := openRingbuf(bellMap)
+	r, err := openRingbuf(cfg.Doorbell)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("doorbell: %w", err), unix.Munmap(mem))
 	}
-	w := &waker{
-		sleeping: (*uint32)(unsafe.Pointer(&mem[wakeSleepingOffs])),
-		bell:     &ringDoorbell{r: r, b: batch{records: make([][]byte, 0, 64)}},
-		mem:      mem,
-	}
-	atomic.StoreUint32(w.sleeping, sleepAwake)
-	return w, nil
+	s.sleeping = (*uint32)(unsafe.Pointer(&mem[abi.WakeSleepingOffset]))
+	s.bell = &ringDoorbell{r: r, b: batch{records: make([][]byte, 0, 64)}}
+	s.mem = mem
+	atomic.StoreUint32(s.sleeping, sleepAwake)
+	return s, nil
 }
 
-// arm prepares to sleep in state: it consumes the doorbells that woke us,
-// raises the flag (unless state is sleepAwake: the producers then wake us
-// by themselves), and looks at every ring once more. It reports whether a
-// ring is ready, in which case the flag is down again and we must not
-// sleep.
+// lazySleep is how long a lazy sleep lasts for records to wait at most
+// maxDelay: shorter by the time the thread takes to wake up and read, up to
+// 200µs (this package's bench measures a thread wakeup's p99 at 80-100µs on
+// a 2-CPU VM).
+func lazySleep(maxDelay time.Duration) time.Duration {
+	switch {
+	case maxDelay == 0:
+		maxDelay = DefaultMaxDelay
+	case maxDelay < 0:
+		return -1
+	}
+	return maxDelay - min(200*time.Microsecond, maxDelay/4)
+}
+
+// polls reports whether the consumer never sleeps.
+func (s *sleeper) polls() bool { return s.mode == WakeupBusy }
+
+// prepare gets ready to sleep and returns how long for (negative: until
+// woken), or false if a ring is ready and the consumer must read instead.
 //
-// The order matters: a producer publishes a record before it rings, so a
-// doorbell consumed here belongs to a record ready() sees; and the flag is
-// raised with an XCHG, a full barrier, before ready() reads the rings.
-func (w *waker) arm(state uint32, rings []ring) bool {
-	if err := w.bell.clear(); err != nil {
-		return true // a doorbell we cannot clear keeps epoll ready: read instead
+// In WakeupAdaptive it tells the producers how it will sleep: deeply (wake
+// me for the next record) after a quiet spell, lazily (wake me at the
+// watermark; I wake myself in time for MaxDelay) while records flow. Then
+// it consumes the doorbells that woke us, raises the flag, and looks at
+// every ring once more. The order matters: a producer publishes a record
+// before it rings, so a doorbell consumed here belongs to a record ready()
+// sees; and the flag is raised with an XCHG, a full barrier, before
+// ready() reads the rings.
+func (s *sleeper) prepare(rings []ring) (time.Duration, bool) {
+	timeout := time.Duration(-1)
+	if s.sleeping == nil {
+		return timeout, true
+	}
+	state := sleepAwake // the producers wake us by themselves
+	if s.mode == WakeupAdaptive {
+		state = sleepDeep
+		if s.lazy && s.lazyFor >= 0 {
+			state, timeout = sleepLazy, s.lazyFor
+		}
+	}
+	if err := s.bell.clear(); err != nil {
+		return 0, false // a doorbell we cannot clear keeps epoll ready: read instead
 	}
 	if state != sleepAwake {
-		atomic.StoreUint32(w.sleeping, state)
+		atomic.StoreUint32(s.sleeping, state)
 	}
 	for _, r := range rings {
 		if r.ready() {
-			w.disarm()
-			return true
+			s.disarm()
+			return 0, false
 		}
 	}
-	return false
+	return timeout, true
 }
 
-// disarm lowers the flag: we are awake, and producers stop ringing.
-func (w *waker) disarm() { atomic.StoreUint32(w.sleeping, sleepAwake) }
+// woke follows a sleep that prepare allowed: it lowers the flag and, if
+// something woke us, updates the policy. Two wakeups less than a lazy
+// sleep apart mean records come often enough that waiting for a few is
+// cheaper than waking for each; further apart, a lazy sleep would only add
+// a timeout. It returns false when a lazy sleep timed out.
+func (s *sleeper) woke(woken bool, timeout time.Duration) bool {
+	if s.sleeping != nil {
+		s.disarm()
+	}
+	if woken {
+		now := time.Now()
+		s.lazy = now.Sub(s.lastWake) < s.lazyFor
+		s.lastWake = now
+	}
+	return woken || timeout < 0
+}
 
-func (w *waker) close() error {
-	errs := []error{w.bell.close()}
-	if w.mem != nil {
-		errs = append(errs, unix.Munmap(w.mem))
+// idle records that a lazy sleep ran out and found nothing: sleep deeply
+// next.
+func (s *sleeper) idle() { s.lazy = false }
+
+// disarm lowers the flag: we are awake, and producers stop ringing.
+func (s *sleeper) disarm() { atomic.StoreUint32(s.sleeping, sleepAwake) }
+
+func (s *sleeper) close() error {
+	var errs []error
+	if s.bell != nil {
+		errs = append(errs, s.bell.close())
+		s.bell = nil
+	}
+	if s.mem != nil {
+		errs = append(errs, unix.Munmap(s.mem))
+		s.mem = nil
 	}
 	return errors.Join(errs...)
 }
+
+// ringDoorbell is the kernel's doorbell: a BPF ring buffer whose records
+// mean only "wake up".
+type ringDoorbell struct {
+	r *ringbuf
+	b batch
+}
+
+func (d *ringDoorbell) fd() int { return d.r.fd() }
+
+func (d *ringDoorbell) clear() error {
+	for {
+		d.b.reset()
+		err := d.r.nextBatch(&d.b, cap(d.b.records))
+		if !d.r.release() || err != nil {
+			return err
+		}
+	}
+}
+
+func (d *ringDoorbell) close() error { return d.r.close() }

@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,23 +22,13 @@ var (
 	// ErrNoTracefs means tracefs is not mounted, so tracepoints cannot be
 	// attached.
 	ErrNoTracefs = errors.New("tracefs not mounted")
-	// ErrInvalidOption means an Options field is out of range.
-	ErrInvalidOption = errors.New("invalid option")
+	// ErrInvalidOption means an Options field is out of range: it is
+	// abi.ErrInvalidOption.
+	ErrInvalidOption = abi.ErrInvalidOption
 )
 
-// problem is an error whose message already says what is wrong and what
-// to do. It unwraps to one of the sentinels above for errors.Is, without
-// appending the sentinel's text to a message meant for people.
-type problem struct {
-	msg  string
-	kind error
-}
-
-func (p *problem) Error() string { return p.msg }
-func (p *problem) Unwrap() error { return p.kind }
-
 func problemf(kind error, format string, args ...any) error {
-	return &problem{msg: fmt.Sprintf(format, args...), kind: kind}
+	return abi.Problemf(kind, format, args...)
 }
 
 // Capability numbers from include/uapi/linux/capability.h.
@@ -99,60 +89,4 @@ func checkTracefs(paths []string) error {
 	}
 	return problemf(ErrNoTracefs, "tracefs is not mounted at %s, and tracepoints are attached through it: mount it with 'mount -t tracefs nodev %s'",
 		strings.Join(paths, " or "), paths[0])
-}
-
-// CheckRingSize reports whether size can be the data size of a BPF ring
-// buffer: the kernel requires a power of two that is a multiple of the page
-// size (kernel/bpf/ringbuf.c: ringbuf_map_alloc).
-func CheckRingSize(size int) error {
-	page := os.Getpagesize()
-	if size >= page && size%page == 0 && size&(size-1) == 0 {
-		return nil
-	}
-	suggest := page
-	for suggest < size && suggest < 1<<30 {
-		suggest <<= 1
-	}
-	return problemf(ErrInvalidOption, "ring size %s is not a power-of-two multiple of the page size (%s): try %s",
-		FormatSize(size), FormatSize(page), FormatSize(suggest))
-}
-
-var sizeUnits = []struct {
-	suffix string
-	shift  uint
-}{{"GiB", 30}, {"MiB", 20}, {"KiB", 10}}
-
-// ParseRingSize reads a ring size such as "4MiB", "256KiB", "1GiB" or a
-// plain number of bytes, and checks it with [CheckRingSize]. The suffixes
-// are binary; "4M" and "4m" are accepted as "4MiB".
-func ParseRingSize(s string) (int, error) {
-	num, shift := strings.TrimSpace(s), uint(0)
-	for _, u := range sizeUnits {
-		for _, suffix := range []string{u.suffix, u.suffix[:1], strings.ToLower(u.suffix[:1])} {
-			if strings.HasSuffix(num, suffix) {
-				num, shift = strings.TrimSpace(strings.TrimSuffix(num, suffix)), u.shift
-				break
-			}
-		}
-		if shift != 0 {
-			break
-		}
-	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || n == 0 || n > 1<<(40-shift) {
-		return 0, problemf(ErrInvalidOption, "ring size %q is not a size such as 4MiB, 256KiB or 65536", s)
-	}
-	size := int(n << shift)
-	return size, CheckRingSize(size)
-}
-
-// FormatSize writes a byte count in the largest binary unit that divides
-// it exactly: 4194304 is "4MiB", 6000 is "6000B".
-func FormatSize(n int) string {
-	for _, u := range sizeUnits {
-		if n > 0 && n%(1<<u.shift) == 0 {
-			return strconv.Itoa(n>>u.shift) + u.suffix
-		}
-	}
-	return strconv.Itoa(n) + "B"
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwatch/ringwatch/internal/abi"
 )
 
 // DefaultUserRingSize is the user ring's data size when
@@ -66,9 +68,9 @@ func (p *Producers) OpenControl(opts ControlOptions) (*Control, error) {
 		return nil, fmt.Errorf("open control: %w", os.ErrClosed)
 	}
 	shared := map[string]*ebpf.Map{
-		controlMapSourceConfigs: p.coll.Maps[ringwatchMapSourceConfigs],
-		controlMapSyscallPids:   p.coll.Maps[ringwatchMapSyscallPids],
-		controlMapSyscallConfig: p.coll.Maps[ringwatchMapSyscallConfig],
+		abi.MapSourceConfigs: p.coll.Maps[abi.MapSourceConfigs],
+		abi.MapSyscallPids:   p.coll.Maps[abi.MapSyscallPids],
+		abi.MapSyscallConfig: p.coll.Maps[abi.MapSyscallConfig],
 	}
 	// The producers load only the maps their sources use: without the
 	// syscalls source there is no pid filter to share, and the control
@@ -86,7 +88,7 @@ func openControl(opts ControlOptions, shared map[string]*ebpf.Map) (*Control, er
 	if size == 0 {
 		size = DefaultUserRingSize
 	}
-	if err := CheckRingSize(size); err != nil {
+	if err := abi.CheckRingSize(size); err != nil {
 		return nil, fmt.Errorf("user ring: %w", err)
 	}
 	if err := checkPrivileges(); err != nil {
@@ -98,11 +100,11 @@ func openControl(opts ControlOptions, shared map[string]*ebpf.Map) (*Control, er
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("remove the memlock limit for BPF maps: %w", err)
 	}
-	spec, err := loadControl()
+	spec, err := abi.LoadControl()
 	if err != nil {
 		return nil, err
 	}
-	spec.Maps[controlMapUserRing].MaxEntries = uint32(size)
+	spec.Maps[abi.ControlMapUserRing].MaxEntries = uint32(size)
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{MapReplacements: shared})
 	var verifierErr *ebpf.VerifierError
 	if errors.As(err, &verifierErr) {
@@ -114,10 +116,10 @@ func openControl(opts ControlOptions, shared map[string]*ebpf.Map) (*Control, er
 	}
 	return &Control{
 		coll:     coll,
-		quiet:    coll.Programs[controlProgDrainUserRing],
-		wake:     coll.Programs[controlProgDrainUserRingWake],
-		userRing: coll.Maps[controlMapUserRing],
-		replies:  coll.Maps[controlMapReplies],
+		quiet:    coll.Programs[abi.ControlProgDrain],
+		wake:     coll.Programs[abi.ControlProgDrainWake],
+		userRing: coll.Maps[abi.ControlMapUserRing],
+		replies:  coll.Maps[abi.ControlMapReplies],
 	}, nil
 }
 
@@ -152,7 +154,7 @@ var ErrUnsupportedKernel = errors.New("kernel too old")
 func (c *Control) UserRing() *ebpf.Map { return c.userRing }
 
 // Replies is the BPF_MAP_TYPE_RINGBUF the control program answers pings
-// on, one [Reply] per ping. It stays valid until Close.
+// on, one abi.Reply per ping. It stays valid until Close.
 func (c *Control) Replies() *ebpf.Map { return c.replies }
 
 // Doorbell runs the control program once, in this thread, through
@@ -202,14 +204,14 @@ func (c *Control) ring(drain *ebpf.Program) (int, error) {
 }
 
 // Stats reads the control program's counters from the kernel.
-func (c *Control) Stats() (DrainStats, error) {
+func (c *Control) Stats() (abi.DrainStats, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var st DrainStats
+	var st abi.DrainStats
 	if c.coll == nil {
 		return st, fmt.Errorf("read user ring counters: %w", os.ErrClosed)
 	}
-	if err := c.coll.Maps[controlMapDrainStats].Lookup(uint32(0), &st); err != nil {
+	if err := c.coll.Maps[abi.ControlMapDrainStats].Lookup(uint32(0), &st); err != nil {
 		return st, fmt.Errorf("read user ring counters: %w", err)
 	}
 	return st, nil
@@ -225,12 +227,4 @@ func (c *Control) Close() error {
 		c.coll = nil
 	}
 	return nil
-}
-
-// SourceRecordType is the record type the named source writes, which is
-// also the index of its settings: what a pause, resume or set-sampling
-// message names. An unknown name is an error wrapping ErrInvalidOption.
-func SourceRecordType(name string) (RecordType, error) {
-	s, err := lookupSource(name)
-	return s.recordType, err
 }

@@ -3,7 +3,6 @@ package loader
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"slices"
 	"strings"
@@ -14,97 +13,106 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
 
-	"github.com/ringwatch/ringwatch/pkg/consumer"
+	"github.com/ringwatch/ringwatch/internal/abi"
 )
-
-// Source names, as --source takes them.
-const (
-	SourceExec     = "exec"
-	SourceSyscalls = "syscalls"
-)
-
-// DefaultRingSize is the size of each ring when Options.RingSize is 0.
-const DefaultRingSize = 4 << 20
 
 // MaxSyscallPIDs is how many pids the syscalls source's allow-list holds.
 const MaxSyscallPIDs = 1024
 
-// source is one kind of kernel event ringwatch can carry.
-type source struct {
-	name       string
-	recordType RecordType
-	recordSize int
-	program    string // the program's name without its transport suffix
-	benchSize  int    // the bench producer: its record size
-	tracefs    bool   // attached through tracefs
-	attach     func(*ebpf.Program) (link.Link, error)
+// A Source is one kind of producer: a program per transport in
+// bpf/ringwatch.c, named <Program>_<transport>, and the kernel event it is
+// attached to.
+type Source struct {
+	Name string
+	// RecordType is the type of the records it writes, and the index of
+	// its counters and settings; 0 for a producer outside the sources,
+	// such as the bench's, which keeps counters of its own.
+	RecordType abi.RecordType
+	// RecordSize is the largest record it writes.
+	RecordSize int
+	// Program is its programs' name without the transport suffix.
+	Program string
+	// Tracefs says it is attached through tracefs.
+	Tracefs bool
+	// Attach attaches its program to its event; nil for a producer that
+	// is never attached, only run on demand ([Producers.Program]).
+	Attach func(*ebpf.Program) (link.Link, error)
 }
 
-var sources = []source{
+var sources = []Source{
 	{
-		name:       SourceExec,
-		recordType: RecordExec,
-		recordSize: int(unsafe.Sizeof(ExecRecord{})),
-		program:    "exec",
-		tracefs:    true,
-		attach: func(p *ebpf.Program) (link.Link, error) {
+		Name:       abi.SourceExec,
+		RecordType: abi.RecordExec,
+		RecordSize: int(unsafe.Sizeof(abi.ExecRecord{})),
+		Program:    "exec",
+		Tracefs:    true,
+		Attach: func(p *ebpf.Program) (link.Link, error) {
 			return link.Tracepoint("sched", "sched_process_exec", p, nil)
 		},
 	},
 	{
-		name:       SourceSyscalls,
-		recordType: RecordSyscall,
-		recordSize: int(unsafe.Sizeof(SyscallRecord{})),
-		program:    "sys_enter",
-		attach: func(p *ebpf.Program) (link.Link, error) {
+		Name:       abi.SourceSyscalls,
+		RecordType: abi.RecordSyscall,
+		RecordSize: int(unsafe.Sizeof(abi.SyscallRecord{})),
+		Program:    "sys_enter",
+		Attach: func(p *ebpf.Program) (link.Link, error) {
 			return link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_enter", Program: p})
 		},
 	},
 }
 
-// SourceNames lists every source ringwatch knows, in a fixed order.
+// SourceNames lists every source ringwatch carries, in a fixed order.
 func SourceNames() []string {
 	names := make([]string, len(sources))
 	for i, s := range sources {
-		names[i] = s.name
+		names[i] = s.Name
 	}
 	return names
 }
 
-// SourceOf names the source that writes records of type t, or "" if none.
-func SourceOf(t RecordType) string {
-	for _, s := range sources {
-		if s.recordType == t {
-			return s.name
+// ParseSources looks up sources by name, each once, in the order given; an
+// empty name is skipped. An unknown name is an error wrapping
+// ErrInvalidOption that lists the known ones.
+func ParseSources(names []string) ([]Source, error) {
+	var chosen []Source
+	for _, name := range names {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		i := slices.IndexFunc(sources, func(s Source) bool { return s.Name == name })
+		if i < 0 {
+			return nil, abi.Choose("source", name, SourceNames())
+		}
+		if !slices.ContainsFunc(chosen, func(c Source) bool { return c.Name == name }) {
+			chosen = append(chosen, sources[i])
 		}
 	}
-	return ""
+	if len(chosen) == 0 {
+		return nil, problemf(ErrInvalidOption, "no source given: choose from %s", strings.Join(SourceNames(), ", "))
+	}
+	return chosen, nil
 }
 
-func lookupSource(name string) (source, error) {
-	for _, s := range sources {
-		if s.name == name {
-			return s, nil
-		}
-	}
-	return source{}, problemf(ErrInvalidOption, "unknown source %q: choose from %s",
-		name, strings.Join(SourceNames(), ", "))
+// Transport is what the loader needs of the way records travel; each of
+// pkg/transport's types is one. The loader loads the programs of the
+// transport's name and asks it to size and take its maps.
+type Transport interface {
+	Name() abi.Transport
+	RingSize() int
+	MaxRecord() int
+	Plan(spec *ebpf.CollectionSpec, recordSize int) error
+	Bind(coll *ebpf.Collection) error
+	Settings(watermark int) abi.TransportConfig
 }
 
 // Options choose what Open loads and attaches.
 type Options struct {
-	// Sources to attach, by name; nil means exec alone.
-	Sources []string
-	// Transport is how records travel; "" means consumer.Ringbuf.
-	Transport consumer.Transport
-	// RingSize is the data size in bytes of each ring: the ring buffer,
-	// each per-CPU ring buffer, each CPU's perf buffer, or each CPU's SPSC
-	// queue (which holds the largest power of two of slots that fits). A
-	// power-of-two multiple of the page size; 0 means DefaultRingSize.
-	RingSize int
-	// CPUsPerRing groups CPUs onto one ring of the percpu-ringbuf
-	// transport; 0 means 1, a ring per CPU.
-	CPUsPerRing int
+	// Sources to load; nil means exec alone.
+	Sources []Source
+	// Transport is how records travel. It stays the caller's: Open plans
+	// and binds it, and the caller closes it after the Producers.
+	Transport Transport
 	// SyscallPIDs, if not empty, limits the syscalls source to these
 	// processes (thread group ids). At most MaxSyscallPIDs.
 	SyscallPIDs []uint32
@@ -114,28 +122,17 @@ type Options struct {
 	// for this process overrides it.
 	TraceSelf bool
 	// Wakeup says when producers wake the consumer; "" means
-	// consumer.WakeupAdaptive. A perf buffer wakes its consumer for every
-	// sample whatever the mode, except consumer.WakeupBusy.
-	Wakeup consumer.Wakeup
+	// abi.WakeupAdaptive.
+	Wakeup abi.Wakeup
 	// Watermark is, for adaptive wakeups, how many bytes pending in a
 	// ring wake a lazily sleeping consumer; 0 means an eighth of the ring.
 	Watermark int
-	// BenchRecordSize, if not 0, loads the synthetic producer of
-	// `ringwatch bench` instead of any source: a program that
-	// Producers.RunBench runs to write records of this size (16, 64, 256,
-	// 1024 or 4096 bytes).
-	BenchRecordSize int
 }
 
-// BenchRecordSizes are the record sizes the synthetic producer writes.
-var BenchRecordSizes = []int{16, 64, 256, 1024, 4096}
-
-// programFor names s's program for transport t.
-func (s source) programFor(t transport) string {
-	if s.benchSize > 0 {
-		return fmt.Sprintf("bench_%s_%d", t.suffix, s.benchSize)
-	}
-	return s.program + "_" + t.suffix
+// programFor names s's program for transport t: every source has one
+// program per transport, <source program>_<transport>, with '_' for '-'.
+func programFor(s Source, t abi.Transport) string {
+	return s.Program + "_" + strings.ReplaceAll(string(t), "-", "_")
 }
 
 // Producers are the loaded BPF programs and maps, and the links that attach
@@ -144,42 +141,9 @@ func (s source) programFor(t transport) string {
 type Producers struct {
 	mu        sync.Mutex
 	coll      *ebpf.Collection
-	inner     []*ebpf.Map // percpu-ringbuf's rings
 	links     []link.Link
-	sources   []source
-	transport transport
-	layout    layout
-	wakeup    consumer.Wakeup
-}
-
-// WakeupKernel, for Options.Wakeup only, submits ring buffer records with
-// the kernel's own wakeup rule (flags 0: wake the consumer when a commit
-// finds it caught up), which libbpf's and cilium/ebpf's readers expect.
-// pkg/bench uses it for those peers; ringwatch's consumer reads it as
-// consumer.WakeupEvery.
-const WakeupKernel consumer.Wakeup = "kernel"
-
-var wakeupModes = map[consumer.Wakeup]ringwatchWakeupMode{
-	consumer.WakeupAdaptive: ringwatchWakeupModeWAKEUP_ADAPTIVE,
-	consumer.WakeupEvery:    ringwatchWakeupModeWAKEUP_EVERY,
-	consumer.WakeupBusy:     ringwatchWakeupModeWAKEUP_BUSY,
-	WakeupKernel:            ringwatchWakeupModeWAKEUP_KERNEL,
-}
-
-// ConsumerConfig is what consumer.OpenConfig needs to read the producers'
-// rings with the wakeups they were loaded with.
-func (p *Producers) ConsumerConfig() consumer.Config {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	cfg := consumer.Config{Rings: slices.Clone(p.layout.rings), Wakeup: p.wakeup}
-	if (p.transport.name == consumer.Perfbuf && p.wakeup == consumer.WakeupAdaptive) || p.wakeup == WakeupKernel {
-		cfg.Wakeup = consumer.WakeupEvery // perf wakes for every sample; the kernel rule needs no flag
-	}
-	if p.coll != nil {
-		cfg.Doorbell = p.coll.Maps[ringwatchMapDoorbell]
-		cfg.State = p.coll.Maps[ringwatchMapConsumerState]
-	}
-	return cfg
+	sources   []Source
+	transport abi.Transport
 }
 
 // Open checks that this machine can run the producers and loads them;
@@ -189,54 +153,38 @@ func (p *Producers) ConsumerConfig() consumer.Config {
 // ErrInvalidOption) before anything reaches the kernel. On error, nothing
 // stays loaded.
 //
-// Once attached, the rings fill: hand Rings to a consumer before
-// attaching, or records will be lost once the rings are full.
+// Once attached, the rings fill: open a consumer of the transport's rings
+// before attaching, or records will be lost once the rings are full.
 func Open(opts Options) (_ *Producers, err error) {
-	chosen, err := resolveSources(opts.Sources)
-	if err != nil {
-		return nil, err
+	chosen := opts.Sources
+	if len(chosen) == 0 {
+		chosen = sources[:1]
 	}
-	if opts.BenchRecordSize != 0 {
-		if !slices.Contains(BenchRecordSizes, opts.BenchRecordSize) {
-			return nil, problemf(ErrInvalidOption, "bench records of %d bytes: choose 16, 64, 256, 1024 or 4096", opts.BenchRecordSize)
-		}
-		chosen = []source{{name: "bench", recordSize: opts.BenchRecordSize, benchSize: opts.BenchRecordSize}}
+	t := opts.Transport
+	if t == nil {
+		return nil, problemf(ErrInvalidOption, "no transport given")
 	}
 	if opts.Wakeup == "" {
-		opts.Wakeup = consumer.WakeupAdaptive
+		opts.Wakeup = abi.WakeupAdaptive
 	}
-	if _, ok := wakeupModes[opts.Wakeup]; !ok {
-		return nil, problemf(ErrInvalidOption, "unknown wakeup mode %q: choose adaptive, every or busy", opts.Wakeup)
+	mode, ok := opts.Wakeup.Mode()
+	if !ok {
+		return nil, abi.Choose("wakeup mode", string(opts.Wakeup), abi.Wakeups())
 	}
 	if opts.Watermark < 0 {
 		return nil, problemf(ErrInvalidOption, "watermark %d is negative", opts.Watermark)
-	}
-	ringSize := opts.RingSize
-	if ringSize == 0 {
-		ringSize = DefaultRingSize
-	}
-	if err := CheckRingSize(ringSize); err != nil {
-		return nil, err
 	}
 	if len(opts.SyscallPIDs) > MaxSyscallPIDs {
 		return nil, problemf(ErrInvalidOption, "%d syscalls pids given, at most %d fit the filter",
 			len(opts.SyscallPIDs), MaxSyscallPIDs)
 	}
-	t, err := lookupTransport(opts.Transport)
-	if err != nil {
-		return nil, err
-	}
-	if opts.CPUsPerRing < 0 || (opts.CPUsPerRing > 1 && t.name != consumer.PercpuRingbuf) {
-		return nil, problemf(ErrInvalidOption, "%d CPUs per ring: a positive number, and only for the %s transport",
-			opts.CPUsPerRing, consumer.PercpuRingbuf)
-	}
 	recordSize := 0
 	for _, s := range chosen {
-		if maxSize := t.maxRecord(ringSize); s.recordSize > maxSize {
+		if maxSize := t.MaxRecord(); s.RecordSize > maxSize {
 			return nil, problemf(ErrInvalidOption, "source %s writes %d-byte records, the %s transport carries at most %d with %s rings: choose a larger ring size or another transport",
-				s.name, s.recordSize, t.name, maxSize, FormatSize(ringSize))
+				s.Name, s.RecordSize, t.Name(), maxSize, abi.FormatSize(t.RingSize()))
 		}
-		recordSize = max(recordSize, s.recordSize)
+		recordSize = max(recordSize, s.RecordSize)
 	}
 	if err := checkPrivileges(); err != nil {
 		return nil, err
@@ -244,7 +192,7 @@ func Open(opts Options) (_ *Producers, err error) {
 	if err := checkBTF(btfPath); err != nil {
 		return nil, err
 	}
-	if slices.ContainsFunc(chosen, func(s source) bool { return s.tracefs }) {
+	if slices.ContainsFunc(chosen, func(s Source) bool { return s.Tracefs }) {
 		if err := checkTracefs(tracefsPaths); err != nil {
 			return nil, err
 		}
@@ -255,63 +203,42 @@ func Open(opts Options) (_ *Producers, err error) {
 		return nil, fmt.Errorf("remove the memlock limit for BPF maps: %w", err)
 	}
 
-	spec, err := loadRingwatch()
+	spec, err := abi.LoadProducers()
 	if err != nil {
 		return nil, err
 	}
 	// Load only the chosen sources' programs for the chosen transport, and
 	// only the maps they use.
 	for name := range spec.Programs {
-		if !slices.ContainsFunc(chosen, func(s source) bool { return s.programFor(t) == name }) {
+		if !slices.ContainsFunc(chosen, func(s Source) bool { return programFor(s, t.Name()) == name }) {
 			delete(spec.Programs, name)
 		}
 	}
 	pruneMaps(spec)
-	opts.RingSize = ringSize
-	l, err := plan(t, spec, opts, recordSize)
-	if err != nil {
-		return nil, err
+	if err := t.Plan(spec, recordSize); err != nil {
+		return nil, explainLoadError(err)
 	}
 
-	p := &Producers{sources: chosen, transport: t, layout: l, wakeup: opts.Wakeup}
+	p := &Producers{sources: chosen, transport: t.Name()}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, p.Close())
 		}
 	}()
-	if t.name == consumer.PercpuRingbuf {
-		if err := p.createInnerRings(spec); err != nil {
-			return nil, err
-		}
-	}
 	if p.coll, err = ebpf.NewCollection(spec); err != nil {
 		return nil, explainLoadError(err)
 	}
-	p.layout.attachMaps(p.coll, p.inner)
-	if m := p.coll.Maps[ringwatchMapTransportSettings]; m != nil {
-		watermark := opts.Watermark
-		if watermark == 0 {
-			watermark = ringSize / 8
-		}
-		if t.name == consumer.SPSC {
-			// The producers count slots, and a queue's slots may fill
-			// less than the ring size: an eighth of them by default.
-			watermark = max(watermark/l.slotSize, 1)
-			if opts.Watermark == 0 {
-				watermark = max(l.slotsPerQueue/8, 1)
-			}
-		}
-		settings := ringwatchTransportConfig{
-			CpusPerRing: uint32(max(opts.CPUsPerRing, 1)),
-			SpscSlots:   uint32(l.slotsPerQueue),
-			Wakeup:      uint32(wakeupModes[opts.Wakeup]),
-			Watermark:   uint32(min(watermark, math.MaxUint32)),
-		}
+	if err := t.Bind(p.coll); err != nil {
+		return nil, err
+	}
+	if m := p.coll.Maps[abi.MapTransportSettings]; m != nil {
+		settings := t.Settings(opts.Watermark)
+		settings.Wakeup = uint32(mode)
 		if err := m.Put(uint32(0), settings); err != nil {
 			return nil, fmt.Errorf("set the transport settings: %w", err)
 		}
 	}
-	if slices.ContainsFunc(chosen, func(s source) bool { return s.name == SourceSyscalls }) {
+	if slices.ContainsFunc(chosen, func(s Source) bool { return s.RecordType == abi.RecordSyscall }) {
 		if err := p.setSyscallFilter(opts.SyscallPIDs, opts.TraceSelf); err != nil {
 			return nil, err
 		}
@@ -320,9 +247,9 @@ func Open(opts Options) (_ *Producers, err error) {
 }
 
 // Attach attaches every chosen source to its kernel event: from now on the
-// producers write records. Open a consumer of Rings first: a perf buffer
-// exists only once its consumer has opened it, and a record with nowhere to
-// go is lost. Attaching twice is an error.
+// producers write records. Open a consumer of the transport's rings first:
+// a perf buffer exists only once its consumer has opened it, and a record
+// with nowhere to go is lost. Attaching twice is an error.
 func (p *Producers) Attach() (err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -338,49 +265,16 @@ func (p *Producers) Attach() (err error) {
 		}
 	}()
 	for _, s := range p.sources {
-		if s.attach == nil {
-			continue // the bench producer runs on demand
+		if s.Attach == nil {
+			continue // run on demand
 		}
-		l, err := s.attach(p.coll.Programs[s.programFor(p.transport)])
+		l, err := s.Attach(p.coll.Programs[programFor(s, p.transport)])
 		if err != nil {
-			return fmt.Errorf("attach source %s: %w", s.name, explainLoadError(err))
+			return fmt.Errorf("attach source %s: %w", s.Name, explainLoadError(err))
 		}
 		p.links = append(p.links, l)
 	}
 	return nil
-}
-
-// createInnerRings creates the ring buffers of the percpu-ringbuf
-// transport and puts them in the array of maps that the programs look them
-// up in.
-func (p *Producers) createInnerRings(spec *ebpf.CollectionSpec) error {
-	outer := spec.Maps[ringwatchMapPercpuEvents]
-	for i := range p.layout.rings {
-		m, err := ebpf.NewMap(outer.InnerMap)
-		if err != nil {
-			return fmt.Errorf("create ring buffer %d of %d: %w", i, len(p.layout.rings), explainLoadError(err))
-		}
-		p.inner = append(p.inner, m)
-		outer.Contents = append(outer.Contents, ebpf.MapKV{Key: uint32(i), Value: m})
-	}
-	return nil
-}
-
-func resolveSources(names []string) ([]source, error) {
-	if len(names) == 0 {
-		names = []string{SourceExec}
-	}
-	var chosen []source
-	for _, name := range names {
-		s, err := lookupSource(strings.TrimSpace(name))
-		if err != nil {
-			return nil, err
-		}
-		if !slices.ContainsFunc(chosen, func(c source) bool { return c.name == s.name }) {
-			chosen = append(chosen, s)
-		}
-	}
-	return chosen, nil
 }
 
 // explainLoadError adds what to do to the kernel's refusals that the
@@ -393,46 +287,56 @@ func explainLoadError(err error) error {
 }
 
 func (p *Producers) setSyscallFilter(pids []uint32, traceSelf bool) error {
-	filter := ringwatchSyscallFilter{}
+	filter := abi.SyscallFilter{}
 	if len(pids) > 0 {
 		filter.AllowList = 1
 		one := uint8(1)
 		for _, pid := range pids {
-			if err := p.coll.Maps[ringwatchMapSyscallPids].Put(pid, one); err != nil {
+			if err := p.coll.Maps[abi.MapSyscallPids].Put(pid, one); err != nil {
 				return fmt.Errorf("add pid %d to the syscalls filter: %w", pid, err)
 			}
 		}
 	} else if !traceSelf {
 		filter.ExcludePid = uint32(os.Getpid())
 	}
-	if err := p.coll.Maps[ringwatchMapSyscallConfig].Put(uint32(0), filter); err != nil {
+	if err := p.coll.Maps[abi.MapSyscallConfig].Put(uint32(0), filter); err != nil {
 		return fmt.Errorf("set the syscalls filter: %w", err)
 	}
 	return nil
 }
 
-// Transport is how the producers' records travel.
-func (p *Producers) Transport() consumer.Transport { return p.transport.name }
-
-// Rings describes the rings the producers write to, for consumer.Open.
-// Their maps stay valid until Close.
-func (p *Producers) Rings() []consumer.Ring { return slices.Clone(p.layout.rings) }
-
-// RingOf is the index in Rings of the ring that CPU cpu writes to.
-func (p *Producers) RingOf(cpu int) int {
-	if cpu < 0 || cpu >= len(p.layout.ringOf) {
-		return 0
-	}
-	return p.layout.ringOf[cpu]
-}
-
-// Sources names the attached sources, in the order Options gave them.
+// Sources names the loaded sources, in the order Options gave them.
 func (p *Producers) Sources() []string {
 	names := make([]string, len(p.sources))
 	for i, s := range p.sources {
-		names[i] = s.name
+		names[i] = s.Name
 	}
 	return names
+}
+
+// Program is the loaded program of the named source, for a producer that
+// is run on demand rather than attached; nil if there is none or after
+// Close.
+func (p *Producers) Program(source string) *ebpf.Program {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := slices.IndexFunc(p.sources, func(s Source) bool { return s.Name == source })
+	if p.coll == nil || i < 0 {
+		return nil
+	}
+	return p.coll.Programs[programFor(p.sources[i], p.transport)]
+}
+
+// Map is the loaded map of that name in bpf/ringwatch.c (abi.Map...), or
+// nil if the chosen sources and transport do not use it. It stays valid
+// until Close.
+func (p *Producers) Map(name string) *ebpf.Map {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.coll == nil {
+		return nil
+	}
+	return p.coll.Maps[name]
 }
 
 // Counters are a source's producer-side counts.
@@ -452,10 +356,10 @@ type Counters struct {
 	// number, so they are neither attempts nor gaps.
 	Missed uint64
 	// PerCPU holds the same counts for each possible CPU, by CPU number.
-	PerCPU []SourceCounters
+	PerCPU []abi.SourceCounters
 }
 
-// Counters reads every attached source's counters from the kernel. Read
+// Counters reads every loaded source's counters from the kernel. Read
 // after Detach, they are final.
 func (p *Producers) Counters() ([]Counters, error) {
 	p.mu.Lock()
@@ -465,22 +369,22 @@ func (p *Producers) Counters() ([]Counters, error) {
 	}
 	out := make([]Counters, 0, len(p.sources))
 	for _, s := range p.sources {
-		if s.benchSize > 0 {
-			continue // see BenchCounters
+		if s.RecordType == 0 {
+			continue // keeps counters of its own
 		}
-		var perCPU []SourceCounters
-		if err := p.coll.Maps[ringwatchMapCounters].Lookup(uint32(s.recordType), &perCPU); err != nil {
-			return nil, fmt.Errorf("read counters of source %s: %w", s.name, err)
+		var perCPU []abi.SourceCounters
+		if err := p.coll.Maps[abi.MapCounters].Lookup(uint32(s.RecordType), &perCPU); err != nil {
+			return nil, fmt.Errorf("read counters of source %s: %w", s.Name, err)
 		}
-		c := Counters{Source: s.name, PerCPU: perCPU}
+		c := Counters{Source: s.Name, PerCPU: perCPU}
 		for _, cpu := range perCPU {
 			c.Attempts += cpu.Attempts
 			c.Lost += cpu.Lost
 			c.Skipped += cpu.Skipped
 		}
-		stats, err := p.coll.Programs[s.programFor(p.transport)].Stats()
+		stats, err := p.coll.Programs[programFor(s, p.transport)].Stats()
 		if err != nil {
-			return nil, fmt.Errorf("read run statistics of source %s: %w", s.name, err)
+			return nil, fmt.Errorf("read run statistics of source %s: %w", s.Name, err)
 		}
 		c.Missed = stats.RecursionMisses
 		out = append(out, c)
@@ -509,7 +413,8 @@ func (p *Producers) detach() error {
 
 // Close detaches every source and frees every program and map: afterwards
 // none of ringwatch's BPF objects remains in the kernel, provided no
-// consumer still maps a ring. Close is idempotent.
+// consumer still maps a ring and the transport is closed too. Close is
+// idempotent.
 func (p *Producers) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -518,50 +423,23 @@ func (p *Producers) Close() error {
 		p.coll.Close()
 		p.coll = nil
 	}
-	for _, m := range p.inner {
-		err = errors.Join(err, m.Close())
-	}
-	p.inner = nil
 	return err
 }
 
-// RunBench runs the synthetic producer once on the calling thread's CPU:
-// it writes count records, or counts as lost those with no room. Only for
-// Producers opened with Options.BenchRecordSize.
-func (p *Producers) RunBench(count int) error {
-	p.mu.Lock()
-	prog := p.benchProgram()
-	p.mu.Unlock()
-	if prog == nil {
-		return errors.New("run bench: no bench producer loaded")
+// pruneMaps drops from spec every map no remaining program uses, so that
+// only the chosen transport's maps are created.
+func pruneMaps(spec *ebpf.CollectionSpec) {
+	used := make(map[string]bool)
+	for _, p := range spec.Programs {
+		for _, ins := range p.Instructions {
+			if ref := ins.Reference(); ref != "" {
+				used[ref] = true
+			}
+		}
 	}
-	var ctx any = ringwatchBenchArgs{Count: uint32(count)}
-	if prog.Type() == ebpf.RawTracepoint {
-		ctx = [1]uint64{uint64(count)} // the perfbuf producer: see bpf/ringwatch.c
+	for name := range spec.Maps {
+		if !used[name] {
+			delete(spec.Maps, name)
+		}
 	}
-	if _, err := prog.Run(&ebpf.RunOptions{Context: ctx}); err != nil {
-		return fmt.Errorf("run bench producer: %w", err)
-	}
-	return nil
-}
-
-// BenchCounters reads the synthetic producer's attempts and losses.
-func (p *Producers) BenchCounters() (attempts, lost uint64, err error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.coll == nil || p.coll.Maps[ringwatchMapBenchCounters] == nil {
-		return 0, 0, errors.New("read bench counters: no bench producer loaded")
-	}
-	var c ringwatchBenchCounters
-	if err := p.coll.Maps[ringwatchMapBenchCounters].Lookup(uint32(0), &c); err != nil {
-		return 0, 0, fmt.Errorf("read bench counters: %w", err)
-	}
-	return c.Attempts, c.Lost, nil
-}
-
-func (p *Producers) benchProgram() *ebpf.Program {
-	if p.coll == nil || len(p.sources) != 1 || p.sources[0].benchSize == 0 {
-		return nil
-	}
-	return p.coll.Programs[p.sources[0].programFor(p.transport)]
 }

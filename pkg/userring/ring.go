@@ -3,12 +3,12 @@ package userring
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
+
+	"github.com/ringwatch/ringwatch/internal/ringmap"
 )
 
 // Record header bits and size (include/uapi/linux/bpf.h:
@@ -27,27 +27,11 @@ const (
 // never let one into the ring.
 const maxDynptrSize = 1<<24 - 1
 
-// ring is the producer side of one BPF_MAP_TYPE_USER_RINGBUF.
-//
-// Its memory, as the kernel lays it out for user space (kernel/bpf/ringbuf.c:
-// struct bpf_ringbuf, ringbuf_map_mmap_user), at offsets into the map's fd:
-//
-//	0          page       2*page                   2*page+size              2*page+2*size
-//	+----------+----------+------------------------+------------------------+
-//	| consumer | producer | data: size bytes       | data again: the same   |
-//	| position | position |                        | pages, mapped twice    |
-//	+----------+----------+------------------------+------------------------+
-//	 read-only  read-write ------------------------------------------------->
-//	 (consumerMem)          (producerMem: one read-write mapping)
-//
-// The permissions are the reverse of a kernel-to-user ring's: the kernel
-// refuses a writable mapping of the consumer page (ringbuf_map_mmap_user
-// returns -EPERM for a VM_WRITE mapping at page offset 0), and here user
-// space owns the producer position and writes the data.
-//
-// Because the data pages appear twice in a row, a sample that wraps past the
-// end of the ring is still contiguous: a sample at offset off is
-// data[off : off+len], with no special case for the wrap.
+// ring is the producer side of one BPF_MAP_TYPE_USER_RINGBUF, mapped by
+// internal/ringmap: the kernel's consumer page read-only, the producer page
+// and the data (mapped twice in a row) read-write. The permissions are the
+// reverse of a kernel-to-user ring's: user space owns the producer position
+// and writes the data.
 //
 // Positions only grow and stay multiples of 8; the kernel's drain refuses
 // an unaligned producer position with -EINVAL (__bpf_user_ringbuf_peek).
@@ -61,41 +45,21 @@ type ring struct {
 	// only producer, so it is never read back from the shared page.
 	prod uint64
 
-	mapFD       int
-	consumerMem []byte // nil for a ring over plain memory
-	producerMem []byte
+	mapFD int
+	mem   *ringmap.Mapping // nil for a ring over plain memory
 }
 
 // openRing maps m, which must be a BPF_MAP_TYPE_USER_RINGBUF. The writer
 // keeps using m's file descriptor, so m must stay open until the ring is
 // closed. On failure nothing stays mapped.
 func openRing(m *ebpf.Map) (*ring, error) {
-	if m.Type() != ebpf.UserRingbuf {
-		return nil, fmt.Errorf("map %v is a %v, not a UserRingbuf", m, m.Type())
-	}
-	page := os.Getpagesize()
-	size := int(m.MaxEntries())
-	if size <= 0 || size%page != 0 || size&(size-1) != 0 {
-		return nil, fmt.Errorf("user ring size %d is not a power-of-two multiple of the page size %d", size, page)
-	}
-
-	consumerMem, err := unix.Mmap(m.FD(), 0, page, unix.PROT_READ, unix.MAP_SHARED)
+	mem, err := ringmap.Map(m, true)
 	if err != nil {
-		return nil, fmt.Errorf("mmap user ring consumer page: %w", err)
+		return nil, err
 	}
-	producerMem, err := unix.Mmap(m.FD(), int64(page), page+2*size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return nil, errors.Join(
-			fmt.Errorf("mmap user ring producer page and data: %w", err),
-			unix.Munmap(consumerMem))
-	}
-
-	r := newRing(
-		(*uint64)(unsafe.Pointer(&consumerMem[0])),
-		(*uint64)(unsafe.Pointer(&producerMem[0])),
-		producerMem[page:])
+	r := newRing(mem.ConsumerPos, mem.ProducerPos, mem.Data)
 	r.mapFD = m.FD()
-	r.consumerMem, r.producerMem = consumerMem, producerMem
+	r.mem = mem
 	cons := atomic.LoadUint64(r.consumerPos)
 	if r.prod%8 != 0 || r.prod-cons > r.capacity() {
 		return nil, errors.Join(
@@ -194,13 +158,10 @@ func commit(header *uint32, size int, discard bool) {
 
 // close unmaps the ring. The map's file descriptor belongs to the caller.
 func (r *ring) close() error {
-	var errs []error
-	if r.consumerMem != nil {
-		errs = append(errs, unix.Munmap(r.consumerMem))
-	}
-	if r.producerMem != nil {
-		errs = append(errs, unix.Munmap(r.producerMem))
+	var err error
+	if r.mem != nil {
+		err = r.mem.Close()
 	}
 	*r = ring{mapFD: -1}
-	return errors.Join(errs...)
+	return err
 }

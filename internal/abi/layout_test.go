@@ -1,0 +1,79 @@
+package abi
+
+import (
+		"errors"
+	"testing"
+	"unsafe"
+
+	"github.com/cilium/ebpf/btf"
+)
+
+// TestLayoutsMatchBTF checks the generated Go types against the BTF of the
+// compiled BPF object: same size, so decoding by copy reads every field
+// where the BPF program wrote it.
+func TestLayoutsMatchBTF(t *testing.T) {
+	spec, err := LoadProducers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, goSize := range map[string]uintptr{
+		"record_header":    unsafe.Sizeof(Header{}),
+		"exec_record":      unsafe.Sizeof(ExecRecord{}),
+		"syscall_record":   unsafe.Sizeof(SyscallRecord{}),
+		"source_counters":  unsafe.Sizeof(SourceCounters{}),
+		"syscall_filter":   unsafe.Sizeof(ringwatchSyscallFilter{}),
+		"source_config":    unsafe.Sizeof(ringwatchSourceConfig{}),
+		"transport_config": unsafe.Sizeof(ringwatchTransportConfig{}),
+		"spsc_queue":       unsafe.Sizeof(ringwatchSpscQueue{}),
+		"wake_state":       unsafe.Sizeof(ringwatchWakeState{}),
+	} {
+		var st *btf.Struct
+		if err := spec.Types.TypeByName(name, &st); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if uintptr(st.Size) != goSize {
+			t.Errorf("%s is %d bytes in BTF and %d in Go", name, st.Size, goSize)
+		}
+	}
+}
+
+// TestSPSCLayoutIsWhatTheConsumerReads pins the offsets pkg/consumer's
+// spsc.go reads the shared queues at (its spsc* constants): a change to
+// bpf/ringwatch.h that moves them must change the consumer too.
+func TestSPSCLayoutIsWhatTheConsumerReads(t *testing.T) {
+	var q ringwatchSpscQueue
+	var w ringwatchWakeState
+	for _, c := range []struct {
+		what      string
+		got, want uintptr
+	}{
+		{"spsc_queue size", unsafe.Sizeof(q), 128},
+		{"spsc_queue.head", unsafe.Offsetof(q.Head), 0},
+		{"spsc_queue.tail", unsafe.Offsetof(q.Tail), 64},
+		{"spsc_slot.data", unsafe.Offsetof(ringwatchSpscSlot{}.Data), 8},
+		{"wake_state size", unsafe.Sizeof(w), 64},
+		{"wake_state.consumer_sleeping", unsafe.Offsetof(w.ConsumerSleeping), 0},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s is %d, pkg/consumer reads %d", c.what, c.got, c.want)
+		}
+	}
+}
+
+// bytesOf is the memory of v, as the BPF program would write it.
+func bytesOf[T any](v *T) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(v)), unsafe.Sizeof(*v))
+}
+
+func TestDecodeRejectsShortRecords(t *testing.T) {
+	full := bytesOf(&ExecRecord{Hdr: Header{Type: RecordExec}})
+	for _, n := range []int{0, 8, int(unsafe.Sizeof(Header{})) - 1} {
+		if _, err := ParseHeader(full[:n]); !errors.Is(err, ErrShortRecord) {
+			t.Errorf("ParseHeader of %d bytes: %v, want ErrShortRecord", n, err)
+		}
+	}
+	if _, err := DecodeExec(full[:len(full)-1]); !errors.Is(err, ErrShortRecord) {
+		t.Errorf("DecodeExec one byte short: %v, want ErrShortRecord", err)
+	}
+}

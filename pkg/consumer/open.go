@@ -1,0 +1,99 @@
+package consumer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cilium/ebpf"
+)
+
+// bellToken marks the doorbell's events in the epoll set; ring events carry
+// the ring's index.
+const bellToken = -2
+
+// Config is what [OpenConfig] reads and how it sleeps.
+type Config struct {
+	Rings []Ring
+	// Wakeup must match what the producers were loaded with; "" means
+	// WakeupEvery, the behaviour of plain BPF ring buffers.
+	Wakeup Wakeup
+	// Doorbell (a BPF_MAP_TYPE_RINGBUF) and State (a one-entry
+	// BPF_F_MMAPABLE array of struct wake_state) carry the sleep
+	// handshake: needed by WakeupAdaptive and by SPSC rings.
+	Doorbell, State *ebpf.Map
+	// MaxDelay bounds how long a lazy sleep (WakeupAdaptive) leaves a
+	// record waiting; 0 means DefaultMaxDelay, and a negative MaxDelay
+	// means never sleep lazily: every sleep is deep, woken by the next
+	// record.
+	MaxDelay time.Duration
+}
+
+// Open maps every ring and returns a Consumer that waits on all of them,
+// woken by the kernel as plain BPF ring buffers are (WakeupEvery). On
+// error, nothing stays mapped or open.
+func Open(rings ...Ring) (*Consumer, error) {
+	return OpenConfig(Config{Rings: rings})
+}
+
+// OpenConfig is Open with the sleep handshake of Config. On error, nothing
+// stays mapped or open.
+func OpenConfig(cfg Config) (_ *Consumer, err error) {
+	if len(cfg.Rings) == 0 {
+		return nil, errors.New("open consumer: no rings given")
+	}
+	s, err := openSleeper(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open consumer: %w", err)
+	}
+	rings := make([]ring, 0, len(cfg.Rings))
+	for _, desc := range cfg.Rings {
+		if desc.open == nil {
+			err = errors.New("not made by RingBuffer, PerfBuffer or SPSCQueues")
+		} else {
+			var r ring
+			if r, err = desc.open(); err == nil {
+				rings = append(rings, r)
+				continue
+			}
+		}
+		for _, r := range rings {
+			err = errors.Join(err, r.close())
+		}
+		return nil, fmt.Errorf("open ring %q: %w", desc.Name, errors.Join(err, s.close()))
+	}
+	return newConsumer(rings, s)
+}
+
+// newConsumer waits on rings and s's doorbell, which it owns from now on,
+// even on error.
+func newConsumer(rings []ring, s *sleeper) (_ *Consumer, err error) {
+	c := &Consumer{
+		rings:    rings,
+		sleeper:  s,
+		counters: make([]ringCounters, len(rings)),
+		batch:    batch{records: make([][]byte, 0, maxBatchRecords)},
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, c.free())
+		}
+	}()
+	if c.poller, err = newPoller(len(rings) + 1); err != nil {
+		return nil, err
+	}
+	for i, r := range rings {
+		c.counters[i].capacity = r.capacity()
+		if r.fd() >= 0 {
+			if err := c.poller.add(r.fd(), int32(i)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if s.bell != nil {
+		if err := c.poller.add(s.bell.fd(), bellToken); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,76 @@
+package consumer
+
+import "errors"
+
+// ErrCorrupt is wrapped by errors about ring contents that break the
+// kernel's ring contract, such as a record longer than what was produced. A
+// corrupt ring cannot be read further: the position of the next record is
+// unknown.
+var ErrCorrupt = errors.New("corrupt ring")
+
+// A Ring is one kernel-to-user ring for [Open]: a name and how to map it.
+// Make one with [RingBuffer], [PerfBuffer] or [SPSCQueues]. The maps it
+// names must stay open until the Consumer is closed; the Consumer does not
+// close them.
+type Ring struct {
+	// Name is for errors, and for whoever labels the ring's stats.
+	Name string
+	open func() (ring, error)
+	// doorbell: woken through [Config.Doorbell], not its own descriptor.
+	doorbell bool
+}
+
+// ring is what the consumer needs of one kernel-to-user ring: the walk from
+// the read position to the write position, over memory it has mapped. Each
+// walk sees only memory and positions, so it is tested on plain Go memory.
+type ring interface {
+	// fd is what epoll waits on for the ring's records; -1 for a ring
+	// woken through the doorbell.
+	fd() int
+	// nextBatch appends records after the read position to b, at most
+	// maxRecords, and moves the read position past them.
+	nextBatch(b *batch, maxRecords int) error
+	// release gives the space of every record read so far back to the
+	// producers, and reports whether there was any.
+	release() bool
+	// ready reports whether a record can be read now. It is the look the
+	// consumer takes after raising its sleep flag: see sleeper.prepare.
+	ready() bool
+	pending() uint64
+	capacity() uint64
+	// lost counts records the kernel itself reported lost on the ring.
+	lost() uint64
+	close() error
+}
+
+var (
+	_ ring = (*ringbuf)(nil)
+	_ ring = (*perfbuf)(nil)
+	_ ring = (*spsc)(nil)
+)
+
+// A Batch is a run of records from one ring, handed to the callback of
+// [Consumer.Read] or [Consumer.Drain].
+type Batch struct {
+	// Ring is the index of the ring, in the order given to [Open].
+	Ring int
+	// Records are the records' payloads, in ring order, without the ring's
+	// own headers. They alias the ring's memory, without a copy: they are
+	// valid only until the callback returns, when their space goes back to
+	// the producer. Copy what must outlive the callback.
+	Records [][]byte
+	// ReadTime is CLOCK_MONOTONIC in nanoseconds, the clock of
+	// bpf_ktime_get_ns(), taken after the batch was read from the ring:
+	// every record in it was reserved by its producer before ReadTime.
+	ReadTime int64
+}
+
+// batch is the reusable buffer behind [Batch].
+type batch struct {
+	records   [][]byte
+	bytes     uint64
+	discarded uint64
+}
+
+// reset empties b for the next batch, keeping its memory.
+func (b *batch) reset() { b.records, b.bytes, b.discarded = b.records[:0], 0, 0 }

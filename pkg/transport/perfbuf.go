@@ -1,0 +1,65 @@
+package transport
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/pkg/consumer"
+)
+
+// perfbuf is a perf buffer per online CPU, "cpuN", of the
+// BPF_MAP_TYPE_PERF_EVENT_ARRAY "perf_events": for kernels before 5.8, or
+// tools that already use perf buffers. The consumer opens each CPU's perf
+// event and stores it in the array.
+type perfbuf struct{ base }
+
+func init() {
+	register(abi.Perfbuf, func(b base) (Transport, error) { return &perfbuf{b}, nil })
+}
+
+// perfHeader is a sample's perf_event_header and raw-size word: the kernel
+// pads header, size word and data together to 8 bytes.
+const perfHeader = 12
+
+// MaxRecord is bounded by perf's 16-bit record size, by the scratch buffer
+// the programs build records in (struct perf_scratch), and by the buffer.
+func (t *perfbuf) MaxRecord() int {
+	return min(consumer.MaxPerfRecord, abi.PerfScratchSize, t.opts.RingSize-16)
+}
+
+func (t *perfbuf) Fits(size int) int { return t.opts.RingSize/((perfHeader+size+7)&^7) - 1 }
+
+func (t *perfbuf) Plan(spec *ebpf.CollectionSpec, _ int) error {
+	spec.Maps[abi.MapPerfEvents].MaxEntries = uint32(t.cpus)
+	return nil
+}
+
+func (t *perfbuf) Bind(coll *ebpf.Collection) error {
+	online, err := onlineCPUs(t.cpus)
+	if err != nil {
+		return err
+	}
+	t.bindWake(coll)
+	t.rings = t.rings[:0]
+	array := coll.Maps[abi.MapPerfEvents]
+	for i, cpu := range online {
+		t.rings = append(t.rings, consumer.PerfBuffer("cpu"+strconv.Itoa(cpu), array, cpu, t.opts.RingSize))
+		t.ringOf[cpu] = i
+	}
+	return nil
+}
+
+func (t *perfbuf) Settings(watermark int) abi.TransportConfig { return t.settings(watermark) }
+
+// ReaderConfig: a perf buffer wakes its reader for every sample whatever
+// the producers' mode, except busy; the consumer then has no handshake to
+// take part in.
+func (t *perfbuf) ReaderConfig(w abi.Wakeup, maxDelay time.Duration) consumer.Config {
+	if w == abi.WakeupAdaptive {
+		w = abi.WakeupEvery
+	}
+	return t.readerConfig(w, maxDelay)
+}

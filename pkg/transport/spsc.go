@@ -1,0 +1,85 @@
+package transport
+
+import (
+	"math/bits"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/pkg/consumer"
+)
+
+// spsc is a single-producer single-consumer queue per possible CPU in the
+// BPF_F_MMAPABLE arrays "spsc_queues" and "spsc_slots", read as one ring
+// "spsc" and woken through the doorbell: the lowest producer cost per
+// record. Slots are sized for the chosen sources' largest record, and a
+// queue holds the largest power of two of them that fits the ring size.
+type spsc struct {
+	base
+	slotSize, slotsPerQueue int
+}
+
+func init() {
+	register(abi.SPSC, func(b base) (Transport, error) { return &spsc{base: b}, nil })
+}
+
+// maxSPSCSlot bounds a slot, and so the largest record.
+const maxSPSCSlot = 64 << 10
+
+func (t *spsc) MaxRecord() int { return maxSPSCSlot - abi.SPSCSlotHeader }
+
+func slotSize(record int) int { return (abi.SPSCSlotHeader + record + 7) &^ 7 }
+
+// slotsIn is the largest power of two of slots that fits in ringSize bytes.
+func slotsIn(ringSize, slot int) int {
+	n := ringSize / slot
+	if n < 1 {
+		return 0
+	}
+	return 1 << (bits.Len(uint(n)) - 1)
+}
+
+func (t *spsc) Fits(size int) int { return slotsIn(t.opts.RingSize, slotSize(size)) }
+
+func (t *spsc) Plan(spec *ebpf.CollectionSpec, recordSize int) error {
+	t.slotSize = slotSize(recordSize)
+	t.slotsPerQueue = slotsIn(t.opts.RingSize, t.slotSize)
+	if t.slotsPerQueue < 2 {
+		return abi.Problemf(abi.ErrInvalidOption, "a %s spsc queue holds fewer than 2 slots of %d bytes: choose a larger ring size",
+			abi.FormatSize(t.opts.RingSize), t.slotSize)
+	}
+	if uint64(t.cpus)*uint64(t.slotsPerQueue) > 1<<31 {
+		return abi.Problemf(abi.ErrInvalidOption, "%d CPUs * %d slots is too many array entries: choose a smaller ring size",
+			t.cpus, t.slotsPerQueue)
+	}
+	spec.Maps[abi.MapSPSCQueues].MaxEntries = uint32(t.cpus)
+	slots := spec.Maps[abi.MapSPSCSlots]
+	slots.MaxEntries = uint32(t.cpus * t.slotsPerQueue)
+	slots.ValueSize = uint32(t.slotSize)
+	return nil
+}
+
+func (t *spsc) Bind(coll *ebpf.Collection) error {
+	t.bindWake(coll)
+	t.rings = []consumer.Ring{consumer.SPSCQueues("spsc",
+		coll.Maps[abi.MapSPSCQueues], coll.Maps[abi.MapSPSCSlots], t.slotsPerQueue)}
+	return nil
+}
+
+// Settings: the producers count the watermark in slots, and a queue's
+// slots may fill less than the ring size: an eighth of them by default.
+func (t *spsc) Settings(watermark int) abi.TransportConfig {
+	s := t.settings(watermark)
+	s.SpscSlots = uint32(t.slotsPerQueue)
+	if watermark == 0 {
+		s.Watermark = uint32(max(t.slotsPerQueue/8, 1))
+	} else {
+		s.Watermark = uint32(max(watermark/t.slotSize, 1))
+	}
+	return s
+}
+
+func (t *spsc) ReaderConfig(w abi.Wakeup, maxDelay time.Duration) consumer.Config {
+	return t.readerConfig(w, maxDelay)
+}

@@ -1,0 +1,188 @@
+package transport
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/pkg/consumer"
+)
+
+// DefaultRingSize is the size of each ring when Options.RingSize is 0.
+const DefaultRingSize = 4 << 20
+
+// Options size a transport's rings.
+type Options struct {
+	// RingSize is the data size in bytes of each ring: the ring buffer,
+	// each per-CPU ring buffer, each CPU's perf buffer, or each CPU's SPSC
+	// queue (which holds the largest power of two of slots that fits). A
+	// power-of-two multiple of the page size; 0 means DefaultRingSize.
+	RingSize int
+	// CPUsPerRing groups CPUs onto one ring of the percpu-ringbuf
+	// transport; 0 means 1, a ring per CPU.
+	CPUsPerRing int
+}
+
+// A Transport is one way records travel, sized for this machine. New makes
+// one for one load of the producers: Plan, then Bind, then Rings and
+// ReaderConfig; Close frees what it created. Its methods are not safe for
+// concurrent use while it is being planned and bound.
+type Transport interface {
+	// Name is the transport's --transport name.
+	Name() abi.Transport
+	// RingSize is the data size of each ring in bytes.
+	RingSize() int
+	// MaxRecord is the largest record the transport carries.
+	MaxRecord() int
+	// Fits is how many records of size bytes one ring holds.
+	Fits(size int) int
+	// Plan sizes the transport's maps in spec, the producers' object, for
+	// records of up to recordSize bytes, and creates what the maps hold.
+	Plan(spec *ebpf.CollectionSpec, recordSize int) error
+	// Bind takes the transport's maps from coll, loaded from the planned
+	// spec; they stay coll's.
+	Bind(coll *ebpf.Collection) error
+	// Settings are the transport's fields of the producers' settings:
+	// watermark is the bytes pending that wake a lazily sleeping consumer,
+	// 0 for an eighth of a ring.
+	Settings(watermark int) abi.TransportConfig
+	// Rings are the rings to read, once bound, in ring order.
+	Rings() []consumer.Ring
+	// RingOf is the index in Rings of the ring CPU cpu writes to.
+	RingOf(cpu int) int
+	// ReaderConfig is how a consumer reads the rings whose producers were
+	// loaded with wakeup.
+	ReaderConfig(wakeup abi.Wakeup, maxDelay time.Duration) consumer.Config
+	// Close frees what Plan created. It is idempotent.
+	Close() error
+}
+
+// constructors holds each transport's constructor, registered by its file.
+var constructors = map[abi.Transport]func(base) (Transport, error){}
+
+func register(name abi.Transport, newT func(base) (Transport, error)) { constructors[name] = newT }
+
+// New checks opts and makes the named transport, "" being abi.Ringbuf. An
+// error wraps abi.ErrInvalidOption for a name or size out of range, and
+// says what to choose.
+func New(name abi.Transport, opts Options) (Transport, error) {
+	if name == "" {
+		name = abi.Ringbuf
+	}
+	newT, ok := constructors[name]
+	if !ok {
+		return nil, abi.Choose("transport", string(name), abi.Transports())
+	}
+	if opts.RingSize == 0 {
+		opts.RingSize = DefaultRingSize
+	}
+	if err := abi.CheckRingSize(opts.RingSize); err != nil {
+		return nil, err
+	}
+	if opts.CPUsPerRing < 0 || (opts.CPUsPerRing > 1 && name != abi.PercpuRingbuf) {
+		return nil, abi.Problemf(abi.ErrInvalidOption, "%d CPUs per ring: a positive number, and only for the %s transport",
+			opts.CPUsPerRing, abi.PercpuRingbuf)
+	}
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, fmt.Errorf("count possible CPUs: %w", err)
+	}
+	return newT(base{name: name, opts: opts, cpus: cpus, ringOf: make([]int, cpus)})
+}
+
+// base is what every transport has: its name and options, the machine's
+// possible CPUs, which ring each writes to, and the maps of the sleep
+// handshake.
+type base struct {
+	name     abi.Transport
+	opts     Options
+	cpus     int
+	ringOf   []int // by CPU: index into rings
+	rings    []consumer.Ring
+	doorbell *ebpf.Map
+	state    *ebpf.Map
+}
+
+func (b *base) Name() abi.Transport    { return b.name }
+func (b *base) RingSize() int          { return b.opts.RingSize }
+func (b *base) Rings() []consumer.Ring { return b.rings }
+func (b *base) Close() error           { return nil }
+
+func (b *base) RingOf(cpu int) int {
+	if cpu < 0 || cpu >= len(b.ringOf) {
+		return 0
+	}
+	return b.ringOf[cpu]
+}
+
+// bindWake takes the sleep handshake's maps, which the producers load for
+// adaptive wakeups and spsc rings.
+func (b *base) bindWake(coll *ebpf.Collection) {
+	b.doorbell, b.state = coll.Maps[abi.MapDoorbell], coll.Maps[abi.MapConsumerState]
+}
+
+// readerConfig is a consumer.Config of every ring.
+func (b *base) readerConfig(wakeup abi.Wakeup, maxDelay time.Duration) consumer.Config {
+	return consumer.Config{Rings: b.rings, Wakeup: wakeup, Doorbell: b.doorbell, State: b.state, MaxDelay: maxDelay}
+}
+
+// settings is the watermark in bytes: an eighth of a ring unless given.
+func (b *base) settings(watermark int) abi.TransportConfig {
+	if watermark == 0 {
+		watermark = b.opts.RingSize / 8
+	}
+	return abi.TransportConfig{CpusPerRing: 1, Watermark: uint32(min(watermark, 1<<32-1))}
+}
+
+// ringbufSlots is how many records of size bytes a BPF ring buffer of
+// ringSize bytes holds: each takes an 8-byte header and is padded to 8
+// bytes, and the kernel keeps one record's worth free
+// (kernel/bpf/ringbuf.c: __bpf_ringbuf_reserve).
+func ringbufSlots(ringSize, size int) int { return ringSize/((8+size+7)&^7) - 1 }
+
+// onlineCPUs reads which of cpus possible CPUs are online: a perf event
+// cannot be opened on an offline one.
+func onlineCPUs(cpus int) ([]int, error) {
+	raw, err := os.ReadFile("/sys/devices/system/cpu/online")
+	if err != nil {
+		return nil, fmt.Errorf("read online CPUs: %w", err)
+	}
+	online, err := ParseCPUList(strings.TrimSpace(string(raw)))
+	if err != nil {
+		return nil, fmt.Errorf("read online CPUs: %w", err)
+	}
+	kept := online[:0]
+	for _, cpu := range online {
+		if cpu < cpus {
+			kept = append(kept, cpu)
+		}
+	}
+	return kept, nil
+}
+
+// ParseCPUList parses the kernel's CPU list format, such as "0-3,8,10-11".
+func ParseCPUList(s string) ([]int, error) {
+	var cpus []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		first, err := strconv.Atoi(lo)
+		if err != nil || first < 0 {
+			return nil, fmt.Errorf("bad CPU list %q", s)
+		}
+		last := first
+		if isRange {
+			if last, err = strconv.Atoi(hi); err != nil || last < first {
+				return nil, fmt.Errorf("bad CPU list %q", s)
+			}
+		}
+		for cpu := first; cpu <= last; cpu++ {
+			cpus = append(cpus, cpu)
+		}
+	}
+	return cpus, nil
+}
