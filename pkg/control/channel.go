@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 	"github.com/ringwatch/ringwatch/pkg/userring"
@@ -55,7 +56,7 @@ type Channel struct {
 	// The reply being waited for, and what the replies ring gave for it;
 	// handle is bound once, so reading a reply allocates nothing.
 	wantID  uint64
-	got     loader.Reply
+	got     abi.Reply
 	gotIt   bool
 	handle  func(consumer.Batch)
 	readErr error
@@ -68,7 +69,7 @@ func Open(ctl *loader.Control, opts Options) (_ *Channel, err error) {
 	if c.w, err = userring.Open(ctl.UserRing()); err != nil {
 		return nil, fmt.Errorf("open the user ring: %w", err)
 	}
-	if c.replies, err = consumer.Open(consumer.Ring{Name: "replies", Transport: consumer.Ringbuf, Map: ctl.Replies()}); err != nil {
+	if c.replies, err = consumer.Open(consumer.RingBuffer("replies", ctl.Replies())); err != nil {
 		return nil, errors.Join(fmt.Errorf("open the replies ring: %w", err), c.w.Close())
 	}
 	return c, nil
@@ -81,11 +82,12 @@ func (c *Channel) Ping(ctx context.Context) (Pong, error) {
 	return c.exchange(ctx, nil)
 }
 
-// Apply sends msgs, each encoded by one of loader's Append functions, in
-// order, followed by a ping, and waits for the ping's answer: when Apply
-// returns without error, the control program has acted on every message,
-// and records produced from then on follow the new settings. An error
-// wrapping [ErrRejected] says how many of msgs the kernel refused.
+// Apply sends msgs, each encoded by one of the Append functions
+// ([AppendSetPIDs], [AppendSource]), in order, followed by a ping, and waits
+// for the ping's answer: when Apply returns without error, the control
+// program has acted on every message, and records produced from then on
+// follow the new settings. An error wrapping [ErrRejected] says how many of
+// msgs the kernel refused.
 func (c *Channel) Apply(ctx context.Context, msgs ...[]byte) (Pong, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -123,12 +125,12 @@ func (c *Channel) exchange(ctx context.Context, msgs [][]byte) (Pong, error) {
 	}
 	c.nextID++
 	id := c.nextID
-	s, err := c.reserve(loader.PingSize)
+	s, err := c.reserve(PingSize)
 	if err != nil {
 		return Pong{}, fmt.Errorf("write a ping: %w", err)
 	}
 	sent := consumer.MonotonicNow()
-	loader.AppendPing(s.Data[:0], id, uint64(sent))
+	AppendPing(s.Data[:0], id, uint64(sent))
 	c.w.Submit(s)
 
 	if _, err := c.kernel.Doorbell(); err != nil {
@@ -170,14 +172,14 @@ func (c *Channel) reserve(size int) (userring.Sample, error) {
 // awaitReply reads the replies ring until the reply to ping id arrives.
 // Replies to earlier pings whose callers gave up are passed over: those
 // callers already had their error.
-func (c *Channel) awaitReply(ctx context.Context, id uint64) (loader.Reply, error) {
+func (c *Channel) awaitReply(ctx context.Context, id uint64) (abi.Reply, error) {
 	c.wantID, c.gotIt, c.readErr = id, false, nil
 	for !c.gotIt {
 		if _, err := c.replies.Read(ctx, c.handle); err != nil {
-			return loader.Reply{}, c.noReply(id, err)
+			return abi.Reply{}, c.noReply(id, err)
 		}
 		if c.readErr != nil {
-			return loader.Reply{}, c.readErr
+			return abi.Reply{}, c.readErr
 		}
 	}
 	return c.got, nil
@@ -185,7 +187,7 @@ func (c *Channel) awaitReply(ctx context.Context, id uint64) (loader.Reply, erro
 
 func (c *Channel) onReplies(b consumer.Batch) {
 	for _, rec := range b.Records {
-		reply, err := loader.ParseReply(rec)
+		reply, err := ParseReply(rec)
 		if err != nil {
 			c.readErr = fmt.Errorf("read a ping reply: %w", err)
 			return
@@ -208,7 +210,7 @@ func (c *Channel) noReply(id uint64, err error) error {
 func (c *Channel) WriterStats() userring.Stats { return c.w.Stats() }
 
 // DrainStats are the kernel control program's counters.
-func (c *Channel) DrainStats() (loader.DrainStats, error) { return c.kernel.Stats() }
+func (c *Channel) DrainStats() (abi.DrainStats, error) { return c.kernel.Stats() }
 
 // Close closes the writer and the replies consumer; the Control stays
 // open. Close is idempotent.

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net"
@@ -11,11 +12,75 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/testenv"
+	"github.com/ringwatch/ringwatch/pkg/consumer"
 	"github.com/ringwatch/ringwatch/pkg/loader"
+	"github.com/ringwatch/ringwatch/pkg/transport"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
+
+// parseSources looks up sources by name.
+func parseSources(t *testing.T, names ...string) []loader.Source {
+	t.Helper()
+	chosen, err := loader.ParseSources(names)
+	if err != nil {
+		t.Fatalf("loader.ParseSources: %v", err)
+	}
+	return chosen
+}
+
+// loadProducers loads the producers of opts on a ringbuf transport with a
+// ring of ringSize bytes (0: the default), without attaching them, and
+// returns them with the reader config of their ring, for the wakeups they
+// were loaded with. The producers, then the transport, are closed when t
+// ends.
+func loadProducers(t *testing.T, opts loader.Options, ringSize int) (*loader.Producers, consumer.Config) {
+	t.Helper()
+	tr, err := transport.New(abi.Ringbuf, transport.Options{RingSize: ringSize})
+	if err != nil {
+		t.Fatalf("transport.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := tr.Close(); err != nil {
+			t.Errorf("close transport: %v", err)
+		}
+	})
+	// "" is adaptive to the loader but every to the consumer: say it.
+	opts.Wakeup = cmp.Or(opts.Wakeup, abi.WakeupAdaptive)
+	opts.Transport = tr
+	p, err := loader.Open(opts)
+	if err != nil {
+		t.Fatalf("loader.Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("close producers: %v", err)
+		}
+	})
+	return p, tr.ReaderConfig(opts.Wakeup, 0)
+}
+
+// openProducers is loadProducers with a consumer of the ring, closed
+// before the producers, and the producers attached.
+func openProducers(t *testing.T, opts loader.Options, ringSize int) (*loader.Producers, *consumer.Consumer) {
+	t.Helper()
+	p, cfg := loadProducers(t, opts, ringSize)
+	c, err := consumer.OpenConfig(cfg)
+	if err != nil {
+		t.Fatalf("consumer.OpenConfig: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("close consumer: %v", err)
+		}
+	})
+	if err := p.Attach(); err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	return p, c
+}
 
 // openChannel loads the control program, next to producers of sources if
 // any are given, and opens a Channel on it; all are closed when t ends.
@@ -23,15 +88,11 @@ func openChannel(t *testing.T, opts Options, sources ...string) *Channel {
 	t.Helper()
 	var ctl *loader.Control
 	var err error
-	if slices.Contains(sources, loader.SourceExec) {
+	if slices.Contains(sources, abi.SourceExec) {
 		testenv.RequireTracefs(t) // the exec source attaches through it
 	}
 	if len(sources) > 0 {
-		p, perr := loader.Open(loader.Options{Sources: sources})
-		if perr != nil {
-			t.Fatalf("loader.Open: %v", perr)
-		}
-		t.Cleanup(func() { p.Close() })
+		p, _ := loadProducers(t, loader.Options{Sources: parseSources(t, sources...)}, 0)
 		ctl, err = p.OpenControl(loader.ControlOptions{})
 	} else {
 		ctl, err = loader.OpenControl(loader.ControlOptions{})
@@ -83,17 +144,17 @@ func TestPingMeasuresTheRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ws.Submitted != n || ds.Accepted[loader.MsgPing] != n || ds.RepliesLost != 0 {
+	if ws.Submitted != n || ds.Accepted[abi.MsgPing] != n || ds.RepliesLost != 0 {
 		t.Errorf("writer %+v, kernel %+v", ws, ds)
 	}
 }
 
 func TestApplyReportsRejectedMessages(t *testing.T) {
 	testenv.RequireUserRing(t)
-	ch := openChannel(t, Options{}, loader.SourceExec)
-	good := loader.AppendSource(nil, loader.MsgPause, loader.RecordExec, 0)
-	bad := loader.AppendSource(nil, loader.MsgPause, 0, 0) // no source 0
-	_, err := ch.Apply(ctx(t), good, bad, loader.AppendSource(nil, loader.MsgResume, loader.RecordExec, 0))
+	ch := openChannel(t, Options{}, abi.SourceExec)
+	good := AppendSource(nil, abi.MsgPause, abi.RecordExec, 0)
+	bad := AppendSource(nil, abi.MsgPause, 0, 0) // no source 0
+	_, err := ch.Apply(ctx(t), good, bad, AppendSource(nil, abi.MsgResume, abi.RecordExec, 0))
 	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "1 of 3") {
 		t.Fatalf("Apply with one bad message: %v, want ErrRejected saying 1 of 3", err)
 	}
@@ -105,7 +166,7 @@ func TestApplyReportsRejectedMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ds.Accepted[loader.MsgPause] != 2 || ds.Accepted[loader.MsgResume] != 1 || ds.Rejected[loader.RejectValue] != 1 {
+	if ds.Accepted[abi.MsgPause] != 2 || ds.Accepted[abi.MsgResume] != 1 || ds.Rejected[abi.RejectValue] != 1 {
 		t.Errorf("kernel counts: %+v", ds)
 	}
 }
@@ -115,16 +176,16 @@ func TestApplyReportsRejectedMessages(t *testing.T) {
 // its own earlier messages to make room, and keep them in order.
 func TestApplyMoreThanTheRingHolds(t *testing.T) {
 	testenv.RequireUserRing(t)
-	ch := openChannel(t, Options{}, loader.SourceSyscalls)
+	ch := openChannel(t, Options{}, abi.SourceSyscalls)
 	var msgs [][]byte
 	for i := range 20 {
 		pids := make([]uint32, loader.MaxSyscallPIDs)
 		for j := range pids {
 			pids[j] = uint32(1_000_000*(i+1) + j)
 		}
-		msgs = append(msgs, loader.AppendSetPIDs(nil, pids, 0))
+		msgs = append(msgs, AppendSetPIDs(nil, pids, 0))
 	}
-	if total := 20 * loader.SetPIDsSize(loader.MaxSyscallPIDs); total <= loader.DefaultUserRingSize {
+	if total := 20 * SetPIDsSize(loader.MaxSyscallPIDs); total <= loader.DefaultUserRingSize {
 		t.Fatalf("%d bytes of messages fit the ring: the test proves nothing", total)
 	}
 	pong, err := ch.Apply(ctx(t), msgs...)
@@ -137,22 +198,22 @@ func TestApplyMoreThanTheRingHolds(t *testing.T) {
 }
 
 func TestActionsAreCheckedBeforeAnythingIsSent(t *testing.T) {
-	carried := []string{loader.SourceExec}
+	carried := []string{abi.SourceExec}
 	for _, tc := range []struct {
 		a    Action
 		want string
 	}{
 		{Action{Op: "reboot"}, `unknown operation "reboot"`},
 		{Action{Op: OpPause, Source: "forks"}, `unknown source "forks"`},
-		{Action{Op: OpPause, Source: loader.SourceSyscalls}, "does not carry the syscalls source"},
+		{Action{Op: OpPause, Source: abi.SourceSyscalls}, "does not carry the syscalls source"},
 		{Action{Op: OpSetPIDs, PIDs: []uint32{1}}, "start it with --source exec,syscalls"},
-		{Action{Op: OpPause, Source: loader.SourceExec, Every: 3}, "takes only a source"},
+		{Action{Op: OpPause, Source: abi.SourceExec, Every: 3}, "takes only a source"},
 	} {
 		if _, err := tc.a.encode(carried); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want an error saying %q", tc.a, err, tc.want)
 		}
 	}
-	both := []string{loader.SourceExec, loader.SourceSyscalls}
+	both := []string{abi.SourceExec, abi.SourceSyscalls}
 	if _, err := (Action{Op: OpSetPIDs, PIDs: make([]uint32, loader.MaxSyscallPIDs+1)}).encode(both); err == nil ||
 		!strings.Contains(err.Error(), "at most 1024") {
 		t.Errorf("too many pids: %v", err)
@@ -160,17 +221,17 @@ func TestActionsAreCheckedBeforeAnythingIsSent(t *testing.T) {
 	if _, err := (Action{Op: OpSetPIDs, PIDs: []uint32{5, 0}}).encode(both); err == nil || !strings.Contains(err.Error(), "pid 0") {
 		t.Errorf("pid 0: %v", err)
 	}
-	m, err := (Action{Op: OpSetSampling, Source: loader.SourceSyscalls, Every: 100}).encode(both)
-	if err != nil || len(m) != loader.SourceSize {
+	m, err := (Action{Op: OpSetSampling, Source: abi.SourceSyscalls, Every: 100}).encode(both)
+	if err != nil || len(m) != SourceSize {
 		t.Errorf("set_sampling: %x, %v", m, err)
 	}
 }
 
 func TestServerAppliesRequestsAndRefusesBadOnes(t *testing.T) {
 	testenv.RequireUserRing(t)
-	ch := openChannel(t, Options{}, loader.SourceExec)
+	ch := openChannel(t, Options{}, abi.SourceExec)
 	path := filepath.Join(t.TempDir(), "sub", "ctl.sock")
-	srv, err := Listen(path, ch, []string{loader.SourceExec})
+	srv, err := Listen(path, ch, []string{abi.SourceExec})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,14 +244,14 @@ func TestServerAppliesRequestsAndRefusesBadOnes(t *testing.T) {
 	}
 
 	resp, err := Send(ctx(t), path, Request{Actions: []Action{
-		{Op: OpSetSampling, Source: loader.SourceExec, Every: 10},
-		{Op: OpPause, Source: loader.SourceExec},
+		{Op: OpSetSampling, Source: abi.SourceExec, Every: 10},
+		{Op: OpPause, Source: abi.SourceExec},
 	}})
 	if err != nil || resp.Error != "" || resp.Applied != 2 || resp.RoundTrip <= 0 {
 		t.Fatalf("good request: %+v, %v", resp, err)
 	}
 	resp, err = Send(ctx(t), path, Request{Actions: []Action{
-		{Op: OpResume, Source: loader.SourceExec},
+		{Op: OpResume, Source: abi.SourceExec},
 		{Op: OpPause, Source: "forks"},
 	}})
 	if err != nil || resp.Applied != 0 || !strings.Contains(resp.Error, `action 2 (pause): unknown source "forks"`) {
@@ -205,7 +266,7 @@ func TestServerAppliesRequestsAndRefusesBadOnes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ds.AcceptedTotal() != 3 || ds.Accepted[loader.MsgResume] != 0 || ds.RejectedTotal() != 0 {
+	if ds.AcceptedTotal() != 3 || ds.Accepted[abi.MsgResume] != 0 || ds.RejectedTotal() != 0 {
 		t.Errorf("kernel counts: %+v", ds)
 	}
 

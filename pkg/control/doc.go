@@ -1,7 +1,13 @@
 // Package control is the user-to-kernel control path of ringwatch: it
-// sends messages to the kernel's control program (bpf/control.c) through
-// the user ring, and lets `ringwatch ctl` reach a running `ringwatch run`.
+// encodes the messages of the kernel's control program (bpf/control.c),
+// sends them through the user ring, and lets `ringwatch ctl` reach a
+// running `ringwatch run`.
 //
+//   - messages.go: the message encoding. The Append functions
+//     ([AppendPing], [AppendData], [AppendSetPIDs], [AppendSource]) write
+//     the layouts of bpf/control.h, whose generated types are in
+//     internal/abi, and [ParseReply] reads a ping's answer. Messages are
+//     plain bytes, so the encoding is tested without the kernel.
 //   - channel.go: [Channel] writes messages with a [userring.Writer], rings
 //     the control program's doorbell ([loader.Control.Doorbell]) and reads
 //     the answer to a ping from the replies ring with a [consumer.Consumer].

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 )
 
@@ -69,7 +70,7 @@ func (a Action) encode(carried []string) ([]byte, error) {
 		if a.Source != "" || a.Every != 0 {
 			return nil, fmt.Errorf("set_pids takes only pids")
 		}
-		if !slices.Contains(carried, loader.SourceSyscalls) {
+		if !slices.Contains(carried, abi.SourceSyscalls) {
 			return nil, fmt.Errorf("this ringwatch run does not carry the syscalls source (it carries %s): start it with --source %s,syscalls",
 				strings.Join(carried, ","), strings.Join(carried, ","))
 		}
@@ -80,31 +81,31 @@ func (a Action) encode(carried []string) ([]byte, error) {
 			return nil, fmt.Errorf("pid 0 is not a process")
 		}
 		// With no pids, every process but this one, as at start.
-		return loader.AppendSetPIDs(nil, a.PIDs, uint32(os.Getpid())), nil
+		return AppendSetPIDs(nil, a.PIDs, uint32(os.Getpid())), nil
 	}
 
-	var t loader.MessageType
+	var t abi.MessageType
 	switch a.Op {
 	case OpSetSampling:
-		t = loader.MsgSetSampling
+		t = abi.MsgSetSampling
 	case OpPause:
-		t = loader.MsgPause
+		t = abi.MsgPause
 	case OpResume:
-		t = loader.MsgResume
+		t = abi.MsgResume
 	default:
 		return nil, fmt.Errorf("unknown operation %q: choose from %s, %s, %s, %s", a.Op, OpSetPIDs, OpSetSampling, OpPause, OpResume)
 	}
-	if len(a.PIDs) > 0 || (t != loader.MsgSetSampling && a.Every != 0) {
+	if len(a.PIDs) > 0 || (t != abi.MsgSetSampling && a.Every != 0) {
 		return nil, fmt.Errorf("%s takes only a source", a.Op)
 	}
-	typ, err := loader.SourceRecordType(a.Source)
-	if err != nil {
-		return nil, err
+	typ := abi.RecordTypeOf(a.Source)
+	if typ == 0 {
+		return nil, abi.Choose("source", a.Source, loader.SourceNames())
 	}
 	if !slices.Contains(carried, a.Source) {
 		return nil, fmt.Errorf("this ringwatch run does not carry the %s source (it carries %s)", a.Source, strings.Join(carried, ","))
 	}
-	return loader.AppendSource(nil, t, typ, a.Every), nil
+	return AppendSource(nil, t, typ, a.Every), nil
 }
 
 // A Server listens on a unix socket for requests and applies them through

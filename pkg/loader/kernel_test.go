@@ -1,6 +1,7 @@
 package loader
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"os"
@@ -12,16 +13,48 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
+	"github.com/ringwatch/ringwatch/pkg/transport"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// openProducers loads the producers and a consumer of their rings, both
-// closed when t ends.
-func openProducers(t *testing.T, opts Options) (*Producers, *consumer.Consumer) {
+// setup is what a kernel test loads: the producers' options, and the
+// transport they write to.
+type setup struct {
+	Options   // Transport is left to openTransport
+	kind      abi.Transport
+	ringSizes transport.Options
+}
+
+// openTransport makes the transport of cfg, closed when t ends: after
+// what is opened later, since cleanups run last first. It returns cfg's
+// options bound to it, with the wakeup spelled out: "" is adaptive to the
+// loader but every to the consumer, and the two must agree.
+func openTransport(t *testing.T, cfg setup) (transport.Transport, Options) {
 	t.Helper()
+	tr, err := transport.New(cfg.kind, cfg.ringSizes)
+	if err != nil {
+		t.Fatalf("transport.New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := tr.Close(); err != nil {
+			t.Errorf("close transport: %v", err)
+		}
+	})
+	opts := cfg.Options
+	opts.Transport = tr
+	opts.Wakeup = cmp.Or(opts.Wakeup, abi.WakeupAdaptive)
+	return tr, opts
+}
+
+// openProducers loads the producers and a consumer of their rings, closed
+// when t ends: the consumer, the producers, then the transport.
+func openProducers(t *testing.T, cfg setup) (*Producers, *consumer.Consumer) {
+	t.Helper()
+	tr, opts := openTransport(t, cfg)
 	p, err := Open(opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -31,7 +64,7 @@ func openProducers(t *testing.T, opts Options) (*Producers, *consumer.Consumer) 
 			t.Errorf("close producers: %v", err)
 		}
 	})
-	c, err := consumer.OpenConfig(p.ConsumerConfig())
+	c, err := consumer.OpenConfig(tr.ReaderConfig(opts.Wakeup, 0))
 	if err != nil {
 		t.Fatalf("consumer.Open: %v", err)
 	}
@@ -44,6 +77,16 @@ func openProducers(t *testing.T, opts Options) (*Producers, *consumer.Consumer) 
 		t.Fatalf("Attach: %v", err)
 	}
 	return p, c
+}
+
+// sourcesNamed looks up sources by name.
+func sourcesNamed(t *testing.T, names ...string) []Source {
+	t.Helper()
+	chosen, err := ParseSources(names)
+	if err != nil {
+		t.Fatalf("ParseSources: %v", err)
+	}
+	return chosen
 }
 
 // consume hands every record to fn from a reading goroutine until the
@@ -93,45 +136,47 @@ func consume(t *testing.T, p *Producers, c *consumer.Consumer, fn func(rec []byt
 // percpu-ringbuf transport also grouping both of a 2-CPU machine's CPUs on
 // one ring, and the wakeup modes beside the default adaptive one.
 var transportCases = []struct {
-	name string
-	opts Options
+	name        string
+	kind        abi.Transport
+	cpusPerRing int
+	wakeup      abi.Wakeup
 }{
-	{"ringbuf", Options{Transport: consumer.Ringbuf}},
-	{"percpu-ringbuf", Options{Transport: consumer.PercpuRingbuf}},
-	{"percpu-ringbuf-grouped", Options{Transport: consumer.PercpuRingbuf, CPUsPerRing: 2}},
-	{"perfbuf", Options{Transport: consumer.Perfbuf}},
-	{"spsc", Options{Transport: consumer.SPSC}},
-	{"ringbuf-every", Options{Transport: consumer.Ringbuf, Wakeup: consumer.WakeupEvery}},
-	{"ringbuf-busy", Options{Transport: consumer.Ringbuf, Wakeup: consumer.WakeupBusy}},
-	{"spsc-every", Options{Transport: consumer.SPSC, Wakeup: consumer.WakeupEvery}},
+	{"ringbuf", abi.Ringbuf, 0, ""},
+	{"percpu-ringbuf", abi.PercpuRingbuf, 0, ""},
+	{"percpu-ringbuf-grouped", abi.PercpuRingbuf, 2, ""},
+	{"perfbuf", abi.Perfbuf, 0, ""},
+	{"spsc", abi.SPSC, 0, ""},
+	{"ringbuf-every", abi.Ringbuf, 0, abi.WakeupEvery},
+	{"ringbuf-busy", abi.Ringbuf, 0, abi.WakeupBusy},
+	{"spsc-every", abi.SPSC, 0, abi.WakeupEvery},
 }
 
-// forEachTransport runs test once per transport, with opts's transport
+// forEachTransport runs test once per transport, with cfg's transport
 // settings filled in.
-func forEachTransport(t *testing.T, opts Options, test func(t *testing.T, opts Options)) {
+func forEachTransport(t *testing.T, cfg setup, test func(t *testing.T, cfg setup)) {
 	for _, tc := range transportCases {
 		t.Run(tc.name, func(t *testing.T) {
-			o := opts
-			o.Transport, o.CPUsPerRing, o.Wakeup = tc.opts.Transport, tc.opts.CPUsPerRing, tc.opts.Wakeup
-			test(t, o)
+			c := cfg
+			c.kind, c.ringSizes.CPUsPerRing, c.Wakeup = tc.kind, tc.cpusPerRing, tc.wakeup
+			test(t, c)
 		})
 	}
 }
 
 func TestExecEventsArriveExactly(t *testing.T) {
-	forEachTransport(t, Options{Sources: []string{SourceExec}}, testExecEventsArriveExactly)
+	forEachTransport(t, setup{Options: Options{Sources: sourcesNamed(t, abi.SourceExec)}}, testExecEventsArriveExactly)
 }
 
-func testExecEventsArriveExactly(t *testing.T, opts Options) {
+func testExecEventsArriveExactly(t *testing.T, cfg setup) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
-	p, c := openProducers(t, opts)
+	p, c := openProducers(t, cfg)
 
 	self := uint32(os.Getpid())
-	ours := map[uint32]ExecRecord{} // exec events of our children, by pid
+	ours := map[uint32]abi.ExecRecord{} // exec events of our children, by pid
 	finish := consume(t, p, c, func(rec []byte) {
-		e, err := DecodeExec(rec)
-		if err != nil || e.Hdr.Type != RecordExec {
+		e, err := abi.DecodeExec(rec)
+		if err != nil || e.Hdr.Type != abi.RecordExec {
 			t.Errorf("exec source wrote a record of type %d (%v)", e.Hdr.Type, err)
 			return
 		}
@@ -179,17 +224,17 @@ func testExecEventsArriveExactly(t *testing.T, opts Options) {
 // record waiting for a later one, and the wait would only end at the
 // deadline, which is there to fail instead of hang.
 func TestWakeupsDeliverEachRecordAlone(t *testing.T) {
-	forEachTransport(t, Options{Sources: []string{SourceExec}}, testWakeupsDeliverEachRecordAlone)
+	forEachTransport(t, setup{Options: Options{Sources: sourcesNamed(t, abi.SourceExec)}}, testWakeupsDeliverEachRecordAlone)
 }
 
-func testWakeupsDeliverEachRecordAlone(t *testing.T, opts Options) {
+func testWakeupsDeliverEachRecordAlone(t *testing.T, cfg setup) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
-	p, c := openProducers(t, opts)
+	p, c := openProducers(t, cfg)
 	arrived := make(chan uint32, 100)
 	self := uint32(os.Getpid())
 	finish := consume(t, p, c, func(rec []byte) {
-		if e, err := DecodeExec(rec); err == nil && e.Ppid == self {
+		if e, err := abi.DecodeExec(rec); err == nil && e.Ppid == self {
 			arrived <- e.Pid
 		}
 	})
@@ -213,9 +258,9 @@ func testWakeupsDeliverEachRecordAlone(t *testing.T, opts Options) {
 		wakeups += st.Wakeups
 	}
 	switch {
-	case opts.Wakeup == consumer.WakeupBusy && wakeups != 0:
+	case cfg.Wakeup == abi.WakeupBusy && wakeups != 0:
 		t.Errorf("a polling consumer was woken %d times", wakeups)
-	case opts.Wakeup != consumer.WakeupBusy && wakeups == 0:
+	case cfg.Wakeup != abi.WakeupBusy && wakeups == 0:
 		t.Error("50 records arrived without one wakeup: the consumer never slept")
 	}
 }
@@ -224,20 +269,20 @@ func TestSyscallsWithPIDFilterArriveExactly(t *testing.T) {
 	// 100,000 records of 40 bytes (48 in a ring, a perf buffer or an SPSC
 	// slot) fit 8 MiB even if the reader fell behind, so any loss here is a
 	// bug, not load.
-	forEachTransport(t, Options{Sources: []string{SourceSyscalls}, RingSize: 8 << 20},
+	forEachTransport(t, setup{Options: Options{Sources: sourcesNamed(t, abi.SourceSyscalls)}, ringSizes: transport.Options{RingSize: 8 << 20}},
 		testSyscallsWithPIDFilterArriveExactly)
 }
 
-func testSyscallsWithPIDFilterArriveExactly(t *testing.T, opts Options) {
+func testSyscallsWithPIDFilterArriveExactly(t *testing.T, cfg setup) {
 	testenv.RequireBPF(t)
 	child := testenv.StartSyscallChild(t)
-	opts.SyscallPIDs = []uint32{uint32(child.Pid)}
-	p, c := openProducers(t, opts)
+	cfg.SyscallPIDs = []uint32{uint32(child.Pid)}
+	p, c := openProducers(t, cfg)
 
 	getpids, others := 0, 0
 	finish := consume(t, p, c, func(rec []byte) {
-		s, err := DecodeSyscall(rec)
-		if err != nil || s.Hdr.Type != RecordSyscall {
+		s, err := abi.DecodeSyscall(rec)
+		if err != nil || s.Hdr.Type != abi.RecordSyscall {
 			t.Errorf("syscalls source wrote a record of type %d (%v)", s.Hdr.Type, err)
 			return
 		}
@@ -267,10 +312,10 @@ func testSyscallsWithPIDFilterArriveExactly(t *testing.T, opts Options) {
 func TestSyscallsLeaveOutRingwatchItself(t *testing.T) {
 	testenv.RequireBPF(t)
 	child := testenv.StartSyscallChild(t)
-	p, c := openProducers(t, Options{Sources: []string{SourceSyscalls}})
+	p, c := openProducers(t, setup{Options: Options{Sources: sourcesNamed(t, abi.SourceSyscalls)}})
 	self, fromSelf, fromChild := uint32(os.Getpid()), 0, 0
 	finish := consume(t, p, c, func(rec []byte) {
-		s, err := DecodeSyscall(rec)
+		s, err := abi.DecodeSyscall(rec)
 		switch {
 		case err != nil:
 			t.Errorf("decode: %v", err)
@@ -295,19 +340,20 @@ func TestSyscallsLeaveOutRingwatchItself(t *testing.T) {
 }
 
 func TestCloseLeavesNoBPFObjects(t *testing.T) {
-	forEachTransport(t, Options{Sources: SourceNames()}, testCloseLeavesNoBPFObjects)
+	forEachTransport(t, setup{Options: Options{Sources: sourcesNamed(t, SourceNames()...)}}, testCloseLeavesNoBPFObjects)
 }
 
-func testCloseLeavesNoBPFObjects(t *testing.T, opts Options) {
+func testCloseLeavesNoBPFObjects(t *testing.T, cfg setup) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
 	before := testenv.Snapshot(t)
 
+	tr, opts := openTransport(t, cfg)
 	p, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := consumer.OpenConfig(p.ConsumerConfig())
+	c, err := consumer.OpenConfig(tr.ReaderConfig(opts.Wakeup, 0))
 	if err != nil {
 		p.Close()
 		t.Fatal(err)
@@ -336,7 +382,11 @@ func testCloseLeavesNoBPFObjects(t *testing.T, opts Options) {
 	if err := p.Close(); err != nil {
 		t.Errorf("close producers: %v", err)
 	}
-	if err := errors.Join(c.Close(), p.Close()); err != nil {
+	// The percpu-ringbuf transport's rings are its own, not the producers'.
+	if err := tr.Close(); err != nil {
+		t.Errorf("close transport: %v", err)
+	}
+	if err := errors.Join(c.Close(), p.Close(), tr.Close()); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
 	testenv.WaitForObjects(t, before)
@@ -344,23 +394,46 @@ func testCloseLeavesNoBPFObjects(t *testing.T, opts Options) {
 
 func TestOpenRejectsBadOptionsFirst(t *testing.T) {
 	// Option errors come before any privilege or kernel check, so these
-	// hold for any user on any kernel.
+	// hold for any user on any kernel. Each case goes the way a command
+	// does: sources by name, then the transport, then the producers, and
+	// the first error ends it.
 	for _, tc := range []struct {
-		name string
-		opts Options
-		want string
+		name      string
+		sources   []string
+		pids      []uint32
+		kind      abi.Transport
+		ringSizes transport.Options
+		want      string
 	}{
-		{"unknown source", Options{Sources: []string{"exec", "forks"}}, `unknown source "forks": choose from exec, syscalls`},
-		{"ring size", Options{RingSize: 3 << 20}, "ring size 3MiB is not a power-of-two multiple of the page size"},
-		{"too many pids", Options{Sources: []string{SourceSyscalls}, SyscallPIDs: make([]uint32, MaxSyscallPIDs+1)}, "at most 1024 fit"},
-		{"unknown transport", Options{Transport: "pigeon"}, `unknown transport "pigeon": choose from ringbuf, percpu-ringbuf, perfbuf, spsc`},
-		{"cpus per ring elsewhere", Options{Transport: consumer.Perfbuf, CPUsPerRing: 2}, "only for the percpu-ringbuf transport"},
-		{"negative cpus per ring", Options{Transport: consumer.PercpuRingbuf, CPUsPerRing: -1}, "a positive number"},
+		{"unknown source", []string{"exec", "forks"}, nil, "", transport.Options{}, `unknown source "forks": choose from exec, syscalls`},
+		{"ring size", nil, nil, "", transport.Options{RingSize: 3 << 20}, "ring size 3MiB is not a power-of-two multiple of the page size"},
+		{"too many pids", []string{abi.SourceSyscalls}, make([]uint32, MaxSyscallPIDs+1), "", transport.Options{}, "at most 1024 fit"},
+		{"unknown transport", nil, nil, "pigeon", transport.Options{}, `unknown transport "pigeon": choose from ringbuf, percpu-ringbuf, perfbuf, spsc`},
+		{"cpus per ring elsewhere", nil, nil, abi.Perfbuf, transport.Options{CPUsPerRing: 2}, "applies only to --transport percpu-ringbuf"},
+		{"negative cpus per ring", nil, nil, abi.PercpuRingbuf, transport.Options{CPUsPerRing: -1}, "give 1 or more"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := Open(tc.opts)
+			err := func() error {
+				names := tc.sources
+				if names == nil {
+					names = []string{abi.SourceExec} // what Options' nil Sources mean
+				}
+				chosen, err := ParseSources(names)
+				if err != nil {
+					return err
+				}
+				tr, err := transport.New(tc.kind, tc.ringSizes)
+				if err != nil {
+					return err
+				}
+				defer tr.Close()
+				p, err := Open(Options{Sources: chosen, Transport: tr, SyscallPIDs: tc.pids})
+				if err == nil {
+					p.Close()
+				}
+				return err
+			}()
 			if err == nil {
-				p.Close()
 				t.Fatal("Open succeeded")
 			}
 			if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), tc.want) {

@@ -10,7 +10,9 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/testenv"
+	"github.com/ringwatch/ringwatch/pkg/control"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 	"github.com/ringwatch/ringwatch/pkg/userring"
 )
@@ -46,14 +48,14 @@ func writeData(ctx context.Context, w *userring.Writer, seq uint64, wait bool) e
 	var s userring.Sample
 	var err error
 	if wait {
-		s, err = w.ReserveWait(ctx, loader.DataSize)
+		s, err = w.ReserveWait(ctx, control.DataSize)
 	} else {
-		s, err = w.Reserve(loader.DataSize)
+		s, err = w.Reserve(control.DataSize)
 	}
 	if err != nil {
 		return err
 	}
-	loader.AppendData(s.Data[:0], seq, value(seq))
+	control.AppendData(s.Data[:0], seq, value(seq))
 	w.Submit(s)
 	return nil
 }
@@ -86,7 +88,7 @@ func TestMillionMessagesArriveInOrder(t *testing.T) {
 	}
 	var sum uint64
 	for i := range uint64(total) {
-		sum = loader.DataChecksum(sum, value(i))
+		sum = control.DataChecksum(sum, value(i))
 	}
 
 	var wg sync.WaitGroup
@@ -119,7 +121,7 @@ func TestMillionMessagesArriveInOrder(t *testing.T) {
 				drainErr = err
 				return
 			}
-			if st.Accepted[loader.MsgData] >= total || ctx.Err() != nil {
+			if st.Accepted[abi.MsgData] >= total || ctx.Err() != nil {
 				return
 			}
 			time.Sleep(10 * time.Microsecond) // let the writer refill
@@ -134,9 +136,9 @@ func TestMillionMessagesArriveInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Accepted[loader.MsgData] != total || st.DataNextSeq != total || st.DataOutOfOrder != 0 {
+	if st.Accepted[abi.MsgData] != total || st.DataNextSeq != total || st.DataOutOfOrder != 0 {
 		t.Errorf("kernel counted %d data messages, next seq %d, %d out of order; want %d, %d, 0",
-			st.Accepted[loader.MsgData], st.DataNextSeq, st.DataOutOfOrder, total, total)
+			st.Accepted[abi.MsgData], st.DataNextSeq, st.DataOutOfOrder, total, total)
 	}
 	if st.DataChecksum != sum {
 		t.Errorf("kernel checksum %#x, written %#x", st.DataChecksum, sum)
@@ -145,7 +147,7 @@ func TestMillionMessagesArriveInOrder(t *testing.T) {
 		t.Errorf("kernel rejected %d messages: %v", st.RejectedTotal(), st.Rejected)
 	}
 	ws := w.Stats()
-	if ws.Submitted != total || ws.Bytes != total*uint64(loader.DataSize) || ws.Pending != 0 {
+	if ws.Submitted != total || ws.Bytes != total*uint64(control.DataSize) || ws.Pending != 0 {
 		t.Errorf("writer stats: %+v", ws)
 	}
 	if ws.Full < 2 || ws.Waits == 0 {
@@ -226,7 +228,7 @@ func TestDrainWakesTheWaiter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Rejected[loader.RejectUnknownType] != 1 {
+	if st.Rejected[abi.RejectUnknownType] != 1 {
 		t.Errorf("the zeroed sample was not rejected as an unknown type: %v", st.Rejected)
 	}
 }

@@ -1,9 +1,10 @@
-package loader
+package control
 
 import (
 	"testing"
 
 	"github.com/ringwatch/ringwatch/internal/testenv"
+	"github.com/ringwatch/ringwatch/pkg/loader"
 	"github.com/ringwatch/ringwatch/pkg/userring"
 )
 
@@ -28,7 +29,7 @@ func BenchmarkDoorbell(b *testing.B) {
 	} {
 		batch := c.batch
 		b.Run(c.name, func(b *testing.B) {
-			ctl, err := OpenControl(ControlOptions{UserRingSize: 1 << 20})
+			ctl, err := loader.OpenControl(loader.ControlOptions{UserRingSize: 1 << 20})
 			if err != nil {
 				b.Fatal(err)
 			}

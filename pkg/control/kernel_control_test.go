@@ -1,4 +1,4 @@
-package loader
+package control
 
 import (
 	"context"
@@ -12,29 +12,32 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
+	"github.com/ringwatch/ringwatch/pkg/loader"
+	"github.com/ringwatch/ringwatch/pkg/transport"
 	"github.com/ringwatch/ringwatch/pkg/userring"
 )
 
 // controlRig is a loaded control program with a writer on its user ring and
 // a consumer of its replies, all closed when the test ends.
 type controlRig struct {
-	ctl     *Control
+	ctl     *loader.Control
 	w       *userring.Writer
 	replies *consumer.Consumer
 }
 
-func openControlRig(t *testing.T, p *Producers) *controlRig {
+func openControlRig(t *testing.T, p *loader.Producers) *controlRig {
 	t.Helper()
 	var (
-		ctl *Control
+		ctl *loader.Control
 		err error
 	)
 	if p != nil {
-		ctl, err = p.OpenControl(ControlOptions{})
+		ctl, err = p.OpenControl(loader.ControlOptions{})
 	} else {
-		ctl, err = OpenControl(ControlOptions{})
+		ctl, err = loader.OpenControl(loader.ControlOptions{})
 	}
 	if err != nil {
 		t.Fatalf("open control: %v", err)
@@ -45,7 +48,7 @@ func openControlRig(t *testing.T, p *Producers) *controlRig {
 		t.Fatalf("userring.Open: %v", err)
 	}
 	t.Cleanup(func() { w.Close() })
-	replies, err := consumer.Open(consumer.Ring{Name: "replies", Transport: consumer.Ringbuf, Map: ctl.Replies()})
+	replies, err := consumer.Open(consumer.RingBuffer("replies", ctl.Replies()))
 	if err != nil {
 		t.Fatalf("consumer.Open: %v", err)
 	}
@@ -72,11 +75,11 @@ func (r *controlRig) send(t *testing.T, msgs ...[]byte) {
 
 // reply reads the next ping reply; the doorbell has already put it in the
 // ring, so the timeout only bounds a failure.
-func (r *controlRig) reply(t *testing.T) Reply {
+func (r *controlRig) reply(t *testing.T) abi.Reply {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	var got []Reply
+	var got []abi.Reply
 	for len(got) == 0 {
 		if _, err := r.replies.Read(ctx, func(b consumer.Batch) {
 			for _, rec := range b.Records {
@@ -96,7 +99,7 @@ func (r *controlRig) reply(t *testing.T) Reply {
 	return got[0]
 }
 
-func (r *controlRig) stats(t *testing.T) DrainStats {
+func (r *controlRig) stats(t *testing.T) abi.DrainStats {
 	t.Helper()
 	st, err := r.ctl.Stats()
 	if err != nil {
@@ -122,48 +125,8 @@ func TestPingIsAnsweredWithItsTimestamp(t *testing.T) {
 			t.Errorf("reply %d counts %d accepted, %d rejected; want %d and 0", i, rep.Accepted, rep.Rejected, i+1)
 		}
 	}
-	if st := r.stats(t); st.Accepted[MsgPing] != 3 || st.RepliesLost != 0 || st.Drains != 3 {
+	if st := r.stats(t); st.Accepted[abi.MsgPing] != 3 || st.RepliesLost != 0 || st.Drains != 3 {
 		t.Errorf("stats: %+v", st)
-	}
-}
-
-func TestMessageEncodingMatchesTheLayouts(t *testing.T) {
-	ping := AppendPing(nil, 7, 9)
-	if p, err := decode[controlMsgPing](ping); err != nil || len(ping) != PingSize ||
-		p.Hdr.Type != MsgPing || p.Id != 7 || p.SentNs != 9 {
-		t.Errorf("ping %x decodes as %+v (%v)", ping, p, err)
-	}
-	data := AppendData(nil, 3, 0xfeed)
-	if d, err := decode[controlMsgData](data); err != nil || len(data) != DataSize ||
-		d.Hdr.Type != MsgData || d.Seq != 3 || d.Value != 0xfeed {
-		t.Errorf("data %x decodes as %+v (%v)", data, d, err)
-	}
-	src := AppendSource(nil, MsgSetSampling, RecordSyscall, 10)
-	if s, err := decode[controlMsgSource](src); err != nil || len(src) != SourceSize ||
-		s.Hdr.Type != MsgSetSampling || s.Source != uint32(RecordSyscall) || s.SampleEvery != 10 {
-		t.Errorf("source %x decodes as %+v (%v)", src, s, err)
-	}
-	pids := AppendSetPIDs(nil, []uint32{11, 12}, 0)
-	if h, err := decode[controlMsgSetPids](pids); err != nil || len(pids) != SetPIDsSize(2) ||
-		h.Hdr.Type != MsgSetPIDs || h.Count != 2 || binary.NativeEndian.Uint32(pids[SetPIDsSize(1):]) != 12 {
-		t.Errorf("set pids %x decodes as %+v (%v)", pids, h, err)
-	}
-	// With room given, encoding allocates nothing.
-	buf := make([]byte, 0, PingSize)
-	if n := testing.AllocsPerRun(100, func() { _ = AppendPing(buf, 1, 2) }); n != 0 {
-		t.Errorf("AppendPing into a buffer with room allocates %v times", n)
-	}
-	if MsgSetPIDs.String() != "set_pids" || MessageType(42).String() != "type_42" || RejectLength.String() != "bad length" {
-		t.Errorf("names: %s %s %s", MsgSetPIDs, MessageType(42), RejectLength)
-	}
-}
-
-func TestDataChecksumIsOrderSensitive(t *testing.T) {
-	var ab, ba uint64
-	ab = DataChecksum(DataChecksum(0, 1), 2)
-	ba = DataChecksum(DataChecksum(0, 2), 1)
-	if ab == ba {
-		t.Fatalf("checksum of 1,2 equals that of 2,1: %#x", ab)
 	}
 }
 
@@ -173,7 +136,7 @@ func TestDataChecksumIsOrderSensitive(t *testing.T) {
 // they ask for happens, and that the good messages after them still work.
 func TestMalformedMessagesAreCountedAndSkipped(t *testing.T) {
 	testenv.RequireUserRing(t)
-	p, _ := openProducers(t, Options{Sources: []string{SourceSyscalls}, SyscallPIDs: []uint32{4242}})
+	p, _ := openProducers(t, loader.Options{Sources: parseSources(t, abi.SourceSyscalls), SyscallPIDs: []uint32{4242}}, 0)
 	r := openControlRig(t, p)
 
 	withReserved := func(m []byte) []byte { binary.NativeEndian.PutUint32(m[4:], 1); return m }
@@ -182,28 +145,28 @@ func TestMalformedMessagesAreCountedAndSkipped(t *testing.T) {
 	bad := []struct {
 		name   string
 		msg    []byte
-		reason RejectReason
+		reason abi.RejectReason
 	}{
-		{"empty", []byte{}, RejectLength},
-		{"shorter than a header", []byte{1, 0, 0}, RejectLength},
-		{"type 0", append(typ(0), 0, 0, 0, 0), RejectUnknownType},
-		{"type 99", append(typ(99), make([]byte, 20)...), RejectUnknownType},
-		{"ping short", AppendPing(nil, 1, 1)[:PingSize-1], RejectLength},
-		{"ping long", append(AppendPing(nil, 1, 1), 0), RejectLength},
-		{"ping reserved", withReserved(AppendPing(nil, 1, 1)), RejectValue},
-		{"data short", AppendData(nil, 0, 1)[:12], RejectLength},
-		{"pause of source 0", AppendSource(nil, MsgPause, 0, 0), RejectValue},
-		{"pause of source 99", AppendSource(nil, MsgPause, 99, 0), RejectValue},
-		{"pause with a rate", AppendSource(nil, MsgPause, RecordSyscall, 5), RejectValue},
-		{"sampling long", append(AppendSource(nil, MsgSetSampling, RecordSyscall, 5), 0, 0, 0, 0), RejectLength},
-		{"pids header short", AppendSetPIDs(nil, nil, 0)[:10], RejectLength},
-		{"pids count beyond the list", withCount(AppendSetPIDs(nil, []uint32{1, 2}, 0), 3), RejectLength},
-		{"pids count short of the list", withCount(AppendSetPIDs(nil, []uint32{1, 2}, 0), 1), RejectLength},
-		{"pids too many", withCount(AppendSetPIDs(nil, nil, 0), MaxSyscallPIDs+1), RejectValue},
-		{"pid 0", AppendSetPIDs(nil, []uint32{77, 0}, 0), RejectValue},
+		{"empty", []byte{}, abi.RejectLength},
+		{"shorter than a header", []byte{1, 0, 0}, abi.RejectLength},
+		{"type 0", append(typ(0), 0, 0, 0, 0), abi.RejectUnknownType},
+		{"type 99", append(typ(99), make([]byte, 20)...), abi.RejectUnknownType},
+		{"ping short", AppendPing(nil, 1, 1)[:PingSize-1], abi.RejectLength},
+		{"ping long", append(AppendPing(nil, 1, 1), 0), abi.RejectLength},
+		{"ping reserved", withReserved(AppendPing(nil, 1, 1)), abi.RejectValue},
+		{"data short", AppendData(nil, 0, 1)[:12], abi.RejectLength},
+		{"pause of source 0", AppendSource(nil, abi.MsgPause, 0, 0), abi.RejectValue},
+		{"pause of source 99", AppendSource(nil, abi.MsgPause, 99, 0), abi.RejectValue},
+		{"pause with a rate", AppendSource(nil, abi.MsgPause, abi.RecordSyscall, 5), abi.RejectValue},
+		{"sampling long", append(AppendSource(nil, abi.MsgSetSampling, abi.RecordSyscall, 5), 0, 0, 0, 0), abi.RejectLength},
+		{"pids header short", AppendSetPIDs(nil, nil, 0)[:10], abi.RejectLength},
+		{"pids count beyond the list", withCount(AppendSetPIDs(nil, []uint32{1, 2}, 0), 3), abi.RejectLength},
+		{"pids count short of the list", withCount(AppendSetPIDs(nil, []uint32{1, 2}, 0), 1), abi.RejectLength},
+		{"pids too many", withCount(AppendSetPIDs(nil, nil, 0), loader.MaxSyscallPIDs+1), abi.RejectValue},
+		{"pid 0", AppendSetPIDs(nil, []uint32{77, 0}, 0), abi.RejectValue},
 	}
 	var msgs [][]byte
-	want := map[RejectReason]uint64{}
+	want := map[abi.RejectReason]uint64{}
 	for _, b := range bad {
 		msgs = append(msgs, b.msg)
 		want[b.reason]++
@@ -217,22 +180,22 @@ func TestMalformedMessagesAreCountedAndSkipped(t *testing.T) {
 		t.Errorf("reply after the bad messages: %+v; want id 9, %d rejected, 2 accepted", rep, len(bad))
 	}
 	st := r.stats(t)
-	for reason := range RejectReasonLimit {
+	for reason := range abi.RejectReasonLimit {
 		if st.Rejected[reason] != want[reason] {
 			t.Errorf("rejected for %s: %d, want %d", reason, st.Rejected[reason], want[reason])
 		}
 	}
-	if st.Accepted[MsgData] != 1 || st.DataChecksum != DataChecksum(0, 5) || st.DataOutOfOrder != 0 {
+	if st.Accepted[abi.MsgData] != 1 || st.DataChecksum != DataChecksum(0, 5) || st.DataOutOfOrder != 0 {
 		t.Errorf("the good data message after the bad ones: %+v", st)
 	}
 
 	// None of the bad messages changed the producers' settings.
-	for typ := RecordType(1); typ < RecordTypeLimit; typ++ {
-		var cfg controlSourceConfig
-		if err := p.coll.Maps[ringwatchMapSourceConfigs].Lookup(uint32(typ), &cfg); err != nil {
+	for typ := abi.RecordType(1); typ < abi.RecordTypeLimit; typ++ {
+		var cfg abi.SourceConfig
+		if err := p.Map(abi.MapSourceConfigs).Lookup(uint32(typ), &cfg); err != nil {
 			t.Fatal(err)
 		}
-		if cfg != (controlSourceConfig{}) {
+		if cfg != (abi.SourceConfig{}) {
 			t.Errorf("source %d settings changed to %+v", typ, cfg)
 		}
 	}
@@ -255,14 +218,14 @@ func TestMalformedMessagesAreCountedAndSkipped(t *testing.T) {
 // last of two set-pids messages is the one that holds.
 func TestMessagesTakeEffectInRingOrder(t *testing.T) {
 	testenv.RequireUserRing(t)
-	p, _ := openProducers(t, Options{Sources: []string{SourceSyscalls}})
+	p, _ := openProducers(t, loader.Options{Sources: parseSources(t, abi.SourceSyscalls)}, 0)
 	r := openControlRig(t, p)
 	r.send(t,
 		AppendSetPIDs(nil, []uint32{10}, 0), AppendData(nil, 0, 1), AppendPing(nil, 1, 0),
 		AppendSetPIDs(nil, []uint32{20}, 0), AppendData(nil, 1, 2), AppendData(nil, 2, 3), AppendPing(nil, 2, 0),
 	)
 	// The doorbell has returned: both replies are in the ring.
-	var got []Reply
+	var got []abi.Reply
 	if _, err := r.replies.Drain(func(b consumer.Batch) {
 		for _, rec := range b.Records {
 			rep, err := ParseReply(rec)
@@ -290,16 +253,16 @@ func TestMessagesTakeEffectInRingOrder(t *testing.T) {
 
 // allowList reads the syscalls source's allow-list, sorted, or nil when
 // the source reports every process.
-func allowList(t *testing.T, p *Producers) []uint32 {
+func allowList(t *testing.T, p *loader.Producers) []uint32 {
 	t.Helper()
-	var filter ringwatchSyscallFilter
-	if err := p.coll.Maps[ringwatchMapSyscallConfig].Lookup(uint32(0), &filter); err != nil {
+	var filter abi.SyscallFilter
+	if err := p.Map(abi.MapSyscallConfig).Lookup(uint32(0), &filter); err != nil {
 		t.Fatal(err)
 	}
 	var pids []uint32
 	var pid uint32
 	var tag uint8
-	it := p.coll.Maps[ringwatchMapSyscallPids].Iterate()
+	it := p.Map(abi.MapSyscallPids).Iterate()
 	for it.Next(&pid, &tag) {
 		pids = append(pids, pid)
 	}
@@ -318,9 +281,9 @@ func allowList(t *testing.T, p *Producers) []uint32 {
 
 func TestSetPIDsReplacesTheList(t *testing.T) {
 	testenv.RequireUserRing(t)
-	p, _ := openProducers(t, Options{Sources: []string{SourceSyscalls}, SyscallPIDs: []uint32{1, 2}})
+	p, _ := openProducers(t, loader.Options{Sources: parseSources(t, abi.SourceSyscalls), SyscallPIDs: []uint32{1, 2}}, 0)
 	r := openControlRig(t, p)
-	big := make([]uint32, MaxSyscallPIDs)
+	big := make([]uint32, loader.MaxSyscallPIDs)
 	for i := range big {
 		big[i] = uint32(100_000 + i)
 	}
@@ -342,14 +305,14 @@ func TestSetPIDsReplacesTheList(t *testing.T) {
 	}
 	// Clearing the list leaves out the process the message names.
 	r.send(t, AppendSetPIDs(nil, nil, 4321))
-	var filter ringwatchSyscallFilter
-	if err := p.coll.Maps[ringwatchMapSyscallConfig].Lookup(uint32(0), &filter); err != nil {
+	var filter abi.SyscallFilter
+	if err := p.Map(abi.MapSyscallConfig).Lookup(uint32(0), &filter); err != nil {
 		t.Fatal(err)
 	}
-	if filter != (ringwatchSyscallFilter{AllowList: 0, ExcludePid: 4321}) || allowList(t, p) != nil {
+	if filter != (abi.SyscallFilter{AllowList: 0, ExcludePid: 4321}) || allowList(t, p) != nil {
 		t.Errorf("after clearing with 4321 left out: filter %+v, list %v", filter, allowList(t, p))
 	}
-	if st := r.stats(t); st.Accepted[MsgSetPIDs] != 7 || st.RejectedTotal() != 0 {
+	if st := r.stats(t); st.Accepted[abi.MsgSetPIDs] != 7 || st.RejectedTotal() != 0 {
 		t.Errorf("stats: %+v", st)
 	}
 }
@@ -361,11 +324,10 @@ func TestSetPIDsReplacesTheList(t *testing.T) {
 func TestSetPIDsChangesSyscallsFromTheNextRecord(t *testing.T) {
 	testenv.RequireUserRing(t)
 	a, b := testenv.StartSyscallChild(t), testenv.StartSyscallChild(t)
-	p, c := openProducers(t, Options{
-		Sources:     []string{SourceSyscalls},
-		RingSize:    4 << 20,
+	p, c := openProducers(t, loader.Options{
+		Sources:     parseSources(t, abi.SourceSyscalls),
 		SyscallPIDs: []uint32{uint32(a.Pid)},
-	})
+	}, 4<<20)
 	r := openControlRig(t, p)
 
 	// getpids counts each child's getpid records that Drain delivers.
@@ -373,7 +335,7 @@ func TestSetPIDsChangesSyscallsFromTheNextRecord(t *testing.T) {
 		t.Helper()
 		if _, err := c.Drain(func(batch consumer.Batch) {
 			for _, rec := range batch.Records {
-				s, err := DecodeSyscall(rec)
+				s, err := abi.DecodeSyscall(rec)
 				if err != nil || s.Nr != unix.SYS_GETPID {
 					continue
 				}
@@ -421,7 +383,7 @@ func TestSetPIDsChangesSyscallsFromTheNextRecord(t *testing.T) {
 func TestPauseResumeAndSampling(t *testing.T) {
 	testenv.RequireUserRing(t)
 	testenv.RequireTracefs(t)
-	p, c := openProducers(t, Options{Sources: []string{SourceExec}})
+	p, c := openProducers(t, loader.Options{Sources: parseSources(t, abi.SourceExec)}, 0)
 	r := openControlRig(t, p)
 	self := uint32(os.Getpid())
 
@@ -440,7 +402,7 @@ func TestPauseResumeAndSampling(t *testing.T) {
 		}
 		if _, err := c.Drain(func(b consumer.Batch) {
 			for _, rec := range b.Records {
-				if e, err := DecodeExec(rec); err == nil && e.Ppid == self && e.FilenameString() == "/bin/true" {
+				if e, err := abi.DecodeExec(rec); err == nil && e.Ppid == self && e.FilenameString() == "/bin/true" {
 					seen++
 				}
 			}
@@ -458,22 +420,22 @@ func TestPauseResumeAndSampling(t *testing.T) {
 	if seen, _ := spawn(n); seen != n {
 		t.Fatalf("before any message: %d of %d execs seen", seen, n)
 	}
-	r.send(t, AppendSource(nil, MsgPause, RecordExec, 0))
+	r.send(t, AppendSource(nil, abi.MsgPause, abi.RecordExec, 0))
 	if seen, skipped := spawn(n); seen != 0 || skipped < n {
 		t.Fatalf("paused: %d execs seen, %d skipped; want 0 and at least %d", seen, skipped, n)
 	}
-	r.send(t, AppendSource(nil, MsgResume, RecordExec, 0))
+	r.send(t, AppendSource(nil, abi.MsgResume, abi.RecordExec, 0))
 	if seen, _ := spawn(n); seen != n {
 		t.Fatalf("resumed: %d of %d execs seen", seen, n)
 	}
 	// One in 5: a sampling countdown runs per CPU, and other processes'
 	// execs count too, so bound what our children can have contributed.
-	r.send(t, AppendSource(nil, MsgSetSampling, RecordExec, 5))
+	r.send(t, AppendSource(nil, abi.MsgSetSampling, abi.RecordExec, 5))
 	seen, skipped := spawn(n)
 	if seen == n || skipped == 0 {
 		t.Fatalf("sampling one in 5: %d of %d execs seen, %d skipped", seen, n, skipped)
 	}
-	if st := r.stats(t); st.Accepted[MsgPause] != 1 || st.Accepted[MsgResume] != 1 || st.Accepted[MsgSetSampling] != 1 {
+	if st := r.stats(t); st.Accepted[abi.MsgPause] != 1 || st.Accepted[abi.MsgResume] != 1 || st.Accepted[abi.MsgSetSampling] != 1 {
 		t.Errorf("stats: %+v", st)
 	}
 }
@@ -481,19 +443,26 @@ func TestPauseResumeAndSampling(t *testing.T) {
 func TestControlCloseLeavesNoBPFObjects(t *testing.T) {
 	testenv.RequireUserRing(t)
 	before := testenv.Snapshot(t)
-	p, err := Open(Options{Sources: []string{SourceSyscalls}})
+	tr, err := transport.New(abi.Ringbuf, transport.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctl, err := p.OpenControl(ControlOptions{})
+	p, err := loader.Open(loader.Options{Sources: parseSources(t, abi.SourceSyscalls), Transport: tr})
+	if err != nil {
+		tr.Close()
+		t.Fatal(err)
+	}
+	ctl, err := p.OpenControl(loader.ControlOptions{})
 	if err != nil {
 		p.Close()
+		tr.Close()
 		t.Fatal(err)
 	}
-	standalone, err := OpenControl(ControlOptions{UserRingSize: 2 * os.Getpagesize()})
+	standalone, err := loader.OpenControl(loader.ControlOptions{UserRingSize: 2 * os.Getpagesize()})
 	if err != nil {
 		ctl.Close()
 		p.Close()
+		tr.Close()
 		t.Fatal(err)
 	}
 	w, err := userring.Open(ctl.UserRing())
@@ -515,9 +484,9 @@ func TestControlCloseLeavesNoBPFObjects(t *testing.T) {
 	if w != nil {
 		err = errors.Join(err, w.Close())
 	}
-	// The producers first: the control program keeps their maps alive, and
-	// closing it must free them.
-	err = errors.Join(err, p.Close(), ctl.Close(), standalone.Close(), ctl.Close())
+	// The producers (and their transport) first: the control program keeps
+	// their maps alive, and closing it must free them.
+	err = errors.Join(err, p.Close(), tr.Close(), ctl.Close(), standalone.Close(), ctl.Close())
 	if err != nil {
 		t.Errorf("close: %v", err)
 	}
@@ -525,12 +494,12 @@ func TestControlCloseLeavesNoBPFObjects(t *testing.T) {
 }
 
 func TestOpenControlRejectsBadRingSize(t *testing.T) {
-	ctl, err := OpenControl(ControlOptions{UserRingSize: 5000})
+	ctl, err := loader.OpenControl(loader.ControlOptions{UserRingSize: 5000})
 	if err == nil {
 		ctl.Close()
 		t.Fatal("OpenControl accepted a 5000-byte user ring")
 	}
-	if !errors.Is(err, ErrInvalidOption) {
+	if !errors.Is(err, abi.ErrInvalidOption) {
 		t.Fatalf("err = %v, want ErrInvalidOption", err)
 	}
 }
