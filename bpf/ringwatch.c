@@ -602,7 +602,7 @@ static __always_inline int bench_run(void *ctx, __u32 count, const __u32 size, c
 
 #define BENCH_PROGRAM(name, transport, size)						\
 	SEC("syscall")									\
-	int bench_##name##_##size(struct bench_args *args)				\
+	int bench_##size##_##name(struct bench_args *args)				\
 	{										\
 		return bench_run(args, args->count, size, transport);			\
 	}
@@ -615,7 +615,7 @@ static __always_inline int bench_run(void *ctx, __u32 count, const __u32 size, c
  */
 #define BENCH_PERF_PROGRAM(size)							\
 	SEC("raw_tp/bench")								\
-	int bench_perfbuf_##size(struct bpf_raw_tracepoint_args *ctx)			\
+	int bench_##size##_perfbuf(struct bpf_raw_tracepoint_args *ctx)			\
 	{										\
 		return bench_run(ctx, ctx->args[0], size, TRANSPORT_PERFBUF);		\
 	}

@@ -17,9 +17,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/bench"
-	"github.com/ringwatch/ringwatch/pkg/consumer"
-	"github.com/ringwatch/ringwatch/pkg/loader"
+	tpt "github.com/ringwatch/ringwatch/pkg/transport"
 )
 
 const benchUsage = `Usage: ringwatch bench [flags]
@@ -70,11 +70,11 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	fs := flag.NewFlagSet("ringwatch bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	scenarios := fs.String("scenario", "drain,saturation,latency,roundtrip", "comma-separated scenarios to run")
-	transports := fs.String("transport", strings.Join(loader.TransportNames(), ","), "comma-separated transports to measure")
+	transports := fs.String("transport", strings.ReplaceAll(joinNames(abi.Transports()), " ", ""), "comma-separated transports to measure")
 	sizes := fs.String("size", "16,64,256,1024,4096", "comma-separated record sizes in bytes: 16, 64, 256, 1024, 4096")
 	wakeups := fs.String("wakeup", "adaptive,every,busy", "comma-separated wakeup modes of ringwatch's consumer for saturation and latency")
 	peers := fs.Bool("peers", true, "also measure cilium/ebpf's ringbuf.Reader and perf.Reader")
-	ringSize := fs.String("ring-size", loader.FormatSize(loader.DefaultRingSize), "data size of each ring")
+	ringSize := fs.String("ring-size", abi.FormatSize(tpt.DefaultRingSize), "data size of each ring")
 	records := fs.Int("records", 4<<20, "saturation: records the producer writes per measurement")
 	maxTime := fs.Duration("max-time", 5*time.Second, "saturation: stop the producer after this long even if --records are not all written")
 	rates := fs.String("rates", "1000,10000,100000", "latency: comma-separated rates in records per second")
@@ -101,35 +101,37 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	o.ProducerCPU, o.ConsumerCPU = *producerCPU, *consumerCPU
 	var err error
 	for _, s := range splitList(*scenarios) {
-		if !slices.Contains([]string{bench.Drain, bench.Saturation, bench.Latency, bench.RoundTrip}, s) {
-			return cfg, fmt.Errorf("--scenario %q: choose from drain, saturation, latency, roundtrip", s)
+		if !slices.Contains(bench.Scenarios(), s) {
+			return cfg, fmt.Errorf("--scenario %q: choose from %s", s, joinNames(bench.Scenarios()))
 		}
 		o.Scenarios = append(o.Scenarios, s)
 	}
-	for _, t := range splitList(*transports) {
-		if !slices.Contains(loader.TransportNames(), t) {
-			return cfg, fmt.Errorf("--transport %q: choose from %s", t, strings.Join(loader.TransportNames(), ", "))
+	for _, name := range splitList(*transports) {
+		t, err := tpt.ParseName(name)
+		if err != nil {
+			return cfg, fmt.Errorf("--transport: %w", err)
 		}
-		o.Transports = append(o.Transports, consumer.Transport(t))
+		o.Transports = append(o.Transports, t)
 	}
 	if o.Sizes, err = intList("--size", *sizes); err != nil {
 		return cfg, err
 	}
 	for _, size := range o.Sizes {
-		if !slices.Contains(loader.BenchRecordSizes, size) {
-			return cfg, fmt.Errorf("--size %d: choose from 16, 64, 256, 1024, 4096", size)
+		if !slices.Contains(bench.RecordSizes, size) {
+			return cfg, fmt.Errorf("--size %d: choose from %s", size, strings.Trim(strings.Join(strings.Fields(fmt.Sprint(bench.RecordSizes)), ", "), "[]"))
 		}
 	}
-	for _, w := range splitList(*wakeups) {
-		if !slices.Contains(consumer.Wakeups(), consumer.Wakeup(w)) {
-			return cfg, fmt.Errorf("--wakeup %q: choose from adaptive, every, busy", w)
+	for _, name := range splitList(*wakeups) {
+		w, err := abi.ParseWakeup(name)
+		if err != nil {
+			return cfg, fmt.Errorf("--wakeup: %w", err)
 		}
-		o.Wakeups = append(o.Wakeups, consumer.Wakeup(w))
+		o.Wakeups = append(o.Wakeups, w)
 	}
 	if o.Rates, err = intList("--rates", *rates); err != nil {
 		return cfg, err
 	}
-	if o.RingSize, err = loader.ParseRingSize(*ringSize); err != nil {
+	if o.RingSize, err = abi.ParseRingSize(*ringSize); err != nil {
 		return cfg, fmt.Errorf("--ring-size: %w", err)
 	}
 	if len(o.Scenarios) == 0 || len(o.Transports) == 0 || len(o.Sizes) == 0 || len(o.Wakeups) == 0 {
@@ -160,6 +162,15 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// joinNames lists names for a flag's help: "a, b, c".
+func joinNames[T ~string](names []T) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ", ")
 }
 
 func splitList(s string) []string {

@@ -106,7 +106,7 @@ func parseCtlFlags(args []string, stderr io.Writer) (ctlConfig, error) {
 		if a.Source == "" {
 			continue
 		}
-		if _, err := loader.SourceRecordType(a.Source); err != nil {
+		if _, err := loader.ParseSources([]string{a.Source}); err != nil {
 			flagName := map[string]string{control.OpPause: "pause", control.OpResume: "resume", control.OpSetSampling: "sample"}[a.Op]
 			return ctlConfig{}, fmt.Errorf("--%s: %w", flagName, err)
 		}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/control"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 )
@@ -143,7 +144,7 @@ func ping(cfg pingConfig, stdout io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	if got := st.Accepted[loader.MsgPing]; got != uint64(cfg.count) || st.RejectedTotal() != 0 {
+	if got := st.Accepted[abi.MsgPing]; got != uint64(cfg.count) || st.RejectedTotal() != 0 {
 		return fmt.Errorf("the kernel counted %d pings and %d rejected messages, %d pings were sent",
 			got, st.RejectedTotal(), cfg.count)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -21,10 +19,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 	"github.com/ringwatch/ringwatch/pkg/control"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 	"github.com/ringwatch/ringwatch/pkg/metrics"
+	"github.com/ringwatch/ringwatch/pkg/output"
+	"github.com/ringwatch/ringwatch/pkg/session"
+	tpt "github.com/ringwatch/ringwatch/pkg/transport"
 )
 
 const runUsage = `Usage: ringwatch run [flags]
@@ -73,8 +75,8 @@ while running, 2 for a wrong command line.
 
 type runConfig struct {
 	sources       []string
-	transport     consumer.Transport
-	wakeup        consumer.Wakeup
+	transport     abi.Transport
+	wakeup        abi.Wakeup
 	cpusPerRing   int
 	ringSize      int
 	listenAddress string
@@ -90,14 +92,14 @@ type runConfig struct {
 func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 	fs := flag.NewFlagSet("ringwatch run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	source := fs.String("source", loader.SourceExec,
+	source := fs.String("source", abi.SourceExec,
 		"comma-separated sources to carry: "+strings.Join(loader.SourceNames(), ", "))
-	transport := fs.String("transport", string(consumer.Ringbuf),
-		"how records travel to user space: "+strings.Join(loader.TransportNames(), ", "))
-	wakeup := fs.String("wakeup", string(consumer.WakeupAdaptive),
+	transport := fs.String("transport", string(abi.Ringbuf),
+		"how records travel to user space: "+joinNames(abi.Transports()))
+	wakeup := fs.String("wakeup", string(abi.WakeupAdaptive),
 		"when producers wake the consumer: adaptive (only when it sleeps; after records flowed it sleeps lazily, waking at an eighth of the ring or after 1ms), every (every record), busy (never: the consumer polls a CPU)")
 	cpusPerRing := fs.Int("cpus-per-ring", 1, "percpu-ringbuf: how many CPUs share one ring buffer")
-	ringSize := fs.String("ring-size", loader.FormatSize(loader.DefaultRingSize),
+	ringSize := fs.String("ring-size", abi.FormatSize(tpt.DefaultRingSize),
 		"data size of each ring: a power-of-two multiple of the page size, such as 256KiB, 4MiB or 1GiB")
 	listen := fs.String("web.listen-address", "127.0.0.1:9477",
 		"address to serve metrics on; ':9477' listens on every interface")
@@ -115,29 +117,28 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 	}
 
 	cfg := runConfig{listenAddress: *listen, telemetryPath: *path, duration: *duration, ctlSocket: *ctlSocket,
-		transport: consumer.Transport(*transport), cpusPerRing: *cpusPerRing, wakeup: consumer.Wakeup(*wakeup)}
-	if !slices.Contains(consumer.Wakeups(), cfg.wakeup) {
-		return runConfig{}, fmt.Errorf("--wakeup %q: choose adaptive, every or busy", *wakeup)
+		cpusPerRing: *cpusPerRing}
+	var err error
+	if cfg.wakeup, err = abi.ParseWakeup(*wakeup); err != nil {
+		return runConfig{}, fmt.Errorf("--wakeup: %w", err)
 	}
-	if !slices.Contains(loader.TransportNames(), *transport) {
-		return runConfig{}, fmt.Errorf("--transport %q: choose from %s", *transport, strings.Join(loader.TransportNames(), ", "))
+	if cfg.transport, err = tpt.ParseName(*transport); err != nil {
+		return runConfig{}, fmt.Errorf("--transport: %w", err)
 	}
 	if *cpusPerRing < 1 {
 		return runConfig{}, fmt.Errorf("--cpus-per-ring %d: give 1 or more", *cpusPerRing)
 	}
-	if *cpusPerRing > 1 && cfg.transport != consumer.PercpuRingbuf {
-		return runConfig{}, fmt.Errorf("--cpus-per-ring applies only to --transport %s", consumer.PercpuRingbuf)
+	if err := tpt.CheckOptions(cfg.transport, tpt.Options{CPUsPerRing: *cpusPerRing}); err != nil {
+		return runConfig{}, err
 	}
-	for _, s := range strings.Split(*source, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			cfg.sources = append(cfg.sources, s)
-		}
-	}
+	cfg.sources = splitList(*source)
 	if len(cfg.sources) == 0 {
 		return runConfig{}, fmt.Errorf("--source is empty: choose from %s", strings.Join(loader.SourceNames(), ", "))
 	}
-	var err error
-	if cfg.ringSize, err = loader.ParseRingSize(*ringSize); err != nil {
+	if _, err := loader.ParseSources(cfg.sources); err != nil {
+		return runConfig{}, fmt.Errorf("--source: %w", err)
+	}
+	if cfg.ringSize, err = abi.ParseRingSize(*ringSize); err != nil {
 		return runConfig{}, fmt.Errorf("--ring-size: %w", err)
 	}
 	switch *output {
@@ -177,7 +178,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := carry(cfg, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "ringwatch: %v\n", err)
-		if errors.Is(err, loader.ErrInvalidOption) {
+		if errors.Is(err, abi.ErrInvalidOption) {
 			return exitUsage
 		}
 		return exitError
@@ -200,25 +201,20 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	}
 	defer ln.Close()
 
-	producers, err := loader.Open(loader.Options{Sources: cfg.sources, Transport: cfg.transport, Wakeup: cfg.wakeup,
-		CPUsPerRing: cfg.cpusPerRing, RingSize: cfg.ringSize, SyscallPIDs: cfg.pids})
+	sources, err := loader.ParseSources(cfg.sources)
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, producers.Close()) }()
-
-	rings := producers.Rings()
-	cons, err := consumer.OpenConfig(producers.ConsumerConfig())
+	s, err := session.Open(session.Options{Sources: sources, Transport: cfg.transport, Wakeup: cfg.wakeup,
+		Rings: tpt.Options{RingSize: cfg.ringSize, CPUsPerRing: cfg.cpusPerRing}, SyscallPIDs: cfg.pids})
 	if err != nil {
 		return err
 	}
-	defer func() { err = errors.Join(err, cons.Close()) }()
-	if err := producers.Attach(); err != nil {
-		return err
-	}
+	defer func() { err = errors.Join(err, s.Close()) }()
 
-	tracker := metrics.NewTracker(len(rings))
-	collector := metrics.NewCollector(version, rings, producers.Sources(), cons, producers, tracker)
+	producers := s.Producers()
+	rings := s.RingNames()
+	collector := metrics.NewCollector(version, string(cfg.transport), rings, producers.Sources(), s, s.Tracker())
 	side, err := startControl(cfg.ctlSocket, producers, stderr)
 	if err != nil {
 		return err
@@ -227,17 +223,13 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	srv := serveMetrics(ln, cfg.telemetryPath, stderr, append(side.collectors(), collector)...)
 	defer srv.Close()
 
-	names := make([]string, len(rings))
-	for i, r := range rings {
-		names[i] = r.Name
-	}
 	ringCount := "1 ring"
 	if len(rings) > 1 {
 		ringCount = fmt.Sprintf("%d rings", len(rings))
 	}
 	fmt.Fprintf(stderr, "ringwatch %s: carrying %s over %s, %s of %s (%s); metrics on http://%s%s\n",
-		version, strings.Join(producers.Sources(), ","), producers.Transport(), ringCount,
-		loader.FormatSize(cfg.ringSize), strings.Join(names, ","), ln.Addr(), cfg.telemetryPath)
+		version, strings.Join(producers.Sources(), ","), cfg.transport, ringCount,
+		abi.FormatSize(cfg.ringSize), strings.Join(rings, ","), ln.Addr(), cfg.telemetryPath)
 	side.announce(stderr)
 
 	if cfg.duration > 0 {
@@ -248,43 +240,38 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	ctx, cancelRun := context.WithCancelCause(ctx)
 	defer cancelRun(nil)
 
+	// The accounting sees every batch in the session; the callback only
+	// prints.
+	var handle func(consumer.Batch)
+	var out *output.Writer
 	if cfg.jsonOutput {
 		// A reader that goes away (ringwatch run --output json | head)
 		// should end the run cleanly, with a summary: with SIGPIPE
 		// ignored, the write fails with EPIPE instead of killing us.
 		signal.Ignore(syscall.SIGPIPE)
-	}
-	out := newEventWriter(stdout, cfg.jsonOutput)
-	handle := func(b consumer.Batch) {
-		tracker.Observe(b)
-		if err := out.write(b); err != nil {
-			cancelRun(err)
+		out = output.NewWriter(stdout)
+		handle = func(b consumer.Batch) {
+			if err := out.Write(b.Records); err != nil {
+				cancelRun(err)
+			}
 		}
 	}
-	for ctx.Err() == nil {
-		if _, err := cons.Read(ctx, handle); err != nil && ctx.Err() == nil {
-			return err
-		}
+	if err := s.Read(ctx, handle); err != nil {
+		return err
 	}
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) &&
 		!errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, syscall.EPIPE) {
 		return fmt.Errorf("write events: %w", cause)
 	}
-
-	// Stop the producers first, so what the ring holds is all there will be.
-	if err := producers.Detach(); err != nil {
+	// Detach the producers, drain what the rings still hold, and close
+	// the books with the kernel's final counts.
+	if _, err := s.Finish(handle); err != nil {
 		return err
 	}
-	if _, err := cons.Drain(handle); err != nil {
-		return err
-	}
-	counters, err := producers.Counters()
-	if err != nil {
-		return err
-	}
-	tracker.Finish(counters, producers.RingOf)
-	if err := out.flush(); err != nil && !errors.Is(err, syscall.EPIPE) {
-		return fmt.Errorf("write events: %w", err)
+	if out != nil {
+		if err := out.Flush(); err != nil && !errors.Is(err, syscall.EPIPE) {
+			return fmt.Errorf("write events: %w", err)
+		}
 	}
 	fmt.Fprintln(stderr, "ringwatch: stopped; carried:")
 	if err := collector.WriteSummary(stderr); err != nil {
@@ -316,42 +303,4 @@ func serveMetrics(ln net.Listener, path string, stderr io.Writer, ours ...promet
 		}
 	}()
 	return srv
-}
-
-// eventWriter prints decoded events as JSON lines, one buffered write per
-// batch; with JSON off it does nothing.
-type eventWriter struct {
-	w    *bufio.Writer
-	line []byte
-}
-
-func newEventWriter(stdout io.Writer, enabled bool) *eventWriter {
-	if !enabled {
-		return &eventWriter{}
-	}
-	return &eventWriter{w: bufio.NewWriterSize(stdout, 64<<10)}
-}
-
-func (e *eventWriter) write(b consumer.Batch) error {
-	if e.w == nil {
-		return nil
-	}
-	for _, rec := range b.Records {
-		line, err := loader.AppendJSON(e.line[:0], rec)
-		if err != nil {
-			continue // counted as invalid by the tracker
-		}
-		e.line = append(line, '\n')
-		if _, err := e.w.Write(e.line); err != nil {
-			return err
-		}
-	}
-	return e.w.Flush()
-}
-
-func (e *eventWriter) flush() error {
-	if e.w == nil {
-		return nil
-	}
-	return e.w.Flush()
 }

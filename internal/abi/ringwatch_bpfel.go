@@ -175,26 +175,26 @@ const (
 	ringwatchMapSyscallConfig           = "syscall_config"
 	ringwatchMapSyscallPids             = "syscall_pids"
 	ringwatchMapTransportSettings       = "transport_settings"
-	ringwatchProgBenchPercpuRingbuf1024 = "bench_percpu_ringbuf_1024"
-	ringwatchProgBenchPercpuRingbuf16   = "bench_percpu_ringbuf_16"
-	ringwatchProgBenchPercpuRingbuf256  = "bench_percpu_ringbuf_256"
-	ringwatchProgBenchPercpuRingbuf4096 = "bench_percpu_ringbuf_4096"
-	ringwatchProgBenchPercpuRingbuf64   = "bench_percpu_ringbuf_64"
-	ringwatchProgBenchPerfbuf1024       = "bench_perfbuf_1024"
-	ringwatchProgBenchPerfbuf16         = "bench_perfbuf_16"
-	ringwatchProgBenchPerfbuf256        = "bench_perfbuf_256"
-	ringwatchProgBenchPerfbuf4096       = "bench_perfbuf_4096"
-	ringwatchProgBenchPerfbuf64         = "bench_perfbuf_64"
-	ringwatchProgBenchRingbuf1024       = "bench_ringbuf_1024"
-	ringwatchProgBenchRingbuf16         = "bench_ringbuf_16"
-	ringwatchProgBenchRingbuf256        = "bench_ringbuf_256"
-	ringwatchProgBenchRingbuf4096       = "bench_ringbuf_4096"
-	ringwatchProgBenchRingbuf64         = "bench_ringbuf_64"
-	ringwatchProgBenchSpsc1024          = "bench_spsc_1024"
-	ringwatchProgBenchSpsc16            = "bench_spsc_16"
-	ringwatchProgBenchSpsc256           = "bench_spsc_256"
-	ringwatchProgBenchSpsc4096          = "bench_spsc_4096"
-	ringwatchProgBenchSpsc64            = "bench_spsc_64"
+	ringwatchProgBench1024PercpuRingbuf = "bench_1024_percpu_ringbuf"
+	ringwatchProgBench1024Perfbuf       = "bench_1024_perfbuf"
+	ringwatchProgBench1024Ringbuf       = "bench_1024_ringbuf"
+	ringwatchProgBench1024Spsc          = "bench_1024_spsc"
+	ringwatchProgBench16PercpuRingbuf   = "bench_16_percpu_ringbuf"
+	ringwatchProgBench16Perfbuf         = "bench_16_perfbuf"
+	ringwatchProgBench16Ringbuf         = "bench_16_ringbuf"
+	ringwatchProgBench16Spsc            = "bench_16_spsc"
+	ringwatchProgBench256PercpuRingbuf  = "bench_256_percpu_ringbuf"
+	ringwatchProgBench256Perfbuf        = "bench_256_perfbuf"
+	ringwatchProgBench256Ringbuf        = "bench_256_ringbuf"
+	ringwatchProgBench256Spsc           = "bench_256_spsc"
+	ringwatchProgBench4096PercpuRingbuf = "bench_4096_percpu_ringbuf"
+	ringwatchProgBench4096Perfbuf       = "bench_4096_perfbuf"
+	ringwatchProgBench4096Ringbuf       = "bench_4096_ringbuf"
+	ringwatchProgBench4096Spsc          = "bench_4096_spsc"
+	ringwatchProgBench64PercpuRingbuf   = "bench_64_percpu_ringbuf"
+	ringwatchProgBench64Perfbuf         = "bench_64_perfbuf"
+	ringwatchProgBench64Ringbuf         = "bench_64_ringbuf"
+	ringwatchProgBench64Spsc            = "bench_64_spsc"
 	ringwatchProgExecPercpuRingbuf      = "exec_percpu_ringbuf"
 	ringwatchProgExecPerfbuf            = "exec_perfbuf"
 	ringwatchProgExecRingbuf            = "exec_ringbuf"
@@ -247,26 +247,26 @@ type ringwatchSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ringwatchProgramSpecs struct {
-	BenchPercpuRingbuf1024 *ebpf.ProgramSpec `ebpf:"bench_percpu_ringbuf_1024"`
-	BenchPercpuRingbuf16   *ebpf.ProgramSpec `ebpf:"bench_percpu_ringbuf_16"`
-	BenchPercpuRingbuf256  *ebpf.ProgramSpec `ebpf:"bench_percpu_ringbuf_256"`
-	BenchPercpuRingbuf4096 *ebpf.ProgramSpec `ebpf:"bench_percpu_ringbuf_4096"`
-	BenchPercpuRingbuf64   *ebpf.ProgramSpec `ebpf:"bench_percpu_ringbuf_64"`
-	BenchPerfbuf1024       *ebpf.ProgramSpec `ebpf:"bench_perfbuf_1024"`
-	BenchPerfbuf16         *ebpf.ProgramSpec `ebpf:"bench_perfbuf_16"`
-	BenchPerfbuf256        *ebpf.ProgramSpec `ebpf:"bench_perfbuf_256"`
-	BenchPerfbuf4096       *ebpf.ProgramSpec `ebpf:"bench_perfbuf_4096"`
-	BenchPerfbuf64         *ebpf.ProgramSpec `ebpf:"bench_perfbuf_64"`
-	BenchRingbuf1024       *ebpf.ProgramSpec `ebpf:"bench_ringbuf_1024"`
-	BenchRingbuf16         *ebpf.ProgramSpec `ebpf:"bench_ringbuf_16"`
-	BenchRingbuf256        *ebpf.ProgramSpec `ebpf:"bench_ringbuf_256"`
-	BenchRingbuf4096       *ebpf.ProgramSpec `ebpf:"bench_ringbuf_4096"`
-	BenchRingbuf64         *ebpf.ProgramSpec `ebpf:"bench_ringbuf_64"`
-	BenchSpsc1024          *ebpf.ProgramSpec `ebpf:"bench_spsc_1024"`
-	BenchSpsc16            *ebpf.ProgramSpec `ebpf:"bench_spsc_16"`
-	BenchSpsc256           *ebpf.ProgramSpec `ebpf:"bench_spsc_256"`
-	BenchSpsc4096          *ebpf.ProgramSpec `ebpf:"bench_spsc_4096"`
-	BenchSpsc64            *ebpf.ProgramSpec `ebpf:"bench_spsc_64"`
+	Bench1024PercpuRingbuf *ebpf.ProgramSpec `ebpf:"bench_1024_percpu_ringbuf"`
+	Bench1024Perfbuf       *ebpf.ProgramSpec `ebpf:"bench_1024_perfbuf"`
+	Bench1024Ringbuf       *ebpf.ProgramSpec `ebpf:"bench_1024_ringbuf"`
+	Bench1024Spsc          *ebpf.ProgramSpec `ebpf:"bench_1024_spsc"`
+	Bench16PercpuRingbuf   *ebpf.ProgramSpec `ebpf:"bench_16_percpu_ringbuf"`
+	Bench16Perfbuf         *ebpf.ProgramSpec `ebpf:"bench_16_perfbuf"`
+	Bench16Ringbuf         *ebpf.ProgramSpec `ebpf:"bench_16_ringbuf"`
+	Bench16Spsc            *ebpf.ProgramSpec `ebpf:"bench_16_spsc"`
+	Bench256PercpuRingbuf  *ebpf.ProgramSpec `ebpf:"bench_256_percpu_ringbuf"`
+	Bench256Perfbuf        *ebpf.ProgramSpec `ebpf:"bench_256_perfbuf"`
+	Bench256Ringbuf        *ebpf.ProgramSpec `ebpf:"bench_256_ringbuf"`
+	Bench256Spsc           *ebpf.ProgramSpec `ebpf:"bench_256_spsc"`
+	Bench4096PercpuRingbuf *ebpf.ProgramSpec `ebpf:"bench_4096_percpu_ringbuf"`
+	Bench4096Perfbuf       *ebpf.ProgramSpec `ebpf:"bench_4096_perfbuf"`
+	Bench4096Ringbuf       *ebpf.ProgramSpec `ebpf:"bench_4096_ringbuf"`
+	Bench4096Spsc          *ebpf.ProgramSpec `ebpf:"bench_4096_spsc"`
+	Bench64PercpuRingbuf   *ebpf.ProgramSpec `ebpf:"bench_64_percpu_ringbuf"`
+	Bench64Perfbuf         *ebpf.ProgramSpec `ebpf:"bench_64_perfbuf"`
+	Bench64Ringbuf         *ebpf.ProgramSpec `ebpf:"bench_64_ringbuf"`
+	Bench64Spsc            *ebpf.ProgramSpec `ebpf:"bench_64_spsc"`
 	ExecPercpuRingbuf      *ebpf.ProgramSpec `ebpf:"exec_percpu_ringbuf"`
 	ExecPerfbuf            *ebpf.ProgramSpec `ebpf:"exec_perfbuf"`
 	ExecRingbuf            *ebpf.ProgramSpec `ebpf:"exec_ringbuf"`
@@ -368,26 +368,26 @@ type ringwatchVariables struct {
 //
 // It can be passed to loadRingwatchObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ringwatchPrograms struct {
-	BenchPercpuRingbuf1024 *ebpf.Program `ebpf:"bench_percpu_ringbuf_1024"`
-	BenchPercpuRingbuf16   *ebpf.Program `ebpf:"bench_percpu_ringbuf_16"`
-	BenchPercpuRingbuf256  *ebpf.Program `ebpf:"bench_percpu_ringbuf_256"`
-	BenchPercpuRingbuf4096 *ebpf.Program `ebpf:"bench_percpu_ringbuf_4096"`
-	BenchPercpuRingbuf64   *ebpf.Program `ebpf:"bench_percpu_ringbuf_64"`
-	BenchPerfbuf1024       *ebpf.Program `ebpf:"bench_perfbuf_1024"`
-	BenchPerfbuf16         *ebpf.Program `ebpf:"bench_perfbuf_16"`
-	BenchPerfbuf256        *ebpf.Program `ebpf:"bench_perfbuf_256"`
-	BenchPerfbuf4096       *ebpf.Program `ebpf:"bench_perfbuf_4096"`
-	BenchPerfbuf64         *ebpf.Program `ebpf:"bench_perfbuf_64"`
-	BenchRingbuf1024       *ebpf.Program `ebpf:"bench_ringbuf_1024"`
-	BenchRingbuf16         *ebpf.Program `ebpf:"bench_ringbuf_16"`
-	BenchRingbuf256        *ebpf.Program `ebpf:"bench_ringbuf_256"`
-	BenchRingbuf4096       *ebpf.Program `ebpf:"bench_ringbuf_4096"`
-	BenchRingbuf64         *ebpf.Program `ebpf:"bench_ringbuf_64"`
-	BenchSpsc1024          *ebpf.Program `ebpf:"bench_spsc_1024"`
-	BenchSpsc16            *ebpf.Program `ebpf:"bench_spsc_16"`
-	BenchSpsc256           *ebpf.Program `ebpf:"bench_spsc_256"`
-	BenchSpsc4096          *ebpf.Program `ebpf:"bench_spsc_4096"`
-	BenchSpsc64            *ebpf.Program `ebpf:"bench_spsc_64"`
+	Bench1024PercpuRingbuf *ebpf.Program `ebpf:"bench_1024_percpu_ringbuf"`
+	Bench1024Perfbuf       *ebpf.Program `ebpf:"bench_1024_perfbuf"`
+	Bench1024Ringbuf       *ebpf.Program `ebpf:"bench_1024_ringbuf"`
+	Bench1024Spsc          *ebpf.Program `ebpf:"bench_1024_spsc"`
+	Bench16PercpuRingbuf   *ebpf.Program `ebpf:"bench_16_percpu_ringbuf"`
+	Bench16Perfbuf         *ebpf.Program `ebpf:"bench_16_perfbuf"`
+	Bench16Ringbuf         *ebpf.Program `ebpf:"bench_16_ringbuf"`
+	Bench16Spsc            *ebpf.Program `ebpf:"bench_16_spsc"`
+	Bench256PercpuRingbuf  *ebpf.Program `ebpf:"bench_256_percpu_ringbuf"`
+	Bench256Perfbuf        *ebpf.Program `ebpf:"bench_256_perfbuf"`
+	Bench256Ringbuf        *ebpf.Program `ebpf:"bench_256_ringbuf"`
+	Bench256Spsc           *ebpf.Program `ebpf:"bench_256_spsc"`
+	Bench4096PercpuRingbuf *ebpf.Program `ebpf:"bench_4096_percpu_ringbuf"`
+	Bench4096Perfbuf       *ebpf.Program `ebpf:"bench_4096_perfbuf"`
+	Bench4096Ringbuf       *ebpf.Program `ebpf:"bench_4096_ringbuf"`
+	Bench4096Spsc          *ebpf.Program `ebpf:"bench_4096_spsc"`
+	Bench64PercpuRingbuf   *ebpf.Program `ebpf:"bench_64_percpu_ringbuf"`
+	Bench64Perfbuf         *ebpf.Program `ebpf:"bench_64_perfbuf"`
+	Bench64Ringbuf         *ebpf.Program `ebpf:"bench_64_ringbuf"`
+	Bench64Spsc            *ebpf.Program `ebpf:"bench_64_spsc"`
 	ExecPercpuRingbuf      *ebpf.Program `ebpf:"exec_percpu_ringbuf"`
 	ExecPerfbuf            *ebpf.Program `ebpf:"exec_perfbuf"`
 	ExecRingbuf            *ebpf.Program `ebpf:"exec_ringbuf"`
@@ -400,26 +400,26 @@ type ringwatchPrograms struct {
 
 func (p *ringwatchPrograms) Close() error {
 	return _RingwatchClose(
-		p.BenchPercpuRingbuf1024,
-		p.BenchPercpuRingbuf16,
-		p.BenchPercpuRingbuf256,
-		p.BenchPercpuRingbuf4096,
-		p.BenchPercpuRingbuf64,
-		p.BenchPerfbuf1024,
-		p.BenchPerfbuf16,
-		p.BenchPerfbuf256,
-		p.BenchPerfbuf4096,
-		p.BenchPerfbuf64,
-		p.BenchRingbuf1024,
-		p.BenchRingbuf16,
-		p.BenchRingbuf256,
-		p.BenchRingbuf4096,
-		p.BenchRingbuf64,
-		p.BenchSpsc1024,
-		p.BenchSpsc16,
-		p.BenchSpsc256,
-		p.BenchSpsc4096,
-		p.BenchSpsc64,
+		p.Bench1024PercpuRingbuf,
+		p.Bench1024Perfbuf,
+		p.Bench1024Ringbuf,
+		p.Bench1024Spsc,
+		p.Bench16PercpuRingbuf,
+		p.Bench16Perfbuf,
+		p.Bench16Ringbuf,
+		p.Bench16Spsc,
+		p.Bench256PercpuRingbuf,
+		p.Bench256Perfbuf,
+		p.Bench256Ringbuf,
+		p.Bench256Spsc,
+		p.Bench4096PercpuRingbuf,
+		p.Bench4096Perfbuf,
+		p.Bench4096Ringbuf,
+		p.Bench4096Spsc,
+		p.Bench64PercpuRingbuf,
+		p.Bench64Perfbuf,
+		p.Bench64Ringbuf,
+		p.Bench64Spsc,
 		p.ExecPercpuRingbuf,
 		p.ExecPerfbuf,
 		p.ExecRingbuf,

@@ -23,20 +23,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	ciliumperf "github.com/cilium/ebpf/perf"
-	ciliumringbuf "github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 	"github.com/ringwatch/ringwatch/pkg/control"
 	"github.com/ringwatch/ringwatch/pkg/loader"
+	"github.com/ringwatch/ringwatch/pkg/session"
+	"github.com/ringwatch/ringwatch/pkg/transport"
 )
 
 // Consumer names.
@@ -59,13 +60,26 @@ const (
 	RoundTrip  = "roundtrip"
 )
 
+// Scenarios lists the scenarios, in the order Run takes them.
+func Scenarios() []string { return []string{Drain, Saturation, Latency, RoundTrip} }
+
+// RecordSizes are the record sizes the synthetic producer writes: one
+// program per size and transport in bpf/ringwatch.c.
+var RecordSizes = []int{16, 64, 256, 1024, 4096}
+
+// source is the synthetic producer of size-byte records, a loader source
+// that is never attached: the bench runs it ([producer]).
+func source(size int) loader.Source {
+	return loader.Source{Name: "bench", RecordSize: size, Program: fmt.Sprintf("bench_%d", size)}
+}
+
 // Options choose what Run measures.
 type Options struct {
 	Scenarios  []string
-	Transports []consumer.Transport
+	Transports []abi.Transport
 	Sizes      []int
-	Wakeups    []consumer.Wakeup // for ringwatch's consumer in latency and saturation
-	Peers      bool              // also run cilium/ebpf's readers where they apply
+	Wakeups    []abi.Wakeup // for ringwatch's consumer in latency and saturation
+	Peers      bool         // also run cilium/ebpf's readers where they apply
 	RingSize   int
 	// Saturation: records the producer writes per run, unless MaxTime
 	// passes first (0: no limit): a producer that wakes the consumer for
@@ -166,7 +180,7 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 	return results, nil
 }
 
-func wakeupNote(w consumer.Wakeup) string {
+func wakeupNote(w abi.Wakeup) string {
 	if w == "" {
 		return ""
 	}
@@ -184,76 +198,96 @@ func rateNote(rate int) string {
 // are loaded with for it.
 type reader struct {
 	name   string
-	wakeup consumer.Wakeup // the producers' mode: for peers, the kernel's rule
+	wakeup abi.Wakeup // the producers' mode: for peers, the kernel's rule
 }
 
-func consumersFor(scenario string, t consumer.Transport, opts Options) []reader {
+func consumersFor(scenario string, t abi.Transport, opts Options) []reader {
 	var out []reader
 	if scenario == Drain {
-		out = append(out, reader{name: Ringwatch, wakeup: consumer.WakeupAdaptive})
+		out = append(out, reader{name: Ringwatch, wakeup: abi.WakeupAdaptive})
 	} else {
 		for _, w := range opts.Wakeups {
-			if t == consumer.Perfbuf && w == consumer.WakeupAdaptive && slices.Contains(opts.Wakeups, consumer.WakeupEvery) {
+			if t == abi.Perfbuf && w == abi.WakeupAdaptive && slices.Contains(opts.Wakeups, abi.WakeupEvery) {
 				continue // the same as every: perf wakes for every sample
 			}
 			out = append(out, reader{name: Ringwatch, wakeup: w})
 		}
 	}
 	if opts.Peers {
-		switch t {
-		case consumer.Ringbuf:
-			out = append(out, reader{name: CiliumRingbuf, wakeup: loader.WakeupKernel})
-		case consumer.Perfbuf:
-			out = append(out, reader{name: CiliumPerf, wakeup: consumer.WakeupEvery})
+		if p, ok := peerOf[t]; ok {
+			out = append(out, p)
 		}
 	}
 	return out
 }
 
 // measure loads the bench producer for one combination and runs it.
-func measure(ctx context.Context, opts Options, scenario string, t consumer.Transport, size int, rd reader, rate int) (Result, error) {
-	p, err := loader.Open(loader.Options{Transport: t, RingSize: opts.RingSize, BenchRecordSize: size, Wakeup: rd.wakeup})
-	if err != nil {
-		return Result{}, err
-	}
-	defer p.Close()
+func measure(ctx context.Context, opts Options, scenario string, t abi.Transport, size int, rd reader, rate int) (Result, error) {
 	r := Result{Scenario: scenario, Transport: string(t), Consumer: rd.name, RecordSize: size, Rate: rate}
 	if scenario != Drain {
 		r.Wakeup = string(rd.wakeup)
 	}
-
-	sink, err := openSink(p, rd.name, size)
+	s, err := session.Open(session.Options{
+		Sources:   []loader.Source{source(size)},
+		Transport: t,
+		Rings:     transport.Options{RingSize: opts.RingSize},
+		Wakeup:    rd.wakeup,
+		NewReader: func(tr transport.Transport) (session.Reader, error) { return openReader(rd, tr) },
+	})
 	if err != nil {
 		return r, err
 	}
-	defer sink.close()
-
+	defer s.Close()
+	p, err := newProducer(s.Producers())
+	if err != nil {
+		return r, err
+	}
+	k := &sink{}
 	switch scenario {
 	case Drain:
-		err = drain(p, sink, opts, t, size, &r)
+		err = drain(s, p, k, opts, size, &r)
 	case Saturation, Latency:
-		err = flow(ctx, p, sink, opts, rate, &r)
+		err = flow(ctx, s, p, k, opts, rate, &r)
 	default:
 		err = fmt.Errorf("unknown scenario %q", scenario)
 	}
 	return r, err
 }
 
-// fits is how many records of size bytes one ring of the transport holds.
-func fits(t consumer.Transport, ringSize, size int) int {
-	switch t {
-	case consumer.Perfbuf:
-		return ringSize/((12+size+7)&^7) - 1
-	case consumer.SPSC:
-		slot := (8 + size + 7) &^ 7
-		n := 1
-		for n*2 <= ringSize/slot {
-			n *= 2
-		}
-		return n
-	default:
-		return ringSize/((8+size+7)&^7) - 1
+// producer runs the synthetic producer of a session and reads its counts.
+type producer struct {
+	prog     *ebpf.Program
+	counters *ebpf.Map
+}
+
+func newProducer(p *loader.Producers) (*producer, error) {
+	prod := &producer{prog: p.Program("bench"), counters: p.Map(abi.MapBenchCounters)}
+	if prod.prog == nil || prod.counters == nil {
+		return nil, errors.New("run bench: no bench producer loaded")
 	}
+	return prod, nil
+}
+
+// run runs the synthetic producer once on the calling thread's CPU: it
+// writes count records, or counts as lost those with no room.
+func (p *producer) run(count int) error {
+	var ctx any = abi.BenchArgs{Count: uint32(count)}
+	if p.prog.Type() == ebpf.RawTracepoint {
+		ctx = [1]uint64{uint64(count)} // the perfbuf producer: see bpf/ringwatch.c
+	}
+	if _, err := p.prog.Run(&ebpf.RunOptions{Context: ctx}); err != nil {
+		return fmt.Errorf("run bench producer: %w", err)
+	}
+	return nil
+}
+
+// counts reads the synthetic producer's attempts and losses.
+func (p *producer) counts() (attempts, lost uint64, err error) {
+	var c abi.BenchCounters
+	if err := p.counters.Lookup(uint32(0), &c); err != nil {
+		return 0, 0, fmt.Errorf("read bench counters: %w", err)
+	}
+	return c.Attempts, c.Lost, nil
 }
 
 // drainRounds is how many times drain fills and empties the ring; it
@@ -263,46 +297,46 @@ const drainRounds = 5
 
 // drain fills the producer CPU's ring with nobody reading, then times the
 // drain alone.
-func drain(p *loader.Producers, s *sink, opts Options, t consumer.Transport, size int, r *Result) error {
-	n := fits(t, opts.RingSize, size)
+func drain(s *session.Session, p *producer, k *sink, opts Options, size int, r *Result) error {
+	n := s.Transport().Fits(size)
 	perRecord := make([]float64, 0, drainRounds)
 	for range drainRounds {
 		if err := onCPU(opts.ProducerCPU, func() error { return runProducer(p, n, 0, time.Time{}, nil) }); err != nil {
 			return err
 		}
-		records := s.records
+		records := k.records
 		var took time.Duration
 		err := onCPU(opts.ConsumerCPU, func() error {
 			start := time.Now()
-			err := s.drain()
+			err := s.Drain(k.onBatch)
 			took = time.Since(start)
 			return err
 		})
 		if err != nil {
 			return err
 		}
-		if got := s.records - records; got > 0 {
+		if got := k.records - records; got > 0 {
 			perRecord = append(perRecord, float64(took.Nanoseconds())/float64(got))
 		}
 	}
-	if err := s.account(p, r); err != nil {
+	if err := k.account(s, p, r); err != nil {
 		return err
 	}
 	if len(perRecord) > 0 {
 		slices.Sort(perRecord)
 		r.NsPerRecord = perRecord[len(perRecord)/2]
-		r.GBPerSecond = float64(s.bytes) / float64(s.records) / r.NsPerRecord
+		r.GBPerSecond = float64(k.bytes) / float64(k.records) / r.NsPerRecord
 	}
 	return nil
 }
 
 // flow runs the producer at full speed (rate 0) or at rate records per
 // second while the sink reads on its own CPU, then stops both and counts.
-func flow(ctx context.Context, p *loader.Producers, s *sink, opts Options, rate int, r *Result) error {
+func flow(ctx context.Context, s *session.Session, p *producer, k *sink, opts Options, rate int, r *Result) error {
 	records := opts.Records
 	if rate > 0 {
 		records = int(float64(rate) * opts.Duration.Seconds())
-		s.keepLatencies(records)
+		k.keepLatencies(records)
 	}
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
@@ -312,7 +346,7 @@ func flow(ctx context.Context, p *loader.Producers, s *sink, opts Options, rate 
 	wg.Go(func() {
 		readErr = onCPU(opts.ConsumerCPU, func() error {
 			before := threadCPU()
-			err := s.read(readCtx)
+			err := s.Read(readCtx, k.onBatch)
 			cpu = threadCPU() - before
 			return err
 		})
@@ -339,10 +373,10 @@ func flow(ctx context.Context, p *loader.Producers, s *sink, opts Options, rate 
 	if readErr != nil {
 		return readErr
 	}
-	if err := s.drain(); err != nil {
+	if err := s.Drain(k.onBatch); err != nil {
 		return err
 	}
-	if err := s.account(p, r); err != nil {
+	if err := k.account(s, p, r); err != nil {
 		return err
 	}
 	r.ProducerRate = float64(r.Attempted) / produced.Seconds()
@@ -354,7 +388,7 @@ func flow(ctx context.Context, p *loader.Producers, s *sink, opts Options, rate 
 		r.DeliveredRatio = float64(r.Delivered) / float64(r.Attempted)
 	}
 	if rate > 0 {
-		r.P50, r.P99, r.P999, r.Max = s.percentiles()
+		r.P50, r.P99, r.P999, r.Max = k.percentiles()
 	}
 	return nil
 }
@@ -362,21 +396,21 @@ func flow(ctx context.Context, p *loader.Producers, s *sink, opts Options, rate 
 // runProducer writes records through the bench program: as fast as it can
 // in runs of up to 4096 records until the deadline if any, or one record
 // per tick of 1/rate seconds.
-func runProducer(p *loader.Producers, records, rate int, deadline time.Time, ctx context.Context) error {
+func runProducer(p *producer, records, rate int, deadline time.Time, ctx context.Context) error {
 	if rate <= 0 {
 		for done := 0; done < records; {
 			if !deadline.IsZero() && time.Now().After(deadline) {
 				return nil
 			}
 			n := min(4096, records-done)
-			if err := p.RunBench(n); err != nil {
+			if err := p.run(n); err != nil {
 				return err
 			}
 			done += n
 		}
 		return nil
 	}
-	return paced(ctx, rate, records, func() error { return p.RunBench(1) })
+	return paced(ctx, rate, records, func() error { return p.run(1) })
 }
 
 // paced calls fn n times, rate times a second, on the calling thread: it
@@ -427,137 +461,36 @@ func threadCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// sink is the consumer under test, and what it counted.
+// sink is what the consumer under test handed over: counts, and the
+// records' delivery latencies when kept.
 type sink struct {
-	ours    *consumer.Consumer
-	ringbuf *ciliumringbuf.Reader
-	perf    *ciliumperf.Reader
-
 	records, bytes uint64
 	latencies      []int64 // ns; nil when not kept
-	batchFn        func(consumer.Batch)
-}
-
-func openSink(p *loader.Producers, name string, size int) (*sink, error) {
-	s := &sink{}
-	s.batchFn = s.onBatch
-	var err error
-	switch name {
-	case Ringwatch:
-		s.ours, err = consumer.OpenConfig(p.ConsumerConfig())
-	case CiliumRingbuf:
-		s.ringbuf, err = ciliumringbuf.NewReader(p.Rings()[0].Map)
-	case CiliumPerf:
-		r := p.Rings()[0]
-		s.perf, err = ciliumperf.NewReader(r.Map, r.PerfSize)
-	default:
-		err = fmt.Errorf("unknown consumer %q", name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 func (s *sink) keepLatencies(n int) { s.latencies = make([]int64, 0, n) }
 
 func (s *sink) onBatch(b consumer.Batch) {
 	for _, rec := range b.Records {
-		s.record(rec, b.ReadTime)
-	}
-}
-
-func (s *sink) record(rec []byte, readTime int64) {
-	s.records++
-	s.bytes += uint64(len(rec))
-	if s.latencies != nil && len(rec) >= 8 {
-		s.latencies = append(s.latencies, readTime-int64(binary.LittleEndian.Uint64(rec)))
-	}
-}
-
-// read consumes until ctx is done.
-func (s *sink) read(ctx context.Context) error {
-	if s.ours != nil {
-		for ctx.Err() == nil {
-			if _, err := s.ours.Read(ctx, s.batchFn); err != nil && ctx.Err() == nil {
-				return err
-			}
-		}
-		return nil
-	}
-	// SetDeadline would wait for the blocked ReadInto's lock; Flush
-	// interrupts it, and ReadInto then returns what is pending, then
-	// ErrFlushed.
-	stop := context.AfterFunc(ctx, func() {
-		if s.ringbuf != nil {
-			s.ringbuf.Flush()
-		} else {
-			s.perf.Flush()
-		}
-	})
-	defer stop()
-	return s.readPeer()
-}
-
-// drain reads what the rings hold now, without waiting.
-func (s *sink) drain() error {
-	if s.ours != nil {
-		_, err := s.ours.Drain(s.batchFn)
-		return err
-	}
-	// A peer with a deadline in the past returns once the rings are
-	// empty: that is its drain.
-	s.setDeadline(time.Now())
-	return s.readPeer()
-}
-
-func (s *sink) setDeadline(t time.Time) {
-	if s.ringbuf != nil {
-		s.ringbuf.SetDeadline(t)
-	} else {
-		s.perf.SetDeadline(t)
-	}
-}
-
-// readPeer reads with a cilium/ebpf reader, one ReadInto per record, as
-// its documentation suggests, until its deadline passes or it is flushed.
-func (s *sink) readPeer() error {
-	var rb ciliumringbuf.Record
-	var pf ciliumperf.Record
-	for {
-		var err error
-		var sample []byte
-		if s.ringbuf != nil {
-			err = s.ringbuf.ReadInto(&rb)
-			sample = rb.RawSample
-		} else {
-			err = s.perf.ReadInto(&pf)
-			sample = pf.RawSample
-		}
-		if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ciliumringbuf.ErrFlushed) || errors.Is(err, ciliumperf.ErrFlushed) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(sample) > 0 {
-			s.record(sample, consumer.MonotonicNow())
+		s.records++
+		s.bytes += uint64(len(rec))
+		if s.latencies != nil && len(rec) >= int(abi.BenchTimeOffset)+8 {
+			sent := int64(binary.NativeEndian.Uint64(rec[abi.BenchTimeOffset:]))
+			s.latencies = append(s.latencies, b.ReadTime-sent)
 		}
 	}
 }
 
 // account fills r's counts and checks that they add up: every attempt the
 // producer made was delivered or counted lost.
-func (s *sink) account(p *loader.Producers, r *Result) error {
-	attempts, lost, err := p.BenchCounters()
+func (s *sink) account(sess *session.Session, p *producer, r *Result) error {
+	attempts, lost, err := p.counts()
 	if err != nil {
 		return err
 	}
 	r.Attempted, r.Lost, r.Delivered = attempts, lost, s.records
-	if s.ours != nil {
-		for _, st := range s.ours.Stats() {
-			r.Wakeups += st.Wakeups
-		}
+	for _, st := range sess.Stats() {
+		r.Wakeups += st.Wakeups
 	}
 	if r.Delivered+r.Lost != r.Attempted {
 		return fmt.Errorf("delivered %d + lost %d != attempted %d", r.Delivered, r.Lost, r.Attempted)
@@ -574,18 +507,6 @@ func (s *sink) percentiles() (p50, p99, p999, max time.Duration) {
 		return time.Duration(s.latencies[min(int(q*float64(len(s.latencies))), len(s.latencies)-1)])
 	}
 	return at(0.50), at(0.99), at(0.999), time.Duration(s.latencies[len(s.latencies)-1])
-}
-
-func (s *sink) close() error {
-	switch {
-	case s.ours != nil:
-		return s.ours.Close()
-	case s.ringbuf != nil:
-		return s.ringbuf.Close()
-	case s.perf != nil:
-		return s.perf.Close()
-	}
-	return nil
 }
 
 // roundTrip pings through the user ring and back.

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/ringwatch/ringwatch/internal/testenv"
-	"github.com/ringwatch/ringwatch/pkg/consumer"
+	"github.com/ringwatch/ringwatch/internal/abi"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -20,9 +20,9 @@ func TestRunMeasuresEveryCombination(t *testing.T) {
 	testenv.RequireCPUs(t, 2)
 	results, err := Run(context.Background(), Options{
 		Scenarios:   []string{Drain, Saturation, Latency, RoundTrip},
-		Transports:  []consumer.Transport{consumer.Ringbuf, consumer.Perfbuf, consumer.SPSC},
+		Transports:  []abi.Transport{abi.Ringbuf, abi.Perfbuf, abi.SPSC},
 		Sizes:       []int{64},
-		Wakeups:     []consumer.Wakeup{consumer.WakeupAdaptive, consumer.WakeupBusy},
+		Wakeups:     []abi.Wakeup{abi.WakeupAdaptive, abi.WakeupBusy},
 		Peers:       true,
 		RingSize:    64 << 10,
 		Records:     20000,
@@ -67,23 +67,6 @@ func TestRunMeasuresEveryCombination(t *testing.T) {
 	for scenario, n := range want {
 		if count[scenario] != n {
 			t.Errorf("%d %s results, want %d", count[scenario], scenario, n)
-		}
-	}
-}
-
-func TestFitsMatchesEachLayout(t *testing.T) {
-	for _, tc := range []struct {
-		transport  consumer.Transport
-		ring, size int
-		want       int
-	}{
-		{consumer.Ringbuf, 4096, 16, 4096/24 - 1},
-		{consumer.Ringbuf, 4096, 64, 4096/72 - 1},
-		{consumer.Perfbuf, 4096, 16, 4096/32 - 1},
-		{consumer.SPSC, 4096, 64, 32}, // 72-byte slots: 56 fit, 32 is the power of two below
-	} {
-		if got := fits(tc.transport, tc.ring, tc.size); got != tc.want {
-			t.Errorf("fits(%s, %d, %d) = %d, want %d", tc.transport, tc.ring, tc.size, got, tc.want)
 		}
 	}
 }

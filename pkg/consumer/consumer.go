@@ -38,6 +38,10 @@ type ringCounters struct {
 	capacity                                    uint64        // set by Open
 }
 
+// bellToken marks the doorbell's events in the epoll set; ring events carry
+// the ring's index.
+const bellToken = -2
+
 // A Consumer reads any number of rings through one epoll instance. It owns
 // its rings' mappings, its epoll set, its sleep state and its counters, and
 // shares nothing mutable with another Consumer: several may run side by

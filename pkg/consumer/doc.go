@@ -1,31 +1,35 @@
 // Package consumer reads kernel-to-user BPF rings from Go: it maps each ring
 // into the process, waits on all of them with one epoll instance, and hands
 // committed records to a callback in batches, without copying them and
-// without allocating per record.
+// without allocating per record. It needs only the maps: a program loaded
+// with cilium/ebpf reads its ring buffer with
 //
-// The pieces, in the order a record meets them:
+//	c, err := consumer.Open(consumer.RingBuffer("events", objs.Events))
+//	...
+//	n, err := c.Read(ctx, func(b consumer.Batch) { /* b.Records */ })
 //
-//   - One file per transport, each a small type behind the ring interface
-//     (consumer.go): the mmap of the kernel's layout, and the walk from the
-//     read position to the write position that turns shared memory into a
-//     batch of record slices. Each walk sees only memory and positions, so
-//     it is tested on plain Go memory too.
-//   - ringbuf.go: one BPF_MAP_TYPE_RINGBUF (the ringbuf transport, and each
-//     ring of percpu-ringbuf).
-//   - perfbuf.go: one CPU's buffer of a BPF_MAP_TYPE_PERF_EVENT_ARRAY.
-//   - spsc.go: the single-producer single-consumer queues of every CPU in
-//     BPF_F_MMAPABLE arrays.
-//   - wake.go: the wakeup modes, and the sleep/doorbell handshake that
-//     wakes the consumer without polling: the SPSC queues need it, and the
-//     adaptive mode uses it on every transport.
-//   - consumer.go: [Consumer], the small public type every transport sits
-//     behind. It owns the rings, the epoll instance and an eventfd that
-//     wakes a blocked [Consumer.Read] on [Consumer.Close] or context
-//     cancellation, and it counts what passes: [RingStats]. [Ring] says
-//     which maps to read and how; pkg/loader's Producers.Rings returns them.
+// The files, in the order a record meets them, each depending only on the
+// ones before it:
+//
+//   - ring.go: [Ring], what to read, and the ring interface every walk
+//     implements: the walk from the read position to the write position
+//     that turns shared memory into a batch of record slices.
+//   - ringbuf.go, perfbuf.go, spsc.go: one walk each, over memory mapped
+//     by its constructor ([RingBuffer], [PerfBuffer], [SPSCQueues]). Each
+//     walk sees only memory and positions, so it is tested on plain Go
+//     memory too. internal/ringmap maps a ring buffer's pages.
 //   - clock.go: CLOCK_MONOTONIC in nanoseconds, the clock of
 //     bpf_ktime_get_ns(), so delivery latency is a plain subtraction.
+//   - poller.go: the epoll set, the eventfd that interrupts its wait on
+//     Close or context cancellation, and epoll_pwait2's fine timeouts.
+//   - wake.go: the wakeup modes, and the sleeper: how the consumer sleeps
+//     (deep, lazy, not at all) and the flag-and-doorbell handshake that
+//     lets producers wake it without polling.
+//   - consumer.go: [Consumer], which owns its rings, poller, sleeper and
+//     counters ([RingStats]); [Consumer.Read] and [Consumer.Drain].
+//   - open.go: [Open] and [OpenConfig], which put the pieces together.
 //
-// A Consumer has one reader at a time; [Consumer.Stats] and
-// [Consumer.Close] may be called from any goroutine.
+// A Consumer shares nothing mutable with another, so several may read side
+// by side, each over its own rings. It has one reader at a time;
+// [Consumer.Stats] and [Consumer.Close] may be called from any goroutine.
 package consumer

@@ -3,14 +3,11 @@ package consumer
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
 )
-
-// bellToken marks the doorbell's events in the epoll set; ring events carry
-// the ring's index.
-const bellToken = -2
 
 // Config is what [OpenConfig] reads and how it sleeps.
 type Config struct {
@@ -42,7 +39,8 @@ func OpenConfig(cfg Config) (_ *Consumer, err error) {
 	if len(cfg.Rings) == 0 {
 		return nil, errors.New("open consumer: no rings given")
 	}
-	s, err := openSleeper(cfg)
+	withBell := slices.ContainsFunc(cfg.Rings, func(r Ring) bool { return r.doorbell })
+	s, err := openSleeper(cfg.Wakeup, cfg.MaxDelay, withBell, cfg.Doorbell, cfg.State)
 	if err != nil {
 		return nil, fmt.Errorf("open consumer: %w", err)
 	}

@@ -35,7 +35,7 @@ const MaxPerfRecord = (perfMaxRecord &^ 7) - perfRawOffset
 // at index cpu, where bpf_perf_event_output(..., BPF_F_CURRENT_CPU, ...) on
 // that CPU finds it; Close takes it out again.
 func PerfBuffer(name string, array *ebpf.Map, cpu, size int) Ring {
-	return Ring{Name: name, open: func() (ring, error) { return openPerfbuf(array, cpu, size) }}
+	return Ring{Name: name, m: array, open: func() (ring, error) { return openPerfbuf(array, cpu, size) }}
 }
 
 // perfbuf reads one CPU's perf buffer of a BPF_MAP_TYPE_PERF_EVENT_ARRAY.
@@ -53,6 +53,8 @@ func PerfBuffer(name string, array *ebpf.Map, cpu, size int) Ring {
 // than what the program wrote. When the buffer is full the kernel drops the
 // sample, returns -ENOSPC to the program, and later writes a
 // PERF_RECORD_LOST with how many it dropped; lost counts those.
+var _ ring = (*perfbuf)(nil)
+
 type perfbuf struct {
 	meta *unix.PerfEventMmapPage
 	data []byte

@@ -1,6 +1,10 @@
 package consumer
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/cilium/ebpf"
+)
 
 // ErrCorrupt is wrapped by errors about ring contents that break the
 // kernel's ring contract, such as a record longer than what was produced. A
@@ -15,10 +19,16 @@ var ErrCorrupt = errors.New("corrupt ring")
 type Ring struct {
 	// Name is for errors, and for whoever labels the ring's stats.
 	Name string
+	m    *ebpf.Map // the ring buffer, or the perf event array
 	open func() (ring, error)
 	// doorbell: woken through [Config.Doorbell], not its own descriptor.
 	doorbell bool
 }
+
+// Map is the map r reads: the BPF_MAP_TYPE_RINGBUF of a [RingBuffer], the
+// BPF_MAP_TYPE_PERF_EVENT_ARRAY of a [PerfBuffer], the queue headers of
+// [SPSCQueues]. Another reader of the same map uses it.
+func (r Ring) Map() *ebpf.Map { return r.m }
 
 // ring is what the consumer needs of one kernel-to-user ring: the walk from
 // the read position to the write position, over memory it has mapped. Each
@@ -42,12 +52,6 @@ type ring interface {
 	lost() uint64
 	close() error
 }
-
-var (
-	_ ring = (*ringbuf)(nil)
-	_ ring = (*perfbuf)(nil)
-	_ ring = (*spsc)(nil)
-)
 
 // A Batch is a run of records from one ring, handed to the callback of
 // [Consumer.Read] or [Consumer.Drain].

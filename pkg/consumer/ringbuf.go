@@ -21,7 +21,7 @@ const (
 
 // RingBuffer is a BPF_MAP_TYPE_RINGBUF to read, named name.
 func RingBuffer(name string, m *ebpf.Map) Ring {
-	return Ring{Name: name, open: func() (ring, error) { return openRingbuf(m) }}
+	return Ring{Name: name, m: m, open: func() (ring, error) { return openRingbuf(m) }}
 }
 
 // ringbuf reads one BPF_MAP_TYPE_RINGBUF, mapped by internal/ringmap (the
@@ -32,6 +32,8 @@ func RingBuffer(name string, m *ebpf.Map) Ring {
 // Positions only grow; a position's offset in the ring is pos & mask. The
 // kernel advances the producer position when a record is reserved, and marks
 // the record's header busy until it is submitted or discarded.
+var _ ring = (*ringbuf)(nil)
+
 type ringbuf struct {
 	consumerPos *uint64 // in the consumer page; only we write it
 	producerPos *uint64 // in the producer page; only the kernel writes it

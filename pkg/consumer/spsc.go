@@ -28,7 +28,7 @@ const (
 // BPF_F_MMAPABLE arrays (bpf/ringwatch.h). They have no descriptor to wait
 // on: the Consumer is woken through [Config.Doorbell].
 func SPSCQueues(name string, queues, slots *ebpf.Map, slotsPerQueue int) Ring {
-	return Ring{Name: name, doorbell: true, open: func() (ring, error) {
+	return Ring{Name: name, m: queues, doorbell: true, open: func() (ring, error) {
 		return openSPSC(queues, slots, slotsPerQueue)
 	}}
 }
@@ -51,6 +51,8 @@ func SPSCQueues(name string, queues, slots *ebpf.Map, slotsPerQueue int) Ring {
 // fetch-and-add), so at least one sees the other: either ready finds the
 // new record and we do not sleep, or the producer finds the flag and wakes
 // us. No record is left waiting for a later one.
+var _ ring = (*spsc)(nil)
+
 type spsc struct {
 	queues   []spscQueue
 	slotSize uint64 // bytes per slot, header included

@@ -70,25 +70,25 @@ type doorbell interface {
 	close() error
 }
 
-// openSleeper sets up how a consumer of rings sleeps in mode: with the
-// handshake over the doorbell and state maps if the mode or a ring needs it.
-func openSleeper(cfg Config) (*sleeper, error) {
-	mode := cfg.Wakeup
+// openSleeper sets up how a consumer sleeps in mode ("" and WakeupKernel
+// being WakeupEvery): with the handshake over the doorbell and state maps
+// if the mode or one of the rings (withBell) needs it.
+func openSleeper(mode Wakeup, maxDelay time.Duration, withBell bool, doorbellMap, state *ebpf.Map) (*sleeper, error) {
+	given := mode
 	switch mode {
 	case "", WakeupKernel:
 		mode = WakeupEvery
 	}
 	if !slices.Contains(abi.Wakeups(), mode) {
-		return nil, fmt.Errorf("unknown wakeup mode %q", cfg.Wakeup)
+		return nil, fmt.Errorf("unknown wakeup mode %q", given)
 	}
-	s := &sleeper{mode: mode, lazyFor: lazySleep(cfg.MaxDelay)}
-	if mode != WakeupAdaptive && !slices.ContainsFunc(cfg.Rings, func(r Ring) bool { return r.doorbell }) {
+	s := &sleeper{mode: mode, lazyFor: lazySleep(maxDelay)}
+	if mode != WakeupAdaptive && !withBell {
 		return s, nil
 	}
-	if cfg.Doorbell == nil || cfg.State == nil {
+	if doorbellMap == nil || state == nil {
 		return nil, errors.New("adaptive wakeups and spsc rings need Config.Doorbell and Config.State")
 	}
-	state := cfg.State
 	if state.Type() != ebpf.Array || state.Flags()&unix.BPF_F_MMAPABLE == 0 || int(state.ValueSize()) != abi.WakeStateSize {
 		return nil, fmt.Errorf("wake state %v is not a BPF_F_MMAPABLE array of %d-byte values", state, abi.WakeStateSize)
 	}
@@ -96,7 +96,7 @@ func openSleeper(cfg Config) (*sleeper, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap wake state: %w", err)
 	}
-	r, err := openRingbuf(cfg.Doorbell)
+	r, err := openRingbuf(doorbellMap)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("doorbell: %w", err), unix.Munmap(mem))
 	}

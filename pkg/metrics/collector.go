@@ -7,17 +7,18 @@ import (
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ringwatch/ringwatch/pkg/accounting"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 )
 
-// StatsReader is the part of a [consumer.Consumer] the collector reads.
-type StatsReader interface {
+// Reader is what the collector reads at each scrape: a
+// [session.Session] gives the consumer's ring counters, the kernel
+// producers' counters, and which ring each CPU writes to.
+//
+// [session.Session]: https://pkg.go.dev/github.com/ringwatch/ringwatch/pkg/session#Session
+type Reader interface {
 	Stats() []consumer.RingStats
-}
-
-// CountersReader is the part of [loader.Producers] the collector reads.
-type CountersReader interface {
 	Counters() ([]loader.Counters, error)
 	RingOf(cpu int) int
 }
@@ -68,20 +69,19 @@ var (
 // exists, at zero, from the first scrape.
 type Collector struct {
 	version   string
-	rings     []consumer.Ring
+	transport string
+	rings     []string
 	sources   []string
-	consumer  StatsReader
-	producers CountersReader
-	tracker   *Tracker
+	reader    Reader
+	tracker   *accounting.Tracker
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
 
-// NewCollector describes rings (in the order the consumer reads them) and
-// sources, reading from the consumer, producers and tracker at each scrape.
-func NewCollector(version string, rings []consumer.Ring, sources []string,
-	c StatsReader, p CountersReader, t *Tracker) *Collector {
-	return &Collector{version: version, rings: rings, sources: sources, consumer: c, producers: p, tracker: t}
+// NewCollector describes the rings of transport (by name, in ring order)
+// and the sources, reading from r and t at each scrape.
+func NewCollector(version, transport string, rings, sources []string, r Reader, t *accounting.Tracker) *Collector {
+	return &Collector{version: version, transport: transport, rings: rings, sources: sources, reader: r, tracker: t}
 }
 
 // Describe sends the descriptors of every metric Collect may send.
@@ -108,10 +108,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(sourceMissedDesc, err)
 		ch <- prometheus.NewInvalidMetric(sourceSkippedDesc, err)
 	}
-	for i, r := range c.rings {
+	for i, name := range c.rings {
 		st, tally := snap.stats[i], snap.tallies[i]
 		counter := func(d *prometheus.Desc, v uint64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), r.Name, string(r.Transport))
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), name, c.transport)
 		}
 		counter(ringRecordsDesc, st.Records)
 		counter(ringBytesDesc, st.Bytes)
@@ -122,11 +122,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		if err == nil {
 			counter(ringLostDesc, snap.ringLost[i])
 		}
-		ch <- prometheus.MustNewConstMetric(ringCapacityDesc, prometheus.GaugeValue, float64(st.Capacity), r.Name)
-		ch <- prometheus.MustNewConstMetric(ringPendingDesc, prometheus.GaugeValue, float64(st.Pending), r.Name)
-		ch <- prometheus.MustNewConstMetric(wakeupsDesc, prometheus.CounterValue, float64(st.Wakeups), r.Name)
-		ch <- prometheus.MustNewConstMetric(batchesDesc, prometheus.CounterValue, float64(st.Batches), r.Name)
-		ch <- latencyMetric(tally.Latency, r.Name)
+		ch <- prometheus.MustNewConstMetric(ringCapacityDesc, prometheus.GaugeValue, float64(st.Capacity), name)
+		ch <- prometheus.MustNewConstMetric(ringPendingDesc, prometheus.GaugeValue, float64(st.Pending), name)
+		ch <- prometheus.MustNewConstMetric(wakeupsDesc, prometheus.CounterValue, float64(st.Wakeups), name)
+		ch <- prometheus.MustNewConstMetric(batchesDesc, prometheus.CounterValue, float64(st.Batches), name)
+		ch <- latencyMetric(tally.Latency, name)
 	}
 	for _, name := range c.sources {
 		ch <- prometheus.MustNewConstMetric(sourceEventsDesc, prometheus.CounterValue, float64(c.tracker.Source(name).Records), name)
@@ -139,20 +139,20 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func latencyMetric(h Histogram, ring string) prometheus.Metric {
-	buckets := make(map[float64]uint64, latencyBuckets)
+func latencyMetric(h accounting.Histogram, ring string) prometheus.Metric {
+	buckets := make(map[float64]uint64, accounting.LatencyBuckets)
 	var cumulative uint64
-	for k := range latencyBuckets {
+	for k := range accounting.LatencyBuckets {
 		cumulative += h.Buckets[k]
-		buckets[latencyBound(k)] = cumulative
+		buckets[accounting.LatencyBound(k)] = cumulative
 	}
 	return prometheus.MustNewConstHistogram(latencyDesc, h.Count, float64(h.SumNs)/1e9, buckets, ring)
 }
 
 // snapshot is one reading of everything the metrics and the summary show.
 type snapshot struct {
-	stats    []consumer.RingStats // by ring index
-	tallies  []RingTally          // by ring index
+	stats    []consumer.RingStats   // by ring index
+	tallies  []accounting.RingTally // by ring index
 	counters []loader.Counters
 	ringLost []uint64 // by ring index
 }
@@ -169,7 +169,7 @@ func (s snapshot) source(name string) loader.Counters {
 // read the kernel's counters it returns the rest and the error.
 func (c *Collector) snapshot() (snapshot, error) {
 	s := snapshot{
-		stats:    c.consumer.Stats(),
+		stats:    c.reader.Stats(),
 		tallies:  c.tracker.Rings(),
 		ringLost: make([]uint64, len(c.rings)),
 	}
@@ -177,14 +177,14 @@ func (c *Collector) snapshot() (snapshot, error) {
 	for len(s.stats) < len(c.rings) {
 		s.stats = append(s.stats, consumer.RingStats{})
 	}
-	counters, err := c.producers.Counters()
+	counters, err := c.reader.Counters()
 	if err != nil {
 		return s, fmt.Errorf("read producer counters: %w", err)
 	}
 	s.counters = counters
 	for _, k := range counters {
 		for cpu, pc := range k.PerCPU {
-			if ring := c.producers.RingOf(cpu); ring < len(s.ringLost) {
+			if ring := c.reader.RingOf(cpu); ring < len(s.ringLost) {
 				s.ringLost[ring] += pc.Lost
 			}
 		}
@@ -199,10 +199,10 @@ func (c *Collector) WriteSummary(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for i, r := range c.rings {
+	for i, name := range c.rings {
 		st, tally := snap.stats[i], snap.tallies[i]
 		line := fmt.Sprintf("ring %s (%s): %d records, %d bytes, %d lost, %d sequence gaps, %d invalid, %d batches, %d wakeups",
-			r.Name, r.Transport, st.Records, st.Bytes, snap.ringLost[i], tally.Gaps, tally.Invalid, st.Batches, st.Wakeups)
+			name, c.transport, st.Records, st.Bytes, snap.ringLost[i], tally.Gaps, tally.Invalid, st.Batches, st.Wakeups)
 		if st.KernelLost > 0 {
 			line += fmt.Sprintf(", %d reported lost by the kernel", st.KernelLost)
 		}

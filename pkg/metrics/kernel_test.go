@@ -20,44 +20,46 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/testenv"
-	"github.com/ringwatch/ringwatch/pkg/consumer"
+	"github.com/ringwatch/ringwatch/pkg/accounting"
 	"github.com/ringwatch/ringwatch/pkg/loader"
+	"github.com/ringwatch/ringwatch/pkg/session"
+	tpt "github.com/ringwatch/ringwatch/pkg/transport"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// pipeline is the run command's wiring: producers, a consumer of their
-// rings, and the tracker and collector over both.
+// pipeline is the run command's wiring: a session (producers, a consumer
+// of their rings, the tracker) and the collector over it.
 type pipeline struct {
-	producers *loader.Producers
-	consumer  *consumer.Consumer
-	tracker   *Tracker
+	*session.Session
+	tracker   *accounting.Tracker
 	collector *Collector
 }
 
-func openPipeline(t *testing.T, opts loader.Options) *pipeline {
+func openPipeline(t *testing.T, sources []string, opts session.Options) *pipeline {
 	t.Helper()
-	p, err := loader.Open(opts)
+	var err error
+	if opts.Sources, err = loader.ParseSources(sources); err != nil {
+		t.Fatal(err)
+	}
+	s, err := session.Open(opts)
 	if err != nil {
-		t.Fatalf("loader.Open: %v", err)
+		t.Fatalf("session.Open: %v", err)
 	}
-	t.Cleanup(func() { p.Close() })
-	c, err := consumer.OpenConfig(p.ConsumerConfig())
-	if err != nil {
-		t.Fatalf("consumer.Open: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	if err := p.Attach(); err != nil {
-		t.Fatalf("Attach: %v", err)
-	}
-	tr := NewTracker(len(p.Rings()))
-	return &pipeline{p, c, tr, NewCollector("test", p.Rings(), p.Sources(), c, p, tr)}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close session: %v", err)
+		}
+	})
+	return &pipeline{s, s.Tracker(), NewCollector("test", string(s.Transport().Name()), s.RingNames(),
+		s.Producers().Sources(), s, s.Tracker())}
 }
 
 func (pl *pipeline) drain(t *testing.T) {
 	t.Helper()
-	if _, err := pl.consumer.Drain(pl.tracker.Observe); err != nil {
+	if err := pl.Drain(nil); err != nil {
 		t.Fatalf("Drain: %v", err)
 	}
 }
@@ -69,14 +71,14 @@ func (pl *pipeline) drain(t *testing.T) {
 // finds in the sequence numbers must be exactly the kernel's losses.
 func TestOverloadAccountsForEveryRecord(t *testing.T) {
 	for _, tc := range []struct {
-		transport   consumer.Transport
+		transport   abi.Transport
 		cpusPerRing int
 	}{
-		{consumer.Ringbuf, 0},
-		{consumer.PercpuRingbuf, 0},
-		{consumer.PercpuRingbuf, 2},
-		{consumer.Perfbuf, 0},
-		{consumer.SPSC, 0},
+		{abi.Ringbuf, 0},
+		{abi.PercpuRingbuf, 0},
+		{abi.PercpuRingbuf, 2},
+		{abi.Perfbuf, 0},
+		{abi.SPSC, 0},
 	} {
 		name := string(tc.transport)
 		if tc.cpusPerRing > 1 {
@@ -86,14 +88,12 @@ func TestOverloadAccountsForEveryRecord(t *testing.T) {
 	}
 }
 
-func testOverload(t *testing.T, transport consumer.Transport, cpusPerRing int) {
+func testOverload(t *testing.T, transport abi.Transport, cpusPerRing int) {
 	testenv.RequireBPF(t)
 	child := testenv.StartSyscallChild(t)
-	pl := openPipeline(t, loader.Options{
-		Sources:     []string{loader.SourceSyscalls},
+	pl := openPipeline(t, []string{abi.SourceSyscalls}, session.Options{
 		Transport:   transport,
-		CPUsPerRing: cpusPerRing,
-		RingSize:    4 * os.Getpagesize(),
+		Rings:       tpt.Options{CPUsPerRing: cpusPerRing, RingSize: 4 * os.Getpagesize()},
 		SyscallPIDs: []uint32{uint32(child.Pid)},
 	})
 
@@ -101,20 +101,17 @@ func testOverload(t *testing.T, transport consumer.Transport, cpusPerRing int) {
 		child.Getpid(t, 20_000) // about 20 times what the ring holds
 		pl.drain(t)
 	}
-	streamGaps := pl.tracker.Source(loader.SourceSyscalls).Gaps
-	if err := pl.producers.Detach(); err != nil {
-		t.Fatal(err)
-	}
-	pl.drain(t)
-	counters, err := pl.producers.Counters()
+	streamGaps := pl.tracker.Source(abi.SourceSyscalls).Gaps
+	// Finish detaches, drains, reads the counters and closes the tracker's
+	// books with them.
+	counters, err := pl.Finish(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pl.tracker.Finish(counters, pl.producers.RingOf)
 
 	k := counters[0]
 	var delivered, kernelLost, ringLost, ringGaps uint64
-	for _, st := range pl.consumer.Stats() {
+	for _, st := range pl.Stats() {
 		delivered += st.Records
 		kernelLost += st.KernelLost
 	}
@@ -122,11 +119,11 @@ func testOverload(t *testing.T, transport consumer.Transport, cpusPerRing int) {
 		ringGaps += r.Gaps
 	}
 	families := gather(t, pl.collector)
-	for _, r := range pl.producers.Rings() {
+	for _, name := range pl.RingNames() {
 		ringLost += value(t, families, "ringwatch_ring_lost_records_total",
-			map[string]string{"ring": r.Name, "transport": string(r.Transport)})
+			map[string]string{"ring": name, "transport": string(transport)})
 	}
-	tally := pl.tracker.Source(loader.SourceSyscalls)
+	tally := pl.tracker.Source(abi.SourceSyscalls)
 	t.Logf("attempted %d, delivered %d, lost %d, gaps %d (%d found mid-stream)", k.Attempts, delivered, k.Lost, tally.Gaps, streamGaps)
 	if k.Lost == 0 || streamGaps == 0 {
 		t.Fatalf("the flood lost nothing mid-stream (lost %d, gaps %d): the test proves nothing", k.Lost, streamGaps)
@@ -146,10 +143,10 @@ func testOverload(t *testing.T, transport consumer.Transport, cpusPerRing int) {
 	}
 	// A perf buffer reports its drops itself too, with the next sample that
 	// fits: never more than the producers counted, and some here.
-	if transport == consumer.Perfbuf && (kernelLost == 0 || kernelLost > k.Lost) {
+	if transport == abi.Perfbuf && (kernelLost == 0 || kernelLost > k.Lost) {
 		t.Errorf("perf buffers reported %d lost, producers counted %d", kernelLost, k.Lost)
 	}
-	if transport != consumer.Perfbuf && kernelLost != 0 {
+	if transport != abi.Perfbuf && kernelLost != 0 {
 		t.Errorf("%s reported %d kernel losses, only perf buffers report any", transport, kernelLost)
 	}
 }
@@ -175,7 +172,7 @@ func gather(t *testing.T, c prometheus.Collector) map[string]*dto.MetricFamily {
 func TestMetricsOverHTTPMatchTheConsumer(t *testing.T) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
-	pl := openPipeline(t, loader.Options{Sources: []string{loader.SourceExec}})
+	pl := openPipeline(t, []string{abi.SourceExec}, session.Options{})
 
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(pl.collector)
@@ -185,8 +182,8 @@ func TestMetricsOverHTTPMatchTheConsumer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		for ctx.Err() == nil {
-			pl.consumer.Read(ctx, pl.tracker.Observe)
+		if err := pl.Read(ctx, nil); err != nil {
+			t.Errorf("Read: %v", err)
 		}
 	})
 	defer func() { cancel(); wg.Wait() }()
@@ -198,9 +195,9 @@ func TestMetricsOverHTTPMatchTheConsumer(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for pl.tracker.Source(loader.SourceExec).Records < n {
+	for pl.tracker.Source(abi.SourceExec).Records < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d exec records arrived", pl.tracker.Source(loader.SourceExec).Records, n)
+			t.Fatalf("only %d of %d exec records arrived", pl.tracker.Source(abi.SourceExec).Records, n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -208,17 +205,17 @@ func TestMetricsOverHTTPMatchTheConsumer(t *testing.T) {
 	// Other processes may exec at any moment; compare a scrape only with
 	// counts that did not move while it was taken.
 	for try := 0; ; try++ {
-		before := pl.consumer.Stats()[0]
-		sourceBefore := pl.tracker.Source(loader.SourceExec)
+		before := pl.Stats()[0]
+		sourceBefore := pl.tracker.Source(abi.SourceExec)
 		families := scrape(t, srv.URL)
-		after := pl.consumer.Stats()[0]
-		if before.Records != after.Records || pl.tracker.Source(loader.SourceExec) != sourceBefore {
+		after := pl.Stats()[0]
+		if before.Records != after.Records || pl.tracker.Source(abi.SourceExec) != sourceBefore {
 			if try == 20 {
 				t.Fatal("records kept arriving during every scrape")
 			}
 			continue
 		}
-		counters, err := pl.producers.Counters()
+		counters, err := pl.Counters()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -233,7 +230,7 @@ func TestMetricsOverHTTPMatchTheConsumer(t *testing.T) {
 			{"ringwatch_ring_bytes_total", ring, before.Bytes},
 			{"ringwatch_ring_lost_records_total", ring, counters[0].Lost},
 			{"ringwatch_ring_sequence_gaps_total", ring, pl.tracker.Rings()[0].Gaps},
-			{"ringwatch_ring_capacity_bytes", events, loader.DefaultRingSize},
+			{"ringwatch_ring_capacity_bytes", events, tpt.DefaultRingSize},
 			{"ringwatch_consumer_batches_total", events, before.Batches},
 			{"ringwatch_consumer_wakeups_total", events, before.Wakeups},
 			{"ringwatch_source_events_total", map[string]string{"source": "exec"}, sourceBefore.Records},

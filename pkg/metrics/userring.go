@@ -8,7 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ringwatch/ringwatch/pkg/loader"
+	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/pkg/accounting"
 	"github.com/ringwatch/ringwatch/pkg/userring"
 )
 
@@ -18,7 +19,7 @@ import (
 // [control.Channel]: https://pkg.go.dev/github.com/ringwatch/ringwatch/pkg/control#Channel
 type UserRingReader interface {
 	WriterStats() userring.Stats
-	DrainStats() (loader.DrainStats, error)
+	DrainStats() (abi.DrainStats, error)
 }
 
 var (
@@ -37,7 +38,7 @@ func NewRoundTripHistogram() prometheus.Histogram {
 	return prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "ringwatch_roundtrip_latency_seconds",
 		Help:    "Round trip of a ping from user space through the user ring to the kernel's control program and back through its replies ring, on CLOCK_MONOTONIC.",
-		Buckets: prometheus.ExponentialBuckets(latencyBase/1e9, 2, latencyBuckets),
+		Buckets: prometheus.ExponentialBuckets(accounting.LatencyBound(0), 2, accounting.LatencyBuckets),
 	})
 }
 
@@ -80,7 +81,7 @@ func (c *UserRingCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(userRingRejectedDesc, err)
 		return
 	}
-	for t := loader.MessageType(1); t < loader.MessageTypeLimit; t++ {
+	for t := abi.MessageType(1); t < abi.MessageTypeLimit; t++ {
 		ch <- prometheus.MustNewConstMetric(userRingMessagesDesc, prometheus.CounterValue, float64(st.Accepted[t]), t.String())
 	}
 	ch <- prometheus.MustNewConstMetric(userRingRejectedDesc, prometheus.CounterValue, float64(st.RejectedTotal()))
@@ -94,7 +95,7 @@ func (c *UserRingCollector) WriteSummary(w io.Writer) error {
 		return fmt.Errorf("read user ring counters: %w", err)
 	}
 	var byType []string
-	for t := loader.MessageType(1); t < loader.MessageTypeLimit; t++ {
+	for t := abi.MessageType(1); t < abi.MessageTypeLimit; t++ {
 		if n := st.Accepted[t]; n > 0 {
 			byType = append(byType, fmt.Sprintf("%d %s", n, t))
 		}

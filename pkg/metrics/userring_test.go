@@ -13,7 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/testenv"
+	"github.com/ringwatch/ringwatch/pkg/control"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 	"github.com/ringwatch/ringwatch/pkg/userring"
 )
@@ -25,8 +27,8 @@ type userRing struct {
 	w   *userring.Writer
 }
 
-func (u userRing) WriterStats() userring.Stats            { return u.w.Stats() }
-func (u userRing) DrainStats() (loader.DrainStats, error) { return u.ctl.Stats() }
+func (u userRing) WriterStats() userring.Stats         { return u.w.Stats() }
+func (u userRing) DrainStats() (abi.DrainStats, error) { return u.ctl.Stats() }
 
 // TestUserRingMetricsMatchTheKernel fills a one-page user ring until it
 // is full, drains it, sends malformed messages and pings, and compares a
@@ -48,7 +50,7 @@ func TestUserRingMetricsMatchTheKernel(t *testing.T) {
 
 	data := 0
 	for ; ; data++ {
-		err := w.Write(loader.AppendData(nil, uint64(data), 1))
+		err := w.Write(control.AppendData(nil, uint64(data), 1))
 		if errors.Is(err, userring.ErrFull) {
 			break
 		}
@@ -60,11 +62,11 @@ func TestUserRingMetricsMatchTheKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 	msgs := [][]byte{
-		loader.AppendData(nil, 0, 1)[:20], // short
-		{9, 0, 0, 0, 0, 0, 0, 0},          // unknown type
-		loader.AppendPing(nil, 1, 1),
-		loader.AppendPing(nil, 2, 1),
-		loader.AppendSource(nil, loader.MsgPause, loader.RecordExec, 0), // its own maps: changes nothing that runs
+		control.AppendData(nil, 0, 1)[:20], // short
+		{9, 0, 0, 0, 0, 0, 0, 0},           // unknown type
+		control.AppendPing(nil, 1, 1),
+		control.AppendPing(nil, 2, 1),
+		control.AppendSource(nil, abi.MsgPause, abi.RecordExec, 0), // its own maps: changes nothing that runs
 	}
 	for _, m := range msgs {
 		if err := w.Write(m); err != nil {

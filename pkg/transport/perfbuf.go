@@ -58,7 +58,7 @@ func (t *perfbuf) Settings(watermark int) abi.TransportConfig { return t.setting
 // the producers' mode, except busy; the consumer then has no handshake to
 // take part in.
 func (t *perfbuf) ReaderConfig(w abi.Wakeup, maxDelay time.Duration) consumer.Config {
-	if w == abi.WakeupAdaptive {
+	if w == abi.WakeupAdaptive || w == "" {
 		w = abi.WakeupEvery
 	}
 	return t.readerConfig(w, maxDelay)

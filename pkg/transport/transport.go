@@ -56,7 +56,7 @@ type Transport interface {
 	// RingOf is the index in Rings of the ring CPU cpu writes to.
 	RingOf(cpu int) int
 	// ReaderConfig is how a consumer reads the rings whose producers were
-	// loaded with wakeup.
+	// loaded with wakeup ("" being adaptive, as for the loader).
 	ReaderConfig(wakeup abi.Wakeup, maxDelay time.Duration) consumer.Config
 	// Close frees what Plan created. It is idempotent.
 	Close() error
@@ -67,27 +67,52 @@ var constructors = map[abi.Transport]func(base) (Transport, error){}
 
 func register(name abi.Transport, newT func(base) (Transport, error)) { constructors[name] = newT }
 
+// ParseName checks a transport's name; "" is abi.Ringbuf, the default. An
+// unknown name is an error wrapping abi.ErrInvalidOption that lists them.
+func ParseName(name string) (abi.Transport, error) {
+	if name == "" {
+		return abi.Ringbuf, nil
+	}
+	if _, ok := constructors[abi.Transport(name)]; !ok {
+		return "", abi.Choose("transport", name, abi.Transports())
+	}
+	return abi.Transport(name), nil
+}
+
+// CheckOptions checks opts for the named transport. Its errors wrap
+// abi.ErrInvalidOption and say what to choose; they name the options as
+// the command line does.
+func CheckOptions(name abi.Transport, opts Options) error {
+	if opts.RingSize != 0 {
+		if err := abi.CheckRingSize(opts.RingSize); err != nil {
+			return err
+		}
+	}
+	if opts.CPUsPerRing < 0 {
+		return abi.Problemf(abi.ErrInvalidOption, "--cpus-per-ring %d: give 1 or more", opts.CPUsPerRing)
+	}
+	if opts.CPUsPerRing > 1 && name != abi.PercpuRingbuf {
+		return abi.Problemf(abi.ErrInvalidOption, "--cpus-per-ring %d applies only to --transport %s",
+			opts.CPUsPerRing, abi.PercpuRingbuf)
+	}
+	return nil
+}
+
 // New checks opts and makes the named transport, "" being abi.Ringbuf. An
 // error wraps abi.ErrInvalidOption for a name or size out of range, and
 // says what to choose.
 func New(name abi.Transport, opts Options) (Transport, error) {
-	if name == "" {
-		name = abi.Ringbuf
+	name, err := ParseName(string(name))
+	if err != nil {
+		return nil, err
 	}
-	newT, ok := constructors[name]
-	if !ok {
-		return nil, abi.Choose("transport", string(name), abi.Transports())
+	if err := CheckOptions(name, opts); err != nil {
+		return nil, err
 	}
 	if opts.RingSize == 0 {
 		opts.RingSize = DefaultRingSize
 	}
-	if err := abi.CheckRingSize(opts.RingSize); err != nil {
-		return nil, err
-	}
-	if opts.CPUsPerRing < 0 || (opts.CPUsPerRing > 1 && name != abi.PercpuRingbuf) {
-		return nil, abi.Problemf(abi.ErrInvalidOption, "%d CPUs per ring: a positive number, and only for the %s transport",
-			opts.CPUsPerRing, abi.PercpuRingbuf)
-	}
+	newT := constructors[name]
 	cpus, err := ebpf.PossibleCPU()
 	if err != nil {
 		return nil, fmt.Errorf("count possible CPUs: %w", err)
@@ -126,8 +151,12 @@ func (b *base) bindWake(coll *ebpf.Collection) {
 	b.doorbell, b.state = coll.Maps[abi.MapDoorbell], coll.Maps[abi.MapConsumerState]
 }
 
-// readerConfig is a consumer.Config of every ring.
+// readerConfig is a consumer.Config of every ring; wakeup "" is adaptive,
+// as it is for the loader.
 func (b *base) readerConfig(wakeup abi.Wakeup, maxDelay time.Duration) consumer.Config {
+	if wakeup == "" {
+		wakeup = abi.WakeupAdaptive
+	}
 	return consumer.Config{Rings: b.rings, Wakeup: wakeup, Doorbell: b.doorbell, State: b.state, MaxDelay: maxDelay}
 }
 

@@ -1,21 +1,22 @@
-package metrics
+package accounting
 
 import (
 	"testing"
 	"unsafe"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 )
 
 // syscallRecord is the memory of a syscalls record with the given header.
 func syscallRecord(cpu uint32, seq, ktime uint64) []byte {
-	r := &loader.SyscallRecord{Hdr: loader.Header{Type: loader.RecordSyscall, Cpu: cpu, Seq: seq, KtimeNs: ktime}}
+	r := &abi.SyscallRecord{Hdr: abi.Header{Type: abi.RecordSyscall, Cpu: cpu, Seq: seq, KtimeNs: ktime}}
 	return unsafe.Slice((*byte)(unsafe.Pointer(r)), unsafe.Sizeof(*r))
 }
 
 func TestTrackerCountsGapsPerCPU(t *testing.T) {
-	tr := NewTracker(1)
+	tr := NewTracker(1, 1)
 	var recs [][]byte
 	// CPU 0 delivers 0,1,4,5 (2 and 3 lost); CPU 3 delivers 2,3 (0 and 1
 	// lost); interleaved as a shared ring would carry them.
@@ -25,9 +26,9 @@ func TestTrackerCountsGapsPerCPU(t *testing.T) {
 	}{{0, 0}, {3, 2}, {0, 1}, {0, 4}, {3, 3}, {0, 5}} {
 		recs = append(recs, syscallRecord(r.cpu, r.seq, 0))
 	}
-	tr.Observe(consumer.Batch{Ring: 0, Records: recs})
+	tr.Shard(0).Observe(consumer.Batch{Ring: 0, Records: recs})
 
-	src := tr.Source(loader.SourceSyscalls)
+	src := tr.Source(abi.SourceSyscalls)
 	if src.Records != 6 || src.Gaps != 4 || src.Reordered != 0 {
 		t.Fatalf("syscalls tally %+v, want 6 records and 4 gaps", src)
 	}
@@ -38,17 +39,17 @@ func TestTrackerCountsGapsPerCPU(t *testing.T) {
 	// The producers attempted 8 on CPU 0 (6 and 7 lost after the last
 	// delivered record) and 4 on CPU 3; CPU 1 attempted 2 and delivered none.
 	tr.Finish([]loader.Counters{{
-		Source: loader.SourceSyscalls,
-		PerCPU: []loader.SourceCounters{{Attempts: 8}, {Attempts: 2}, {}, {Attempts: 4}},
+		Source: abi.SourceSyscalls,
+		PerCPU: []abi.SourceCounters{{Attempts: 8}, {Attempts: 2}, {}, {Attempts: 4}},
 	}}, func(int) int { return 0 })
-	if g := tr.Source(loader.SourceSyscalls).Gaps; g != 4+2+2 {
+	if g := tr.Source(abi.SourceSyscalls).Gaps; g != 4+2+2 {
 		t.Fatalf("gaps after Finish %d, want 8", g)
 	}
 }
 
 func TestTrackerCountsReorderedAndInvalid(t *testing.T) {
-	tr := NewTracker(2)
-	tr.Observe(consumer.Batch{Ring: 1, Records: [][]byte{
+	tr := NewTracker(2, 1)
+	tr.Shard(0).Observe(consumer.Batch{Ring: 1, Records: [][]byte{
 		syscallRecord(0, 0, 0),
 		syscallRecord(0, 1, 0),
 		syscallRecord(0, 1, 0), // duplicate
@@ -56,7 +57,7 @@ func TestTrackerCountsReorderedAndInvalid(t *testing.T) {
 		make([]byte, 10),       // shorter than a header
 		make([]byte, 64),       // type 0
 	}})
-	if src := tr.Source(loader.SourceSyscalls); src.Records != 4 || src.Reordered != 2 || src.Gaps != 0 {
+	if src := tr.Source(abi.SourceSyscalls); src.Records != 4 || src.Reordered != 2 || src.Gaps != 0 {
 		t.Fatalf("syscalls tally %+v, want 4 records, 2 reordered", src)
 	}
 	if r := tr.Rings(); r[1].Invalid != 2 || r[0].Invalid != 0 {
@@ -71,24 +72,24 @@ func TestLatencyBuckets(t *testing.T) {
 	}{
 		{0, 0}, {1, 0}, {1000, 0}, {1001, 1}, {2000, 1}, {2001, 2}, {4000, 2}, {4001, 3},
 		{1_000_000, 10}, {1_024_000, 10}, {1_024_001, 11},
-		{1000 << 22, 22}, {1000<<22 + 1, latencyBuckets}, {1 << 62, latencyBuckets},
+		{1000 << 22, 22}, {1000<<22 + 1, LatencyBuckets}, {1 << 62, LatencyBuckets},
 	} {
 		if got := latencyBucket(tc.ns); got != tc.want {
 			t.Errorf("latencyBucket(%d) = %d, want %d", tc.ns, got, tc.want)
 		}
 		// The bucket's bound holds the value and the one below does not.
-		if k := latencyBucket(tc.ns); k < latencyBuckets {
-			if float64(tc.ns)/1e9 > latencyBound(k) || (k > 0 && float64(tc.ns)/1e9 <= latencyBound(k-1)) {
-				t.Errorf("%d ns in bucket %d, bounds (%g, %g]", tc.ns, k, latencyBound(k-1), latencyBound(k))
+		if k := latencyBucket(tc.ns); k < LatencyBuckets {
+			if float64(tc.ns)/1e9 > LatencyBound(k) || (k > 0 && float64(tc.ns)/1e9 <= LatencyBound(k-1)) {
+				t.Errorf("%d ns in bucket %d, bounds (%g, %g]", tc.ns, k, LatencyBound(k-1), LatencyBound(k))
 			}
 		}
 	}
 }
 
 func TestTrackerLatency(t *testing.T) {
-	tr := NewTracker(1)
+	tr := NewTracker(1, 1)
 	const now = 10_000_000
-	tr.Observe(consumer.Batch{ReadTime: now, Records: [][]byte{
+	tr.Shard(0).Observe(consumer.Batch{ReadTime: now, Records: [][]byte{
 		syscallRecord(0, 0, now-500),       // 500ns: first bucket
 		syscallRecord(0, 1, now-3000),      // 3µs: bucket 2
 		syscallRecord(0, 2, now+100),       // stamped after the read: counted as 0
@@ -106,7 +107,7 @@ func TestTrackerLatency(t *testing.T) {
 // BenchmarkTrackerObserve is the per-record cost of the accounting the
 // run command does on every record.
 func BenchmarkTrackerObserve(b *testing.B) {
-	tr := NewTracker(1)
+	tr := NewTracker(1, 1)
 	// Laid out as a ring lays them out: back to back, each after an
 	// 8-byte ring header.
 	const stride = 48
@@ -120,7 +121,35 @@ func BenchmarkTrackerObserve(b *testing.B) {
 	batch := consumer.Batch{Records: recs, ReadTime: 5000}
 	b.ReportAllocs()
 	for b.Loop() {
-		tr.Observe(batch)
+		tr.Shard(0).Observe(batch)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
+}
+
+// TestShardsMergeToWhatOneShardCounts feeds the same records to a tracker
+// with one shard and to one with two, each shard reading the rings of its
+// own CPUs as two consumers would: the merged tallies, and the gaps Finish
+// adds, must be the same.
+func TestShardsMergeToWhatOneShardCounts(t *testing.T) {
+	one, two := NewTracker(2, 1), NewTracker(2, 2)
+	// CPU k writes to ring k; ring k is read by consumer k.
+	for _, r := range []struct {
+		cpu uint32
+		seq uint64
+	}{{0, 0}, {1, 0}, {0, 2}, {1, 3}, {0, 3}} {
+		b := consumer.Batch{Ring: int(r.cpu), ReadTime: 5000, Records: [][]byte{syscallRecord(r.cpu, r.seq, 1000)}}
+		one.Shard(0).Observe(b)
+		two.Shard(int(r.cpu)).Observe(b)
+	}
+	final := []loader.Counters{{Source: abi.SourceSyscalls,
+		PerCPU: []abi.SourceCounters{{Attempts: 6}, {Attempts: 4}, {Attempts: 2}}}}
+	ringOf := func(cpu int) int { return min(cpu, 1) }
+	one.Finish(final, ringOf)
+	two.Finish(final, ringOf)
+	if a, b := one.Source(abi.SourceSyscalls), two.Source(abi.SourceSyscalls); a != b || a.Records != 5 || a.Gaps != 12-5 {
+		t.Fatalf("one shard %+v, two shards %+v; want 5 records and 7 gaps in both", a, b)
+	}
+	if a, b := one.Rings(), two.Rings(); a[0] != b[0] || a[1] != b[1] || a[0].Gaps != 3 || a[1].Gaps != 4 {
+		t.Fatalf("rings: one shard %+v, two shards %+v; want gaps 3 and 4", a, b)
+	}
 }

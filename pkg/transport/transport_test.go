@@ -1,0 +1,60 @@
+package transport
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/ringwatch/ringwatch/internal/abi"
+)
+
+func TestFitsMatchesEachLayout(t *testing.T) {
+	for _, tc := range []struct {
+		transport  abi.Transport
+		ring, size int
+		want       int
+	}{
+		{abi.Ringbuf, 4096, 16, 4096/24 - 1},
+		{abi.Ringbuf, 4096, 64, 4096/72 - 1},
+		{abi.Perfbuf, 4096, 16, 4096/32 - 1},
+		{abi.SPSC, 4096, 64, 32}, // 72-byte slots: 56 fit, 32 is the power of two below
+	} {
+		tr, err := New(tc.transport, Options{RingSize: tc.ring})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tr.Fits(tc.size); got != tc.want {
+			t.Errorf("fits(%s, %d, %d) = %d, want %d", tc.transport, tc.ring, tc.size, got, tc.want)
+		}
+	}
+}
+
+func TestNewRejectsBadOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name abi.Transport
+		opts Options
+		want string
+	}{
+		{"carrier-pigeon", Options{}, "choose from ringbuf, percpu-ringbuf, perfbuf, spsc"},
+		{abi.Ringbuf, Options{CPUsPerRing: 2}, "applies only to --transport percpu-ringbuf"},
+		{abi.PercpuRingbuf, Options{CPUsPerRing: -1}, "give 1 or more"},
+		{abi.SPSC, Options{RingSize: 3 << 20}, "try 4MiB"},
+	} {
+		_, err := New(tc.name, tc.opts)
+		if !errors.Is(err, abi.ErrInvalidOption) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("New(%q, %+v) = %v, want ErrInvalidOption saying %q", tc.name, tc.opts, err, tc.want)
+		}
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	got, err := ParseCPUList("0-2,5,7-8")
+	if err != nil || len(got) != 6 || got[0] != 0 || got[2] != 2 || got[3] != 5 || got[5] != 8 {
+		t.Fatalf("ParseCPUList = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "a", "3-1", "-1", "1-"} {
+		if _, err := ParseCPUList(bad); err == nil {
+			t.Errorf("ParseCPUList(%q) accepted", bad)
+		}
+	}
+}
