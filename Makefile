@@ -52,6 +52,7 @@ test: tracefs
 bench: build tracefs
 	./$(BIN) bench --quick
 	$(GO) test -run '^$$' -bench 'Drain|Walk' -benchmem -benchtime 5x ./pkg/consumer
+	$(GO) test -run '^$$' -bench 'TrackerObserve' -benchmem ./pkg/accounting
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed: $$out" >&2; exit 1; }

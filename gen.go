@@ -7,8 +7,9 @@
 // way of generating produces the same objects. bpf2go is pinned in go.mod's
 // tool block. Its outputs, internal/abi/ringwatch_bpfel.{go,o} (the
 // producers) and internal/abi/control_bpfel.{go,o} (the user ring's control
-// program), are committed so that building and testing need no clang;
-// `make check-generate` proves they are current.
+// program), and examples/ringreader/counter_bpfel.{go,o} (the example of
+// pkg/consumer as a library), are committed so that building and testing
+// need no clang; `make check-generate` proves they are current.
 //
 // A -type flag must not name a struct that shares its name with a map:
 // bpf2go's lookup by name then finds both and fails. So the maps are named

@@ -16,6 +16,7 @@ import (
 	"github.com/ringwatch/ringwatch/pkg/control"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 	"github.com/ringwatch/ringwatch/pkg/metrics"
+	"github.com/ringwatch/ringwatch/pkg/session"
 )
 
 const ctlUsage = `Usage: ringwatch ctl [flags] ACTION...
@@ -174,17 +175,16 @@ type controlSide struct {
 	// unavailable says why there is no control side on this kernel; the
 	// other fields are then nil.
 	unavailable error
-	ctl         *loader.Control
-	ch          *control.Channel
+	ch          *session.Control
 	srv         *control.Server
 	collector   *metrics.UserRingCollector
 	stop        context.CancelFunc
 	wg          sync.WaitGroup
 }
 
-// startControl loads the control program next to producers and listens on
-// socket. On error nothing stays open.
-func startControl(socket string, producers *loader.Producers, stderr io.Writer) (_ *controlSide, err error) {
+// startControl loads the control program next to the session's producers
+// and listens on socket. On error nothing stays open.
+func startControl(socket string, sess *session.Session, stderr io.Writer) (_ *controlSide, err error) {
 	if socket == "" {
 		return nil, nil
 	}
@@ -194,7 +194,10 @@ func startControl(socket string, producers *loader.Producers, stderr io.Writer) 
 			err = errors.Join(err, s.Close())
 		}
 	}()
-	s.ctl, err = producers.OpenControl(loader.ControlOptions{})
+	roundTrips := metrics.NewRoundTripHistogram()
+	s.ch, err = session.OpenControl(sess, control.Options{
+		OnRoundTrip: func(d time.Duration) { roundTrips.Observe(d.Seconds()) },
+	})
 	if errors.Is(err, loader.ErrUnsupportedKernel) {
 		// The producers work from Linux 5.8; only control needs 6.1.
 		return &controlSide{unavailable: err}, nil
@@ -202,14 +205,8 @@ func startControl(socket string, producers *loader.Producers, stderr io.Writer) 
 	if err != nil {
 		return nil, err
 	}
-	roundTrips := metrics.NewRoundTripHistogram()
-	if s.ch, err = control.Open(s.ctl, control.Options{
-		OnRoundTrip: func(d time.Duration) { roundTrips.Observe(d.Seconds()) },
-	}); err != nil {
-		return nil, err
-	}
-	s.collector = metrics.NewUserRingCollector(s.ch, roundTrips)
-	if s.srv, err = control.Listen(socket, s.ch, producers.Sources()); err != nil {
+	s.collector = metrics.NewUserRingCollector(s.ch.Channel, roundTrips)
+	if s.srv, err = control.Listen(socket, s.ch.Channel, sess.Producers().Sources()); err != nil {
 		return nil, err
 	}
 	var ctx context.Context
@@ -288,9 +285,6 @@ func (s *controlSide) Close() error {
 	}
 	if s.ch != nil {
 		errs = append(errs, s.ch.Close())
-	}
-	if s.ctl != nil {
-		errs = append(errs, s.ctl.Close())
 	}
 	return errors.Join(errs...)
 }

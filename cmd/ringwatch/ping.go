@@ -14,7 +14,7 @@ import (
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/control"
-	"github.com/ringwatch/ringwatch/pkg/loader"
+	"github.com/ringwatch/ringwatch/pkg/session"
 )
 
 const pingUsage = `Usage: ringwatch ping [flags]
@@ -110,12 +110,7 @@ func ping(cfg pingConfig, stdout io.Writer) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	ctl, err := loader.OpenControl(loader.ControlOptions{})
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, ctl.Close()) }()
-	ch, err := control.Open(ctl, control.Options{})
+	ch, err := session.OpenControl(nil, control.Options{})
 	if err != nil {
 		return err
 	}

@@ -215,7 +215,7 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	producers := s.Producers()
 	rings := s.RingNames()
 	collector := metrics.NewCollector(version, string(cfg.transport), rings, producers.Sources(), s, s.Tracker())
-	side, err := startControl(cfg.ctlSocket, producers, stderr)
+	side, err := startControl(cfg.ctlSocket, s, stderr)
 	if err != nil {
 		return err
 	}

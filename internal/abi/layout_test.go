@@ -1,7 +1,7 @@
 package abi
 
 import (
-		"errors"
+	"errors"
 	"testing"
 	"unsafe"
 

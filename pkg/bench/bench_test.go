@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringwatch/ringwatch/internal/testenv"
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

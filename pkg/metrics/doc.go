@@ -1,13 +1,11 @@
-// Package metrics accounts for what ringwatch carries and exposes it to
-// Prometheus.
+// Package metrics exposes what ringwatch carries to Prometheus: it is the
+// exporter at the top of a record's trip (ring walk -> batch -> accounting
+// -> exporter), and reads the layers below without changing them.
 //
-//   - tracker.go: [Tracker] reads each record's header as it is consumed:
-//     sequence gaps per source and CPU (losses found independently of the
-//     kernel's own count), records per source, and delivery latency.
 //   - collector.go: [Collector], a prometheus.Collector that reads the
-//     consumer's [consumer.RingStats], the producers' kernel counters and the
-//     Tracker once per scrape, and the exit summary built from the same
-//     reading.
+//     consumer's [consumer.RingStats] and the producers' kernel counters
+//     (through a session, [Reader]) and pkg/accounting's Tracker once per
+//     scrape, and the exit summary built from the same reading.
 //   - userring.go: [UserRingCollector], a separate prometheus.Collector for
 //     the user-to-kernel direction: messages the kernel's control program
 //     acted on and refused, a full user ring, ping round trips.
