@@ -38,8 +38,9 @@ type Options struct {
 	Watermark   int
 	SyscallPIDs []uint32
 	TraceSelf   bool
-	// NewReader, if not nil, opens the reader instead of ringwatch's
-	// consumer; the session then keeps no accounting.
+	// NewReader, if not nil, opens the reader instead of the session: the
+	// session then keeps no accounting (Tracker is nil), and has Stats only
+	// if the reader is a *consumer.Consumer.
 	NewReader func(transport.Transport) (Reader, error)
 }
 
@@ -80,6 +81,8 @@ func Open(opts Options) (_ *Session, err error) {
 		if s.reader, err = opts.NewReader(t); err != nil {
 			return nil, err
 		}
+		// Its counters still show, without the session's accounting.
+		s.consumer, _ = s.reader.(*consumer.Consumer)
 	} else {
 		if s.consumer, err = consumer.OpenConfig(t.ReaderConfig(opts.Wakeup, opts.MaxDelay)); err != nil {
 			return nil, err
@@ -176,7 +179,7 @@ func (s *Session) RingNames() []string {
 }
 
 // Stats are the consumer's counters of every ring, in ring order; nil with
-// a reader of Options.NewReader.
+// a reader of Options.NewReader other than a *consumer.Consumer.
 func (s *Session) Stats() []consumer.RingStats {
 	if s.consumer == nil {
 		return nil

@@ -94,3 +94,25 @@ func TestOpenFailsCleanly(t *testing.T) {
 	}
 	testenv.WaitForObjects(t, before)
 }
+
+// TestOwnReaderKeepsConsumerStats opens the session with a reader of the
+// caller's, as the bench does: a ringwatch consumer given that way still
+// reports its ring counters, and the session keeps no accounting of its
+// own.
+func TestOwnReaderKeepsConsumerStats(t *testing.T) {
+	testenv.RequireBPF(t)
+	testenv.RequireTracefs(t)
+	s, err := Open(Options{Transport: abi.PercpuRingbuf, NewReader: func(tr transport.Transport) (Reader, error) {
+		return consumer.OpenConfig(tr.ReaderConfig("", 0))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if st := s.Stats(); len(st) != len(s.RingNames()) || len(st) == 0 || st[0].Capacity != transport.DefaultRingSize {
+		t.Errorf("Stats %+v for rings %v", st, s.RingNames())
+	}
+	if s.Tracker() != nil {
+		t.Error("a session with its caller's reader keeps a tracker")
+	}
+}
