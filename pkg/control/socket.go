@@ -284,11 +284,15 @@ func Send(ctx context.Context, path string, req Request) (Response, error) {
 	if err != nil {
 		return Response{}, fmt.Errorf("encode request: %w", err)
 	}
-	if _, err := conn.Write(append(b, '\n')); err != nil {
-		return Response{}, fmt.Errorf("send request to %s: %w", path, err)
-	}
+	_, writeErr := conn.Write(append(b, '\n'))
+	// A run that refuses this peer answers at once and closes, so the write
+	// can fail with EPIPE after the answer is already in the socket: read
+	// it either way, and report the write only if there is no answer.
 	var resp Response
 	if err := json.NewDecoder(io.LimitReader(conn, maxRequest)).Decode(&resp); err != nil {
+		if writeErr != nil {
+			return Response{}, fmt.Errorf("send request to %s: %w", path, writeErr)
+		}
 		return Response{}, fmt.Errorf("read the answer from %s: %w", path, err)
 	}
 	return resp, nil
