@@ -182,6 +182,8 @@ func rateNote(rate int) string {
 type reader struct {
 	name   string
 	wakeup abi.Wakeup // the producers' mode: for peers, the kernel's rule
+	// scenarios it is measured in; nil: all.
+	scenarios []string
 }
 
 func consumersFor(scenario string, t abi.Transport, opts Options) []reader {
@@ -197,8 +199,10 @@ func consumersFor(scenario string, t abi.Transport, opts Options) []reader {
 		}
 	}
 	if opts.Peers {
-		if p, ok := peerOf[t]; ok {
-			out = append(out, p)
+		for _, p := range peersOf[t] {
+			if p.scenarios == nil || slices.Contains(p.scenarios, scenario) {
+				out = append(out, p)
+			}
 		}
 	}
 	return out
@@ -215,7 +219,7 @@ func measure(ctx context.Context, opts Options, scenario string, t abi.Transport
 		Transport: t,
 		Rings:     transport.Options{RingSize: opts.RingSize},
 		Wakeup:    rd.wakeup,
-		NewReader: func(tr transport.Transport) (session.Reader, error) { return openReader(rd, tr) },
+		NewReader: func(tr transport.Transport) (session.Reader, error) { return openReader(rd, tr, rate > 0) },
 	})
 	if err != nil {
 		return r, err

@@ -16,16 +16,28 @@ import (
 	"github.com/ringwatch/ringwatch/pkg/transport"
 )
 
-// peerOf is the cilium/ebpf reader measured beside ringwatch's on a
-// transport, with the wakeup rule it expects of the producers.
-var peerOf = map[abi.Transport]reader{
-	abi.Ringbuf: {name: CiliumRingbuf, wakeup: abi.WakeupKernel},
-	abi.Perfbuf: {name: CiliumPerf, wakeup: abi.WakeupEvery},
+// peersOf are the readers measured beside ringwatch's on a transport, with
+// the wakeup rule each expects of the producers. A file built with a tag
+// (libbpf.go) may add to it, and to peerOpeners, in its init.
+var peersOf = map[abi.Transport][]reader{
+	abi.Ringbuf: {{name: CiliumRingbuf, wakeup: abi.WakeupKernel}},
+	abi.Perfbuf: {{name: CiliumPerf, wakeup: abi.WakeupEvery}},
 }
 
+// peerOpeners open the peers that are not in this file, by name. timed
+// says the scenario keeps each record's latency, so the reader must read
+// the clock for each batch it hands over; otherwise ReadTime may be 0.
+var peerOpeners = map[string]func(rd reader, t transport.Transport, timed bool) (session.Reader, error){}
+
 // openReader opens the reader rd names over t's rings: each is a
-// session.Reader, so every scenario drives them the same way.
-func openReader(rd reader, t transport.Transport) (session.Reader, error) {
+// session.Reader, so every scenario drives them the same way. Only when
+// timed does a peer read the clock for each record it hands over:
+// ringwatch's consumer reads it once per batch, so a peer reading it per
+// record where nobody uses it would pay for work ringwatch does not do.
+func openReader(rd reader, t transport.Transport, timed bool) (session.Reader, error) {
+	if open, ok := peerOpeners[rd.name]; ok {
+		return open(rd, t, timed)
+	}
 	switch rd.name {
 	case Ringwatch:
 		return consumer.OpenConfig(t.ReaderConfig(rd.wakeup, 0))
@@ -34,7 +46,7 @@ func openReader(rd reader, t transport.Transport) (session.Reader, error) {
 		if err != nil {
 			return nil, err
 		}
-		p := &peer{flush: r.Flush, setDeadline: r.SetDeadline, close: r.Close}
+		p := &peer{flush: r.Flush, setDeadline: r.SetDeadline, close: r.Close, timed: timed}
 		var rec ciliumringbuf.Record
 		p.next = func() ([]byte, error) { err := r.ReadInto(&rec); return rec.RawSample, err }
 		return p, nil
@@ -44,7 +56,7 @@ func openReader(rd reader, t transport.Transport) (session.Reader, error) {
 		if err != nil {
 			return nil, err
 		}
-		p := &peer{flush: r.Flush, setDeadline: r.SetDeadline, close: r.Close}
+		p := &peer{flush: r.Flush, setDeadline: r.SetDeadline, close: r.Close, timed: timed}
 		var rec ciliumperf.Record
 		p.next = func() ([]byte, error) { err := r.ReadInto(&rec); return rec.RawSample, err }
 		return p, nil
@@ -60,6 +72,7 @@ type peer struct {
 	flush       func() error
 	setDeadline func(t time.Time)
 	close       func() error
+	timed       bool // read the clock for each record
 	one         [1][]byte
 }
 
@@ -95,7 +108,11 @@ func (p *peer) readAll(fn func(consumer.Batch)) (int, error) {
 		}
 		if len(sample) > 0 {
 			p.one[0] = sample
-			fn(consumer.Batch{Records: p.one[:], ReadTime: consumer.MonotonicNow()})
+			b := consumer.Batch{Records: p.one[:]}
+			if p.timed {
+				b.ReadTime = consumer.MonotonicNow()
+			}
+			fn(b)
 			n++
 		}
 	}
