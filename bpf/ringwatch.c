@@ -93,19 +93,28 @@ struct {
 	__uint(value_size, 8);
 } spsc_slots SEC(".maps");
 
+/* The sleep handshake: one wake_state per consumer, mapped by each. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 1);
+	__uint(max_entries, 1); /* one per consumer */
 	__type(key, __u32);
 	__type(value, struct wake_state);
 } consumer_state SEC(".maps");
 
-/* The spsc consumer's doorbell: a ring buffer only so that epoll can wait on it. */
+/*
+ * Each consumer's doorbell: a ring buffer only so that epoll can wait on it,
+ * one per consumer in an array of maps that pkg/transport fills.
+ */
 struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096);
-} doorbell SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1); /* one per consumer */
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_RINGBUF);
+		__uint(max_entries, 4096);
+	});
+} doorbells SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -201,6 +210,7 @@ struct output {
 	void *rec;
 	struct transport_config *cfg;
 	void *ring;               /* ringbuf, percpu-ringbuf: the ring reserved in */
+	__u32 ring_index;         /* which ring: see transport_config.consumer_shift */
 	struct spsc_queue *queue; /* spsc */
 	struct spsc_slot *slot;   /* spsc */
 	struct perf_scratch *scratch; /* perfbuf */
@@ -242,6 +252,7 @@ static __always_inline void *reserve(struct output *out, __u32 size, const enum 
 		if (!rb)
 			return NULL;
 		out->ring = rb;
+		out->ring_index = ring;
 		out->rec = bpf_ringbuf_reserve(rb, size, 0);
 		return out->rec;
 	}
@@ -254,6 +265,7 @@ static __always_inline void *reserve(struct output *out, __u32 size, const enum 
 		scratch->busy = 1;
 		barrier();
 		out->scratch = scratch;
+		out->ring_index = cpu;
 		out->rec = scratch->data;
 		return out->rec;
 	}
@@ -280,6 +292,7 @@ static __always_inline void *reserve(struct output *out, __u32 size, const enum 
 		if (!slot)
 			goto refuse;
 		out->queue = q;
+		out->ring_index = cpu;
 		out->slot = slot;
 		out->rec = slot->data;
 		return out->rec;
@@ -292,20 +305,33 @@ refuse:
 	return NULL;
 }
 
+/* The consumer that reads the ring out wrote to: see transport_config. */
+static __always_inline __u32 consumer_of(const struct output *out)
+{
+	return out->ring_index >> (out->cfg->consumer_shift & 31);
+}
+
+/* Rings consumer's doorbell: a record that only wakes it. */
+static __always_inline void ring_bell(__u32 consumer)
+{
+	__u64 cpu = bpf_get_smp_processor_id();
+	void *bell = bpf_map_lookup_elem(&doorbells, &consumer);
+
+	/* A failed output means the doorbell ring already holds unread
+	 * doorbells, which keep epoll ready: the consumer wakes all the same. */
+	if (bell)
+		bpf_ringbuf_output(bell, &cpu, sizeof(cpu), BPF_RB_FORCE_WAKEUP);
+}
+
 /*
  * Wakes the consumer if it sleeps in state, and nobody else woke it first:
  * the compare-and-swap lets exactly one producer ring the doorbell.
  */
-static __always_inline void ring_doorbell(struct wake_state *ws, __u32 state)
+static __always_inline void ring_doorbell(struct wake_state *ws, __u32 state, __u32 consumer)
 {
-	__u64 cpu;
-
 	if (__sync_val_compare_and_swap(&ws->consumer_sleeping, state, SLEEP_AWAKE) != state)
 		return;
-	cpu = bpf_get_smp_processor_id();
-	/* A failed output means the doorbell ring already holds unread
-	 * doorbells, which keep epoll ready: the consumer wakes all the same. */
-	bpf_ringbuf_output(&doorbell, &cpu, sizeof(cpu), BPF_RB_FORCE_WAKEUP);
+	ring_bell(consumer);
 }
 
 /*
@@ -315,10 +341,10 @@ static __always_inline void ring_doorbell(struct wake_state *ws, __u32 state)
  * SPSC queue: Dekker's handshake); bpf_ringbuf_submit's xchg is such a
  * fence. pending is only computed when a lazy sleeper makes it matter.
  */
-#define WAKE_IF_ASLEEP(cfg, pending_expr)						\
+#define WAKE_IF_ASLEEP(out, cfg, pending_expr)					\
 	do {										\
-		__u32 zero_ = 0;							\
-		struct wake_state *ws_ = bpf_map_lookup_elem(&consumer_state, &zero_);	\
+		__u32 consumer_ = consumer_of(out);					\
+		struct wake_state *ws_ = bpf_map_lookup_elem(&consumer_state, &consumer_); \
 		__u32 state_;								\
 											\
 		if (!ws_)								\
@@ -326,7 +352,7 @@ static __always_inline void ring_doorbell(struct wake_state *ws, __u32 state)
 		state_ = READ_ONCE(ws_->consumer_sleeping);				\
 		if (state_ == SLEEP_DEEP ||						\
 		    (state_ == SLEEP_LAZY && (pending_expr) >= (cfg)->watermark))	\
-			ring_doorbell(ws_, state_);					\
+			ring_doorbell(ws_, state_, consumer_);				\
 	} while (0)
 
 /*
@@ -350,7 +376,7 @@ static __always_inline bool submit(struct output *out, void *ctx, __u32 size, co
 
 		bpf_ringbuf_submit(out->rec, flags);
 		if (cfg->wakeup == WAKEUP_ADAPTIVE)
-			WAKE_IF_ASLEEP(cfg, bpf_ringbuf_query(out->ring, BPF_RB_AVAIL_DATA));
+			WAKE_IF_ASLEEP(out, cfg, bpf_ringbuf_query(out->ring, BPF_RB_AVAIL_DATA));
 		return true;
 	}
 
@@ -373,15 +399,12 @@ static __always_inline bool submit(struct output *out, void *ctx, __u32 size, co
 		WRITE_ONCE(q->tail, tail); /* publish: see The SPSC queue */
 		switch (cfg->wakeup) {
 		case WAKEUP_EVERY:
-		case WAKEUP_KERNEL: {
-			__u64 cpu = bpf_get_smp_processor_id();
-
-			bpf_ringbuf_output(&doorbell, &cpu, sizeof(cpu), BPF_RB_FORCE_WAKEUP);
+		case WAKEUP_KERNEL:
+			ring_bell(consumer_of(out));
 			break;
-		}
 		case WAKEUP_ADAPTIVE:
 			__sync_fetch_and_add(&q->wake_checks, 1); /* StoreLoad fence */
-			WAKE_IF_ASLEEP(cfg, tail - READ_ONCE(q->head)); /* watermark in slots */
+			WAKE_IF_ASLEEP(out, cfg, tail - READ_ONCE(q->head)); /* watermark in slots */
 			break;
 		}
 		barrier();

@@ -139,6 +139,16 @@ struct transport_config {
 	__u32 spsc_slots;    /* spsc: slots per queue, a power of two */
 	__u32 wakeup;        /* enum wakeup_mode */
 	__u32 watermark;     /* WAKEUP_ADAPTIVE: bytes pending that wake a lazy consumer */
+	/*
+	 * Ring r (the ring's index: 0 for ringbuf, r = cpu / cpus_per_ring for
+	 * percpu-ringbuf, the CPU for perfbuf and spsc) is read by consumer
+	 * r >> consumer_shift: its wake_state is consumer_state[r >>
+	 * consumer_shift] and its doorbell doorbells[r >> consumer_shift]. Each
+	 * consumer reads a contiguous range of 1 << consumer_shift rings, so no
+	 * producer ever wakes another consumer, and a shift costs the producer
+	 * no division.
+	 */
+	__u32 consumer_shift;
 };
 
 /*
@@ -179,7 +189,8 @@ enum sleep_state {
 };
 
 /*
- * What the consumer tells the producers, in a one-entry BPF_F_MMAPABLE array.
+ * What a consumer tells the producers, in a BPF_F_MMAPABLE array with one
+ * entry per consumer (transport_config.cpus_per_consumer says whose).
  * consumer_sleeping (enum sleep_state) is set by the consumer just before it
  * waits in epoll; the producer that finds it set clears it with a
  * compare-and-swap and rings the doorbell.

@@ -18,8 +18,8 @@ const (
 	MapPerfEvents        = ringwatchMapPerfEvents    // perfbuf
 	MapSPSCQueues        = ringwatchMapSpscQueues    // spsc: the queues' indices
 	MapSPSCSlots         = ringwatchMapSpscSlots     // spsc: the slots
-	MapDoorbell          = ringwatchMapDoorbell      // the sleep handshake's doorbell
-	MapConsumerState     = ringwatchMapConsumerState // the sleep handshake's flag
+	MapDoorbells         = ringwatchMapDoorbells     // the sleep handshake: a doorbell ring per consumer
+	MapConsumerState     = ringwatchMapConsumerState // the sleep handshake: a wake_state per consumer
 	MapTransportSettings = ringwatchMapTransportSettings
 	MapCounters          = ringwatchMapCounters
 	MapSourceConfigs     = ringwatchMapSourceConfigs

@@ -135,11 +135,12 @@ const (
 )
 
 type ringwatchTransportConfig struct {
-	_           structs.HostLayout
-	CpusPerRing uint32
-	SpscSlots   uint32
-	Wakeup      uint32
-	Watermark   uint32
+	_             structs.HostLayout
+	CpusPerRing   uint32
+	SpscSlots     uint32
+	Wakeup        uint32
+	Watermark     uint32
+	ConsumerShift uint32
 }
 
 type ringwatchWakeState struct {
@@ -164,7 +165,7 @@ const (
 	ringwatchMapBenchCounters           = "bench_counters"
 	ringwatchMapConsumerState           = "consumer_state"
 	ringwatchMapCounters                = "counters"
-	ringwatchMapDoorbell                = "doorbell"
+	ringwatchMapDoorbells               = "doorbells"
 	ringwatchMapEvents                  = "events"
 	ringwatchMapPercpuEvents            = "percpu_events"
 	ringwatchMapPerfEvents              = "perf_events"
@@ -284,7 +285,7 @@ type ringwatchMapSpecs struct {
 	BenchCounters     *ebpf.MapSpec `ebpf:"bench_counters"`
 	ConsumerState     *ebpf.MapSpec `ebpf:"consumer_state"`
 	Counters          *ebpf.MapSpec `ebpf:"counters"`
-	Doorbell          *ebpf.MapSpec `ebpf:"doorbell"`
+	Doorbells         *ebpf.MapSpec `ebpf:"doorbells"`
 	Events            *ebpf.MapSpec `ebpf:"events"`
 	PercpuEvents      *ebpf.MapSpec `ebpf:"percpu_events"`
 	PerfEvents        *ebpf.MapSpec `ebpf:"perf_events"`
@@ -326,7 +327,7 @@ type ringwatchMaps struct {
 	BenchCounters     *ebpf.Map `ebpf:"bench_counters"`
 	ConsumerState     *ebpf.Map `ebpf:"consumer_state"`
 	Counters          *ebpf.Map `ebpf:"counters"`
-	Doorbell          *ebpf.Map `ebpf:"doorbell"`
+	Doorbells         *ebpf.Map `ebpf:"doorbells"`
 	Events            *ebpf.Map `ebpf:"events"`
 	PercpuEvents      *ebpf.Map `ebpf:"percpu_events"`
 	PerfEvents        *ebpf.Map `ebpf:"perf_events"`
@@ -344,7 +345,7 @@ func (m *ringwatchMaps) Close() error {
 		m.BenchCounters,
 		m.ConsumerState,
 		m.Counters,
-		m.Doorbell,
+		m.Doorbells,
 		m.Events,
 		m.PercpuEvents,
 		m.PerfEvents,

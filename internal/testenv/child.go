@@ -74,6 +74,27 @@ func (c *SyscallChild) Getpid(t testing.TB, n int) {
 	}
 }
 
+// Pin keeps every thread of the child on cpu, so that its system calls are
+// recorded on that CPU's ring alone.
+func (c *SyscallChild) Pin(t testing.TB, cpu int) {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", c.Pid))
+	if err != nil {
+		t.Fatalf("list the syscall child's threads: %v", err)
+	}
+	var set unix.CPUSet
+	set.Set(cpu)
+	for _, task := range tasks {
+		tid, err := strconv.Atoi(task.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil {
+			t.Fatalf("pin thread %d of the syscall child to CPU %d: %v", tid, cpu, err)
+		}
+	}
+}
+
 // runSyscallChild is the child's side: report the thread id, then for each
 // count read from stdin make that many getpid() calls and say done.
 func runSyscallChild() {

@@ -58,6 +58,7 @@ type Consumer struct {
 	closed  atomic.Bool
 
 	rings    []ring
+	woken    atomic.Uint64 // sleeps a ring or the doorbell ended
 	sleeper  *sleeper
 	poller   *poller
 	counters []ringCounters
@@ -129,6 +130,9 @@ func (c *Consumer) sleep() (bool, error) {
 		return true, nil // records arrived while we were telling
 	}
 	ready, woken, err := c.poller.wait(timeout)
+	if len(ready) > 0 {
+		c.woken.Add(1)
+	}
 	for _, ev := range ready {
 		if ev.Fd != bellToken {
 			c.counters[ev.Fd].wakeups.Add(1)
@@ -201,6 +205,11 @@ func (c *Consumer) wake() {
 		c.poller.wake()
 	}
 }
+
+// Woken counts the sleeps that a ring or the doorbell ended: the times a
+// producer, or the kernel for it, woke this consumer. (RingStats.Wakeups
+// counts, per ring, the wakeups that found that ring ready.)
+func (c *Consumer) Woken() uint64 { return c.woken.Load() }
 
 // Stats returns the counters of every ring, in the order given to [Open].
 // After Close, Pending is 0.

@@ -15,10 +15,12 @@ type Config struct {
 	// Wakeup must match what the producers were loaded with; "" means
 	// WakeupEvery, the behaviour of plain BPF ring buffers.
 	Wakeup Wakeup
-	// Doorbell (a BPF_MAP_TYPE_RINGBUF) and State (a one-entry
-	// BPF_F_MMAPABLE array of struct wake_state) carry the sleep
-	// handshake: needed by WakeupAdaptive and by SPSC rings.
+	// Doorbell (a BPF_MAP_TYPE_RINGBUF) and State (a BPF_F_MMAPABLE array
+	// of struct wake_state) carry the sleep handshake: needed by
+	// WakeupAdaptive and by SPSC rings. StateIndex is this consumer's
+	// entry in State, where its rings' producers look.
 	Doorbell, State *ebpf.Map
+	StateIndex      int
 	// MaxDelay bounds how long a lazy sleep (WakeupAdaptive) leaves a
 	// record waiting; 0 means DefaultMaxDelay, and a negative MaxDelay
 	// means never sleep lazily: every sleep is deep, woken by the next
@@ -40,7 +42,7 @@ func OpenConfig(cfg Config) (_ *Consumer, err error) {
 		return nil, errors.New("open consumer: no rings given")
 	}
 	withBell := slices.ContainsFunc(cfg.Rings, func(r Ring) bool { return r.doorbell })
-	s, err := openSleeper(cfg.Wakeup, cfg.MaxDelay, withBell, cfg.Doorbell, cfg.State)
+	s, err := openSleeper(cfg.Wakeup, cfg.MaxDelay, withBell, cfg.Doorbell, cfg.State, cfg.StateIndex)
 	if err != nil {
 		return nil, fmt.Errorf("open consumer: %w", err)
 	}

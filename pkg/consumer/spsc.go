@@ -28,8 +28,15 @@ const (
 // BPF_F_MMAPABLE arrays (bpf/ringwatch.h). They have no descriptor to wait
 // on: the Consumer is woken through [Config.Doorbell].
 func SPSCQueues(name string, queues, slots *ebpf.Map, slotsPerQueue int) Ring {
+	return SPSCQueueRange(name, queues, slots, slotsPerQueue, 0, -1)
+}
+
+// SPSCQueueRange is [SPSCQueues] for the n queues from first on (n < 0:
+// to the last), so that several consumers can share the queues, each
+// reading its own.
+func SPSCQueueRange(name string, queues, slots *ebpf.Map, slotsPerQueue, first, n int) Ring {
 	return Ring{Name: name, m: queues, doorbell: true, open: func() (ring, error) {
-		return openSPSC(queues, slots, slotsPerQueue)
+		return openSPSC(queues, slots, slotsPerQueue, first, n)
 	}}
 }
 
@@ -69,8 +76,9 @@ type spscQueue struct {
 	released   uint64
 }
 
-// openSPSC maps the queue headers and slots read-write.
-func openSPSC(queueMap, slotMap *ebpf.Map, perQueue int) (_ *spsc, err error) {
+// openSPSC maps the queue headers and slots read-write, and reads the n
+// queues from first on (n < 0: to the last).
+func openSPSC(queueMap, slotMap *ebpf.Map, perQueue, first, n int) (_ *spsc, err error) {
 	for _, m := range []*ebpf.Map{queueMap, slotMap} {
 		if m == nil || m.Type() != ebpf.Array || m.Flags()&unix.BPF_F_MMAPABLE == 0 {
 			return nil, fmt.Errorf("spsc map %v is not a BPF_F_MMAPABLE array", m)
@@ -88,6 +96,12 @@ func openSPSC(queueMap, slotMap *ebpf.Map, perQueue int) (_ *spsc, err error) {
 	slotSize := (int(slotMap.ValueSize()) + 7) &^ 7 // array elements are 8-byte aligned
 	if slotSize <= spscSlotHeader {
 		return nil, fmt.Errorf("spsc slots of %d bytes hold no record", slotSize)
+	}
+	if n < 0 {
+		n = queues - first
+	}
+	if first < 0 || n <= 0 || first+n > queues {
+		return nil, fmt.Errorf("spsc queues %d to %d of %d", first, first+n-1, queues)
 	}
 
 	var mems [][]byte
@@ -115,7 +129,9 @@ func openSPSC(queueMap, slotMap *ebpf.Map, perQueue int) (_ *spsc, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := newSPSC(queueMem, slotMem, uint64(slotSize), uint64(perQueue))
+	span := perQueue * slotSize
+	s := newSPSC(queueMem[first*spscQueueSize:(first+n)*spscQueueSize], slotMem[first*span:(first+n)*span],
+		uint64(slotSize), uint64(perQueue))
 	s.mems = mems
 	return s, nil
 }

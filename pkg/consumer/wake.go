@@ -71,9 +71,9 @@ type doorbell interface {
 }
 
 // openSleeper sets up how a consumer sleeps in mode ("" and WakeupKernel
-// being WakeupEvery): with the handshake over the doorbell and state maps
-// if the mode or one of the rings (withBell) needs it.
-func openSleeper(mode Wakeup, maxDelay time.Duration, withBell bool, doorbellMap, state *ebpf.Map) (*sleeper, error) {
+// being WakeupEvery): with the handshake over the doorbell and entry index
+// of the state array if the mode or one of the rings (withBell) needs it.
+func openSleeper(mode Wakeup, maxDelay time.Duration, withBell bool, doorbellMap, state *ebpf.Map, index int) (*sleeper, error) {
 	given := mode
 	switch mode {
 	case "", WakeupKernel:
@@ -92,7 +92,15 @@ func openSleeper(mode Wakeup, maxDelay time.Duration, withBell bool, doorbellMap
 	if state.Type() != ebpf.Array || state.Flags()&unix.BPF_F_MMAPABLE == 0 || int(state.ValueSize()) != abi.WakeStateSize {
 		return nil, fmt.Errorf("wake state %v is not a BPF_F_MMAPABLE array of %d-byte values", state, abi.WakeStateSize)
 	}
-	mem, err := unix.Mmap(state.FD(), 0, os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if index < 0 || index >= int(state.MaxEntries()) {
+		return nil, fmt.Errorf("wake state %d of %v, which has %d", index, state, state.MaxEntries())
+	}
+	// An mmapable array's values are laid out one after the other from
+	// offset 0 (kernel/bpf/arraymap.c: array_map_mmap); map the pages up
+	// to ours.
+	end := (index + 1) * abi.WakeStateSize
+	page := os.Getpagesize()
+	mem, err := unix.Mmap(state.FD(), 0, (end+page-1)/page*page, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
 		return nil, fmt.Errorf("mmap wake state: %w", err)
 	}
@@ -100,7 +108,7 @@ func openSleeper(mode Wakeup, maxDelay time.Duration, withBell bool, doorbellMap
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("doorbell: %w", err), unix.Munmap(mem))
 	}
-	s.sleeping = (*uint32)(unsafe.Pointer(&mem[abi.WakeSleepingOffset]))
+	s.sleeping = (*uint32)(unsafe.Pointer(&mem[index*abi.WakeStateSize+abi.WakeSleepingOffset]))
 	s.bell = &ringDoorbell{r: r, b: batch{records: make([][]byte, 0, 64)}}
 	s.mem = mem
 	atomic.StoreUint32(s.sleeping, sleepAwake)

@@ -4,7 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/accounting"
@@ -29,8 +34,12 @@ type Options struct {
 	// Sources to load; nil means exec alone.
 	Sources   []loader.Source
 	Transport abi.Transport
-	Rings     transport.Options
-	// Wakeup is the producers' and the consumer's mode; "" means adaptive.
+	// Rings sizes the rings and says how many consumers read them.
+	Rings transport.Options
+	// ConsumerCPUs, if not empty, pins consumer k's thread to CPU
+	// ConsumerCPUs[k % len(ConsumerCPUs)].
+	ConsumerCPUs []int
+	// Wakeup is the producers' and the consumers' mode; "" means adaptive.
 	Wakeup abi.Wakeup
 	// MaxDelay bounds an adaptive consumer's lazy sleep; 0 means
 	// consumer.DefaultMaxDelay.
@@ -38,24 +47,43 @@ type Options struct {
 	Watermark   int
 	SyscallPIDs []uint32
 	TraceSelf   bool
-	// NewReader, if not nil, opens the reader instead of the session: the
-	// session then keeps no accounting (Tracker is nil), and has Stats only
-	// if the reader is a *consumer.Consumer.
+	// NewReader, if not nil, opens the one reader of every ring instead of
+	// the session's consumers: the session then keeps no accounting
+	// (Tracker is nil), and has Stats only if the reader is a
+	// *consumer.Consumer.
 	NewReader func(transport.Transport) (Reader, error)
 }
 
-// Session is one run of producers and their reader. Read and Finish are
-// for one goroutine; Stats, Counters, RingOf and Tracker are safe from any.
+// Session is one run of producers and their readers. Read, Drain and
+// Finish are for one goroutine at a time; the other methods are safe from
+// any.
 type Session struct {
+	opts      Options
 	transport transport.Transport
 	producers *loader.Producers
-	reader    Reader
-	consumer  *consumer.Consumer // nil with Options.NewReader
+	reader    Reader    // with Options.NewReader
+	own       *member   // reader, when it is a *consumer.Consumer
+	members   []*member // the session's own consumers
 	tracker   *accounting.Tracker
-	shard     *accounting.Shard
 }
 
-// Open loads the producers of opts, opens the reader of their rings and
+// member is one of the session's consumers: its rings are the session's
+// rings from first on, its accounting is its own shard, and it reads on an
+// OS thread of its own.
+type member struct {
+	c     *consumer.Consumer
+	first int
+	shard *accounting.Shard
+	cpu   int // to pin the thread to; -1: none
+
+	// The thread's CPU time: busy holds what finished reads used; while a
+	// read runs, tid is its thread and start its CPU clock at the start.
+	busy  atomic.Int64
+	tid   atomic.Int64
+	start atomic.Int64
+}
+
+// Open loads the producers of opts, opens the readers of their rings and
 // attaches the producers: records flow from its return on. On error,
 // nothing stays loaded or open.
 func Open(opts Options) (_ *Session, err error) {
@@ -63,16 +91,16 @@ func Open(opts Options) (_ *Session, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{transport: t}
+	s := &Session{opts: opts, transport: t}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, s.Close())
 		}
 	}()
-	if opts.Wakeup == "" {
-		opts.Wakeup = abi.WakeupAdaptive
+	if s.opts.Wakeup == "" {
+		s.opts.Wakeup = abi.WakeupAdaptive
 	}
-	s.producers, err = loader.Open(loader.Options{Sources: opts.Sources, Transport: t, Wakeup: opts.Wakeup,
+	s.producers, err = loader.Open(loader.Options{Sources: opts.Sources, Transport: t, Wakeup: s.opts.Wakeup,
 		Watermark: opts.Watermark, SyscallPIDs: opts.SyscallPIDs, TraceSelf: opts.TraceSelf})
 	if err != nil {
 		return nil, err
@@ -82,14 +110,11 @@ func Open(opts Options) (_ *Session, err error) {
 			return nil, err
 		}
 		// Its counters still show, without the session's accounting.
-		s.consumer, _ = s.reader.(*consumer.Consumer)
-	} else {
-		if s.consumer, err = consumer.OpenConfig(t.ReaderConfig(opts.Wakeup, opts.MaxDelay)); err != nil {
-			return nil, err
+		if c, ok := s.reader.(*consumer.Consumer); ok {
+			s.own = &member{c: c, cpu: -1}
 		}
-		s.reader = s.consumer
-		s.tracker = accounting.NewTracker(len(t.Rings()), 1)
-		s.shard = s.tracker.Shard(0)
+	} else if err := s.openConsumers(); err != nil {
+		return nil, err
 	}
 	if err := s.producers.Attach(); err != nil {
 		return nil, err
@@ -97,36 +122,136 @@ func Open(opts Options) (_ *Session, err error) {
 	return s, nil
 }
 
-// observe is what happens to each batch: the accounting first, then fn.
-func (s *Session) observe(fn func(consumer.Batch)) func(consumer.Batch) {
-	switch {
-	case s.shard == nil:
-		return fn
-	case fn == nil:
-		return s.shard.Observe
+// openConsumers opens one consumer per reader config of the transport.
+func (s *Session) openConsumers() error {
+	configs := s.transport.ReaderConfigs(s.opts.Wakeup, s.opts.MaxDelay)
+	s.tracker = accounting.NewTracker(len(s.transport.Rings()), len(configs))
+	first := 0
+	for k, cfg := range configs {
+		c, err := consumer.OpenConfig(cfg)
+		if err != nil {
+			return fmt.Errorf("open consumer %d of %d: %w", k, len(configs), err)
+		}
+		m := &member{c: c, first: first, shard: s.tracker.Shard(k), cpu: -1}
+		if n := len(s.opts.ConsumerCPUs); n > 0 {
+			m.cpu = s.opts.ConsumerCPUs[k%n]
+		}
+		s.members = append(s.members, m)
+		first += len(cfg.Rings)
 	}
+	return nil
+}
+
+// handler is what happens to each of m's batches: its ring index made the
+// session's, the accounting, then fn.
+func (m *member) handler(fn func(consumer.Batch)) func(consumer.Batch) {
 	return func(b consumer.Batch) {
-		s.shard.Observe(b)
-		fn(b)
+		b.Ring += m.first
+		m.shard.Observe(b)
+		if fn != nil {
+			fn(b)
+		}
 	}
 }
 
 // Read passes every batch to fn (which may be nil) until ctx is done, and
-// returns nil then; any other error ends it.
+// returns nil then; any other error ends it. Each consumer reads on an OS
+// thread of its own, pinned if Options.ConsumerCPUs says so: with several
+// consumers, fn is called from several goroutines at once, each batch's
+// records valid until that call returns.
 func (s *Session) Read(ctx context.Context, fn func(consumer.Batch)) error {
-	handle := s.observe(fn)
+	if s.reader != nil {
+		for ctx.Err() == nil {
+			if _, err := s.reader.Read(ctx, fn); err != nil && ctx.Err() == nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// The first consumer to fail stops the others.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(s.members))
+	var wg sync.WaitGroup
+	for k, m := range s.members {
+		wg.Go(func() {
+			if err := m.read(ctx, m.handler(fn)); err != nil {
+				errs[k] = fmt.Errorf("consumer %d: %w", k, err)
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// read is one consumer's loop, on a thread that no other goroutine uses
+// (locked, and ended with the goroutine), so that its CPU clock is the
+// consumer's busy time.
+func (m *member) read(ctx context.Context, handle func(consumer.Batch)) error {
+	runtime.LockOSThread() // not unlocked: the thread exits with us
+	if m.cpu >= 0 {
+		var set unix.CPUSet
+		set.Set(m.cpu)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return fmt.Errorf("pin to CPU %d: %w", m.cpu, err)
+		}
+	}
+	tid := unix.Gettid()
+	start, _ := threadCPU(tid)
+	m.start.Store(int64(start))
+	m.tid.Store(int64(tid))
+	defer func() {
+		end, _ := threadCPU(tid)
+		m.busy.Add(int64(end - start))
+		m.tid.Store(0)
+	}()
 	for ctx.Err() == nil {
-		if _, err := s.reader.Read(ctx, handle); err != nil && ctx.Err() == nil {
+		if _, err := m.c.Read(ctx, handle); err != nil && ctx.Err() == nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Drain passes what the rings hold now to fn, without waiting.
+// busyTime is the CPU time m's reads have used so far.
+func (m *member) busyTime() time.Duration {
+	busy := m.busy.Load()
+	if tid := m.tid.Load(); tid != 0 {
+		start := m.start.Load()
+		if now, err := threadCPU(int(tid)); err == nil {
+			return time.Duration(busy + int64(now) - start)
+		}
+		return time.Duration(m.busy.Load()) // the read just ended
+	}
+	return time.Duration(busy)
+}
+
+// threadCPU reads the CPU clock of thread tid of this process: clockid
+// ~tid << 3 | CPUCLOCK_PERTHREAD_MASK | CPUCLOCK_SCHED
+// (include/linux/posix-timers.h: make_thread_cpuclock).
+func threadCPU(tid int) (time.Duration, error) {
+	var ts unix.Timespec
+	clock := int32(^uint32(tid)<<3 | 4 | 2)
+	if err := unix.ClockGettime(clock, &ts); err != nil {
+		return 0, err
+	}
+	return time.Duration(ts.Nano()), nil
+}
+
+// Drain passes what the rings hold now to fn, without waiting, one
+// consumer after the other on the calling goroutine.
 func (s *Session) Drain(fn func(consumer.Batch)) error {
-	_, err := s.reader.Drain(s.observe(fn))
-	return err
+	if s.reader != nil {
+		_, err := s.reader.Drain(fn)
+		return err
+	}
+	for k, m := range s.members {
+		if _, err := m.c.Drain(m.handler(fn)); err != nil {
+			return fmt.Errorf("consumer %d: %w", k, err)
+		}
+	}
+	return nil
 }
 
 // Finish detaches the producers, so that what the rings hold is all there
@@ -164,8 +289,8 @@ func (s *Session) Transport() transport.Transport { return s.transport }
 // Producers are the session's loaded producers.
 func (s *Session) Producers() *loader.Producers { return s.producers }
 
-// Tracker is the accounting of ringwatch's consumer; nil with a reader of
-// Options.NewReader.
+// Tracker is the accounting of the session's consumers; nil with a reader
+// of Options.NewReader.
 func (s *Session) Tracker() *accounting.Tracker { return s.tracker }
 
 // RingNames names the rings, in ring order.
@@ -178,13 +303,60 @@ func (s *Session) RingNames() []string {
 	return names
 }
 
-// Stats are the consumer's counters of every ring, in ring order; nil with
+// readers are the consumers whose counters the session reports.
+func (s *Session) readers() []*member {
+	if s.own != nil {
+		return []*member{s.own}
+	}
+	return s.members
+}
+
+// Stats are the consumers' counters of every ring, in ring order; nil with
 // a reader of Options.NewReader other than a *consumer.Consumer.
 func (s *Session) Stats() []consumer.RingStats {
-	if s.consumer == nil {
-		return nil
+	var stats []consumer.RingStats
+	for _, m := range s.readers() {
+		stats = append(stats, m.c.Stats()...)
 	}
-	return s.consumer.Stats()
+	return stats
+}
+
+// ConsumerStats are what one consumer did.
+type ConsumerStats struct {
+	// Rings are the indexes of the rings it reads, in ring order.
+	Rings []int
+	// Busy is the CPU time its thread has used reading: near a second per
+	// second, it cannot keep up, and more consumers would help.
+	Busy time.Duration
+	// CPU is the CPU its thread is pinned to, or -1.
+	CPU int
+	// Woken counts the sleeps its producers ended ([consumer.Consumer.Woken]).
+	Woken uint64
+}
+
+// ConsumerStats says what each of the session's consumers did, in ring
+// order; nil with a reader of Options.NewReader other than a
+// *consumer.Consumer.
+func (s *Session) ConsumerStats() []ConsumerStats {
+	var out []ConsumerStats
+	for _, m := range s.readers() {
+		st := ConsumerStats{Busy: m.busyTime(), CPU: m.cpu, Woken: m.c.Woken()}
+		for i := range len(m.c.Stats()) {
+			st.Rings = append(st.Rings, m.first+i)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// consumerOf is the index of the consumer that reads ring r.
+func (s *Session) consumerOf(r int) int {
+	for k, m := range s.readers() {
+		if r >= m.first && r < m.first+len(m.c.Stats()) {
+			return k
+		}
+	}
+	return -1
 }
 
 // Counters reads the producers' counters from the kernel.
@@ -193,12 +365,15 @@ func (s *Session) Counters() ([]loader.Counters, error) { return s.producers.Cou
 // RingOf is the index of the ring CPU cpu writes to.
 func (s *Session) RingOf(cpu int) int { return s.transport.RingOf(cpu) }
 
-// Close closes the reader, the producers and the transport, in that order:
-// afterwards none of the session's BPF objects remains. Idempotent.
+// Close closes the readers, the producers and the transport, in that
+// order: afterwards none of the session's BPF objects remains. Idempotent.
 func (s *Session) Close() error {
 	var errs []error
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
+	}
+	for _, m := range s.members {
+		errs = append(errs, m.c.Close())
 	}
 	if s.producers != nil {
 		errs = append(errs, s.producers.Close())

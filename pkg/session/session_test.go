@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -25,8 +27,9 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // callback and the accounting must see the same records, and Close must
 // leave no BPF object of ours in the kernel.
 func TestRunCarriesEveryRecordAndLeavesNothing(t *testing.T) {
-	for _, name := range abi.Transports() {
-		t.Run(string(name), func(t *testing.T) {
+	for _, tc := range transportCases() {
+		name, consumers := tc.name, tc.consumers
+		t.Run(tc.label, func(t *testing.T) {
 			testenv.RequireBPF(t)
 			before := testenv.Snapshot(t)
 			child := testenv.StartSyscallChild(t)
@@ -34,8 +37,8 @@ func TestRunCarriesEveryRecordAndLeavesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s, err := Open(Options{Sources: sources, Transport: name,
-				Rings: transport.Options{RingSize: 16 * os.Getpagesize()}, SyscallPIDs: []uint32{uint32(child.Pid)}})
+			s, err := Open(Options{Sources: sources, Transport: name, SyscallPIDs: []uint32{uint32(child.Pid)},
+				Rings: transport.Options{RingSize: 16 * os.Getpagesize(), Consumers: consumers}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,6 +74,149 @@ func TestRunCarriesEveryRecordAndLeavesNothing(t *testing.T) {
 				t.Fatalf("second Close: %v", err)
 			}
 			testenv.WaitForObjects(t, before)
+		})
+	}
+}
+
+// transportCases are every transport with one consumer, and those with a
+// ring per CPU with a consumer per ring as well (on a machine of 2 CPUs or
+// more: a shared ring buffer always has one).
+func transportCases() []struct {
+	label     string
+	name      abi.Transport
+	consumers int
+} {
+	type tc = struct {
+		label     string
+		name      abi.Transport
+		consumers int
+	}
+	var out []tc
+	for _, name := range abi.Transports() {
+		out = append(out, tc{string(name), name, 1})
+		if name != abi.Ringbuf {
+			out = append(out, tc{string(name) + "-per-ring", name, runtime.NumCPU()})
+		}
+	}
+	return out
+}
+
+// TestEveryConsumerReadsItsOwnRings opens a consumer per ring and checks
+// each reads exactly its rings: 200 execs (the exec source, on whatever
+// CPUs they run) all arrive, each on the ring of the CPU that wrote it.
+func TestEveryConsumerReadsItsOwnRings(t *testing.T) {
+	testenv.RequireBPF(t)
+	testenv.RequireTracefs(t)
+	testenv.RequireCPUs(t, 2)
+	for _, name := range []abi.Transport{abi.PercpuRingbuf, abi.Perfbuf, abi.SPSC} {
+		t.Run(string(name), func(t *testing.T) {
+			before := testenv.Snapshot(t)
+			s, err := Open(Options{Transport: name, Rings: transport.Options{Consumers: runtime.NumCPU()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(s.ConsumerStats()); n < 2 {
+				t.Fatalf("%d consumers, want one per ring", n)
+			}
+			var mu sync.Mutex
+			wrongRing := 0
+			check := func(b consumer.Batch) {
+				for _, rec := range b.Records {
+					h, err := abi.ParseHeader(rec)
+					if err == nil && s.RingOf(int(h.Cpu)) != b.Ring {
+						mu.Lock()
+						wrongRing++
+						mu.Unlock()
+					}
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			var counters []loader.Counters
+			var runErr error
+			wg.Go(func() { counters, runErr = s.Run(ctx, check) })
+			const n = 200
+			for range n {
+				if err := exec.Command("/bin/true").Run(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cancel()
+			wg.Wait()
+			if runErr != nil {
+				t.Fatal(runErr)
+			}
+			tally := s.Tracker().Source(abi.SourceExec)
+			if wrongRing != 0 || counters[0].Lost != 0 || tally.Records < n || tally.Records != counters[0].Attempts || tally.Gaps != 0 {
+				t.Errorf("%d records on the wrong ring; counters %+v, accounting %+v", wrongRing, counters, tally)
+			}
+			var rings []int
+			for _, c := range s.ConsumerStats() {
+				rings = append(rings, c.Rings...)
+			}
+			if len(rings) != len(s.RingNames()) {
+				t.Errorf("consumers read rings %v of %d", rings, len(s.RingNames()))
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			testenv.WaitForObjects(t, before)
+		})
+	}
+}
+
+// TestProducersWakeOnlyTheirConsumer floods the rings of CPU 0 while the
+// consumer of CPU 1's rings sleeps: with adaptive wakeups the producers
+// look only at their own consumer's sleep flag and ring only its doorbell,
+// so the sleeper is never woken, and the reader of CPU 0 is.
+func TestProducersWakeOnlyTheirConsumer(t *testing.T) {
+	testenv.RequireBPF(t)
+	testenv.RequireCPUs(t, 2)
+	for _, name := range []abi.Transport{abi.PercpuRingbuf, abi.SPSC} {
+		t.Run(string(name), func(t *testing.T) {
+			child := testenv.StartSyscallChild(t)
+			child.Pin(t, 0)
+			sources, _ := loader.ParseSources([]string{abi.SourceSyscalls})
+			s, err := Open(Options{Sources: sources, Transport: name, SyscallPIDs: []uint32{uint32(child.Pid)},
+				Rings: transport.Options{Consumers: runtime.NumCPU()}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			var wg sync.WaitGroup
+			var counters []loader.Counters
+			var runErr error
+			wg.Go(func() { counters, runErr = s.Run(ctx, nil) })
+			for range 20 {
+				child.Getpid(t, 5_000)
+				time.Sleep(2 * time.Millisecond) // let consumer 0 fall asleep
+			}
+			cancel()
+			wg.Wait()
+			if runErr != nil {
+				t.Fatal(runErr)
+			}
+			stats, consumers := s.Stats(), s.ConsumerStats()
+			mine := consumers[s.consumerOf(s.RingOf(0))]
+			other := consumers[s.consumerOf(s.RingOf(1))]
+			var otherRecords uint64
+			for _, r := range other.Rings {
+				otherRecords += stats[r].Records
+			}
+			t.Logf("CPU 0's consumer woken %d times; CPU 1's %d, with %d records", mine.Woken, other.Woken, otherRecords)
+			if otherRecords != 0 {
+				t.Fatalf("CPU 1's rings carried %d records of a child pinned to CPU 0: the test proves nothing", otherRecords)
+			}
+			if other.Woken != 0 {
+				t.Errorf("the consumer of CPU 1's rings was woken %d times by producers on CPU 0", other.Woken)
+			}
+			if mine.Woken == 0 {
+				t.Errorf("the consumer of CPU 0's rings was never woken: did it sleep?")
+			}
+			if counters[0].Attempts != counters[0].Lost+stats[s.RingOf(0)].Records {
+				t.Errorf("counters %+v, ring stats %+v", counters, stats)
+			}
 		})
 	}
 }

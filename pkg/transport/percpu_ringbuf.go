@@ -3,10 +3,8 @@ package transport
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"time"
-
 	"github.com/cilium/ebpf"
+	"strconv"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
@@ -49,18 +47,19 @@ func (t *percpuRingbuf) Plan(spec *ebpf.CollectionSpec, _ int) error {
 	for cpu := range t.ringOf {
 		t.ringOf[cpu] = cpu / t.perRing
 	}
-	return nil
+	return t.planConsumers(spec, n)
 }
 
 func (t *percpuRingbuf) Bind(coll *ebpf.Collection) error {
 	t.bindWake(coll)
-	t.rings = t.rings[:0]
+	t.rings, t.ids = t.rings[:0], t.ids[:0]
 	for i, m := range t.inner {
 		name := "cpu" + strconv.Itoa(i)
 		if last := min((i+1)*t.perRing, t.cpus) - 1; last > i*t.perRing {
 			name = fmt.Sprintf("cpus%d-%d", i*t.perRing, last)
 		}
 		t.rings = append(t.rings, consumer.RingBuffer(name, m))
+		t.ids = append(t.ids, i)
 	}
 	return nil
 }
@@ -71,12 +70,8 @@ func (t *percpuRingbuf) Settings(watermark int) abi.TransportConfig {
 	return s
 }
 
-func (t *percpuRingbuf) ReaderConfig(w abi.Wakeup, maxDelay time.Duration) consumer.Config {
-	return t.readerConfig(w, maxDelay)
-}
-
 func (t *percpuRingbuf) Close() error {
-	var errs []error
+	errs := []error{t.base.Close()}
 	for _, m := range t.inner {
 		errs = append(errs, m.Close())
 	}

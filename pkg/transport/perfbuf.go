@@ -34,7 +34,7 @@ func (t *perfbuf) Fits(size int) int { return t.opts.RingSize/((perfHeader+size+
 
 func (t *perfbuf) Plan(spec *ebpf.CollectionSpec, _ int) error {
 	spec.Maps[abi.MapPerfEvents].MaxEntries = uint32(t.cpus)
-	return nil
+	return t.planConsumers(spec, t.cpus) // a ring's id is its CPU
 }
 
 func (t *perfbuf) Bind(coll *ebpf.Collection) error {
@@ -43,10 +43,11 @@ func (t *perfbuf) Bind(coll *ebpf.Collection) error {
 		return err
 	}
 	t.bindWake(coll)
-	t.rings = t.rings[:0]
+	t.rings, t.ids = t.rings[:0], t.ids[:0]
 	array := coll.Maps[abi.MapPerfEvents]
 	for i, cpu := range online {
 		t.rings = append(t.rings, consumer.PerfBuffer("cpu"+strconv.Itoa(cpu), array, cpu, t.opts.RingSize))
+		t.ids = append(t.ids, cpu)
 		t.ringOf[cpu] = i
 	}
 	return nil
@@ -54,12 +55,16 @@ func (t *perfbuf) Bind(coll *ebpf.Collection) error {
 
 func (t *perfbuf) Settings(watermark int) abi.TransportConfig { return t.settings(watermark) }
 
-// ReaderConfig: a perf buffer wakes its reader for every sample whatever
+// ReaderConfigs: a perf buffer wakes its reader for every sample whatever
 // the producers' mode, except busy; the consumer then has no handshake to
 // take part in.
-func (t *perfbuf) ReaderConfig(w abi.Wakeup, maxDelay time.Duration) consumer.Config {
+func (t *perfbuf) ReaderConfigs(w abi.Wakeup, maxDelay time.Duration) []consumer.Config {
 	if w == abi.WakeupAdaptive || w == "" {
 		w = abi.WakeupEvery
 	}
-	return t.readerConfig(w, maxDelay)
+	return t.base.ReaderConfigs(w, maxDelay)
+}
+
+func (t *perfbuf) ReaderConfig(w abi.Wakeup, maxDelay time.Duration) consumer.Config {
+	return t.ReaderConfigs(w, maxDelay)[0]
 }

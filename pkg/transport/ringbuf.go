@@ -1,8 +1,6 @@
 package transport
 
 import (
-	"time"
-
 	"github.com/cilium/ebpf"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
@@ -23,19 +21,17 @@ func init() {
 func (t *ringbuf) MaxRecord() int    { return t.opts.RingSize - 8 }
 func (t *ringbuf) Fits(size int) int { return ringbufSlots(t.opts.RingSize, size) }
 
+// Plan: one ring, so one consumer, however many are asked for.
 func (t *ringbuf) Plan(spec *ebpf.CollectionSpec, _ int) error {
 	spec.Maps[abi.MapEvents].MaxEntries = uint32(t.opts.RingSize)
-	return nil
+	return t.planConsumers(spec, 1)
 }
 
 func (t *ringbuf) Bind(coll *ebpf.Collection) error {
 	t.bindWake(coll)
 	t.rings = []consumer.Ring{consumer.RingBuffer(abi.MapEvents, coll.Maps[abi.MapEvents])}
+	t.ids = []int{0}
 	return nil
 }
 
 func (t *ringbuf) Settings(watermark int) abi.TransportConfig { return t.settings(watermark) }
-
-func (t *ringbuf) ReaderConfig(w abi.Wakeup, maxDelay time.Duration) consumer.Config {
-	return t.readerConfig(w, maxDelay)
-}

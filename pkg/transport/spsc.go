@@ -1,10 +1,9 @@
 package transport
 
 import (
-	"math/bits"
-	"time"
-
+	"fmt"
 	"github.com/cilium/ebpf"
+	"math/bits"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
@@ -57,13 +56,28 @@ func (t *spsc) Plan(spec *ebpf.CollectionSpec, recordSize int) error {
 	slots := spec.Maps[abi.MapSPSCSlots]
 	slots.MaxEntries = uint32(t.cpus * t.slotsPerQueue)
 	slots.ValueSize = uint32(t.slotSize)
-	return nil
+	return t.planConsumers(spec, t.cpus) // a queue's id is its CPU
 }
 
+// Bind: the queues of each consumer's CPUs are one ring, "spsc" when one
+// consumer reads them all, "spsc-cpusA-B" when several share them.
 func (t *spsc) Bind(coll *ebpf.Collection) error {
 	t.bindWake(coll)
-	t.rings = []consumer.Ring{consumer.SPSCQueues("spsc",
-		coll.Maps[abi.MapSPSCQueues], coll.Maps[abi.MapSPSCSlots], t.slotsPerQueue)}
+	t.rings, t.ids = t.rings[:0], t.ids[:0]
+	per := 1 << t.shift
+	for first := 0; first < t.cpus; first += per {
+		n := min(per, t.cpus-first)
+		name := "spsc"
+		if t.consumers > 1 {
+			name = fmt.Sprintf("spsc-cpus%d-%d", first, first+n-1)
+		}
+		t.rings = append(t.rings, consumer.SPSCQueueRange(name,
+			coll.Maps[abi.MapSPSCQueues], coll.Maps[abi.MapSPSCSlots], t.slotsPerQueue, first, n))
+		t.ids = append(t.ids, first)
+		for cpu := first; cpu < first+n; cpu++ {
+			t.ringOf[cpu] = len(t.rings) - 1
+		}
+	}
 	return nil
 }
 
@@ -78,8 +92,4 @@ func (t *spsc) Settings(watermark int) abi.TransportConfig {
 		s.Watermark = uint32(max(watermark/t.slotSize, 1))
 	}
 	return s
-}
-
-func (t *spsc) ReaderConfig(w abi.Wakeup, maxDelay time.Duration) consumer.Config {
-	return t.readerConfig(w, maxDelay)
 }
