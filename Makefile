@@ -48,10 +48,14 @@ test: tracefs
 
 # A quick run of every `ringwatch bench` scenario (under 2 minutes), then
 # the Go benchmarks of the ring walks alone, on plain memory and on real
-# kernel rings beside cilium/ebpf's readers. As root.
-bench: build tracefs
-	./$(BIN) bench --quick
+# kernel rings beside cilium/ebpf's readers and libbpf's. As root. The
+# bench binary is built with -tags libbpf, which adds libbpf's ring_buffer
+# (C, through cgo; needs libbpf-dev) as a peer; `make build` stays pure Go.
+bench: tracefs
+	$(GO) build -tags libbpf -trimpath -ldflags '$(LDFLAGS)' -o bin/ringwatch-libbpf ./cmd/ringwatch
+	./bin/ringwatch-libbpf bench --quick
 	$(GO) test -run '^$$' -bench 'Drain|Walk' -benchmem -benchtime 5x ./pkg/consumer
+	$(GO) test -tags libbpf -run '^$$' -bench 'LibbpfDrain' -benchtime 5x ./pkg/bench
 	$(GO) test -run '^$$' -bench 'TrackerObserve' -benchmem ./pkg/accounting
 
 lint:
