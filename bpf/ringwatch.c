@@ -583,8 +583,9 @@ SOURCE_PROGRAMS(spsc, TRANSPORT_SPSC)
  * sources use them. The loop is an open-coded iterator (Linux 6.4), which
  * the verifier checks once rather than once per iteration.
  */
+/* Per CPU: the scale scenario runs a producer on each of several CPUs. */
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__type(value, struct bench_counters);

@@ -216,7 +216,7 @@ struct bench_args {
 	__u32 pad;
 };
 
-/* The bench producer's counts: one entry, only the bench program writes. */
+/* The bench producer's counts, per CPU: only the bench program writes them. */
 struct bench_counters {
 	__u64 attempts;
 	__u64 lost;

@@ -42,6 +42,11 @@ Scenarios (--scenario):
                million records; a baseline row gives this machine's cost of
                waking a thread, with no ring at all
   roundtrip    --pings pings through the user ring to the kernel and back
+  scale        --producers producer threads at full speed, each pinned to a
+               CPU of its own (from CPU 1 on), for --max-time, read by
+               --consumers consumers: delivered fraction, total and
+               per-producer rate, consumer CPU seconds per million records.
+               Not in the default set: ask for it by name
 
 Every measurement checks that delivered + lost equals what the producer
 attempted. Progress goes to stderr; the table, or with --json the results,
@@ -55,6 +60,7 @@ Examples:
   ringwatch bench --quick
   ringwatch bench --scenario latency --transport ringbuf,spsc --rates 10000 --duration 10s
   ringwatch bench --scenario saturation --size 16,64 --json > saturation.json
+  ringwatch bench --scenario scale --transport percpu-ringbuf,spsc --size 64 --producers 1,8,15
 
 Exit status: 0 when every measurement ran, 1 if one failed, 2 for a wrong
 command line.
@@ -82,6 +88,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	pings := fs.Int("pings", 10000, "roundtrip: pings to send")
 	producerCPU := fs.Int("producer-cpu", 0, "CPU the producer thread is pinned to")
 	consumerCPU := fs.Int("consumer-cpu", 1, "CPU the consumer thread is pinned to")
+	producers := fs.String("producers", defaultProducers(runtime.NumCPU()), "scale: comma-separated producer thread counts, each producer on its own CPU")
+	consumers := fs.Int("consumers", 0, "scale: consumer threads, each reading its own rings; 0 is one per 4 rings (a shared ringbuf has one ring, so one consumer)")
 	quick := fs.Bool("quick", false, "a quick run of every scenario, under 2 minutes: sizes 16, 64 and 256 (saturation 16 and 64, latency 64), 1Mi records or 1s, 0.3s per rate, 1000 pings")
 	jsonOut := fs.Bool("json", false, "print the results as JSON instead of a table")
 	fs.Usage = func() { printUsage(fs, stderr, benchUsage, benchExamples) }
@@ -128,6 +136,13 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		}
 		o.Wakeups = append(o.Wakeups, w)
 	}
+	if o.Producers, err = intList("--producers", *producers); err != nil {
+		return cfg, err
+	}
+	if *consumers < 0 {
+		return cfg, fmt.Errorf("--consumers %d: give 1 or more, or 0 for one per 4 rings", *consumers)
+	}
+	o.Consumers = *consumers
 	if o.Rates, err = intList("--rates", *rates); err != nil {
 		return cfg, err
 	}
@@ -171,6 +186,15 @@ func joinNames[T ~string](names []T) string {
 		s[i] = string(n)
 	}
 	return strings.Join(s, ", ")
+}
+
+// defaultProducers is 1, 2, 4, ... up to one producer on every CPU but one.
+func defaultProducers(cpus int) string {
+	var list []string
+	for n := 1; n < cpus-1; n *= 2 {
+		list = append(list, strconv.Itoa(n))
+	}
+	return strings.Join(append(list, strconv.Itoa(max(cpus-1, 1))), ",")
 }
 
 func splitList(s string) []string {
@@ -230,8 +254,8 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// runBench runs each scenario with the sizes that suit it: latency at the
-// middle size asked for; in a quick run, saturation only at the sizes up to
+// runBench runs each scenario with the sizes that suit it: latency and
+// scale at the middle size asked for; in a quick run, saturation only at the sizes up to
 // 64 bytes, where its target is, if any were asked for; the rest at every
 // size.
 func runBench(ctx context.Context, o bench.Options, quick bool) ([]bench.Result, error) {
@@ -240,7 +264,7 @@ func runBench(ctx context.Context, o bench.Options, quick bool) ([]bench.Result,
 		so := o
 		so.Scenarios = []string{scenario}
 		switch scenario {
-		case bench.Latency:
+		case bench.Latency, bench.Scale:
 			so.Sizes = []int{o.Sizes[len(o.Sizes)/2]}
 		case bench.Saturation:
 			small := slices.DeleteFunc(slices.Clone(o.Sizes), func(n int) bool { return n > 64 })
@@ -289,6 +313,8 @@ func writeBenchTables(w io.Writer, results []bench.Result) {
 				fmt.Fprintln(tw, "LATENCY\ttransport\tsize\trate/s\tconsumer\twakeup\tdelivered\tp50 us\tp99 us\tp99.9 us\tmax us\tCPU s/M\twakeups\tp99 vs peer\t")
 			case bench.RoundTrip:
 				fmt.Fprintln(tw, "ROUNDTRIP\tpings\tp50 us\tp99 us\tp99.9 us\tmax us\t")
+			case bench.Scale:
+				fmt.Fprintln(tw, "SCALE\ttransport\tsize\tproducers\tconsumers\tattempted\tdelivered\tlost\tproduced/s\tper producer/s\tconsumer CPU s\tCPU s/M\t")
 			}
 		}
 		ratio := ""
@@ -317,6 +343,10 @@ func writeBenchTables(w io.Writer, results []bench.Result) {
 				r.Delivered, us(r.P50), us(r.P99), us(r.P999), us(r.Max), r.CPUPerMillion, r.Wakeups, ratio)
 		case bench.RoundTrip:
 			fmt.Fprintf(tw, "\t%d\t%s\t%s\t%s\t%s\t\n", r.Delivered, us(r.P50), us(r.P99), us(r.P999), us(r.Max))
+		case bench.Scale:
+			fmt.Fprintf(tw, "\t%s\t%d\t%d\t%d\t%d\t%.2f%%\t%d\t%.2fM\t%.2fM\t%.3f\t%.3f\t\n", r.Transport, r.RecordSize,
+				r.Producers, r.Consumers, r.Attempted, 100*r.DeliveredRatio, r.Lost, r.ProducerRate/1e6, r.PerProducer/1e6,
+				r.ConsumerCPU, r.CPUPerMillion)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,6 +60,14 @@ Transports (--transport):
 --ring-size is the size of each ring: the ring buffer, each per-CPU ring,
 each CPU's perf buffer or each CPU's queue.
 
+Consumers (--consumers): each consumer is a thread of its own that reads a
+contiguous range of the rings, with its own epoll set, its own sleep state
+and doorbell (producers wake only the consumer of their ring) and its own
+accounting. The default, 0, is one consumer per 4 rings: one per 4 CPUs on
+the per-CPU transports. The ringbuf transport has one ring, so one consumer.
+When ringwatch_consumer_busy_seconds_total of a consumer nears one second per
+second, it cannot keep up: raise --consumers.
+
 Flags:
 `
 
@@ -78,6 +87,8 @@ type runConfig struct {
 	transport     abi.Transport
 	wakeup        abi.Wakeup
 	cpusPerRing   int
+	consumers     int
+	consumerCPUs  []int
 	ringSize      int
 	listenAddress string
 	telemetryPath string
@@ -99,6 +110,8 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 	wakeup := fs.String("wakeup", string(abi.WakeupAdaptive),
 		"when producers wake the consumer: adaptive (only when it sleeps; after records flowed it sleeps lazily, waking at an eighth of the ring or after 1ms), every (every record), busy (never: the consumer polls a CPU)")
 	cpusPerRing := fs.Int("cpus-per-ring", 1, "percpu-ringbuf: how many CPUs share one ring buffer")
+	consumers := fs.Int("consumers", 0, "consumer threads, each reading its own rings; 0 is one per 4 rings (ringbuf has one ring: one consumer)")
+	consumerCPUs := fs.String("consumer-cpus", "", "comma-separated CPUs (or ranges, 0-3) to pin the consumer threads to, one each in turn; empty leaves them to the scheduler")
 	ringSize := fs.String("ring-size", abi.FormatSize(tpt.DefaultRingSize),
 		"data size of each ring: a power-of-two multiple of the page size, such as 256KiB, 4MiB or 1GiB")
 	listen := fs.String("web.listen-address", "127.0.0.1:9477",
@@ -127,6 +140,20 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 	}
 	if *cpusPerRing < 1 {
 		return runConfig{}, fmt.Errorf("--cpus-per-ring %d: give 1 or more", *cpusPerRing)
+	}
+	if *consumers < 0 {
+		return runConfig{}, fmt.Errorf("--consumers %d: give 1 or more, or 0 for one per %d rings", *consumers, tpt.RingsPerConsumer)
+	}
+	cfg.consumers = *consumers
+	if *consumerCPUs != "" {
+		if cfg.consumerCPUs, err = tpt.ParseCPUList(*consumerCPUs); err != nil {
+			return runConfig{}, fmt.Errorf("--consumer-cpus: %w", err)
+		}
+		for _, cpu := range cfg.consumerCPUs {
+			if cpu >= runtime.NumCPU() {
+				return runConfig{}, fmt.Errorf("--consumer-cpus: CPU %d: this machine has CPUs 0 to %d", cpu, runtime.NumCPU()-1)
+			}
+		}
 	}
 	if err := tpt.CheckOptions(cfg.transport, tpt.Options{CPUsPerRing: *cpusPerRing}); err != nil {
 		return runConfig{}, err
@@ -206,7 +233,8 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	s, err := session.Open(session.Options{Sources: sources, Transport: cfg.transport, Wakeup: cfg.wakeup,
-		Rings: tpt.Options{RingSize: cfg.ringSize, CPUsPerRing: cfg.cpusPerRing}, SyscallPIDs: cfg.pids})
+		Rings:        tpt.Options{RingSize: cfg.ringSize, CPUsPerRing: cfg.cpusPerRing, Consumers: consumerCount(cfg.consumers)},
+		ConsumerCPUs: cfg.consumerCPUs, SyscallPIDs: cfg.pids})
 	if err != nil {
 		return err
 	}
@@ -223,13 +251,10 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	srv := serveMetrics(ln, cfg.telemetryPath, stderr, append(side.collectors(), collector)...)
 	defer srv.Close()
 
-	ringCount := "1 ring"
-	if len(rings) > 1 {
-		ringCount = fmt.Sprintf("%d rings", len(rings))
-	}
-	fmt.Fprintf(stderr, "ringwatch %s: carrying %s over %s, %s of %s (%s); metrics on http://%s%s\n",
-		version, strings.Join(producers.Sources(), ","), cfg.transport, ringCount,
-		abi.FormatSize(cfg.ringSize), strings.Join(rings, ","), ln.Addr(), cfg.telemetryPath)
+	fmt.Fprintf(stderr, "ringwatch %s: carrying %s over %s, %s of %s (%s), %s; metrics on http://%s%s\n",
+		version, strings.Join(producers.Sources(), ","), cfg.transport, plural(len(rings), "ring"),
+		abi.FormatSize(cfg.ringSize), strings.Join(rings, ","), plural(len(s.ConsumerStats()), "consumer"),
+		ln.Addr(), cfg.telemetryPath)
 	side.announce(stderr)
 
 	if cfg.duration > 0 {
@@ -278,6 +303,22 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	return side.writeSummary(stderr)
+}
+
+// consumerCount is --consumers as the transport takes it: 0 is automatic.
+func consumerCount(flag int) int {
+	if flag == 0 {
+		return tpt.AutoConsumers
+	}
+	return flag
+}
+
+// plural is "1 ring", "2 rings".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func serveMetrics(ln net.Listener, path string, stderr io.Writer, ours ...prometheus.Collector) *http.Server {

@@ -41,10 +41,11 @@ const (
 	Saturation = "saturation"
 	Latency    = "latency"
 	RoundTrip  = "roundtrip"
+	Scale      = "scale"
 )
 
 // Scenarios lists the scenarios, in the order Run takes them.
-func Scenarios() []string { return []string{Drain, Saturation, Latency, RoundTrip} }
+func Scenarios() []string { return []string{Drain, Saturation, Latency, RoundTrip, Scale} }
 
 // RecordSizes are the record sizes the synthetic producer writes: one
 // program per size and transport in bpf/ringwatch.c.
@@ -72,6 +73,11 @@ type Options struct {
 	// Latency: the rates in records per second, and how long each runs.
 	Rates    []int
 	Duration time.Duration
+	// Scale: how many producer threads, each on its own CPU, in each
+	// measurement, and how many consumers read (0: one per
+	// transport.RingsPerConsumer rings). Each runs for MaxTime.
+	Producers []int
+	Consumers int
 	// RoundTrip: pings.
 	Pings int
 	// The CPUs the producer and the consumer are pinned to.
@@ -98,6 +104,9 @@ type Result struct {
 	GBPerSecond    float64 `json:"gb_per_second,omitempty"`      // drain
 	DeliveredRatio float64 `json:"delivered_fraction,omitempty"` // saturation
 	ProducerRate   float64 `json:"producer_records_per_second,omitempty"`
+	Producers      int     `json:"producers,omitempty"`                       // scale
+	Consumers      int     `json:"consumers,omitempty"`                       // scale
+	PerProducer    float64 `json:"records_per_second_per_producer,omitempty"` // scale
 	ConsumerCPU    float64 `json:"consumer_cpu_seconds,omitempty"`
 	CPUPerMillion  float64 `json:"consumer_cpu_seconds_per_million,omitempty"`
 	Wakeups        uint64  `json:"wakeups,omitempty"`
@@ -125,6 +134,24 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 				return results, fmt.Errorf("roundtrip: %w", err)
 			}
 			results = append(results, r)
+			continue
+		}
+		if scenario == Scale {
+			for _, t := range opts.Transports {
+				for _, size := range opts.Sizes {
+					for _, producers := range opts.Producers {
+						if err := ctx.Err(); err != nil {
+							return results, err
+						}
+						progress("scale: %s, %d-byte records, %d producers", t, size, producers)
+						r, err := scale(ctx, opts, t, size, producers)
+						if err != nil {
+							return results, fmt.Errorf("scale on %s, %d bytes, %d producers: %w", t, size, producers, err)
+						}
+						results = append(results, r)
+					}
+				}
+			}
 			continue
 		}
 		if scenario == Latency {
@@ -268,13 +295,18 @@ func (p *producer) run(count int) error {
 	return nil
 }
 
-// counts reads the synthetic producer's attempts and losses.
+// counts reads the synthetic producer's attempts and losses, summed over
+// the CPUs it ran on.
 func (p *producer) counts() (attempts, lost uint64, err error) {
-	var c abi.BenchCounters
-	if err := p.counters.Lookup(uint32(0), &c); err != nil {
+	var perCPU []abi.BenchCounters
+	if err := p.counters.Lookup(uint32(0), &perCPU); err != nil {
 		return 0, 0, fmt.Errorf("read bench counters: %w", err)
 	}
-	return c.Attempts, c.Lost, nil
+	for _, c := range perCPU {
+		attempts += c.Attempts
+		lost += c.Lost
+	}
+	return attempts, lost, nil
 }
 
 // drainRounds is how many times drain fills and empties the ring; it

@@ -5,11 +5,14 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ringwatch/ringwatch/pkg/accounting"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 	"github.com/ringwatch/ringwatch/pkg/loader"
+	"github.com/ringwatch/ringwatch/pkg/session"
 )
 
 // Reader is what the collector reads at each scrape: a
@@ -19,6 +22,7 @@ import (
 // [session.Session]: https://pkg.go.dev/github.com/ringwatch/ringwatch/pkg/session#Session
 type Reader interface {
 	Stats() []consumer.RingStats
+	ConsumerStats() []session.ConsumerStats
 	Counters() ([]loader.Counters, error)
 	RingOf(cpu int) int
 }
@@ -59,6 +63,10 @@ var (
 		"Events the kernel did not run the source's BPF program for, because another BPF program was running on the same CPU.", []string{"source"}, nil)
 	sourceSkippedDesc = prometheus.NewDesc("ringwatch_source_skipped_events_total",
 		"Events the source left out on purpose, while paused or by sampling; they are not attempts and not lost.", []string{"source"}, nil)
+	consumerBusyDesc = prometheus.NewDesc("ringwatch_consumer_busy_seconds_total",
+		"CPU time the consumer's thread spent reading its rings, from its thread CPU clock: a consumer near one second per second cannot keep up, and more consumers (--consumers) would help.", []string{"consumer"}, nil)
+	consumerInfoDesc = prometheus.NewDesc("ringwatch_ring_consumer_info",
+		"Always 1: the consumer, by index, that reads the ring.", []string{"ring", "consumer"}, nil)
 	buildInfoDesc = prometheus.NewDesc("ringwatch_build_info",
 		"Always 1; its labels give the ringwatch version and the Go version that built it.", []string{"version", "goversion"}, nil)
 )
@@ -89,7 +97,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		ringRecordsDesc, ringBytesDesc, ringLostDesc, ringKernelLostDesc, ringGapsDesc, ringDiscardedDesc, ringInvalidDesc,
 		ringCapacityDesc, ringPendingDesc, wakeupsDesc, batchesDesc, latencyDesc,
-		sourceEventsDesc, sourceLostDesc, sourceMissedDesc, sourceSkippedDesc, buildInfoDesc,
+		sourceEventsDesc, sourceLostDesc, sourceMissedDesc, sourceSkippedDesc, consumerBusyDesc, consumerInfoDesc,
+		buildInfoDesc,
 	} {
 		ch <- d
 	}
@@ -127,6 +136,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(wakeupsDesc, prometheus.CounterValue, float64(st.Wakeups), name)
 		ch <- prometheus.MustNewConstMetric(batchesDesc, prometheus.CounterValue, float64(st.Batches), name)
 		ch <- latencyMetric(tally.Latency, name)
+	}
+	for k, st := range c.reader.ConsumerStats() {
+		consumer := strconv.Itoa(k)
+		ch <- prometheus.MustNewConstMetric(consumerBusyDesc, prometheus.CounterValue, st.Busy.Seconds(), consumer)
+		for _, r := range st.Rings {
+			if r < len(c.rings) {
+				ch <- prometheus.MustNewConstMetric(consumerInfoDesc, prometheus.GaugeValue, 1, c.rings[r], consumer)
+			}
+		}
 	}
 	for _, name := range c.sources {
 		ch <- prometheus.MustNewConstMetric(sourceEventsDesc, prometheus.CounterValue, float64(c.tracker.Source(name).Records), name)
@@ -207,6 +225,18 @@ func (c *Collector) WriteSummary(w io.Writer) error {
 			line += fmt.Sprintf(", %d reported lost by the kernel", st.KernelLost)
 		}
 		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+	}
+	for k, st := range c.reader.ConsumerStats() {
+		names := make([]string, 0, len(st.Rings))
+		for _, r := range st.Rings {
+			if r < len(c.rings) {
+				names = append(names, c.rings[r])
+			}
+		}
+		if _, err := fmt.Fprintf(w, "consumer %d (%s): %.3fs busy, woken %d times\n",
+			k, strings.Join(names, ","), st.Busy.Seconds(), st.Woken); err != nil {
 			return err
 		}
 	}

@@ -245,6 +245,13 @@ func TestMetricsOverHTTPMatchTheConsumer(t *testing.T) {
 		if value(t, families, "ringwatch_ring_records_total", ring) < n {
 			t.Errorf("scrape shows fewer records than the %d execs", n)
 		}
+		// One consumer reads the one ring, and reading took it some CPU.
+		if got := value(t, families, "ringwatch_ring_consumer_info", map[string]string{"ring": "events", "consumer": "0"}); got != 1 {
+			t.Errorf("ringwatch_ring_consumer_info = %d, want 1", got)
+		}
+		if busy := families["ringwatch_consumer_busy_seconds_total"].GetMetric()[0].GetCounter().GetValue(); busy <= 0 {
+			t.Errorf("ringwatch_consumer_busy_seconds_total = %v after %d records", busy, before.Records)
+		}
 		break
 	}
 

@@ -47,6 +47,9 @@ type Options struct {
 	Watermark   int
 	SyscallPIDs []uint32
 	TraceSelf   bool
+	// SkipAccounting leaves out the per-record accounting, for producers
+	// whose records are not ringwatch's (the bench's): Tracker is then nil.
+	SkipAccounting bool
 	// NewReader, if not nil, opens the one reader of every ring instead of
 	// the session's consumers: the session then keeps no accounting
 	// (Tracker is nil), and has Stats only if the reader is a
@@ -125,14 +128,19 @@ func Open(opts Options) (_ *Session, err error) {
 // openConsumers opens one consumer per reader config of the transport.
 func (s *Session) openConsumers() error {
 	configs := s.transport.ReaderConfigs(s.opts.Wakeup, s.opts.MaxDelay)
-	s.tracker = accounting.NewTracker(len(s.transport.Rings()), len(configs))
+	if !s.opts.SkipAccounting {
+		s.tracker = accounting.NewTracker(len(s.transport.Rings()), len(configs))
+	}
 	first := 0
 	for k, cfg := range configs {
 		c, err := consumer.OpenConfig(cfg)
 		if err != nil {
 			return fmt.Errorf("open consumer %d of %d: %w", k, len(configs), err)
 		}
-		m := &member{c: c, first: first, shard: s.tracker.Shard(k), cpu: -1}
+		m := &member{c: c, first: first, cpu: -1}
+		if s.tracker != nil {
+			m.shard = s.tracker.Shard(k)
+		}
 		if n := len(s.opts.ConsumerCPUs); n > 0 {
 			m.cpu = s.opts.ConsumerCPUs[k%n]
 		}
@@ -145,6 +153,15 @@ func (s *Session) openConsumers() error {
 // handler is what happens to each of m's batches: its ring index made the
 // session's, the accounting, then fn.
 func (m *member) handler(fn func(consumer.Batch)) func(consumer.Batch) {
+	switch {
+	case m.shard == nil && fn == nil:
+		return func(consumer.Batch) {}
+	case m.shard == nil:
+		return func(b consumer.Batch) {
+			b.Ring += m.first
+			fn(b)
+		}
+	}
 	return func(b consumer.Batch) {
 		b.Ring += m.first
 		m.shard.Observe(b)
@@ -290,7 +307,7 @@ func (s *Session) Transport() transport.Transport { return s.transport }
 func (s *Session) Producers() *loader.Producers { return s.producers }
 
 // Tracker is the accounting of the session's consumers; nil with a reader
-// of Options.NewReader.
+// of Options.NewReader or with Options.SkipAccounting.
 func (s *Session) Tracker() *accounting.Tracker { return s.tracker }
 
 // RingNames names the rings, in ring order.
@@ -347,6 +364,17 @@ func (s *Session) ConsumerStats() []ConsumerStats {
 		out = append(out, st)
 	}
 	return out
+}
+
+// Pin pins consumer k to CPU cpus[k % len(cpus)] from its next Read on,
+// as Options.ConsumerCPUs does; an empty cpus unpins them.
+func (s *Session) Pin(cpus []int) {
+	for k, m := range s.members {
+		m.cpu = -1
+		if len(cpus) > 0 {
+			m.cpu = cpus[k%len(cpus)]
+		}
+	}
 }
 
 // consumerOf is the index of the consumer that reads ring r.
