@@ -42,6 +42,9 @@ func TestParseBenchFlags(t *testing.T) {
 		{[]string{"--rates", "0"}, "not a positive number"},
 		{[]string{"--producer-cpu", "1"}, "two different CPUs"},
 		{[]string{"--records", "0"}, "must be positive"},
+		{[]string{"--producers", "0"}, "not a positive number"},
+		{[]string{"--consumers", "-2"}, "give 1 or more"},
+		{[]string{"--scenario", "scale,nope"}, "choose from drain, saturation, latency, roundtrip, scale"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {
 		if _, err := parseBenchFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -79,6 +79,9 @@ func TestParseRunFlags(t *testing.T) {
 		{[]string{"--transport", "pigeon"}, "choose from ringbuf, percpu-ringbuf, perfbuf, spsc"},
 		{[]string{"--cpus-per-ring", "0"}, "give 1 or more"},
 		{[]string{"--cpus-per-ring", "2"}, "applies only to --transport percpu-ringbuf"},
+		{[]string{"--consumers", "-1"}, "give 1 or more"},
+		{[]string{"--consumer-cpus", "1-0"}, "bad CPU list"},
+		{[]string{"--consumer-cpus", "4096"}, "this machine has CPUs"},
 		{[]string{"--no-such-flag"}, "not defined"},
 	} {
 		if _, err := parseRunFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -93,7 +96,7 @@ func TestRunHelpNamesEveryFlag(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, want := range []string{"--source", "--ring-size", "--web.listen-address", "--web.telemetry-path",
-		"--output", "--duration", "--pid", "--transport", "--cpus-per-ring", "exec", "syscalls", "SIGINT", "Exit status",
+		"--output", "--duration", "--pid", "--transport", "--cpus-per-ring", "--consumers", "--consumer-cpus", "exec", "syscalls", "SIGINT", "Exit status",
 		`(default "4MiB")`, "ringbuf", "percpu-ringbuf", "perfbuf", "spsc"} {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("run --help does not mention %s:\n%s", want, help.String())
@@ -257,6 +260,9 @@ func TestRunStopsCleanly(t *testing.T) {
 		{"percpu-ringbuf-grouped", []string{"--duration", "300ms", "--transport", "percpu-ringbuf", "--cpus-per-ring", "64"}, nil, "(percpu-ringbuf):"},
 		{"perfbuf", []string{"--duration", "300ms", "--transport", "perfbuf", "--ring-size", "64KiB"}, nil, "ring cpu0 (perfbuf):"},
 		{"spsc", []string{"--duration", "300ms", "--transport", "spsc"}, nil, "ring spsc (spsc):"},
+		{"percpu-ringbuf-consumers", []string{"--duration", "300ms", "--transport", "percpu-ringbuf", "--consumers", "64",
+			"--consumer-cpus", "0"}, nil, "consumer 0 (cpu0):"},
+		{"spsc-consumers", []string{"--duration", "300ms", "--transport", "spsc", "--consumers", "64"}, nil, "ring spsc-cpus0-0 (spsc):"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd, stderr, banner := startRingwatch(t, io.Discard,

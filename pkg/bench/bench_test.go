@@ -70,3 +70,37 @@ func TestRunMeasuresEveryCombination(t *testing.T) {
 		}
 	}
 }
+
+// TestScaleMeasuresEveryTransport runs the scale scenario briefly: every
+// record the producers attempted is delivered or counted lost (scale fails
+// the measurement otherwise), with the producers and consumers asked for.
+func TestScaleMeasuresEveryTransport(t *testing.T) {
+	testenv.RequireBPF(t)
+	testenv.RequireCPUs(t, 2)
+	results, err := Run(context.Background(), Options{
+		Scenarios:  []string{Scale},
+		Transports: []abi.Transport{abi.Ringbuf, abi.PercpuRingbuf, abi.Perfbuf, abi.SPSC},
+		Sizes:      []int{64},
+		Producers:  []int{1},
+		Consumers:  2,
+		RingSize:   64 << 10,
+		MaxTime:    200 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(results) != 4 {
+		t.Fatalf("%d results, want one per transport", len(results))
+	}
+	for _, r := range results {
+		// One ring: one consumer; a ring per CPU: the two asked for.
+		want := 2
+		if r.Transport == string(abi.Ringbuf) {
+			want = 1
+		}
+		if r.Attempted == 0 || r.Delivered == 0 || r.Delivered+r.Lost != r.Attempted || r.Producers != 1 ||
+			r.Consumers != want || r.ProducerRate <= 0 || r.PerProducer != r.ProducerRate {
+			t.Errorf("scale %+v: want %d consumers and figures that add up", r, want)
+		}
+	}
+}
