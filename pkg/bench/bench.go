@@ -241,12 +241,17 @@ func measure(ctx context.Context, opts Options, scenario string, t abi.Transport
 	if scenario != Drain {
 		r.Wakeup = string(rd.wakeup)
 	}
+	var opened session.Reader
 	s, err := session.Open(session.Options{
 		Sources:   []loader.Source{source(size)},
 		Transport: t,
 		Rings:     transport.Options{RingSize: opts.RingSize},
 		Wakeup:    rd.wakeup,
-		NewReader: func(tr transport.Transport) (session.Reader, error) { return openReader(rd, tr, rate > 0) },
+		NewReader: func(tr transport.Transport) (session.Reader, error) {
+			r, err := openReader(rd, tr, rate > 0)
+			opened = r
+			return r, err
+		},
 	})
 	if err != nil {
 		return r, err
@@ -257,6 +262,7 @@ func measure(ctx context.Context, opts Options, scenario string, t abi.Transport
 		return r, err
 	}
 	k := &sink{}
+	k.counted, _ = opened.(selfCounting)
 	switch scenario {
 	case Drain:
 		err = drain(s, p, k, opts, size, &r)
@@ -334,6 +340,7 @@ func drain(s *session.Session, p *producer, k *sink, opts Options, size int, r *
 		if err != nil {
 			return err
 		}
+		k.collect()
 		if got := k.records - records; got > 0 {
 			perRecord = append(perRecord, float64(took.Nanoseconds())/float64(got))
 		}
@@ -484,7 +491,22 @@ func threadCPU() time.Duration {
 // records' delivery latencies when kept.
 type sink struct {
 	records, bytes uint64
-	latencies      []int64 // ns; nil when not kept
+	latencies      []int64      // ns; nil when not kept
+	counted        selfCounting // nil: the reader hands its records over in batches
+}
+
+// selfCounting is a reader that counts what it reads itself instead of
+// handing it over: libbpf's, whose C callback counts each record where a
+// call into Go for each would cost it more than the read.
+type selfCounting interface {
+	Counts() (records, bytes uint64)
+}
+
+// collect takes a self-counting reader's counts.
+func (s *sink) collect() {
+	if s.counted != nil {
+		s.records, s.bytes = s.counted.Counts()
+	}
 }
 
 func (s *sink) keepLatencies(n int) { s.latencies = make([]int64, 0, n) }
@@ -503,6 +525,7 @@ func (s *sink) onBatch(b consumer.Batch) {
 // account fills r's counts and checks that they add up: every attempt the
 // producer made was delivered or counted lost.
 func (s *sink) account(sess *session.Session, p *producer, r *Result) error {
+	s.collect()
 	attempts, lost, err := p.counts()
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -62,8 +63,20 @@ func TestRunMeasuresEveryCombination(t *testing.T) {
 	}
 	// drain: ringwatch on 3 transports + 2 peers; saturation and latency:
 	// 2 wakeups on ringbuf and spsc, perfbuf's adaptive is kept (no every
-	// asked), + 2 peers; latency adds the baseline.
-	want := map[string]int{Drain: 5, Saturation: 8, Latency: 9, RoundTrip: 1}
+	// asked), + the peers that apply; latency adds the baseline.
+	peersIn := func(scenario string) int {
+		n := 0
+		for _, tr := range []abi.Transport{abi.Ringbuf, abi.Perfbuf, abi.SPSC} {
+			for _, p := range peersOf[tr] {
+				if p.scenarios == nil || slices.Contains(p.scenarios, scenario) {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	want := map[string]int{Drain: 3 + peersIn(Drain), Saturation: 6 + peersIn(Saturation),
+		Latency: 7 + peersIn(Latency), RoundTrip: 1}
 	for scenario, n := range want {
 		if count[scenario] != n {
 			t.Errorf("%d %s results, want %d", count[scenario], scenario, n)

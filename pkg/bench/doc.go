@@ -12,6 +12,7 @@
 //     (kernel timestamp at produce, CLOCK_MONOTONIC at consume) and
 //     consumer CPU per million records.
 //   - roundtrip: pings through the user ring and back.
+//   - scale: P producers, each on its own CPU, read by C consumers.
 //
 // Consumers: ringwatch's, and the peers cilium/ebpf ringbuf.Reader
 // (ReadInto) on the ringbuf transport and perf.Reader on perfbuf, each a
@@ -19,5 +20,10 @@
 //
 //   - bench.go: [Run], [Options], [Result], the scenarios, and the
 //     synthetic producer (a loader.Source that is run, never attached).
-//   - readers.go: the cilium/ebpf readers behind session.Reader.
+//   - readers.go: the cilium/ebpf readers behind session.Reader, and the
+//     registry a tagged file adds peers to.
+//   - libbpf.go (build tag libbpf, cgo): libbpf's ring_buffer as a peer of
+//     the ringbuf transport in drain and saturation; its C callback counts
+//     each record, so no call into Go per record handicaps it.
+//   - scale.go: P pinned producers and C consumers.
 package bench
