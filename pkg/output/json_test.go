@@ -1,10 +1,16 @@
 package output
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"testing"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
@@ -101,4 +107,157 @@ func TestAppendJSONDoesNotAllocate(t *testing.T) {
 	}); n != 0 {
 		t.Errorf("AppendJSON allocates %.1f times per record", n)
 	}
+}
+
+// appendJSONReference is AppendJSON as first written, through abi.Decode
+// and strconv: the fast one must print the same bytes.
+func appendJSONReference(dst, rec []byte) ([]byte, error) {
+	h, err := abi.ParseHeader(rec)
+	if err != nil {
+		return dst, err
+	}
+	header := func(dst []byte, source string) []byte {
+		dst = append(dst, `{"type":"`...)
+		dst = append(dst, source...)
+		dst = append(dst, `","cpu":`...)
+		dst = strconv.AppendUint(dst, uint64(h.Cpu), 10)
+		dst = append(dst, `,"seq":`...)
+		dst = strconv.AppendUint(dst, h.Seq, 10)
+		dst = append(dst, `,"ktime_ns":`...)
+		return strconv.AppendUint(dst, h.KtimeNs, 10)
+	}
+	switch h.Type {
+	case abi.RecordExec:
+		r, err := abi.DecodeExec(rec)
+		if err != nil {
+			return dst, err
+		}
+		dst = header(dst, abi.SourceExec)
+		dst = fmt.Appendf(dst, `,"pid":%d,"ppid":%d,"uid":%d,"comm":`, r.Pid, r.Ppid, r.Uid)
+		dst = appendJSONStringReference(dst, abi.CString(r.Comm[:]))
+		dst = append(dst, `,"filename":`...)
+		dst = appendJSONStringReference(dst, abi.CString(r.Filename[:]))
+		dst = fmt.Appendf(dst, `,"filename_truncated":%t`, r.Flags&abi.ExecFilenameTruncated != 0)
+	case abi.RecordSyscall:
+		r, err := abi.DecodeSyscall(rec)
+		if err != nil {
+			return dst, err
+		}
+		dst = header(dst, abi.SourceSyscalls)
+		dst = fmt.Appendf(dst, `,"pid":%d,"tid":%d,"nr":%d`, r.Pid, r.Tid, r.Nr)
+	default:
+		return dst, fmt.Errorf("unknown record type %d", h.Type)
+	}
+	return append(dst, '}'), nil
+}
+
+// appendJSONStringReference is appendJSONString as first written, a byte
+// at a time: it appends s as a JSON string. Kernel strings are bytes,
+// not necessarily UTF-8: invalid sequences become U+FFFD, as encoding/json
+// does.
+func appendJSONStringReference(dst, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+			i++
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			i++
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, `\ufffd`...)
+			} else {
+				dst = append(dst, s[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	return append(dst, '"')
+}
+
+// checkAgainstReference fails if AppendJSON and appendJSONReference differ
+// on rec.
+func checkAgainstReference(t *testing.T, rec []byte) {
+	t.Helper()
+	want, wantErr := appendJSONReference([]byte("x"), rec)
+	got, err := AppendJSON([]byte("x"), rec)
+	if (err == nil) != (wantErr == nil) || !bytes.Equal(got, want) {
+		t.Fatalf("record % x:\ngot  %s (%v)\nwant %s (%v)", rec, got, err, want, wantErr)
+	}
+}
+
+// interestingUint is a random number, often at a digit boundary.
+func interestingUint(r *rand.Rand) uint64 {
+	switch r.IntN(4) {
+	case 0:
+		p := uint64(1)
+		for range r.IntN(20) {
+			p *= 10
+		}
+		return p - 1 + uint64(r.IntN(3))
+	case 1:
+		return uint64(r.IntN(1000))
+	case 2:
+		return math.MaxUint64 - uint64(r.IntN(3))
+	}
+	return r.Uint64() >> r.IntN(64)
+}
+
+// TestAppendJSONMatchesReference prints random records of both kinds, with
+// numbers at every width and strings of any bytes.
+func TestAppendJSONMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	randomString := func(dst []int8) {
+		n := r.IntN(len(dst) + 1)
+		for i := range dst {
+			dst[i] = 0
+			if i < n {
+				switch r.IntN(3) {
+				case 0:
+					dst[i] = int8(' ' + r.IntN(95))
+				case 1:
+					dst[i] = int8(r.IntN(256) - 128)
+				default:
+					const odd = "\"\\/\x01\x7f\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"
+					dst[i] = int8(odd[r.IntN(len(odd))])
+				}
+			}
+		}
+	}
+	for range 50000 {
+		hdr := abi.Header{KtimeNs: interestingUint(r), Seq: interestingUint(r), Cpu: uint32(interestingUint(r))}
+		if r.IntN(4) == 0 {
+			hdr.Type = abi.RecordExec
+			rec := abi.ExecRecord{Hdr: hdr, Pid: uint32(interestingUint(r)), Ppid: uint32(interestingUint(r)),
+				Uid: uint32(interestingUint(r)), Flags: uint32(r.IntN(2))}
+			randomString(rec.Comm[:])
+			randomString(rec.Filename[:])
+			checkAgainstReference(t, bytesOf(&rec))
+		} else {
+			hdr.Type = abi.RecordSyscall
+			rec := abi.SyscallRecord{Hdr: hdr, Pid: uint32(interestingUint(r)), Tid: uint32(interestingUint(r)),
+				Nr: int64(interestingUint(r))}
+			checkAgainstReference(t, bytesOf(&rec))
+		}
+	}
+	for _, nr := range []int64{0, -1, 9, -10, math.MaxInt64, math.MinInt64} {
+		checkAgainstReference(t, bytesOf(&abi.SyscallRecord{Hdr: abi.Header{Type: abi.RecordSyscall}, Nr: nr}))
+	}
+}
+
+func FuzzAppendJSON(f *testing.F) {
+	exec := abi.ExecRecord{Hdr: abi.Header{Type: abi.RecordExec, Seq: 7}, Pid: 1}
+	setCString(exec.Filename[:], "/bin/true")
+	f.Add(bytesOf(&exec))
+	f.Add(bytesOf(&abi.SyscallRecord{Hdr: abi.Header{Type: abi.RecordSyscall, Seq: 99}, Nr: -1}))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, rec []byte) { checkAgainstReference(t, rec) })
 }
