@@ -274,12 +274,24 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 		// should end the run cleanly, with a summary: with SIGPIPE
 		// ignored, the write fails with EPIPE instead of killing us.
 		signal.Ignore(syscall.SIGPIPE)
-		out = output.NewWriter(stdout)
+		// The consumers only copy each batch; an encoder goroutine
+		// prints it, and a full buffer stalls them, so any loss is the
+		// kernel's, and counted. A write error (EPIPE) ends the run at
+		// once, even while no batch comes.
+		out = output.NewWriterConfig(stdout, output.Config{OnError: cancelRun})
+		defer out.Close() // for the early returns; idempotent
 		handle = func(b consumer.Batch) {
 			if err := out.Write(b.Records); err != nil {
 				cancelRun(err)
 			}
 		}
+		// Once told to stop, a run whose stdout is no longer read must
+		// still end: give the output outputGrace to move, then drop what
+		// is left, counted in the summary.
+		stopWatch := context.AfterFunc(ctx, func() {
+			time.AfterFunc(outputGrace, func() { out.Abort(errOutputStalled) })
+		})
+		defer stopWatch()
 	}
 	if err := s.Read(ctx, handle); err != nil {
 		return err
@@ -294,7 +306,8 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	if out != nil {
-		if err := out.Flush(); err != nil && !errors.Is(err, syscall.EPIPE) {
+		// Every queued record is written before the summary.
+		if err := out.Close(); err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, errOutputStalled) {
 			return fmt.Errorf("write events: %w", err)
 		}
 	}
@@ -302,8 +315,22 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	if err := collector.WriteSummary(stderr); err != nil {
 		return err
 	}
+	if out != nil {
+		st := out.Stats()
+		line := fmt.Sprintf("output: %d records written as JSON", st.Records)
+		if missed := st.Accepted - st.Records - st.Invalid; missed > 0 {
+			line += fmt.Sprintf(", %d not written (%v)", missed, out.Err())
+		}
+		fmt.Fprintln(stderr, line)
+	}
 	return side.writeSummary(stderr)
 }
+
+// outputGrace is how long a stopping run waits for its stdout to take the
+// events still queued before it drops them.
+const outputGrace = 5 * time.Second
+
+var errOutputStalled = errors.New("stdout's reader stopped reading while the run was stopping")
 
 // consumerCount is --consumers as the transport takes it: 0 is automatic.
 func consumerCount(flag int) int {

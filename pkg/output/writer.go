@@ -73,6 +73,9 @@ type Writer struct {
 	free  chan *block // blocks for Write to fill; Config.Blocks of them
 	queue chan *block // blocks for the encoder, in the order queued
 	done  chan struct{}
+	// stop is closed by the first failure, so that no Write waits for a
+	// block that a stuck encoder will never free.
+	stop chan struct{}
 
 	failed  atomic.Bool
 	err     error // set once, before failed
@@ -85,9 +88,11 @@ type Writer struct {
 	encode bool // false in tests of the copy alone
 
 	stats struct {
-		records, invalid, discarded, bytes atomic.Uint64
-		stalls, stallNanos                 atomic.Uint64
+		accepted, records, invalid, discarded, bytes atomic.Uint64
+		stalls, stallNanos                           atomic.Uint64
 	}
+	// pending counts the records encoded into out, not yet written.
+	pending uint64
 }
 
 // block is a run of records copied from a batch, back to back in data; the
@@ -126,6 +131,7 @@ func newWriter(w io.Writer, cfg Config, encode bool) *Writer {
 		// marker may.
 		queue:  make(chan *block, cfg.Blocks),
 		done:   make(chan struct{}),
+		stop:   make(chan struct{}),
 		out:    make([]byte, 0, cfg.ChunkSize+4096),
 		encode: encode,
 	}
@@ -147,13 +153,18 @@ func (e *Writer) Write(records [][]byte) error {
 	if e.closed {
 		return ErrClosed
 	}
+	e.stats.accepted.Add(uint64(len(records)))
 	if e.failed.Load() {
+		e.stats.discarded.Add(uint64(len(records)))
 		return e.err
 	}
 	for len(records) > 0 {
 		b := e.get()
-		if e.failed.Load() {
-			e.free <- b // never waits: the block came from there
+		if b == nil || e.failed.Load() {
+			if b != nil {
+				e.free <- b // never waits: the block came from there
+			}
+			e.stats.discarded.Add(uint64(len(records)))
 			return e.err
 		}
 		data, ends := b.data, b.ends
@@ -172,7 +183,8 @@ func (e *Writer) Write(records [][]byte) error {
 }
 
 // get takes a free block, waiting for the encoder if there is none: this
-// wait is the backpressure that stalls a consumer rather than drop.
+// wait is the backpressure that stalls a consumer rather than drop. It
+// returns nil once the Writer has failed or been aborted.
 func (e *Writer) get() *block {
 	select {
 	case b := <-e.free:
@@ -180,11 +192,24 @@ func (e *Writer) get() *block {
 	default:
 	}
 	start := time.Now()
-	b := <-e.free
-	e.stats.stalls.Add(1)
-	e.stats.stallNanos.Add(uint64(time.Since(start)))
-	return b
+	defer func() {
+		e.stats.stalls.Add(1)
+		e.stats.stallNanos.Add(uint64(time.Since(start)))
+	}()
+	select {
+	case b := <-e.free:
+		return b
+	case <-e.stop:
+		return nil
+	}
 }
+
+// Abort gives up on what is not yet written, with err as the Writer's
+// error unless it already failed: Writes waiting for room return at once,
+// and later ones drop their records, counted in Stats.Discarded. It is for
+// a run that must end while the reader of its output has stopped reading;
+// Close then does not wait for an encoder stuck in that reader's write.
+func (e *Writer) Abort(err error) { e.fail(err) }
 
 // Flush waits until everything queued before it is written, and returns
 // the first error of the underlying writer.
@@ -210,7 +235,13 @@ func (e *Writer) Close() error {
 		e.closed = true
 		close(e.queue)
 		e.mu.Unlock()
-		<-e.done
+		select {
+		case <-e.done:
+		case <-e.stop:
+			// Failed: a write that returned has ended the encoder's work
+			// (it drops the rest); one stuck in a reader that stopped
+			// reading never returns, and is left behind.
+		}
 	})
 	return e.Err()
 }
@@ -225,7 +256,10 @@ func (e *Writer) Err() error {
 
 // Stats are a Writer's counts so far.
 type Stats struct {
-	// Records were encoded as JSON lines: written, unless a write failed.
+	// Accepted records were handed to Write, before Close.
+	Accepted uint64
+	// Records were written as JSON lines. Accepted - Records - Invalid
+	// were not: dropped after a failure or an Abort, or still queued.
 	Records uint64
 	// Invalid records did not decode and were left out.
 	Invalid uint64
@@ -242,6 +276,7 @@ type Stats struct {
 // Stats are the Writer's counts so far; safe to call at any time.
 func (e *Writer) Stats() Stats {
 	return Stats{
+		Accepted:  e.stats.accepted.Load(),
 		Records:   e.stats.records.Load(),
 		Invalid:   e.stats.invalid.Load(),
 		Discarded: e.stats.discarded.Load(),
@@ -298,15 +333,18 @@ func (e *Writer) encodeBlock(b *block) {
 		out = append(line, '\n')
 	}
 	e.out = out
-	e.stats.records.Add(uint64(len(b.ends)) - invalid)
+	e.pending += uint64(len(b.ends)) - invalid
 	e.stats.invalid.Add(invalid)
 }
 
 // writeOut writes e.out; on error it records the error, which turns later
 // blocks into discards.
 func (e *Writer) writeOut() {
+	pending := e.pending
+	e.pending = 0
 	if len(e.out) == 0 || e.failed.Load() {
 		e.out = e.out[:0]
+		e.stats.discarded.Add(pending)
 		return
 	}
 	n, err := e.w.Write(e.out)
@@ -316,14 +354,18 @@ func (e *Writer) writeOut() {
 	}
 	e.out = e.out[:0]
 	if err != nil {
+		e.stats.discarded.Add(pending)
 		e.fail(err)
+		return
 	}
+	e.stats.records.Add(pending)
 }
 
 func (e *Writer) fail(err error) {
 	e.errOnce.Do(func() {
 		e.err = err
 		e.failed.Store(true)
+		close(e.stop)
 		if e.onError != nil {
 			e.onError(err)
 		}

@@ -443,3 +443,49 @@ func ExampleWriter() {
 	// Output:
 	// {"type":"syscalls","cpu":0,"seq":3,"ktime_ns":99,"pid":10,"tid":11,"nr":39}
 }
+
+// TestWriterAbortFreesAStalledRun stalls the output for good, as a reader
+// that stops reading without exiting would: the producer blocks, and Abort
+// must free it, make Close return, and count every record it did not print.
+func TestWriterAbortFreesAStalledRun(t *testing.T) {
+	g := &gatedWriter{entered: make(chan struct{}), release: make(chan struct{})}
+	defer close(g.release)
+	w := NewWriterConfig(g, Config{BlockSize: 400, Blocks: 2})
+	batch := make([][]byte, 10)
+	for i := range batch {
+		batch[i] = syscallRecord(0, uint64(i))
+	}
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if err := w.Write(batch); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	<-g.entered
+	select {
+	case err := <-done:
+		t.Fatalf("Write returned %v while the output was stalled", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	stopped := errors.New("stdout's reader stopped reading")
+	w.Abort(stopped)
+	withTimeout(t, 5*time.Second, "Write after Abort", func() {
+		if err := <-done; !errors.Is(err, stopped) {
+			t.Errorf("Write after Abort: %v, want the abort's error", err)
+		}
+	})
+	withTimeout(t, 5*time.Second, "Close after Abort", func() {
+		if err := w.Close(); !errors.Is(err, stopped) {
+			t.Errorf("Close after Abort: %v", err)
+		}
+	})
+	if err := w.Write(batch); err == nil {
+		t.Error("Write after Abort and Close succeeded")
+	}
+	if s := w.Stats(); s.Discarded < uint64(len(batch)) {
+		t.Errorf("stats %+v: the records not printed are not counted", s)
+	}
+}
