@@ -88,8 +88,8 @@ type Writer struct {
 	encode bool // false in tests of the copy alone
 
 	stats struct {
-		accepted, records, invalid, discarded, bytes atomic.Uint64
-		stalls, stallNanos                           atomic.Uint64
+		accepted, encoded, records, invalid, discarded, bytes atomic.Uint64
+		stalls, stallNanos                                    atomic.Uint64
 	}
 	// pending counts the records encoded into out, not yet written.
 	pending uint64
@@ -258,6 +258,8 @@ func (e *Writer) Err() error {
 type Stats struct {
 	// Accepted records were handed to Write, before Close.
 	Accepted uint64
+	// Encoded records were turned into JSON lines, written or not yet.
+	Encoded uint64
 	// Records were written as JSON lines. Accepted - Records - Invalid
 	// were not: dropped after a failure or an Abort, or still queued.
 	Records uint64
@@ -277,6 +279,7 @@ type Stats struct {
 func (e *Writer) Stats() Stats {
 	return Stats{
 		Accepted:  e.stats.accepted.Load(),
+		Encoded:   e.stats.encoded.Load(),
 		Records:   e.stats.records.Load(),
 		Invalid:   e.stats.invalid.Load(),
 		Discarded: e.stats.discarded.Load(),
@@ -334,6 +337,7 @@ func (e *Writer) encodeBlock(b *block) {
 	}
 	e.out = out
 	e.pending += uint64(len(b.ends)) - invalid
+	e.stats.encoded.Add(uint64(len(b.ends)) - invalid)
 	e.stats.invalid.Add(invalid)
 }
 

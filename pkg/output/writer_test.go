@@ -239,7 +239,7 @@ func TestWriterBackpressure(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond)
 	n := written.Load()
-	encoded := int64(w.Stats().Records) / perBatch
+	encoded := int64(w.Stats().Encoded) / perBatch
 	time.Sleep(100 * time.Millisecond)
 	if again := written.Load(); again != n || n != encoded+blocks || n >= batches {
 		t.Fatalf("while the output was blocked: %d then %d batches written, %d encoded; want %d encoded and %d queued",

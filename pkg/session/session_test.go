@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,8 +44,8 @@ func TestRunCarriesEveryRecordAndLeavesNothing(t *testing.T) {
 				t.Fatal(err)
 			}
 			ctx, cancel := context.WithCancel(context.Background())
-			var seen uint64
-			count := func(b consumer.Batch) { seen += uint64(len(b.Records)) }
+			var seen atomic.Uint64 // several consumers call count at once
+			count := func(b consumer.Batch) { seen.Add(uint64(len(b.Records))) }
 			var wg sync.WaitGroup
 			var counters []loader.Counters
 			var runErr error
@@ -64,8 +65,8 @@ func TestRunCarriesEveryRecordAndLeavesNothing(t *testing.T) {
 			}
 			if len(counters) != 1 || counters[0].Attempts < n || delivered == 0 ||
 				delivered+counters[0].Lost != counters[0].Attempts || tally.Gaps != counters[0].Lost ||
-				seen != delivered || tally.Records != delivered {
-				t.Errorf("counters %+v; consumer delivered %d, callback saw %d, accounting %+v", counters, delivered, seen, tally)
+				seen.Load() != delivered || tally.Records != delivered {
+				t.Errorf("counters %+v; consumer delivered %d, callback saw %d, accounting %+v", counters, delivered, seen.Load(), tally)
 			}
 			if err := s.Close(); err != nil {
 				t.Fatalf("Close: %v", err)
