@@ -512,10 +512,13 @@ func (s *sink) collect() {
 func (s *sink) keepLatencies(n int) { s.latencies = make([]int64, 0, n) }
 
 func (s *sink) onBatch(b consumer.Batch) {
+	s.records += uint64(len(b.Records))
+	s.bytes += b.Bytes
+	if s.latencies == nil {
+		return
+	}
 	for _, rec := range b.Records {
-		s.records++
-		s.bytes += uint64(len(rec))
-		if s.latencies != nil && len(rec) >= int(abi.BenchTimeOffset)+8 {
+		if len(rec) >= int(abi.BenchTimeOffset)+8 {
 			sent := int64(binary.NativeEndian.Uint64(rec[abi.BenchTimeOffset:]))
 			s.latencies = append(s.latencies, b.ReadTime-sent)
 		}

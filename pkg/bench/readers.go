@@ -108,7 +108,7 @@ func (p *peer) readAll(fn func(consumer.Batch)) (int, error) {
 		}
 		if len(sample) > 0 {
 			p.one[0] = sample
-			b := consumer.Batch{Records: p.one[:]}
+			b := consumer.Batch{Records: p.one[:], Bytes: uint64(len(sample))}
 			if p.timed {
 				b.ReadTime = consumer.MonotonicNow()
 			}

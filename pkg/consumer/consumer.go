@@ -173,7 +173,7 @@ func (c *Consumer) drain(fn func(Batch)) (int, error) {
 			b.reset()
 			err := r.nextBatch(b, maxBatchRecords)
 			if n := len(b.records); n > 0 {
-				fn(Batch{Ring: i, Records: b.records, ReadTime: MonotonicNow()})
+				fn(Batch{Ring: i, Records: b.records, Bytes: b.bytes, ReadTime: MonotonicNow()})
 				cnt.records.Add(uint64(n))
 				cnt.bytes.Add(b.bytes)
 				cnt.batches.Add(1)

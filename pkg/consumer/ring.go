@@ -63,6 +63,9 @@ type Batch struct {
 	// valid only until the callback returns, when their space goes back to
 	// the producer. Copy what must outlive the callback.
 	Records [][]byte
+	// Bytes is the sum of the records' lengths, so that a caller who counts
+	// bytes need not walk the records for it.
+	Bytes uint64
 	// ReadTime is CLOCK_MONOTONIC in nanoseconds, the clock of
 	// bpf_ktime_get_ns(), taken after the batch was read from the ring:
 	// every record in it was reserved by its producer before ReadTime.

@@ -128,34 +128,40 @@ func (r *ringbuf) nextBatch(b *batch, maxRecords int) error {
 	// producer before the ring is full, even when records are small.
 	end := min(prod, cons+r.capacity()/4)
 
-	for cons < end && len(b.records) < maxRecords {
-		off := cons & r.mask
+	// The loop keeps what it updates in locals, and reads the data through
+	// a base pointer: the bounds are proven once per record by the check
+	// against prod-cons below, not by the slice expressions.
+	base := unsafe.Pointer(unsafe.SliceData(r.data))
+	mask := r.mask
+	records, bytes := b.records, b.bytes
+	for cons < end && len(records) < maxRecords {
+		off := cons & mask
 		// Acquire: the kernel's xchg in bpf_ringbuf_commit clears the busy
 		// bit after the sample is written, so a header read as not busy is
 		// ordered after the whole sample.
-		header := atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.data[off])))
+		header := atomic.LoadUint32((*uint32)(unsafe.Add(base, off)))
 		if header&ringbufBusyBit != 0 {
 			break
 		}
 		length := uint64(header &^ (ringbufBusyBit | ringbufDiscardBit))
 		total := (length + ringbufHeaderSize + 7) &^ 7
 		if total > prod-cons {
-			// Also bounds the slice below: total <= prod-cons <= size and
-			// off < size, so the record ends inside the doubled data.
 			// The records before this one are sound: keep them.
-			r.cons = cons
+			b.records, b.bytes, r.cons = records, bytes, cons
 			return fmt.Errorf("record at position %d claims %d bytes, only %d are produced: %w",
 				cons, length, prod-cons-ringbufHeaderSize, ErrCorrupt)
 		}
 		if header&ringbufDiscardBit != 0 {
 			b.discarded++
 		} else {
-			start := off + ringbufHeaderSize
-			b.records = append(b.records, r.data[start:start+length:start+length])
-			b.bytes += length
+			// In bounds: off < size and total <= prod-cons <= size, so the
+			// record ends inside the doubled data (2*size bytes).
+			records = append(records, unsafe.Slice((*byte)(unsafe.Add(base, off+ringbufHeaderSize)), length))
+			bytes += length
 		}
 		cons += total
 	}
+	b.records, b.bytes = records, bytes
 	r.cons = cons
 	return nil
 }
