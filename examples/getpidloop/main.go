@@ -1,0 +1,61 @@
+// Command getpidloop is the load of ringwatch's scaling measurement: N
+// threads, each pinned to its own CPU, call getpid() as fast as they can
+// for a while, then it prints how many calls they made in all. Run
+// `ringwatch run --source syscalls --pid <its pid>` beside it to carry every
+// one of those system calls, and compare the rates with and without.
+//
+//	getpidloop --threads 15 --first-cpu 1 --wait 2s --duration 10s
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	threads := flag.Int("threads", 1, "threads calling getpid, each pinned to its own CPU")
+	first := flag.Int("first-cpu", 1, "CPU of the first thread; the others follow, wrapping around")
+	wait := flag.Duration("wait", 2*time.Second, "pause before starting, for ringwatch to attach")
+	duration := flag.Duration("duration", 5*time.Second, "how long the threads call getpid")
+	flag.Parse()
+	if *threads < 1 || *duration <= 0 {
+		fmt.Fprintln(os.Stderr, "getpidloop: --threads must be 1 or more and --duration positive")
+		os.Exit(2)
+	}
+	fmt.Fprintf(os.Stderr, "getpidloop: pid %d, %d threads from CPU %d, starting in %v\n", os.Getpid(), *threads, *first, *wait)
+	time.Sleep(*wait)
+
+	var calls atomic.Uint64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(*duration)
+	for i := range *threads {
+		wg.Go(func() {
+			runtime.LockOSThread()
+			var set unix.CPUSet
+			set.Set((*first + i) % runtime.NumCPU())
+			if err := unix.SchedSetaffinity(0, &set); err != nil {
+				fmt.Fprintf(os.Stderr, "getpidloop: pin thread %d: %v\n", i, err)
+				os.Exit(1)
+			}
+			n := uint64(0)
+			for time.Now().Before(deadline) {
+				for range 1000 {
+					unix.Getpid()
+				}
+				n += 1000
+			}
+			calls.Add(n)
+		})
+	}
+	wg.Wait()
+	total := calls.Load()
+	fmt.Printf("%d getpid calls in %v: %.2f M/s in all, %.2f M/s per thread\n", total, *duration,
+		float64(total)/duration.Seconds()/1e6, float64(total)/duration.Seconds()/1e6/float64(*threads))
+}
