@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -71,29 +72,36 @@ func (pl *pipeline) drain(t *testing.T) {
 // finds in the sequence numbers must be exactly the kernel's losses.
 func TestOverloadAccountsForEveryRecord(t *testing.T) {
 	for _, tc := range []struct {
-		transport   abi.Transport
-		cpusPerRing int
+		transport              abi.Transport
+		cpusPerRing, consumers int
 	}{
-		{abi.Ringbuf, 0},
-		{abi.PercpuRingbuf, 0},
-		{abi.PercpuRingbuf, 2},
-		{abi.Perfbuf, 0},
-		{abi.SPSC, 0},
+		{abi.Ringbuf, 0, 0},
+		{abi.PercpuRingbuf, 0, 0},
+		{abi.PercpuRingbuf, 2, 0},
+		{abi.Perfbuf, 0, 0},
+		{abi.SPSC, 0, 0},
+		// A consumer per ring: the books add up per consumer too.
+		{abi.PercpuRingbuf, 0, runtime.NumCPU()},
+		{abi.Perfbuf, 0, runtime.NumCPU()},
+		{abi.SPSC, 0, runtime.NumCPU()},
 	} {
 		name := string(tc.transport)
 		if tc.cpusPerRing > 1 {
 			name += "-grouped"
 		}
-		t.Run(name, func(t *testing.T) { testOverload(t, tc.transport, tc.cpusPerRing) })
+		if tc.consumers > 1 {
+			name += "-consumer-per-ring"
+		}
+		t.Run(name, func(t *testing.T) { testOverload(t, tc.transport, tc.cpusPerRing, tc.consumers) })
 	}
 }
 
-func testOverload(t *testing.T, transport abi.Transport, cpusPerRing int) {
+func testOverload(t *testing.T, transport abi.Transport, cpusPerRing, consumers int) {
 	testenv.RequireBPF(t)
 	child := testenv.StartSyscallChild(t)
 	pl := openPipeline(t, []string{abi.SourceSyscalls}, session.Options{
 		Transport:   transport,
-		Rings:       tpt.Options{CPUsPerRing: cpusPerRing, RingSize: 4 * os.Getpagesize()},
+		Rings:       tpt.Options{CPUsPerRing: cpusPerRing, RingSize: 4 * os.Getpagesize(), Consumers: consumers},
 		SyscallPIDs: []uint32{uint32(child.Pid)},
 	})
 
@@ -140,6 +148,24 @@ func testOverload(t *testing.T, transport abi.Transport, cpusPerRing int) {
 	// Per ring, summed: the losses are put on the rings they happened on.
 	if ringLost != k.Lost || ringGaps != k.Lost {
 		t.Errorf("rings: %d lost, %d gaps; source lost %d", ringLost, ringGaps, k.Lost)
+	}
+	// Per consumer: each consumer's rings' gaps are exactly the losses the
+	// producers counted on those rings.
+	rings := pl.RingNames()
+	tallies := pl.tracker.Rings()
+	for c, cs := range pl.ConsumerStats() {
+		var lost, gaps uint64
+		for _, r := range cs.Rings {
+			lost += value(t, families, "ringwatch_ring_lost_records_total",
+				map[string]string{"ring": rings[r], "transport": string(transport)})
+			gaps += tallies[r].Gaps
+		}
+		if lost != gaps {
+			t.Errorf("consumer %d (rings %v): %d lost, %d gaps", c, cs.Rings, lost, gaps)
+		}
+	}
+	if consumers > 1 && len(pl.ConsumerStats()) < 2 {
+		t.Errorf("%d consumers, asked for one per ring", len(pl.ConsumerStats()))
 	}
 	// A perf buffer reports its drops itself too, with the next sample that
 	// fits: never more than the producers counted, and some here.

@@ -21,7 +21,7 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // TestRunCarriesEveryRecordAndLeavesNothing runs the whole lifecycle on
-// every transport: a child makes 20,000 getpid calls while the session
+// every transport: a child makes 100,000 getpid calls while the session
 // reads from 16-page rings; Run's Finish closes the books. Every attempt
 // must be delivered or counted lost (some may be, on a small ring under
 // the race detector), the sequence gaps must equal the losses, the
@@ -50,7 +50,7 @@ func TestRunCarriesEveryRecordAndLeavesNothing(t *testing.T) {
 			var counters []loader.Counters
 			var runErr error
 			wg.Go(func() { counters, runErr = s.Run(ctx, count) })
-			const n = 20_000
+			const n = 100_000
 			child.Getpid(t, n)
 			time.Sleep(10 * time.Millisecond)
 			cancel()
