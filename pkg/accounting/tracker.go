@@ -45,7 +45,7 @@ type Histogram struct {
 // RingTally is what the Tracker saw on one ring.
 type RingTally struct {
 	Gaps    uint64 // sequence numbers skipped: records the producers could not write
-	Invalid uint64 // records too short for their header or of an unknown type
+	Invalid uint64 // records too short for their header, of an unknown type, or from a CPU number no kernel has
 	Latency Histogram
 }
 
@@ -197,13 +197,18 @@ func (t *Shard) observeTracked(ring *RingTally, b consumer.Batch, recs [][]byte)
 // track reports whether rec is a record to account for: long enough for
 // its header, of a known type. If it is, it makes room in t.streams for its
 // CPU, so that observeTracked takes it.
+// maxCPU bounds the CPU number a record may carry: the kernel's NR_CPUS is
+// at most 8192, and a corrupt record with a CPU of 4 billion must count as
+// invalid, not grow the per-CPU state to match.
+const maxCPU = 1 << 16
+
 func (t *Shard) track(rec []byte) bool {
 	if len(rec) < abi.HeaderSize {
 		return false
 	}
 	typ := abi.RecordType(binary.NativeEndian.Uint32(rec[typeOff:]))
 	cpu := binary.NativeEndian.Uint32(rec[cpuOff:])
-	if typ-1 >= abi.RecordTypeLimit-1 {
+	if typ-1 >= abi.RecordTypeLimit-1 || cpu >= maxCPU {
 		return false
 	}
 	if uint64(cpu) >= uint64(len(t.streams)) {

@@ -169,3 +169,17 @@ func TestShardsMergeToWhatOneShardCounts(t *testing.T) {
 		t.Fatalf("rings: one shard %+v, two shards %+v; want gaps 3 and 4", a, b)
 	}
 }
+
+// TestCorruptCPUIsInvalid feeds a record whose CPU number no kernel has, as
+// a corrupt ring would: it is counted invalid, and does not make the shard
+// grow per-CPU state to four billion CPUs.
+func TestCorruptCPUIsInvalid(t *testing.T) {
+	tr := NewTracker(1, 1)
+	batch := consumer.Batch{Records: [][]byte{syscallRecord(0xFFFFFFFF, 0, 0), syscallRecord(maxCPU, 0, 0), syscallRecord(1, 0, 0)}}
+	if n := testing.AllocsPerRun(1, func() { tr.Shard(0).Observe(batch) }); n > 2 {
+		t.Errorf("Observe allocated %v times for three records", n)
+	}
+	if r := tr.Rings()[0]; r.Invalid < 2 || tr.Source(abi.SourceSyscalls).Records == 0 {
+		t.Fatalf("ring tally %+v: want the two corrupt records invalid and the sound one counted", r)
+	}
+}
