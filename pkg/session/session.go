@@ -75,7 +75,8 @@ type Session struct {
 // OS thread of its own.
 type member struct {
 	c     *consumer.Consumer
-	first int
+	first int // its first ring's index in the session
+	rings int // how many rings it reads
 	shard *accounting.Shard
 	cpu   int // to pin the thread to; -1: none
 
@@ -114,7 +115,7 @@ func Open(opts Options) (_ *Session, err error) {
 		}
 		// Its counters still show, without the session's accounting.
 		if c, ok := s.reader.(*consumer.Consumer); ok {
-			s.own = &member{c: c, cpu: -1}
+			s.own = &member{c: c, rings: len(t.Rings()), cpu: -1}
 		}
 	} else if err := s.openConsumers(); err != nil {
 		return nil, err
@@ -137,7 +138,7 @@ func (s *Session) openConsumers() error {
 		if err != nil {
 			return fmt.Errorf("open consumer %d of %d: %w", k, len(configs), err)
 		}
-		m := &member{c: c, first: first, cpu: -1}
+		m := &member{c: c, first: first, rings: len(cfg.Rings), cpu: -1}
 		if s.tracker != nil {
 			m.shard = s.tracker.Shard(k)
 		}
@@ -358,7 +359,7 @@ func (s *Session) ConsumerStats() []ConsumerStats {
 	var out []ConsumerStats
 	for _, m := range s.readers() {
 		st := ConsumerStats{Busy: m.busyTime(), CPU: m.cpu, Woken: m.c.Woken()}
-		for i := range len(m.c.Stats()) {
+		for i := range m.rings {
 			st.Rings = append(st.Rings, m.first+i)
 		}
 		out = append(out, st)
@@ -380,7 +381,7 @@ func (s *Session) Pin(cpus []int) {
 // consumerOf is the index of the consumer that reads ring r.
 func (s *Session) consumerOf(r int) int {
 	for k, m := range s.readers() {
-		if r >= m.first && r < m.first+len(m.c.Stats()) {
+		if r >= m.first && r < m.first+m.rings {
 			return k
 		}
 	}
