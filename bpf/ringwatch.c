@@ -558,16 +558,30 @@ static __always_inline int emit_sys_enter(struct bpf_raw_tracepoint_args *ctx,
  * The programs: every source on every transport. pkg/loader finds them by
  * name, <source program>_<transport>.
  */
+/*
+ * What the programs return. A tracepoint program's return value decides
+ * whether the event goes on to perf: 0 drops it for every perf event on the
+ * tracepoint, `perf stat -e sched:sched_process_exec` included
+ * (kernel/events/core.c, perf_trace_run_bpf_submit: a 0 from trace_call_bpf
+ * returns before perf_tp_event). ringwatch only watches, so it returns 1:
+ * other tools see every event they would see without it. A raw tracepoint
+ * program's return value is ignored (kernel/trace/bpf_trace.c,
+ * __bpf_trace_run), and it runs beside perf's own handler, not before it.
+ */
+#define PASS_TO_PERF 1
+
 #define SOURCE_PROGRAMS(name, transport)						\
 	SEC("tracepoint/sched/sched_process_exec")					\
 	int exec_##name(struct trace_event_raw_sched_process_exec *ctx)		\
 	{										\
-		return emit_exec(ctx, transport);					\
+		emit_exec(ctx, transport);						\
+		return PASS_TO_PERF;							\
 	}										\
 	SEC("raw_tracepoint/sys_enter")							\
 	int sys_enter_##name(struct bpf_raw_tracepoint_args *ctx)			\
 	{										\
-		return emit_sys_enter(ctx, transport);					\
+		emit_sys_enter(ctx, transport);						\
+		return 0; /* ignored */							\
 	}
 
 SOURCE_PROGRAMS(ringbuf, TRANSPORT_RINGBUF)
