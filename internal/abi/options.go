@@ -50,10 +50,18 @@ func ParseWakeup(name string) (Wakeup, error) {
 	return "", Choose("wakeup mode", name, Wakeups())
 }
 
+// MaxRingSize is the largest ring: a map's max_entries, a ring buffer's
+// data size, is a 32-bit number, and a power of two.
+const MaxRingSize = 1 << 31
+
 // CheckRingSize reports whether size can be the data size of a BPF ring
 // buffer: the kernel requires a power of two that is a multiple of the page
-// size (kernel/bpf/ringbuf.c: ringbuf_map_alloc).
+// size (kernel/bpf/ringbuf.c: ringbuf_map_alloc), and at most MaxRingSize.
 func CheckRingSize(size int) error {
+	if size > MaxRingSize {
+		return Problemf(ErrInvalidOption, "ring size %s is larger than a ring can be (%s: the kernel takes a 32-bit size): choose %s or less",
+			FormatSize(size), FormatSize(MaxRingSize), FormatSize(MaxRingSize))
+	}
 	page := os.Getpagesize()
 	if size >= page && size%page == 0 && size&(size-1) == 0 {
 		return nil

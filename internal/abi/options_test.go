@@ -63,3 +63,15 @@ func TestFormatSize(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckRingSizeRefusesWhatTheKernelCannotTake(t *testing.T) {
+	for _, size := range []int{MaxRingSize * 2, 64 << 30} {
+		err := CheckRingSize(size)
+		if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "choose 2GiB or less") {
+			t.Errorf("CheckRingSize(%s) = %v, want the 2GiB limit", FormatSize(size), err)
+		}
+	}
+	if err := CheckRingSize(MaxRingSize); err != nil {
+		t.Errorf("CheckRingSize(2GiB) = %v", err)
+	}
+}
