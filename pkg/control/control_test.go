@@ -261,6 +261,12 @@ func TestServerAppliesRequestsAndRefusesBadOnes(t *testing.T) {
 	if err != nil || !strings.Contains(resp.Error, "no actions") {
 		t.Fatalf("empty request: %+v, %v", resp, err)
 	}
+	// Over the size limit: the run says so, and the client hears it even
+	// though the run stopped reading and closed.
+	resp, err = Send(ctx(t), path, Request{Actions: []Action{{Op: OpPause, Source: strings.Repeat("x", maxRequest)}}})
+	if err != nil || !strings.Contains(resp.Error, "longer than the 64 KiB a request may be") {
+		t.Fatalf("oversized request: %+v, %v", resp, err)
+	}
 	// Only the good request reached the kernel: its two messages and a ping.
 	ds, err := ch.DrainStats()
 	if err != nil {

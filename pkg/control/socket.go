@@ -203,6 +203,10 @@ func (s *Server) respond(ctx context.Context, conn *net.UnixConn) Response {
 	}
 	var req Request
 	line, err := bufio.NewReader(io.LimitReader(conn, maxRequest)).ReadBytes('\n')
+	if errors.Is(err, io.EOF) && len(line) == maxRequest {
+		return Response{Error: fmt.Sprintf("request longer than the %d KiB a request may be: send fewer pids or actions at a time",
+			maxRequest>>10)}
+	}
 	if err != nil {
 		return Response{Error: fmt.Sprintf("read request: %v", err)}
 	}
