@@ -35,10 +35,16 @@ func (m *memRing) consumerPos() uint64 { return atomic.LoadUint64(&m.pos[0]) }
 
 // write puts b at ring position pos in both copies of the data.
 func (m *memRing) write(pos uint64, b []byte) {
-	for i, c := range b {
-		off := (pos + uint64(i)) & (m.size - 1)
-		m.data[off], m.data[off+m.size] = c, c
+	off := pos & (m.size - 1)
+	if end := off + uint64(len(b)); end <= m.size {
+		copy(m.data[off:end], b)
+		copy(m.data[off+m.size:end+m.size], b)
+		return
 	}
+	n := copy(m.data[off:m.size], b) // up to the end of the ring
+	copy(m.data[off+m.size:], b[:n])
+	copy(m.data, b[n:]) // what wrapped, at the start of the ring
+	copy(m.data[m.size:], b[n:])
 }
 
 func (m *memRing) setHeader(pos uint64, header uint32) {
