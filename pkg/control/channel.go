@@ -27,6 +27,9 @@ type Pong struct {
 	// ToKernel is the part of RoundTrip until the control program read the
 	// ping (its bpf_ktime_get_ns), FromKernel the rest.
 	ToKernel, FromKernel time.Duration
+	// KernelNs is the control program's bpf_ktime_get_ns when it read the
+	// ping: CLOCK_MONOTONIC, in nanoseconds.
+	KernelNs int64
 	// Accepted and Rejected are the control program's message counts when
 	// it answered, this ping included.
 	Accepted, Rejected uint64
@@ -146,6 +149,7 @@ func (c *Channel) exchange(ctx context.Context, msgs [][]byte) (Pong, error) {
 		RoundTrip:  time.Duration(now - sent),
 		ToKernel:   time.Duration(int64(reply.DrainedNs) - sent),
 		FromKernel: time.Duration(now - int64(reply.DrainedNs)),
+		KernelNs:   int64(reply.DrainedNs),
 		Accepted:   reply.Accepted,
 		Rejected:   reply.Rejected,
 	}

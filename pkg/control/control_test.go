@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
@@ -113,6 +115,17 @@ func openChannel(t *testing.T, opts Options, sources ...string) *Channel {
 	return ch
 }
 
+// monotonic reads CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns, with a
+// system call of its own: a clock independent of the channel's.
+func monotonic(t *testing.T) int64 {
+	t.Helper()
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatal(err)
+	}
+	return ts.Nano()
+}
+
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
@@ -124,20 +137,39 @@ func TestPingMeasuresTheRoundTrip(t *testing.T) {
 	var observed []time.Duration
 	ch := openChannel(t, Options{OnRoundTrip: func(d time.Duration) { observed = append(observed, d) }})
 	const n = 100
+	// The channel times a ping with consumer.MonotonicNow, the kernel with
+	// bpf_ktime_get_ns. The test reads CLOCK_MONOTONIC itself, with
+	// clock_gettime, around each ping: the kernel's timestamp must lie
+	// between its readings, and the round trip within them. MonotonicNow
+	// maps Go's clock onto CLOCK_MONOTONIC through an offset measured to
+	// within a clock_gettime call, so the legs, which each have one end on
+	// that mapped clock, are held to their bounds within clockSlack.
+	const clockSlack = 10 * time.Microsecond
 	for i := range uint64(n) {
+		before := monotonic(t)
 		pong, err := ch.Ping(ctx(t))
+		after := monotonic(t)
 		if err != nil {
 			t.Fatalf("ping %d: %v", i, err)
 		}
 		if pong.ID != i+1 || pong.Accepted != i+1 || pong.Rejected != 0 {
 			t.Fatalf("pong %d: %+v", i, pong)
 		}
-		if pong.RoundTrip <= 0 || pong.ToKernel < 0 || pong.FromKernel < 0 || pong.ToKernel+pong.FromKernel != pong.RoundTrip {
-			t.Fatalf("pong %d: legs %v + %v do not make the round trip %v", i, pong.ToKernel, pong.FromKernel, pong.RoundTrip)
+		if pong.KernelNs < before || pong.KernelNs > after {
+			t.Fatalf("pong %d: the kernel read the ping at %d ns, outside the test's own readings %d to %d",
+				i, pong.KernelNs, before, after)
 		}
-	}
-	if len(observed) != n {
-		t.Fatalf("OnRoundTrip saw %d round trips of %d", len(observed), n)
+		if window := time.Duration(after - before); pong.RoundTrip <= 0 || pong.RoundTrip > window {
+			t.Fatalf("pong %d: round trip %v, but Ping took %v on the test's clock", i, pong.RoundTrip, window)
+		}
+		toKernel, fromKernel := time.Duration(pong.KernelNs-before), time.Duration(after-pong.KernelNs)
+		if pong.ToKernel < 0 || pong.ToKernel > toKernel+clockSlack || pong.FromKernel < 0 || pong.FromKernel > fromKernel+clockSlack {
+			t.Fatalf("pong %d: legs %v and %v, where the test's clock allows at most %v and %v",
+				i, pong.ToKernel, pong.FromKernel, toKernel, fromKernel)
+		}
+		if len(observed) != int(i)+1 || observed[i] != pong.RoundTrip {
+			t.Fatalf("pong %d: OnRoundTrip saw %v, the pong says %v", i, observed, pong.RoundTrip)
+		}
 	}
 	ws := ch.WriterStats()
 	ds, err := ch.DrainStats()
