@@ -569,8 +569,18 @@ func roundTrip(ctx context.Context, pings int) (Result, error) {
 		}
 		lat = append(lat, pong.RoundTrip.Nanoseconds())
 	}
+	// The counts are the writer's and the kernel's own: pings submitted
+	// into the user ring, and pings the control program read and answered.
+	st, err := ch.DrainStats()
+	if err != nil {
+		return Result{}, err
+	}
 	s := &sink{latencies: lat}
-	r := Result{Scenario: RoundTrip, Consumer: Ringwatch, Attempted: uint64(pings), Delivered: uint64(pings)}
+	r := Result{Scenario: RoundTrip, Consumer: Ringwatch, Attempted: ch.WriterStats().Submitted,
+		Delivered: st.Accepted[abi.MsgPing], Lost: st.RepliesLost}
+	if r.Delivered != uint64(len(lat)) || r.Attempted != r.Delivered {
+		return r, fmt.Errorf("%d pings written, %d answered by the kernel, %d replies read", r.Attempted, r.Delivered, len(lat))
+	}
 	r.P50, r.P99, r.P999, r.Max = s.percentiles()
 	return r, nil
 }
@@ -586,6 +596,7 @@ func baseline(ctx context.Context, opts Options, rate int) (Result, error) {
 	s := &sink{}
 	s.keepLatencies(n)
 	var sent atomic.Int64 // CLOCK_MONOTONIC of the last write
+	var writes, got uint64 // what the producer wrote, what the reader read
 	var wg sync.WaitGroup
 	var waitErr error
 	var cpu time.Duration
@@ -594,7 +605,7 @@ func baseline(ctx context.Context, opts Options, rate int) (Result, error) {
 			before := threadCPU()
 			defer func() { cpu = threadCPU() - before }()
 			var buf [8]byte
-			for got := uint64(0); got < uint64(n); {
+			for got < uint64(n) {
 				// A blocking read: the kernel puts the thread to sleep
 				// and wakes it on the write, as epoll would. Writes that
 				// came while we ran are read at once, together; the
@@ -613,6 +624,9 @@ func baseline(ctx context.Context, opts Options, rate int) (Result, error) {
 		return paced(ctx, rate, n, func() error {
 			sent.Store(consumer.MonotonicNow())
 			_, err := unix.Write(efd, one[:])
+			if err == nil {
+				writes++
+			}
 			return err
 		})
 	})
@@ -628,8 +642,14 @@ func baseline(ctx context.Context, opts Options, rate int) (Result, error) {
 	if waitErr != nil {
 		return Result{}, waitErr
 	}
-	r := Result{Scenario: Latency, Consumer: Baseline, Rate: rate, Attempted: uint64(n), Delivered: uint64(n),
+	// Attempted is what the producer wrote, Delivered what the reader took
+	// out of the eventfd's counter: an eventfd loses nothing, so they must
+	// agree.
+	r := Result{Scenario: Latency, Consumer: Baseline, Rate: rate, Attempted: writes, Delivered: got,
 		ConsumerCPU: cpu.Seconds(), CPUPerMillion: cpu.Seconds() / float64(n) * 1e6}
+	if r.Delivered != r.Attempted {
+		return r, fmt.Errorf("baseline: %d eventfd writes, %d read", r.Attempted, r.Delivered)
+	}
 	r.P50, r.P99, r.P999, r.Max = s.percentiles()
 	return r, nil
 }

@@ -51,13 +51,18 @@ func TestRunMeasuresEveryCombination(t *testing.T) {
 				t.Errorf("saturation %+v", r)
 			}
 		case Latency:
+			// Attempted is the producer's count (the BPF program's
+			// counters, or the baseline's eventfd writes), Delivered the
+			// reader's (records handed over, or the eventfd counts read).
 			want := uint64(2000 * 0.1)
-			if r.Delivered != want || r.P50 <= 0 || r.P99 < r.P50 || r.Max < r.P999 {
-				t.Errorf("latency %+v: want %d delivered and ordered percentiles", r, want)
+			if r.Attempted != want || r.Delivered != want || r.P50 <= 0 || r.P99 < r.P50 || r.Max < r.P999 {
+				t.Errorf("latency %+v: want %d attempted and delivered, and ordered percentiles", r, want)
 			}
 		case RoundTrip:
-			if r.Delivered != 50 || r.P50 <= 0 {
-				t.Errorf("roundtrip %+v", r)
+			// Attempted is the user ring writer's count, Delivered the
+			// kernel control program's count of pings it answered.
+			if r.Attempted != 50 || r.Delivered != 50 || r.Lost != 0 || r.P50 <= 0 {
+				t.Errorf("roundtrip %+v: want 50 pings written and 50 answered", r)
 			}
 		}
 	}
