@@ -595,7 +595,7 @@ func baseline(ctx context.Context, opts Options, rate int) (Result, error) {
 	n := int(float64(rate) * opts.Duration.Seconds())
 	s := &sink{}
 	s.keepLatencies(n)
-	var sent atomic.Int64 // CLOCK_MONOTONIC of the last write
+	var sent atomic.Int64  // CLOCK_MONOTONIC of the last write
 	var writes, got uint64 // what the producer wrote, what the reader read
 	var wg sync.WaitGroup
 	var waitErr error
