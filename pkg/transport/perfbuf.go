@@ -30,7 +30,10 @@ func (t *perfbuf) MaxRecord() int {
 	return min(consumer.MaxPerfRecord, abi.PerfScratchSize, t.opts.RingSize-16)
 }
 
-func (t *perfbuf) Fits(size int) int { return t.opts.RingSize/((perfHeader+size+7)&^7) - 1 }
+// Fits: perf writes a sample only while it leaves at least one byte of the
+// buffer free (kernel/events/ring_buffer.c: ring_buffer_has_space, with
+// CIRC_SPACE), as a ring buffer does.
+func (t *perfbuf) Fits(size int) int { return (t.opts.RingSize - 1) / ((perfHeader + size + 7) &^ 7) }
 
 func (t *perfbuf) Plan(spec *ebpf.CollectionSpec, _ int) error {
 	spec.Maps[abi.MapPerfEvents].MaxEntries = uint32(t.cpus)

@@ -264,9 +264,10 @@ func (b *base) Close() error {
 
 // ringbufSlots is how many records of size bytes a BPF ring buffer of
 // ringSize bytes holds: each takes an 8-byte header and is padded to 8
-// bytes, and the kernel keeps one record's worth free
-// (kernel/bpf/ringbuf.c: __bpf_ringbuf_reserve).
-func ringbufSlots(ringSize, size int) int { return ringSize/((8+size+7)&^7) - 1 }
+// bytes, and the producer position may run at most ringSize-1 bytes ahead
+// of the consumer's (kernel/bpf/ringbuf.c: __bpf_ringbuf_reserve), so a
+// ring is never filled to its last byte.
+func ringbufSlots(ringSize, size int) int { return (ringSize - 1) / ((8 + size + 7) &^ 7) }
 
 // onlineCPUs reads which of cpus possible CPUs are online: a perf event
 // cannot be opened on an offline one.

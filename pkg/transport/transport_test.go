@@ -8,27 +8,6 @@ import (
 	"github.com/ringwatch/ringwatch/internal/abi"
 )
 
-func TestFitsMatchesEachLayout(t *testing.T) {
-	for _, tc := range []struct {
-		transport  abi.Transport
-		ring, size int
-		want       int
-	}{
-		{abi.Ringbuf, 4096, 16, 4096/24 - 1},
-		{abi.Ringbuf, 4096, 64, 4096/72 - 1},
-		{abi.Perfbuf, 4096, 16, 4096/32 - 1},
-		{abi.SPSC, 4096, 64, 32}, // 72-byte slots: 56 fit, 32 is the power of two below
-	} {
-		tr, err := New(tc.transport, Options{RingSize: tc.ring})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := tr.Fits(tc.size); got != tc.want {
-			t.Errorf("fits(%s, %d, %d) = %d, want %d", tc.transport, tc.ring, tc.size, got, tc.want)
-		}
-	}
-}
-
 func TestNewRejectsBadOptions(t *testing.T) {
 	for _, tc := range []struct {
 		name abi.Transport

@@ -1,0 +1,129 @@
+package transport_test
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/testenv"
+	"github.com/ringwatch/ringwatch/pkg/consumer"
+	"github.com/ringwatch/ringwatch/pkg/loader"
+	"github.com/ringwatch/ringwatch/pkg/session"
+	"github.com/ringwatch/ringwatch/pkg/transport"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// TestFitsIsWhatTheKernelHolds holds Fits to the kernel: each transport is
+// planned and loaded for real, and the bench producer (bpf/ringwatch.c)
+// writes Fits+extra records of each size into one CPU's ring with nobody
+// reading. The kernel must take exactly Fits of them and refuse the rest
+// (its own count of losses), and the consumer must then read exactly Fits:
+// a formula that is off by one record either way fails.
+func TestFitsIsWhatTheKernelHolds(t *testing.T) {
+	testenv.RequireBPF(t)
+	page := os.Getpagesize()
+	for _, tc := range []struct {
+		transport abi.Transport
+		ring      int
+	}{
+		{abi.Ringbuf, page},
+		{abi.Ringbuf, 4 * page},
+		{abi.PercpuRingbuf, page},
+		{abi.Perfbuf, page},
+		{abi.Perfbuf, 4 * page},
+		{abi.SPSC, page},
+		{abi.SPSC, 4 * page},
+	} {
+		for _, size := range []int{16, 64, 256, 1024} {
+			t.Run(fmt.Sprintf("%s/%dB-ring/%dB", tc.transport, tc.ring, size), func(t *testing.T) {
+				if tc.transport == abi.SPSC {
+					testenv.RequireBPFAtomics(t)
+				}
+				checkFits(t, tc.transport, tc.ring, size)
+			})
+		}
+	}
+}
+
+func checkFits(t *testing.T, name abi.Transport, ringSize, size int) {
+	s, err := session.Open(session.Options{
+		Sources:   []loader.Source{{Name: "bench", RecordSize: size, Program: fmt.Sprintf("bench_%d", size)}},
+		Transport: name,
+		Rings:     transport.Options{RingSize: ringSize},
+	})
+	if err != nil {
+		t.Fatalf("session.Open: %v", err)
+	}
+	defer func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close session: %v", err)
+		}
+	}()
+	fits := s.Transport().Fits(size)
+	if fits < 1 {
+		t.Fatalf("Fits(%d) = %d on a %d-byte ring", size, fits, ringSize)
+	}
+	const extra = 7
+	attempts, lost := runBench(t, s, fits+extra)
+	if attempts != uint64(fits+extra) || lost != extra {
+		t.Errorf("the kernel took %d of %d records (%d refused); Fits says %d", attempts-lost, attempts, lost, fits)
+	}
+	var read, bytes uint64
+	if err := s.Drain(func(b consumer.Batch) {
+		read += uint64(len(b.Records))
+		bytes += b.Bytes
+	}); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	if read != uint64(fits) {
+		t.Errorf("the consumer read %d records from the full ring; Fits says %d", read, fits)
+	}
+	if read > 0 && bytes/read < uint64(size) {
+		t.Errorf("%d bytes in %d records of %d bytes", bytes, read, size)
+	}
+}
+
+// runBench runs the session's bench producer once, for n records, on CPU 0
+// (a thread pinned there, as the per-CPU rings need), and returns the
+// producer's counts of attempts and losses.
+func runBench(t *testing.T, s *session.Session, n int) (attempts, lost uint64) {
+	t.Helper()
+	prog, counters := s.Producers().Program("bench"), s.Producers().Map(abi.MapBenchCounters)
+	if prog == nil || counters == nil {
+		t.Fatal("no bench producer loaded")
+	}
+	var ctx any = abi.BenchArgs{Count: uint32(n)}
+	if prog.Type() == ebpf.RawTracepoint {
+		ctx = [1]uint64{uint64(n)} // the perfbuf producer takes its count as a raw tracepoint argument
+	}
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // the thread ends with the goroutine, pinned or not
+		var set unix.CPUSet
+		set.Set(0)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			done <- fmt.Errorf("pin to CPU 0: %w", err)
+			return
+		}
+		_, err := prog.Run(&ebpf.RunOptions{Context: ctx})
+		done <- err
+	}()
+	if err := <-done; err != nil {
+		t.Fatalf("run the bench producer: %v", err)
+	}
+	var perCPU []abi.BenchCounters
+	if err := counters.Lookup(uint32(0), &perCPU); err != nil {
+		t.Fatalf("read the bench counters: %v", err)
+	}
+	for _, c := range perCPU {
+		attempts += c.Attempts
+		lost += c.Lost
+	}
+	return attempts, lost
+}
