@@ -67,7 +67,7 @@ func TestParseBenchFlags(t *testing.T) {
 // TestBenchRunsAsACommand runs the real binary on one small drain, with
 // JSON out, and checks the peer was measured beside ringwatch.
 func TestBenchRunsAsACommand(t *testing.T) {
-	testenv.RequireBPF(t)
+	testenv.RequireSyscallProgs(t) // the bench producer is a syscall program
 	testenv.RequireCPUs(t, 2)
 	cmd := ringwatchCmd("bench", "--scenario", "drain", "--transport", "ringbuf", "--size", "64",
 		"--ring-size", "64KiB", "--json")

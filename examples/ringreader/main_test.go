@@ -20,7 +20,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // TestRun checks that the example reads exactly what its BPF program wrote:
 // as many records, in order, each with the value the program computed.
 func TestRun(t *testing.T) {
-	testenv.RequireBPF(t)
+	testenv.RequireSyscallProgs(t) // the example's producer is a syscall program
 	if err := features.HaveProgramType(ebpf.Syscall); err != nil {
 		testenv.Unavailable(t, fmt.Sprintf("kernel lacks BPF_PROG_TYPE_SYSCALL (Linux 5.14): %v", err))
 	}

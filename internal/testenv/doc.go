@@ -4,8 +4,10 @@
 // the kernel's BPF objects; and a TestMain that fails on leaked file
 // descriptors.
 //
-//   - testenv.go: Unavailable, RequireBPF, RequireTracefs, Snapshot and
-//     WaitForObjects, Main.
+//   - testenv.go: Unavailable, RequireBPF, RequireTracefs, RequireCPUs,
+//     Snapshot and WaitForObjects, Main.
+//   - features.go: RequireSyscallProgs, and the probe of BPF atomics that
+//     RequireBPF makes; userring.go: RequireUserRing.
 //   - child.go: SyscallChild, a process that makes getpid() calls on
 //     command, for tests that need syscalls of a known pid and tid.
 package testenv

@@ -22,21 +22,6 @@ func RequireSyscallProgs(t testing.TB) {
 	}
 }
 
-// RequireBPFAtomics stops t unless this process can do what RequireBPF
-// checks and the kernel also takes the BPF atomics the spsc transport's
-// producers use (compare-and-exchange and fetch-and-add, Linux 5.12) and
-// BPF_F_MMAPABLE arrays (Linux 5.5).
-func RequireBPFAtomics(t testing.TB) {
-	t.Helper()
-	RequireBPF(t)
-	if err := haveAtomics(); err != nil {
-		Unavailable(t, fmt.Sprintf("kernel lacks the BPF atomics spsc needs (cmpxchg, fetch-and-add; Linux 5.12): %v", err))
-	}
-	if err := features.HaveMapFlag(features.BPF_F_MMAPABLE); err != nil {
-		Unavailable(t, fmt.Sprintf("kernel lacks BPF_F_MMAPABLE arrays (Linux 5.5): %v", err))
-	}
-}
-
 // haveAtomics loads a program that does a cmpxchg and a fetch-and-add on
 // its stack: an older verifier refuses the opcodes. Probed once.
 var haveAtomics = sync.OnceValue(func() error {

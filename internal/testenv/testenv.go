@@ -25,8 +25,13 @@ func Unavailable(t testing.TB, reason string) {
 	t.Skip(reason)
 }
 
-// RequireBPF stops t unless this process can load BPF programs and create
-// ring buffers: root, kernel BTF, and BPF_MAP_TYPE_RINGBUF.
+// RequireBPF stops t unless this process can load ringwatch's producers
+// and create ring buffers: root, kernel BTF, BPF_MAP_TYPE_RINGBUF, and the
+// BPF atomics the producers use (Linux 5.12): every transport's adaptive
+// wakeup takes the doorbell with a compare-and-exchange (bpf/ringwatch.c,
+// ring_doorbell), and the spsc queue fences with a fetch-and-add in
+// BPF_F_MMAPABLE arrays. A kernel without them refuses the programs at load
+// time, so a test would fail with a verifier error instead of skipping.
 func RequireBPF(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -37,6 +42,12 @@ func RequireBPF(t testing.TB) {
 	}
 	if err := features.HaveMapType(ebpf.RingBuf); err != nil {
 		Unavailable(t, fmt.Sprintf("kernel lacks BPF_MAP_TYPE_RINGBUF: %v", err))
+	}
+	if err := haveAtomics(); err != nil {
+		Unavailable(t, fmt.Sprintf("kernel lacks the BPF atomics ringwatch's producers use (cmpxchg, fetch-and-add; Linux 5.12): %v", err))
+	}
+	if err := features.HaveMapFlag(features.BPF_F_MMAPABLE); err != nil {
+		Unavailable(t, fmt.Sprintf("kernel lacks BPF_F_MMAPABLE arrays (Linux 5.5): %v", err))
 	}
 }
 

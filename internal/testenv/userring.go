@@ -17,7 +17,5 @@ func RequireUserRing(t testing.TB) {
 	if err := features.HaveMapType(ebpf.UserRingbuf); err != nil {
 		Unavailable(t, fmt.Sprintf("kernel lacks BPF_MAP_TYPE_USER_RINGBUF (Linux 6.1): %v", err))
 	}
-	if err := features.HaveProgramType(ebpf.Syscall); err != nil {
-		Unavailable(t, fmt.Sprintf("kernel lacks BPF_PROG_TYPE_SYSCALL: %v", err))
-	}
+	RequireSyscallProgs(t)
 }

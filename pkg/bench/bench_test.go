@@ -17,7 +17,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // not what the producer attempted; this test checks that each combination
 // was measured and that its figures are those of a real measurement.
 func TestRunMeasuresEveryCombination(t *testing.T) {
-	testenv.RequireBPF(t)
+	testenv.RequireSyscallProgs(t) // the bench producer is a syscall program
 	testenv.RequireCPUs(t, 2)
 	results, err := Run(context.Background(), Options{
 		Scenarios:   []string{Drain, Saturation, Latency, RoundTrip},
@@ -93,7 +93,7 @@ func TestRunMeasuresEveryCombination(t *testing.T) {
 // record the producers attempted is delivered or counted lost (scale fails
 // the measurement otherwise), with the producers and consumers asked for.
 func TestScaleMeasuresEveryTransport(t *testing.T) {
-	testenv.RequireBPF(t)
+	testenv.RequireSyscallProgs(t) // the bench producer is a syscall program
 	testenv.RequireCPUs(t, 2)
 	results, err := Run(context.Background(), Options{
 		Scenarios:  []string{Scale},

@@ -194,7 +194,7 @@ func TestLibbpfReadStopsWithItsContext(t *testing.T) {
 // session of the bench producer, and checks that it counts every record
 // the producer did not count lost.
 func TestLibbpfIsABenchPeer(t *testing.T) {
-	testenv.RequireBPF(t)
+	testenv.RequireSyscallProgs(t) // the bench producer is a syscall program
 	var rd reader
 	for _, p := range peersOf[abi.Ringbuf] {
 		if p.name == Libbpf {

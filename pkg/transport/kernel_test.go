@@ -42,8 +42,8 @@ func TestFitsIsWhatTheKernelHolds(t *testing.T) {
 	} {
 		for _, size := range []int{16, 64, 256, 1024} {
 			t.Run(fmt.Sprintf("%s/%dB-ring/%dB", tc.transport, tc.ring, size), func(t *testing.T) {
-				if tc.transport == abi.SPSC {
-					testenv.RequireBPFAtomics(t)
+				if tc.transport != abi.Perfbuf {
+					testenv.RequireSyscallProgs(t) // the bench producer is a syscall program, but on perfbuf
 				}
 				checkFits(t, tc.transport, tc.ring, size)
 			})
