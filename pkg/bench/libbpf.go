@@ -163,6 +163,9 @@ func (r *libbpfReader) Counts() (records, bytes uint64) {
 	return uint64(r.counts.records), uint64(r.counts.bytes)
 }
 
+// epollFD is libbpf's epoll set, for tests that watch Read sleep in it.
+func (r *libbpfReader) epollFD() int { return int(C.ring_buffer__epoll_fd(r.rb)) }
+
 // Close frees the ring_buffer (its mappings and epoll set; the map stays
 // its owner's). Idempotent.
 func (r *libbpfReader) Close() error {

@@ -167,20 +167,41 @@ func TestLibbpfReadStopsWithItsContext(t *testing.T) {
 	done := make(chan struct{})
 	var n int
 	var err error
-	start = time.Now()
 	go func() {
 		defer close(done)
 		n, err = r.Read(ctx, nil)
 	}()
-	time.Sleep(50 * time.Millisecond)
+	// Read has read the records and waits for more once its count shows
+	// them all and the kernel shows its thread asleep in libbpf's epoll set.
+	returned := func() error {
+		select {
+		case <-done:
+			return fmt.Errorf("Read returned before its context ended: %d records, %v", n, err)
+		default:
+			return nil
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if err := returned(); err != nil {
+			t.Fatal(err)
+		}
+		if records, _ := r.Counts(); records == 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Read did not read the 100 records within 10s")
+		}
+	}
+	testenv.WaitForEpollSleep(t, r.epollFD(), returned)
+	start = time.Now()
 	stop()
 	select {
 	case <-done:
 	case <-time.After(time.Second):
 		t.Fatal("Read did not return within a second of its context's end")
 	}
-	if took := time.Since(start); took > 50*time.Millisecond+10*libbpfPollTimeout*time.Millisecond {
-		t.Errorf("Read returned %v after it started, over %d ms after its context ended", took, 10*libbpfPollTimeout)
+	if took := time.Since(start); took > 10*libbpfPollTimeout*time.Millisecond {
+		t.Errorf("Read returned %v after its context ended, over %d ms", took, 10*libbpfPollTimeout)
 	}
 	if n != 100 || !errors.Is(err, context.Canceled) {
 		t.Errorf("Read: %d records, %v; want 100, context.Canceled", n, err)

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -43,7 +44,8 @@ func wakeState(t *testing.T) *ebpf.Map {
 func ringOf(m *ebpf.Map) Ring { return RingBuffer("test", m) }
 
 // readInBackground starts a Read of an empty ring, which must block, and
-// returns its result channel.
+// returns its result channel once the kernel shows Read's thread asleep in
+// epoll on the consumer's epoll set.
 func readInBackground(t *testing.T, c *Consumer, ctx context.Context) <-chan error {
 	t.Helper()
 	done := make(chan error, 1)
@@ -51,11 +53,14 @@ func readInBackground(t *testing.T, c *Consumer, ctx context.Context) <-chan err
 		_, err := c.Read(ctx, func(Batch) { t.Error("records in an empty ring") })
 		done <- err
 	}()
-	select {
-	case err := <-done:
-		t.Fatalf("Read of an empty ring returned at once: %v", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	testenv.WaitForEpollSleep(t, c.poller.epollFD, func() error {
+		select {
+		case err := <-done:
+			return fmt.Errorf("Read of an empty ring returned instead of blocking: %v", err)
+		default:
+			return nil
+		}
+	})
 	return done
 }
 

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -86,6 +88,32 @@ func withTimeout(t *testing.T, d time.Duration, what string, fn func()) {
 	case <-done:
 	case <-time.After(d):
 		t.Fatalf("%s still blocked after %v", what, d)
+	}
+}
+
+// waitStalled waits until a goroutine is blocked in Writer.get, waiting for
+// a free block, as the runtime's own goroutine dump shows it, and fails t
+// if none is within 10 seconds or if done delivers first: the writer
+// returned instead of waiting.
+func waitStalled(t *testing.T, done <-chan error) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("Write returned %v while the output was stalled", err)
+		default:
+		}
+		// Each goroutine's dump starts "goroutine N [state]:" and lists
+		// its frames; get waits in a select.
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, " [select") && strings.Contains(g, "output.(*Writer).get(") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Write is waiting for a free block after 10s")
+		}
 	}
 }
 
@@ -232,24 +260,16 @@ func TestWriterBackpressure(t *testing.T) {
 	<-g.entered
 	// The encoder is blocked in a write of the JSON of the batches it took
 	// before, whose blocks it freed; the other blocks fill, then Write
-	// waits, and nothing moves.
-	deadline := time.Now().Add(10 * time.Second)
-	for written.Load() < blocks+1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	time.Sleep(100 * time.Millisecond)
+	// waits for a free block, and nothing moves.
+	waitStalled(t, done)
+	stalledSince := time.Now()
 	n := written.Load()
 	encoded := int64(w.Stats().Encoded) / perBatch
-	time.Sleep(100 * time.Millisecond)
-	if again := written.Load(); again != n || n != encoded+blocks || n >= batches {
-		t.Fatalf("while the output was blocked: %d then %d batches written, %d encoded; want %d encoded and %d queued",
-			n, again, encoded, encoded, blocks)
+	if n != encoded+blocks || n >= batches {
+		t.Fatalf("while the output was blocked: %d batches written, %d encoded; want %d encoded and %d queued",
+			n, encoded, encoded, blocks)
 	}
-	select {
-	case err := <-done:
-		t.Fatalf("the writer finished (%v) while the output was blocked", err)
-	default:
-	}
+	stalled := time.Since(stalledSince)
 	close(g.release)
 	withTimeout(t, 10*time.Second, "writer after release", func() {
 		if err := <-done; err != nil {
@@ -268,8 +288,10 @@ func TestWriterBackpressure(t *testing.T) {
 			t.Fatalf("line %d: seq %d", i, l.Seq)
 		}
 	}
-	if s := w.Stats(); s.Stalls == 0 || s.StallTime < 50*time.Millisecond {
-		t.Errorf("stats %+v: the stall is not counted", s)
+	// The stall the test watched lasted at least from when it was seen to
+	// when the output was released.
+	if s := w.Stats(); s.Stalls == 0 || s.StallTime < stalled {
+		t.Errorf("stats %+v: the stall of at least %v is not counted", s, stalled)
 	}
 }
 
@@ -465,11 +487,7 @@ func TestWriterAbortFreesAStalledRun(t *testing.T) {
 		}
 	}()
 	<-g.entered
-	select {
-	case err := <-done:
-		t.Fatalf("Write returned %v while the output was stalled", err)
-	case <-time.After(50 * time.Millisecond):
-	}
+	waitStalled(t, done)
 	stopped := errors.New("stdout's reader stopped reading")
 	w.Abort(stopped)
 	withTimeout(t, 5*time.Second, "Write after Abort", func() {
