@@ -428,16 +428,75 @@ func TestPauseResumeAndSampling(t *testing.T) {
 	if seen, _ := spawn(n); seen != n {
 		t.Fatalf("resumed: %d of %d execs seen", seen, n)
 	}
-	// One in 5: a sampling countdown runs per CPU, and other processes'
-	// execs count too, so bound what our children can have contributed.
-	r.send(t, AppendSource(nil, abi.MsgSetSampling, abi.RecordExec, 5))
-	seen, skipped := spawn(n)
-	if seen == n || skipped == 0 {
-		t.Fatalf("sampling one in 5: %d of %d execs seen, %d skipped", seen, n, skipped)
+	// One in 5. The rule (bpf/ringwatch.c, begin_record) is a countdown
+	// per CPU: an event that finds it at 0 is recorded and sets it to 4,
+	// and each event that finds it above 0 is skipped and lowers it. So,
+	// on each CPU, the attempts and skips of a window of E events follow
+	// from the countdown c0 at its start: the first min(c0, E) are
+	// skipped, then one in every 5 of the rest is recorded, starting with
+	// the first. Other processes exec too; the rule covers their events
+	// as well as our children's, so the check is exact all the same.
+	const every = 5
+	r.send(t, AppendSource(nil, abi.MsgSetSampling, abi.RecordExec, every))
+	before := perCPU(t, p)
+	for range n {
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := perCPU(t, p)
+	// The consumer's count of the window's records on each CPU, by their
+	// sequence numbers: attempt k on a CPU carries sequence number k.
+	inWindow := make([]uint64, len(after))
+	if _, err := c.Drain(func(b consumer.Batch) {
+		for _, rec := range b.Records {
+			h, err := abi.ParseHeader(rec)
+			if err != nil || h.Type != abi.RecordExec || int(h.Cpu) >= len(after) {
+				continue
+			}
+			if h.Seq >= before[h.Cpu].Attempts && h.Seq < after[h.Cpu].Attempts {
+				inWindow[h.Cpu]++
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var events, recorded uint64
+	for cpu := range after {
+		attempted := after[cpu].Attempts - before[cpu].Attempts
+		skipped := after[cpu].Skipped - before[cpu].Skipped
+		e, c0 := attempted+skipped, before[cpu].SampleCountdown
+		rest := e - min(c0, e)
+		wantAttempts, wantCountdown := (rest+every-1)/every, c0-min(c0, e)
+		if rest > 0 {
+			wantCountdown = every - 1 - (rest-1)%every
+		}
+		if attempted != wantAttempts || after[cpu].SampleCountdown != wantCountdown || after[cpu].Lost != before[cpu].Lost {
+			t.Errorf("CPU %d, one in %d: %d events from countdown %d gave %d attempts and countdown %d (lost %d); the rule gives %d and %d",
+				cpu, every, e, c0, attempted, after[cpu].SampleCountdown, after[cpu].Lost-before[cpu].Lost, wantAttempts, wantCountdown)
+		}
+		if inWindow[cpu] != attempted {
+			t.Errorf("CPU %d: the consumer read %d records of the window, the kernel counted %d attempts", cpu, inWindow[cpu], attempted)
+		}
+		events += e
+		recorded += attempted
+	}
+	if events < n || recorded == 0 || recorded == events {
+		t.Fatalf("sampling one in %d: %d exec events, %d recorded: the test proves nothing", every, events, recorded)
 	}
 	if st := r.stats(t); st.Accepted[abi.MsgPause] != 1 || st.Accepted[abi.MsgResume] != 1 || st.Accepted[abi.MsgSetSampling] != 1 {
 		t.Errorf("stats: %+v", st)
 	}
+}
+
+// perCPU reads the exec source's counters on each CPU.
+func perCPU(t *testing.T, p *loader.Producers) []abi.SourceCounters {
+	t.Helper()
+	counters, err := p.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return counters[0].PerCPU
 }
 
 func TestControlCloseLeavesNoBPFObjects(t *testing.T) {
