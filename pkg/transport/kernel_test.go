@@ -127,3 +127,75 @@ func runBench(t *testing.T, s *session.Session, n int) (attempts, lost uint64) {
 	}
 	return attempts, lost
 }
+
+// TestPercpuRingbufFullRingLeavesOthersAlone fills CPU 0's ring with a
+// child's getpid calls while nobody reads, then has a second child on CPU 1
+// make its own: on percpu-ringbuf every one of the second child's records
+// must arrive and CPU 1 count no loss, while CPU 0 lost some. The same run
+// on the shared ringbuf must lose the second child's records: the check
+// can tell the two apart.
+func TestPercpuRingbufFullRingLeavesOthersAlone(t *testing.T) {
+	testenv.RequireBPF(t)
+	testenv.RequireCPUs(t, 2)
+	for _, tc := range []struct {
+		transport abi.Transport
+		isolated  bool
+	}{
+		{abi.PercpuRingbuf, true},
+		{abi.Ringbuf, false},
+	} {
+		t.Run(string(tc.transport), func(t *testing.T) {
+			flood, quiet := testenv.StartSyscallChild(t), testenv.StartSyscallChild(t)
+			flood.Pin(t, 0)
+			quiet.Pin(t, 1)
+			sources, err := loader.ParseSources([]string{abi.SourceSyscalls})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := session.Open(session.Options{
+				Sources:     sources,
+				Transport:   tc.transport,
+				Rings:       transport.Options{RingSize: 4 * os.Getpagesize()},
+				SyscallPIDs: []uint32{uint32(flood.Pid), uint32(quiet.Pid)},
+			})
+			if err != nil {
+				t.Fatalf("session.Open: %v", err)
+			}
+			defer func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("close session: %v", err)
+				}
+			}()
+
+			flood.Getpid(t, 20_000) // about 20 times what a ring holds
+			const n = 100
+			quiet.Getpid(t, n)
+			got := 0
+			if err := s.Drain(func(b consumer.Batch) {
+				for _, rec := range b.Records {
+					if r, err := abi.DecodeSyscall(rec); err == nil && r.Tid == uint32(quiet.Tid) && r.Nr == unix.SYS_GETPID {
+						got++
+					}
+				}
+			}); err != nil {
+				t.Fatal(err)
+			}
+			counters, err := s.Counters()
+			if err != nil {
+				t.Fatal(err)
+			}
+			perCPU := counters[0].PerCPU
+			if perCPU[0].Lost == 0 {
+				t.Fatal("the flood lost nothing on CPU 0: the test proves nothing")
+			}
+			if tc.isolated && (got != n || perCPU[1].Lost != 0) {
+				t.Errorf("CPU 1's ring: %d of the %d getpids arrived, %d records lost there, while CPU 0 lost %d",
+					got, n, perCPU[1].Lost, perCPU[0].Lost)
+			}
+			if !tc.isolated && (got == n || perCPU[1].Lost == 0) {
+				t.Errorf("shared ring: %d of %d getpids on CPU 1 arrived and CPU 1 lost %d after CPU 0 filled the ring; want losses",
+					got, n, perCPU[1].Lost)
+			}
+		})
+	}
+}
