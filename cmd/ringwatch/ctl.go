@@ -182,6 +182,11 @@ type controlSide struct {
 	wg          sync.WaitGroup
 }
 
+// openControl is session.OpenControl. A test replaces it with what it
+// returns when the kernel's probe finds no user ring (Linux before 6.1),
+// which this machine's kernel cannot show.
+var openControl = session.OpenControl
+
 // startControl loads the control program next to the session's producers
 // and listens on socket. On error nothing stays open.
 func startControl(socket string, sess *session.Session, stderr io.Writer) (_ *controlSide, err error) {
@@ -195,7 +200,7 @@ func startControl(socket string, sess *session.Session, stderr io.Writer) (_ *co
 		}
 	}()
 	roundTrips := metrics.NewRoundTripHistogram()
-	s.ch, err = session.OpenControl(sess, control.Options{
+	s.ch, err = openControl(sess, control.Options{
 		OnRoundTrip: func(d time.Duration) { roundTrips.Observe(d.Seconds()) },
 	})
 	if errors.Is(err, loader.ErrUnsupportedKernel) {

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/testenv"
+	"github.com/ringwatch/ringwatch/pkg/control"
+	"github.com/ringwatch/ringwatch/pkg/loader"
+	"github.com/ringwatch/ringwatch/pkg/session"
+)
+
+// TestRunCarriesOnWithoutTheUserRing plays a kernel before 6.1: the control
+// program's feature probe fails as loader.OpenControl reports it there
+// (ErrUnsupportedKernel). run must say there is no control socket and why,
+// create none, and still carry events and exit 0 with its summary, without
+// the user ring's line.
+func TestRunCarriesOnWithoutTheUserRing(t *testing.T) {
+	testenv.RequireBPF(t)
+	testenv.RequireTracefs(t)
+	probed := 0
+	openControl = func(*session.Session, control.Options) (*session.Control, error) {
+		probed++
+		return nil, abi.Problemf(loader.ErrUnsupportedKernel,
+			"this kernel lacks BPF_MAP_TYPE_USER_RINGBUF, which the user ring needs: run ringwatch on Linux 6.1 or later")
+	}
+	t.Cleanup(func() { openControl = session.OpenControl })
+
+	socket := filepath.Join(t.TempDir(), "ctl.sock")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"run", "--source", "exec", "--duration", "300ms", "--web.listen-address", "127.0.0.1:0",
+		"--ctl.socket", socket}, &stdout, &stderr)
+	out := stderr.String()
+	if code != exitOK {
+		t.Fatalf("run exited %d, want %d:\n%s", code, exitOK, out)
+	}
+	if probed != 1 {
+		t.Errorf("the control program was opened %d times, want once", probed)
+	}
+	for _, want := range []string{
+		"ringwatch: no control socket: this kernel lacks BPF_MAP_TYPE_USER_RINGBUF",
+		"carrying exec over ringbuf",
+		"ringwatch: stopped; carried:",
+		"source exec:",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "user ring:") || strings.Contains(out, "control socket "+socket) {
+		t.Errorf("a run without the user ring reports one:\n%s", out)
+	}
+	if _, err := os.Lstat(socket); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("control socket %s: %v, want none", socket, err)
+	}
+}
