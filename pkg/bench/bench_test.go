@@ -17,7 +17,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // not what the producer attempted; this test checks that each combination
 // was measured and that its figures are those of a real measurement.
 func TestRunMeasuresEveryCombination(t *testing.T) {
-	testenv.RequireSyscallProgs(t) // the bench producer is a syscall program
+	testenv.RequireUserRing(t) // the roundtrip scenario; the bench producer is a syscall program, which this implies
 	testenv.RequireCPUs(t, 2)
 	results, err := Run(context.Background(), Options{
 		Scenarios:   []string{Drain, Saturation, Latency, RoundTrip},
