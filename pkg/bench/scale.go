@@ -81,14 +81,17 @@ func scale(ctx context.Context, opts Options, t abi.Transport, size, producers i
 	if limit <= 0 {
 		limit = time.Second
 	}
-	deadline := time.Now().Add(limit)
 	var wg sync.WaitGroup
 	errs := make([]error, producers)
 	took := make([]time.Duration, producers)
 	for i, cpu := range cpus {
 		wg.Go(func() {
 			errs[i] = onCPU(cpu, func() error {
+				// Each producer runs for the limit from its own start: on
+				// a loaded machine a thread can start late, and a shared
+				// deadline could pass before it wrote anything.
 				start := time.Now()
+				deadline := start.Add(limit)
 				defer func() { took[i] = time.Since(start) }()
 				for time.Now().Before(deadline) && ctx.Err() == nil {
 					if err := p.run(4096); err != nil {
