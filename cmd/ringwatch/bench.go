@@ -19,6 +19,7 @@ import (
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/bench"
+	"github.com/ringwatch/ringwatch/pkg/loader"
 	tpt "github.com/ringwatch/ringwatch/pkg/transport"
 )
 
@@ -76,56 +77,98 @@ type benchConfig struct {
 	quick bool
 }
 
-func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
-	fs := flag.NewFlagSet("ringwatch bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	scenarios := fs.String("scenario", "drain,saturation,latency,roundtrip", "comma-separated scenarios to run")
-	transports := fs.String("transport", strings.ReplaceAll(joinNames(abi.Transports()), " ", ""), "comma-separated transports to measure")
-	sizes := fs.String("size", "16,64,256,1024,4096", "comma-separated record sizes in bytes: 16, 64, 256, 1024, 4096")
-	wakeups := fs.String("wakeup", "adaptive,every,busy", "comma-separated wakeup modes of ringwatch's consumer for saturation and latency")
-	peers := fs.Bool("peers", true, "also measure cilium/ebpf's ringbuf.Reader and perf.Reader, and libbpf's ring_buffer in a build with -tags libbpf ('make bench')")
-	ringSize := fs.String("ring-size", abi.FormatSize(tpt.DefaultRingSize), "data size of each ring")
-	records := fs.Int("records", 4<<20, "saturation: records the producer writes per measurement")
-	maxTime := fs.Duration("max-time", 5*time.Second, "saturation: stop the producer after this long even if --records are not all written")
-	rates := fs.String("rates", "1000,10000,100000", "latency: comma-separated rates in records per second")
-	duration := fs.Duration("duration", 3*time.Second, "latency: how long each rate runs")
-	pings := fs.Int("pings", 10000, "roundtrip: pings to send")
-	producerCPU := fs.Int("producer-cpu", 0, "CPU the producer thread is pinned to")
-	consumerCPU := fs.Int("consumer-cpu", 1, "CPU the consumer thread is pinned to")
-	producers := fs.String("producers", defaultProducers(runtime.NumCPU()), "scale: comma-separated producer thread counts, each producer on its own CPU")
-	consumers := fs.Int("consumers", 0, "scale: consumer threads, each reading its own rings; 0 is one per 4 rings (a shared ringbuf has one ring, so one consumer)")
-	quick := fs.Bool("quick", false, "a quick run of every scenario, under 2 minutes: sizes 16, 64 and 256 (saturation 16 and 64, latency 64), 1Mi records or 1s, 0.3s per rate, 1000 pings")
-	jsonOut := fs.Bool("json", false, "print the results as JSON instead of a table")
-	fs.Usage = func() { printUsage(fs, stderr, benchUsage, benchExamples) }
-	if err := fs.Parse(args); err != nil {
-		return benchConfig{}, err
+// benchFlagValues are bench's flags as given.
+type benchFlagValues struct {
+	scenarios, transports, sizes, wakeups, ringSize, rates, producers *string
+	peers, quick, json                                                *bool
+	records, pings, producerCPU, consumerCPU, consumers               *int
+	maxTime, duration                                                 *time.Duration
+}
+
+// maxLatencyRecords bounds a latency measurement's records, rate times
+// duration: the latency of each is kept, 8 bytes a record.
+const maxLatencyRecords = 100_000_000
+
+// benchFlags defines bench's flags. The test of every flag's bad values
+// enumerates it: a flag added here needs rows there.
+func benchFlags() (flagSet, benchFlagValues) {
+	fs := newFlagSet("bench")
+	cpus := runtime.NumCPU()
+	return fs, benchFlagValues{
+		scenarios:   fs.String("scenario", "drain,saturation,latency,roundtrip", "comma-separated scenarios to run"),
+		transports:  fs.String("transport", strings.ReplaceAll(joinNames(abi.Transports()), " ", ""), "comma-separated transports to measure"),
+		sizes:       fs.String("size", "16,64,256,1024,4096", "comma-separated record sizes in bytes: 16, 64, 256, 1024, 4096"),
+		wakeups:     fs.String("wakeup", "adaptive,every,busy", "comma-separated wakeup modes of ringwatch's consumer for saturation and latency"),
+		peers:       fs.Bool("peers", true, "also measure cilium/ebpf's ringbuf.Reader and perf.Reader, and libbpf's ring_buffer in a build with -tags libbpf ('make bench')"),
+		ringSize:    fs.String("ring-size", abi.FormatSize(tpt.DefaultRingSize), "data size of each ring"),
+		records:     fs.Int("records", 4<<20, 1, maxCount, "", "saturation: records the producer writes per measurement"),
+		maxTime:     fs.Duration("max-time", 5*time.Second, false, "5s", "saturation: stop the producer after this long even if --records are not all written"),
+		rates:       fs.String("rates", "1000,10000,100000", "latency: comma-separated rates in records per second"),
+		duration:    fs.Duration("duration", 3*time.Second, true, "3s", "latency: how long each rate runs"),
+		pings:       fs.Int("pings", 10000, 1, maxPings, "", "roundtrip: pings to send"),
+		producerCPU: fs.Int("producer-cpu", 0, 0, cpus-1, "this machine's CPUs", "CPU the producer thread is pinned to"),
+		consumerCPU: fs.Int("consumer-cpu", 1, 0, cpus-1, "this machine's CPUs", "CPU the consumer thread is pinned to"),
+		producers:   fs.String("producers", defaultProducers(cpus), "scale: comma-separated producer thread counts, each producer on its own CPU"),
+		consumers: fs.Int("consumers", 0, 0, maxCount, fmt.Sprintf("0 is one consumer per %d rings", tpt.RingsPerConsumer),
+			"scale: consumer threads, each reading its own rings; 0 is one per 4 rings (a shared ringbuf has one ring, so one consumer)"),
+		quick: fs.Bool("quick", false, "a quick run of every scenario, under 2 minutes: sizes 16, 64 and 256 (saturation 16 and 64, latency 64), 1Mi records or 1s, 0.3s per rate, 1000 pings"),
+		json:  fs.Bool("json", false, "print the results as JSON instead of a table"),
 	}
-	if fs.NArg() > 0 {
-		return benchConfig{}, fmt.Errorf("unexpected argument %q: bench takes only flags", fs.Arg(0))
+}
+
+// benchFlagScenarios are the scenarios that use each flag that not all
+// of them use: a flag given for none of the chosen ones is refused.
+var benchFlagScenarios = map[string][]string{
+	"records":   {bench.Saturation},
+	"max-time":  {bench.Saturation, bench.Scale},
+	"rates":     {bench.Latency},
+	"duration":  {bench.Latency},
+	"pings":     {bench.RoundTrip},
+	"producers": {bench.Scale},
+	"consumers": {bench.Scale},
+	"wakeup":    {bench.Saturation, bench.Latency},
+}
+
+// parseBenchFlags reads bench's command line and checks it whole: nothing
+// is loaded before it passes. It returns flag.ErrHelp after printing the
+// help for --help.
+func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
+	fs, f := benchFlags()
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, stderr, benchUsage, benchExamples)
+		}
+		return benchConfig{}, err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	cfg := benchConfig{json: *jsonOut, quick: *quick}
+	cfg := benchConfig{json: *f.json, quick: *f.quick}
 	o := &cfg.opts
-	o.Peers = *peers
-	o.Records, o.Duration, o.Pings, o.MaxTime = *records, *duration, *pings, *maxTime
-	o.ProducerCPU, o.ConsumerCPU = *producerCPU, *consumerCPU
+	o.Peers = *f.peers
+	o.Records, o.Duration, o.Pings, o.MaxTime = *f.records, *f.duration, *f.pings, *f.maxTime
+	o.ProducerCPU, o.ConsumerCPU, o.Consumers = *f.producerCPU, *f.consumerCPU, *f.consumers
 	var err error
-	for _, s := range splitList(*scenarios) {
-		if !slices.Contains(bench.Scenarios(), s) {
-			return cfg, fmt.Errorf("--scenario %q: choose from %s", s, joinNames(bench.Scenarios()))
-		}
-		o.Scenarios = append(o.Scenarios, s)
+	if o.Scenarios, err = nameList("--scenario", *f.scenarios, bench.Scenarios()); err != nil {
+		return cfg, err
 	}
-	for _, name := range splitList(*transports) {
-		t, err := tpt.ParseName(name)
-		if err != nil {
-			return cfg, fmt.Errorf("--transport: %w", err)
+	for name, uses := range benchFlagScenarios {
+		if set[name] && !slices.ContainsFunc(uses, func(s string) bool { return slices.Contains(o.Scenarios, s) }) {
+			return cfg, fmt.Errorf("--%s applies only to --scenario %s, which --scenario %s leaves out: add it, or leave --%s out",
+				name, strings.Join(uses, " or "), strings.Join(o.Scenarios, ","), name)
 		}
-		o.Transports = append(o.Transports, t)
 	}
-	if o.Sizes, err = intList("--size", *sizes); err != nil {
+	names, err := nameList("--transport", *f.transports, abi.Transports())
+	if err != nil {
+		return cfg, err
+	}
+	for _, name := range names {
+		o.Transports = append(o.Transports, abi.Transport(name))
+		if err := tpt.CheckOptions(abi.Transport(name), tpt.Options{Consumers: consumerCount(o.Consumers)}); err != nil {
+			return cfg, err
+		}
+	}
+	if o.Sizes, err = intList("--size", *f.sizes, 1, maxCount); err != nil {
 		return cfg, err
 	}
 	for _, size := range o.Sizes {
@@ -133,36 +176,26 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 			return cfg, fmt.Errorf("--size %d: choose from %s", size, strings.Trim(strings.Join(strings.Fields(fmt.Sprint(bench.RecordSizes)), ", "), "[]"))
 		}
 	}
-	for _, name := range splitList(*wakeups) {
-		w, err := abi.ParseWakeup(name)
-		if err != nil {
-			return cfg, fmt.Errorf("--wakeup: %w", err)
-		}
-		o.Wakeups = append(o.Wakeups, w)
-	}
-	if o.Producers, err = intList("--producers", *producers); err != nil {
+	wakeups, err := nameList("--wakeup", *f.wakeups, abi.Wakeups())
+	if err != nil {
 		return cfg, err
 	}
-	if *consumers < 0 {
-		return cfg, fmt.Errorf("--consumers %d: give 1 or more, or 0 for one per 4 rings", *consumers)
+	for _, w := range wakeups {
+		o.Wakeups = append(o.Wakeups, abi.Wakeup(w))
 	}
-	o.Consumers = *consumers
-	if o.Rates, err = intList("--rates", *rates); err != nil {
+	if o.Producers, err = intList("--producers", *f.producers, 1, runtime.NumCPU()); err != nil {
 		return cfg, err
 	}
-	if o.RingSize, err = abi.ParseRingSize(*ringSize); err != nil {
+	if o.Rates, err = intList("--rates", *f.rates, 1, maxCount); err != nil {
+		return cfg, err
+	}
+	if o.RingSize, err = abi.ParseRingSize(*f.ringSize); err != nil {
 		return cfg, fmt.Errorf("--ring-size: %w", err)
 	}
-	if len(o.Scenarios) == 0 || len(o.Transports) == 0 || len(o.Sizes) == 0 || len(o.Wakeups) == 0 {
-		return cfg, errors.New("--scenario, --transport, --size and --wakeup must each name at least one")
-	}
-	if o.Records <= 0 || o.Pings <= 0 || o.Duration <= 0 || o.MaxTime < 0 {
-		return cfg, errors.New("--records, --pings and --duration must be positive, --max-time not negative")
-	}
-	if o.ProducerCPU == o.ConsumerCPU || o.ProducerCPU < 0 || o.ConsumerCPU < 0 {
+	if o.ProducerCPU == o.ConsumerCPU {
 		return cfg, fmt.Errorf("--producer-cpu %d and --consumer-cpu %d must be two different CPUs", o.ProducerCPU, o.ConsumerCPU)
 	}
-	if *quick {
+	if *f.quick {
 		// Flags given explicitly win over the quick defaults.
 		if !set["size"] {
 			o.Sizes = []int{16, 64, 256}
@@ -178,6 +211,14 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		}
 		if !set["pings"] {
 			o.Pings = 1000
+		}
+	}
+	if slices.Contains(o.Scenarios, bench.Latency) {
+		for _, rate := range o.Rates {
+			if n := float64(rate) * o.Duration.Seconds(); n > maxLatencyRecords {
+				return cfg, fmt.Errorf("--rates %d for --duration %v is %.0f records, and latency keeps each record's: keep rate times duration at most %d",
+					rate, o.Duration, n, maxLatencyRecords)
+			}
 		}
 	}
 	return cfg, nil
@@ -201,22 +242,42 @@ func defaultProducers(cpus int) string {
 	return strings.Join(append(list, strconv.Itoa(max(cpus-1, 1))), ",")
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, part := range strings.Split(s, ",") {
-		if part = strings.TrimSpace(part); part != "" {
-			out = append(out, part)
+// nameList reads a list flag of names, each one of names, at least one.
+func nameList[T ~string](flagName, s string, names []T) ([]string, error) {
+	list, err := abi.SplitList(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flagName, err)
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("%s is empty: choose from %s", flagName, joinNames(names))
+	}
+	for _, name := range list {
+		if !slices.Contains(names, T(name)) {
+			return nil, fmt.Errorf("%s %q: choose from %s", flagName, name, joinNames(names))
 		}
 	}
-	return out
+	return list, nil
 }
 
-func intList(flagName, s string) ([]int, error) {
+// intList reads a list flag of whole numbers from min to max, at least
+// one.
+func intList(flagName, s string, min, max int) ([]int, error) {
+	list, err := abi.SplitList(s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flagName, err)
+	}
+	valid := fmt.Sprintf("whole numbers from %d to %d", min, max)
+	if max == maxCount {
+		valid = fmt.Sprintf("whole numbers, %d or more", min)
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("%s is empty: give comma-separated %s", flagName, valid)
+	}
 	var out []int
-	for _, part := range splitList(s) {
-		n, err := strconv.Atoi(part)
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("%s %q is not a positive number", flagName, part)
+	for _, item := range list {
+		n, err := strconv.Atoi(item)
+		if err != nil || n < min || n > max {
+			return nil, fmt.Errorf("%s %q: give comma-separated %s", flagName, item, valid)
 		}
 		out = append(out, n)
 	}
@@ -232,9 +293,11 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ringwatch bench: %v\nSee 'ringwatch bench --help'.\n", err)
 		return exitUsage
 	}
-	if n := runtime.NumCPU(); cfg.opts.ProducerCPU >= n || cfg.opts.ConsumerCPU >= n {
-		fmt.Fprintf(stderr, "ringwatch bench: this machine has %d CPUs; choose --producer-cpu and --consumer-cpu below %d\n", n, n)
-		return exitUsage
+	// Say at once what to do without the privileges, not after the
+	// first measurement's progress line.
+	if err := loader.CheckPrivileges(); err != nil {
+		fmt.Fprintf(stderr, "ringwatch bench: %v\n", err)
+		return exitError
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/control"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 	"github.com/ringwatch/ringwatch/pkg/metrics"
@@ -61,77 +63,88 @@ type ctlConfig struct {
 	actions []control.Action
 }
 
-func parseCtlFlags(args []string, stderr io.Writer) (ctlConfig, error) {
-	fs := flag.NewFlagSet("ringwatch ctl", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg ctlConfig
-	// Actions are flag.Func callbacks, so they keep the command line's order.
-	fs.Func("pid", "comma-separated process ids the syscalls source is limited to; empty for every process but ringwatch", func(s string) error {
-		pids, err := parsePIDs(s)
+// ctlFlags defines ctl's flags; the actions are appended to actions in
+// the order given. The test of every flag's bad values enumerates it: a
+// flag added here needs rows there.
+func ctlFlags() (fs flagSet, socket *string, timeout *time.Duration, actions *[]control.Action) {
+	fs = newFlagSet("ctl")
+	actions = new([]control.Action)
+	add := func(a control.Action) { *actions = append(*actions, a) }
+	// Each action's value is checked as it is read, so a refusal names
+	// the flag and the value.
+	fs.Action("pid", "comma-separated process ids the syscalls source is limited to; empty for every process but ringwatch", func(s string) error {
+		pids, err := abi.ParsePIDs(s, loader.MaxSyscallPIDs)
 		if err != nil {
 			return err
 		}
-		cfg.actions = append(cfg.actions, control.Action{Op: control.OpSetPIDs, PIDs: pids})
+		add(control.Action{Op: control.OpSetPIDs, PIDs: pids})
 		return nil
 	})
-	fs.Func("pause", "source to pause: "+strings.Join(loader.SourceNames(), " or "), func(s string) error {
-		cfg.actions = append(cfg.actions, control.Action{Op: control.OpPause, Source: s})
+	fs.Action("pause", "source to pause: "+strings.Join(loader.SourceNames(), " or "), func(s string) error {
+		if err := checkSource(s); err != nil {
+			return err
+		}
+		add(control.Action{Op: control.OpPause, Source: s})
 		return nil
 	})
-	fs.Func("resume", "source to resume: "+strings.Join(loader.SourceNames(), " or "), func(s string) error {
-		cfg.actions = append(cfg.actions, control.Action{Op: control.OpResume, Source: s})
+	fs.Action("resume", "source to resume: "+strings.Join(loader.SourceNames(), " or "), func(s string) error {
+		if err := checkSource(s); err != nil {
+			return err
+		}
+		add(control.Action{Op: control.OpResume, Source: s})
 		return nil
 	})
-	fs.Func("sample", "SOURCE=N: record one event of SOURCE in N", func(s string) error {
+	fs.Action("sample", "SOURCE=N: record one event of SOURCE in N", func(s string) error {
 		source, n, ok := strings.Cut(s, "=")
-		every, err := strconv.ParseUint(n, 10, 32)
-		if !ok || err != nil || every == 0 {
-			return fmt.Errorf("%q is not SOURCE=N with N at least 1, such as syscalls=100", s)
+		if !ok {
+			return fmt.Errorf("not SOURCE=N: give a source and one event in how many to record, such as syscalls=100")
 		}
-		cfg.actions = append(cfg.actions, control.Action{Op: control.OpSetSampling, Source: source, Every: uint32(every)})
+		if err := checkSource(source); err != nil {
+			return err
+		}
+		every, err := strconv.ParseUint(n, 10, 32)
+		if err != nil || every == 0 {
+			return fmt.Errorf("N %q is not a whole number from 1 to %d: give one event in how many to record, such as %s=100 (1 records all)",
+				n, uint32(math.MaxUint32), source)
+		}
+		add(control.Action{Op: control.OpSetSampling, Source: source, Every: uint32(every)})
 		return nil
 	})
-	fs.StringVar(&cfg.socket, "socket", control.DefaultSocket, "the control socket of the ringwatch run to change: its --ctl.socket")
-	fs.DurationVar(&cfg.timeout, "timeout", 10*time.Second, "how long to wait for the run's answer")
-	fs.Usage = func() { printUsage(fs, stderr, ctlUsage, ctlExamples) }
-	if err := fs.Parse(args); err != nil {
-		return ctlConfig{}, err
-	}
-	if fs.NArg() > 0 {
-		return ctlConfig{}, fmt.Errorf("unexpected argument %q: actions are flags, such as --pid 1234", fs.Arg(0))
-	}
-	if len(cfg.actions) == 0 {
-		return ctlConfig{}, errors.New("nothing to do: give an action, such as --pid 1234 or --pause exec")
-	}
-	for _, a := range cfg.actions {
-		if a.Source == "" {
-			continue
-		}
-		if _, err := loader.ParseSources([]string{a.Source}); err != nil {
-			flagName := map[string]string{control.OpPause: "pause", control.OpResume: "resume", control.OpSetSampling: "sample"}[a.Op]
-			return ctlConfig{}, fmt.Errorf("--%s: %w", flagName, err)
-		}
-	}
-	if cfg.timeout <= 0 {
-		return ctlConfig{}, fmt.Errorf("--timeout %v: give a positive duration such as 10s", cfg.timeout)
-	}
-	return cfg, nil
+	socket = fs.String("socket", control.DefaultSocket, "the control socket of the ringwatch run to change: its --ctl.socket")
+	timeout = fs.Duration("timeout", 10*time.Second, true, "10s", "how long to wait for the run's answer")
+	return fs, socket, timeout, actions
 }
 
-// parsePIDs reads a comma-separated list of process ids; "" is none.
-func parsePIDs(s string) ([]uint32, error) {
-	var pids []uint32
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		n, err := strconv.ParseUint(p, 10, 32)
-		if err != nil || n == 0 {
-			return nil, fmt.Errorf("%q is not a process id", p)
-		}
-		pids = append(pids, uint32(n))
+// checkSource checks one source's name, which ctl's actions take.
+func checkSource(name string) error {
+	if name != strings.TrimSpace(name) || strings.Contains(name, ",") {
+		return abi.Choose("source", name, loader.SourceNames())
 	}
-	return pids, nil
+	_, err := loader.ParseSources([]string{name})
+	return err
+}
+
+// parseCtlFlags reads ctl's command line and checks it whole: nothing is
+// sent unless every action is sound. It returns flag.ErrHelp after
+// printing the help for --help.
+func parseCtlFlags(args []string, stderr io.Writer) (ctlConfig, error) {
+	fs, socket, timeout, actions := ctlFlags()
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, stderr, ctlUsage, ctlExamples)
+		}
+		return ctlConfig{}, err
+	}
+	if len(*actions) == 0 {
+		return ctlConfig{}, errors.New("nothing to do: give an action, such as --pid 1234 or --pause exec")
+	}
+	if *socket == "" {
+		return ctlConfig{}, fmt.Errorf("--socket is empty: give the --ctl.socket of the ringwatch run to change (default %s)", control.DefaultSocket)
+	}
+	if err := abi.CheckSocketPath(*socket); err != nil {
+		return ctlConfig{}, fmt.Errorf("--socket: %w", err)
+	}
+	return ctlConfig{socket: *socket, timeout: *timeout, actions: *actions}, nil
 }
 
 func ctlCommand(args []string, stdout, stderr io.Writer) int {

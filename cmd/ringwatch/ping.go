@@ -48,46 +48,37 @@ type pingConfig struct {
 	timeout  time.Duration
 }
 
-func parsePingFlags(args []string, stderr io.Writer) (pingConfig, error) {
-	fs := flag.NewFlagSet("ringwatch ping", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	count := fs.Int("count", 10, "how many pings to send, one after the other")
-	interval := fs.Duration("interval", 0, "pause between pings, such as 10ms; 0 sends the next as soon as the last is answered")
-	timeout := fs.Duration("timeout", time.Second, "how long to wait for each ping's answer")
-	fs.Usage = func() { printUsage(fs, stderr, pingUsage, pingExamples) }
-	if err := fs.Parse(args); err != nil {
-		return pingConfig{}, err
-	}
-	if fs.NArg() > 0 {
-		return pingConfig{}, fmt.Errorf("unexpected argument %q: ping takes only flags", fs.Arg(0))
-	}
-	cfg := pingConfig{count: *count, interval: *interval, timeout: *timeout}
-	switch {
-	case cfg.count < 1:
-		return pingConfig{}, fmt.Errorf("--count %d: send at least one ping", cfg.count)
-	case cfg.interval < 0:
-		return pingConfig{}, fmt.Errorf("--interval %v is negative", cfg.interval)
-	case cfg.timeout <= 0:
-		return pingConfig{}, fmt.Errorf("--timeout %v: give a positive duration such as 1s", cfg.timeout)
-	}
-	return cfg, nil
+// maxPings bounds --count: every round trip is kept, to sort them.
+const maxPings = 1_000_000
+
+// pingFlagValues are ping's flags as given.
+type pingFlagValues struct {
+	count             *int
+	interval, timeout *time.Duration
 }
 
-// printUsage prints a subcommand's help: its text, its flags, its examples.
-func printUsage(fs *flag.FlagSet, w io.Writer, usage, examples string) {
-	fmt.Fprint(w, usage)
-	fs.VisitAll(func(f *flag.Flag) {
-		fmt.Fprintf(w, "  --%s", f.Name)
-		if name, _ := flag.UnquoteUsage(f); name != "" {
-			fmt.Fprintf(w, " %s", name)
+// pingFlags defines ping's flags. The test of every flag's bad values
+// enumerates it: a flag added here needs rows there.
+func pingFlags() (flagSet, pingFlagValues) {
+	fs := newFlagSet("ping")
+	return fs, pingFlagValues{
+		count:    fs.Int("count", 10, 1, maxPings, "", "how many pings to send, one after the other"),
+		interval: fs.Duration("interval", 0, false, "10ms", "pause between pings, such as 10ms; 0 sends the next as soon as the last is answered"),
+		timeout:  fs.Duration("timeout", time.Second, true, "1s", "how long to wait for each ping's answer"),
+	}
+}
+
+// parsePingFlags reads ping's command line; every value is checked as it
+// is read. It returns flag.ErrHelp after printing the help for --help.
+func parsePingFlags(args []string, stderr io.Writer) (pingConfig, error) {
+	fs, f := pingFlags()
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, stderr, pingUsage, pingExamples)
 		}
-		fmt.Fprintf(w, "\n      %s", f.Usage)
-		if f.DefValue != "" {
-			fmt.Fprintf(w, " (default %q)", f.DefValue)
-		}
-		fmt.Fprintln(w)
-	})
-	fmt.Fprint(w, examples)
+		return pingConfig{}, err
+	}
+	return pingConfig{count: *f.count, interval: *f.interval, timeout: *f.timeout}, nil
 }
 
 func pingCommand(args []string, stdout, stderr io.Writer) int {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -11,10 +12,12 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -98,100 +101,155 @@ type runConfig struct {
 	ctlSocket     string
 }
 
-// parseRunFlags reads run's command line. It returns flag.ErrHelp after
-// printing the help for --help.
-func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
-	fs := flag.NewFlagSet("ringwatch run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	source := fs.String("source", abi.SourceExec,
-		"comma-separated sources to carry: "+strings.Join(loader.SourceNames(), ", "))
-	transport := fs.String("transport", string(abi.Ringbuf),
-		"how records travel to user space: "+joinNames(abi.Transports()))
-	wakeup := fs.String("wakeup", string(abi.WakeupAdaptive),
-		"when producers wake the consumer: adaptive (only when it sleeps; after records flowed it sleeps lazily, waking at an eighth of the ring or after 1ms), every (every record), busy (never: the consumer polls a CPU)")
-	cpusPerRing := fs.Int("cpus-per-ring", 1, "percpu-ringbuf: how many CPUs share one ring buffer")
-	consumers := fs.Int("consumers", 0, "consumer threads, each reading its own rings; 0 is one per 4 rings (ringbuf has one ring: one consumer)")
-	consumerCPUs := fs.String("consumer-cpus", "", "comma-separated CPUs (or ranges, 0-3) to pin the consumer threads to, one each in turn; empty leaves them to the scheduler")
-	ringSize := fs.String("ring-size", abi.FormatSize(tpt.DefaultRingSize),
-		"data size of each ring: a power-of-two multiple of the page size, such as 256KiB, 4MiB or 1GiB")
-	listen := fs.String("web.listen-address", "127.0.0.1:9477",
-		"address to serve metrics on; ':9477' listens on every interface")
-	path := fs.String("web.telemetry-path", "/metrics", "HTTP path of the metrics")
-	output := fs.String("output", "none", "what to print per event on stdout: none, or json (one object per line)")
-	duration := fs.Duration("duration", 0, "stop after this long, such as 30s or 5m; 0 runs until SIGINT or SIGTERM")
-	pids := fs.String("pid", "", "comma-separated process ids the syscalls source is limited to; empty means every process but ringwatch")
-	ctlSocket := fs.String("ctl.socket", control.DefaultSocket, "unix socket that 'ringwatch ctl' reaches this run on; empty for none")
-	fs.Usage = func() { printUsage(fs, stderr, runUsage, runExamples) }
-	if err := fs.Parse(args); err != nil {
-		return runConfig{}, err
-	}
-	if fs.NArg() > 0 {
-		return runConfig{}, fmt.Errorf("unexpected argument %q: run takes only flags", fs.Arg(0))
-	}
+// runFlagValues are run's flags as given, each checked on its own.
+type runFlagValues struct {
+	source, transport, wakeup, consumerCPUs, ringSize *string
+	cpusPerRing, consumers                            *int
+	listen, path, output, pids, ctlSocket             *string
+	duration                                          *time.Duration
+}
 
-	cfg := runConfig{listenAddress: *listen, telemetryPath: *path, duration: *duration, ctlSocket: *ctlSocket,
-		cpusPerRing: *cpusPerRing}
-	var err error
-	if cfg.wakeup, err = abi.ParseWakeup(*wakeup); err != nil {
-		return runConfig{}, fmt.Errorf("--wakeup: %w", err)
+// runFlags defines run's flags. The test of every flag's bad values
+// enumerates it: a flag added here needs rows there.
+func runFlags() (flagSet, runFlagValues) {
+	fs := newFlagSet("run")
+	return fs, runFlagValues{
+		source: fs.String("source", abi.SourceExec,
+			"comma-separated sources to carry: "+strings.Join(loader.SourceNames(), ", ")),
+		transport: fs.String("transport", string(abi.Ringbuf),
+			"how records travel to user space: "+joinNames(abi.Transports())),
+		wakeup: fs.String("wakeup", string(abi.WakeupAdaptive),
+			"when producers wake the consumer: adaptive (only when it sleeps; after records flowed it sleeps lazily, waking at an eighth of the ring or after 1ms), every (every record), busy (never: the consumer polls a CPU)"),
+		cpusPerRing: fs.Int("cpus-per-ring", 1, 1, maxCount, "", "percpu-ringbuf: how many CPUs share one ring buffer"),
+		consumers: fs.Int("consumers", 0, 0, maxCount, fmt.Sprintf("0 is one consumer per %d rings", tpt.RingsPerConsumer),
+			"consumer threads, each reading its own rings; 0 is one per 4 rings (ringbuf has one ring: one consumer)"),
+		consumerCPUs: fs.String("consumer-cpus", "", "comma-separated CPUs (or ranges, 0-3) to pin the consumer threads to, one each in turn; empty leaves them to the scheduler"),
+		ringSize: fs.String("ring-size", abi.FormatSize(tpt.DefaultRingSize),
+			"data size of each ring: a power-of-two multiple of the page size, such as 256KiB, 4MiB or 1GiB"),
+		listen: fs.String("web.listen-address", "127.0.0.1:9477",
+			"address to serve metrics on; ':9477' listens on every interface"),
+		path:      fs.String("web.telemetry-path", "/metrics", "HTTP path of the metrics"),
+		output:    fs.String("output", "none", "what to print per event on stdout: none, or json (one object per line)"),
+		duration:  fs.Duration("duration", 0, false, "30s", "stop after this long, such as 30s or 5m; 0 runs until SIGINT or SIGTERM"),
+		pids:      fs.String("pid", "", "comma-separated process ids the syscalls source is limited to; empty means every process but ringwatch"),
+		ctlSocket: fs.String("ctl.socket", control.DefaultSocket, "unix socket that 'ringwatch ctl' reaches this run on; empty for none"),
 	}
-	if cfg.transport, err = tpt.ParseName(*transport); err != nil {
-		return runConfig{}, fmt.Errorf("--transport: %w", err)
-	}
-	if *cpusPerRing < 1 {
-		return runConfig{}, fmt.Errorf("--cpus-per-ring %d: give 1 or more", *cpusPerRing)
-	}
-	if *consumers < 0 {
-		return runConfig{}, fmt.Errorf("--consumers %d: give 1 or more, or 0 for one per %d rings", *consumers, tpt.RingsPerConsumer)
-	}
-	cfg.consumers = *consumers
-	if *consumerCPUs != "" {
-		if cfg.consumerCPUs, err = tpt.ParseCPUList(*consumerCPUs); err != nil {
-			return runConfig{}, fmt.Errorf("--consumer-cpus: %w", err)
+}
+
+// parseRunFlags reads run's command line and checks it whole: nothing is
+// loaded before it passes. It returns flag.ErrHelp after printing the
+// help for --help.
+func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
+	fs, f := runFlags()
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, stderr, runUsage, runExamples)
 		}
-		for _, cpu := range cfg.consumerCPUs {
-			if cpu >= runtime.NumCPU() {
-				return runConfig{}, fmt.Errorf("--consumer-cpus: CPU %d: this machine has CPUs 0 to %d", cpu, runtime.NumCPU()-1)
-			}
-		}
-	}
-	if err := tpt.CheckOptions(cfg.transport, tpt.Options{CPUsPerRing: *cpusPerRing}); err != nil {
 		return runConfig{}, err
 	}
-	cfg.sources = splitList(*source)
+	cfg := runConfig{listenAddress: *f.listen, telemetryPath: *f.path, duration: *f.duration, ctlSocket: *f.ctlSocket,
+		cpusPerRing: *f.cpusPerRing, consumers: *f.consumers}
+	var err error
+	if cfg.sources, err = abi.SplitList(*f.source); err != nil {
+		return runConfig{}, fmt.Errorf("--source: %w", err)
+	}
 	if len(cfg.sources) == 0 {
 		return runConfig{}, fmt.Errorf("--source is empty: choose from %s", strings.Join(loader.SourceNames(), ", "))
 	}
 	if _, err := loader.ParseSources(cfg.sources); err != nil {
 		return runConfig{}, fmt.Errorf("--source: %w", err)
 	}
-	if cfg.ringSize, err = abi.ParseRingSize(*ringSize); err != nil {
+	if cfg.transport, err = parseTransport(*f.transport); err != nil {
+		return runConfig{}, err
+	}
+	if cfg.wakeup, err = parseWakeup(*f.wakeup); err != nil {
+		return runConfig{}, err
+	}
+	if *f.consumerCPUs != "" {
+		if cfg.consumerCPUs, err = tpt.ParseCPUList(*f.consumerCPUs, runtime.NumCPU()); err != nil {
+			return runConfig{}, fmt.Errorf("--consumer-cpus: %w", err)
+		}
+	}
+	if cfg.ringSize, err = abi.ParseRingSize(*f.ringSize); err != nil {
 		return runConfig{}, fmt.Errorf("--ring-size: %w", err)
 	}
-	switch *output {
+	if err := tpt.CheckOptions(cfg.transport, tpt.Options{RingSize: cfg.ringSize, CPUsPerRing: cfg.cpusPerRing,
+		Consumers: consumerCount(cfg.consumers)}); err != nil {
+		return runConfig{}, err
+	}
+	if err := checkListenAddress(cfg.listenAddress); err != nil {
+		return runConfig{}, err
+	}
+	if err := checkTelemetryPath(cfg.telemetryPath); err != nil {
+		return runConfig{}, err
+	}
+	switch *f.output {
 	case "none":
 	case "json":
 		cfg.jsonOutput = true
 	default:
-		return runConfig{}, fmt.Errorf("--output %q: choose none or json", *output)
+		return runConfig{}, fmt.Errorf("--output %q: choose none or json", *f.output)
 	}
-	if *duration < 0 {
-		return runConfig{}, fmt.Errorf("--duration %v is negative", *duration)
+	if cfg.pids, err = abi.ParsePIDs(*f.pids, loader.MaxSyscallPIDs); err != nil {
+		return runConfig{}, fmt.Errorf("--pid: %w", err)
 	}
-	if !strings.HasPrefix(cfg.telemetryPath, "/") {
-		return runConfig{}, fmt.Errorf("--web.telemetry-path %q must start with /", cfg.telemetryPath)
+	if len(cfg.pids) > 0 && !slices.Contains(cfg.sources, abi.SourceSyscalls) {
+		return runConfig{}, fmt.Errorf("--pid limits the syscalls source, which --source %s leaves out: add it, such as --source %s,%s",
+			*f.source, strings.Join(cfg.sources, ","), abi.SourceSyscalls)
 	}
-	for _, p := range strings.Split(*pids, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		n, err := strconv.ParseUint(p, 10, 32)
-		if err != nil || n == 0 {
-			return runConfig{}, fmt.Errorf("--pid %q is not a process id", p)
-		}
-		cfg.pids = append(cfg.pids, uint32(n))
+	if err := abi.CheckSocketPath(cfg.ctlSocket); err != nil {
+		return runConfig{}, fmt.Errorf("--ctl.socket: %w", err)
 	}
 	return cfg, nil
+}
+
+// parseTransport and parseWakeup read one name of a flag of that name.
+func parseTransport(name string) (abi.Transport, error) {
+	t, err := tpt.ParseName(strings.TrimSpace(name))
+	if err != nil || name == "" {
+		return "", fmt.Errorf("--transport: %w", cmp.Or(err, abi.Choose("transport", name, abi.Transports())))
+	}
+	return t, nil
+}
+
+func parseWakeup(name string) (abi.Wakeup, error) {
+	w, err := abi.ParseWakeup(strings.TrimSpace(name))
+	if err != nil || name == "" {
+		return "", fmt.Errorf("--wakeup: %w", cmp.Or(err, abi.Choose("wakeup mode", name, abi.Wakeups())))
+	}
+	return w, nil
+}
+
+// checkListenAddress refuses an address no listener could take, before
+// anything is loaded: it must be host:port, the host may be empty (every
+// interface), and the port a number from 0 to 65535.
+func checkListenAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--web.listen-address %q is not host:port: give one such as 127.0.0.1:9477, [::1]:9477 or :9477 (every interface)", addr)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || strconv.FormatUint(n, 10) != port {
+		return fmt.Errorf("--web.listen-address %q: port %q is not a number from 0 to 65535: give one such as 127.0.0.1:9477", addr, port)
+	}
+	if strings.ContainsAny(host, " \t/") {
+		return fmt.Errorf("--web.listen-address %q: %q is not a host name or address: give one such as 127.0.0.1:9477", addr, host)
+	}
+	return nil
+}
+
+// checkTelemetryPath refuses a path the HTTP server could not serve the
+// metrics on: the landing page has /, and a request's path holds no
+// query, fragment, space or percent escape, and no {wildcard}.
+func checkTelemetryPath(path string) error {
+	switch {
+	case !strings.HasPrefix(path, "/"):
+		return fmt.Errorf("--web.telemetry-path %q must start with /: give one such as /metrics", path)
+	case path == "/":
+		return fmt.Errorf("--web.telemetry-path / is the landing page's: give another path, such as /metrics")
+	case strings.ContainsAny(path, "?#%{} \t\n") || strings.IndexFunc(path, unicode.IsControl) >= 0:
+		return fmt.Errorf("--web.telemetry-path %q holds a character a URL path cannot (?, #, %%, {, }, a space or a control character): give a plain path such as /metrics", path)
+	}
+	return nil
 }
 
 func runCommand(args []string, stdout, stderr io.Writer) int {

@@ -90,3 +90,9 @@ func checkTracefs(paths []string) error {
 	return problemf(ErrNoTracefs, "tracefs is not mounted at %s, and tracepoints are attached through it: mount it with 'mount -t tracefs nodev %s'",
 		strings.Join(paths, " or "), paths[0])
 }
+
+// CheckPrivileges reports whether this process may load ringwatch's BPF
+// programs, before anything is loaded: a command that would otherwise
+// start work it cannot finish calls it first. The error says what to do;
+// it wraps ErrPrivileges.
+func CheckPrivileges() error { return checkPrivileges() }

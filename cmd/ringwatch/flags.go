@@ -1,0 +1,301 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Every command defines its flags with a flagSet, whose values check what
+// they are given as the command line is read: a flag's value of the wrong
+// type or out of its range, or a flag given twice, is refused with a
+// message that names the flag, quotes what was given and says what is
+// valid. Checks that take several flags together, or the names a list may
+// hold, come after parsing, in each command's parse function, from the
+// packages that define the options (internal/abi, pkg/transport,
+// pkg/loader). Either way the command exits exitUsage before it loads
+// anything.
+
+// maxCount is the largest count a flag takes when nothing smaller bounds
+// it: the largest 32-bit int, so a count fits every platform's int.
+const maxCount = math.MaxInt32
+
+// flagSet is a flag.FlagSet whose flags are ringwatch's checked values.
+type flagSet struct{ *flag.FlagSet }
+
+func newFlagSet(command string) flagSet {
+	return flagSet{flag.NewFlagSet("ringwatch "+command, flag.ContinueOnError)}
+}
+
+// refusal is what every value here has: what it was given, and why the
+// last value was refused, in words that name the flag.
+type refusal struct {
+	name  string
+	given []string
+	err   error
+}
+
+func (r *refusal) refused() error { return r.err }
+
+// refuse records why value is refused; format says what is valid.
+func (r *refusal) refuse(format string, args ...any) error {
+	r.err = fmt.Errorf(format, args...)
+	return r.err
+}
+
+// once records value and refuses a flag given a second time.
+func (r *refusal) once(value string) error {
+	r.given = append(r.given, value)
+	if len(r.given) > 1 {
+		return r.refuse("--%s is given twice (%q, then %q): give it once", r.name, r.given[0], value)
+	}
+	return nil
+}
+
+// stringValue is a string flag; what it may hold is checked after parsing.
+type stringValue struct {
+	refusal
+	p *string
+}
+
+func (v *stringValue) String() string   { return *v.p }
+func (v *stringValue) typeName() string { return "string" }
+func (v *stringValue) Set(s string) error {
+	if err := v.once(s); err != nil {
+		return err
+	}
+	*v.p = s
+	return nil
+}
+
+// String defines a string flag.
+func (fs flagSet) String(name, value, usage string) *string {
+	v := &stringValue{refusal{name: name}, new(string)}
+	*v.p = value
+	fs.Var(v, name, usage)
+	return v.p
+}
+
+// intValue is an integer flag from min to max; note, if any, says what a
+// value means, for the message that refuses one.
+type intValue struct {
+	refusal
+	p        *int
+	min, max int
+	note     string
+}
+
+func (v *intValue) String() string   { return strconv.Itoa(*v.p) }
+func (v *intValue) typeName() string { return "int" }
+
+// valid says which values the flag takes.
+func (v *intValue) valid() string {
+	s := fmt.Sprintf("%d to %d", v.min, v.max)
+	if v.max == maxCount {
+		s = fmt.Sprintf("%d or more", v.min)
+	}
+	if v.note != "" {
+		s += " (" + v.note + ")"
+	}
+	return s
+}
+
+func (v *intValue) Set(s string) error {
+	if err := v.once(s); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(s)
+	if errors.Is(err, strconv.ErrRange) {
+		return v.refuse("--%s %s is out of range: give %s", v.name, s, v.valid())
+	}
+	if err != nil {
+		return v.refuse("--%s %q is not a whole number: give %s", v.name, s, v.valid())
+	}
+	if n < v.min || n > v.max {
+		return v.refuse("--%s %d is out of range: give %s", v.name, n, v.valid())
+	}
+	*v.p = n
+	return nil
+}
+
+// Int defines an integer flag that takes min to max (maxCount for no
+// bound of its own).
+func (fs flagSet) Int(name string, value, min, max int, note, usage string) *int {
+	v := &intValue{refusal: refusal{name: name}, p: new(int), min: min, max: max, note: note}
+	*v.p = value
+	fs.Var(v, name, usage)
+	return v.p
+}
+
+// durationValue is a duration flag of at least min: 0 or 1ns.
+type durationValue struct {
+	refusal
+	p       *time.Duration
+	min     time.Duration
+	example string
+}
+
+func (v *durationValue) String() string   { return v.p.String() }
+func (v *durationValue) typeName() string { return "duration" }
+
+func (v *durationValue) Set(s string) error {
+	if err := v.once(s); err != nil {
+		return err
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return v.refuse("--%s %q is not a duration: give a number and a unit (ns, us, ms, s, m or h), such as %s",
+			v.name, s, v.example)
+	case d < v.min && v.min > 0:
+		return v.refuse("--%s %s is not positive: give a duration such as %s", v.name, s, v.example)
+	case d < v.min:
+		return v.refuse("--%s %s is negative: give 0 or a duration such as %s", v.name, s, v.example)
+	}
+	*v.p = d
+	return nil
+}
+
+// Duration defines a duration flag; positive refuses 0, and example is a
+// valid value for the message that refuses another.
+func (fs flagSet) Duration(name string, value time.Duration, positive bool, example, usage string) *time.Duration {
+	v := &durationValue{refusal: refusal{name: name}, p: new(time.Duration), example: example}
+	if positive {
+		v.min = 1
+	}
+	*v.p = value
+	fs.Var(v, name, usage)
+	return v.p
+}
+
+// boolValue is a flag given alone for true, or as --name=false.
+type boolValue struct {
+	refusal
+	p *bool
+}
+
+func (v *boolValue) String() string   { return strconv.FormatBool(*v.p) }
+func (v *boolValue) typeName() string { return "" }
+func (v *boolValue) IsBoolFlag() bool { return true }
+
+func (v *boolValue) Set(s string) error {
+	if err := v.once(s); err != nil {
+		return err
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return v.refuse("--%s=%s is not true or false: give --%s alone, or --%s=false", v.name, s, v.name, v.name)
+	}
+	*v.p = b
+	return nil
+}
+
+// Bool defines a boolean flag.
+func (fs flagSet) Bool(name string, value bool, usage string) *bool {
+	v := &boolValue{refusal{name: name}, new(bool)}
+	*v.p = value
+	fs.Var(v, name, usage)
+	return v.p
+}
+
+// actionValue is a flag that may be given any number of times, each time
+// handed to do, which says what is wrong with a value it refuses.
+type actionValue struct {
+	refusal
+	do func(string) error
+}
+
+func (v *actionValue) String() string   { return "" }
+func (v *actionValue) typeName() string { return "value" }
+
+func (v *actionValue) Set(s string) error {
+	if err := v.do(s); err != nil {
+		return v.refuse("--%s %q: %w", v.name, s, err)
+	}
+	return nil
+}
+
+// Action defines a repeatable flag.
+func (fs flagSet) Action(name, usage string, do func(string) error) {
+	fs.Var(&actionValue{refusal{name: name}, do}, name, usage)
+}
+
+// parseFlags parses args with fs and prints nothing: --help returns
+// flag.ErrHelp for the caller to print the help, and any other error
+// names the flag and says what is valid, in place of the flag package's
+// words and its full help.
+func parseFlags(fs flagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		if err == nil && fs.NArg() > 0 {
+			return unexpectedArgument(fs, fs.Arg(0))
+		}
+		return err
+	}
+	var refused error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := f.Value.(interface{ refused() error }); ok && v.refused() != nil {
+			refused = v.refused()
+		}
+	})
+	if refused != nil {
+		return refused
+	}
+	// The flag package's own errors, which no value saw.
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: -"); ok {
+		return fmt.Errorf("unknown flag --%s: %s takes %s", name, fs.Name(), strings.Join(flagNames(fs), ", "))
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok {
+		if f := fs.Lookup(name); f != nil {
+			return fmt.Errorf("--%s needs a value: %s", name, f.Usage)
+		}
+	}
+	if arg, ok := strings.CutPrefix(msg, "bad flag syntax: "); ok {
+		return fmt.Errorf("bad flag syntax %q: give flags as --name value or --name=value", arg)
+	}
+	return err
+}
+
+// flagNames lists fs's flags as they are typed: "--count", ...
+func flagNames(fs flagSet) []string {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, "--"+f.Name) })
+	return names
+}
+
+// unexpectedArgument is the error for an argument that is not a flag.
+func unexpectedArgument(fs flagSet, arg string) error {
+	if fs.Lookup(arg) != nil {
+		return fmt.Errorf("unexpected argument %q: flags start with --: did you mean --%s?", arg, arg)
+	}
+	return fmt.Errorf("unexpected argument %q: %s takes only flags (see --help)", arg, fs.Name())
+}
+
+// printUsage prints a command's help: its text, its flags, its examples.
+func printUsage(fs flagSet, w io.Writer, usage, examples string) {
+	fmt.Fprint(w, usage)
+	fs.VisitAll(func(f *flag.Flag) {
+		fmt.Fprintf(w, "  --%s", f.Name)
+		name, _ := flag.UnquoteUsage(f)
+		if v, ok := f.Value.(interface{ typeName() string }); ok {
+			name = v.typeName()
+		}
+		if name != "" {
+			fmt.Fprintf(w, " %s", name)
+		}
+		fmt.Fprintf(w, "\n      %s", f.Usage)
+		if f.DefValue != "" {
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+	fmt.Fprint(w, examples)
+}
