@@ -168,13 +168,13 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 			return cfg, err
 		}
 	}
-	if o.Sizes, err = intList("--size", *f.sizes, 1, maxCount); err != nil {
+	sizes, err := nameList("--size", *f.sizes, strings.Fields(strings.Trim(fmt.Sprint(bench.RecordSizes), "[]")))
+	if err != nil {
 		return cfg, err
 	}
-	for _, size := range o.Sizes {
-		if !slices.Contains(bench.RecordSizes, size) {
-			return cfg, fmt.Errorf("--size %d: choose from %s", size, strings.Trim(strings.Join(strings.Fields(fmt.Sprint(bench.RecordSizes)), ", "), "[]"))
-		}
+	for _, size := range sizes {
+		n, _ := strconv.Atoi(size) // one of bench.RecordSizes
+		o.Sizes = append(o.Sizes, n)
 	}
 	wakeups, err := nameList("--wakeup", *f.wakeups, abi.Wakeups())
 	if err != nil {
@@ -183,10 +183,10 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	for _, w := range wakeups {
 		o.Wakeups = append(o.Wakeups, abi.Wakeup(w))
 	}
-	if o.Producers, err = intList("--producers", *f.producers, 1, runtime.NumCPU()); err != nil {
+	if o.Producers, err = intList("--producers", *f.producers, 1, runtime.NumCPU(), "each on a CPU of its own: this machine has "+plural(runtime.NumCPU(), "CPU")); err != nil {
 		return cfg, err
 	}
-	if o.Rates, err = intList("--rates", *f.rates, 1, maxCount); err != nil {
+	if o.Rates, err = intList("--rates", *f.rates, 1, maxCount, "records per second"); err != nil {
 		return cfg, err
 	}
 	if o.RingSize, err = abi.ParseRingSize(*f.ringSize); err != nil {
@@ -216,7 +216,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	if slices.Contains(o.Scenarios, bench.Latency) {
 		for _, rate := range o.Rates {
 			if n := float64(rate) * o.Duration.Seconds(); n > maxLatencyRecords {
-				return cfg, fmt.Errorf("--rates %d for --duration %v is %.0f records, and latency keeps each record's: keep rate times duration at most %d",
+				return cfg, fmt.Errorf("--rates %d for --duration %v is %.0f records, and latency keeps each record's delivery time: keep rate times duration at most %d",
 					rate, o.Duration, n, maxLatencyRecords)
 			}
 		}
@@ -260,8 +260,8 @@ func nameList[T ~string](flagName, s string, names []T) ([]string, error) {
 }
 
 // intList reads a list flag of whole numbers from min to max, at least
-// one.
-func intList(flagName, s string, min, max int) ([]int, error) {
+// one; note, if any, says what they are.
+func intList(flagName, s string, min, max int, note string) ([]int, error) {
 	list, err := abi.SplitList(s)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", flagName, err)
@@ -269,6 +269,9 @@ func intList(flagName, s string, min, max int) ([]int, error) {
 	valid := fmt.Sprintf("whole numbers from %d to %d", min, max)
 	if max == maxCount {
 		valid = fmt.Sprintf("whole numbers, %d or more", min)
+	}
+	if note != "" {
+		valid += " (" + note + ")"
 	}
 	if len(list) == 0 {
 		return nil, fmt.Errorf("%s is empty: give comma-separated %s", flagName, valid)

@@ -30,27 +30,7 @@ func TestParseBenchFlags(t *testing.T) {
 	if o := cfg.opts; len(o.Sizes) != 1 || o.Records != 1<<20 || o.Duration != 300*time.Millisecond || o.MaxTime != time.Second || !cfg.json {
 		t.Errorf("--quick with an explicit --size: %+v", cfg)
 	}
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--scenario", "speed"}, "choose from drain, saturation"},
-		{[]string{"--transport", "pigeon"}, "choose from ringbuf"},
-		{[]string{"--size", "100"}, "choose from 16, 64"},
-		{[]string{"--size", "x"}, "not a positive number"},
-		{[]string{"--wakeup", "never"}, "choose from adaptive"},
-		{[]string{"--rates", "0"}, "not a positive number"},
-		{[]string{"--producer-cpu", "1"}, "two different CPUs"},
-		{[]string{"--records", "0"}, "must be positive"},
-		{[]string{"--producers", "0"}, "not a positive number"},
-		{[]string{"--consumers", "-2"}, "give 1 or more"},
-		{[]string{"--scenario", "scale,nope"}, "choose from drain, saturation, latency, roundtrip, scale"},
-		{[]string{"extra"}, "unexpected argument"},
-	} {
-		if _, err := parseBenchFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("parseBenchFlags(%q) = %v, want an error saying %q", tc.args, err, tc.want)
-		}
-	}
+	// Bad values: TestEveryFlagRefusesBadValues.
 	var help bytes.Buffer
 	if _, err := parseBenchFlags([]string{"--help"}, &help); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("--help: %v", err)

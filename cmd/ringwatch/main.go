@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
+	"strings"
 )
 
 // version is set at build time: go build -ldflags "-X main.version=v1.2.3".
@@ -31,13 +33,16 @@ Usage:
   ringwatch bench [flags]  measure the transports, wakeup modes and consumers
                            side by side; see 'ringwatch bench --help'
   ringwatch version        print the version
-  ringwatch help           print this help
+  ringwatch help [COMMAND] print this help, or a command's
 
 ringwatch run needs root (or CAP_BPF and CAP_PERFMON), a kernel with BTF
 (/sys/kernel/btf/vmlinux) and, for the exec source, tracefs mounted at
 /sys/kernel/tracing. Its control socket, and ringwatch ping, need Linux 6.1
 or later (BPF_MAP_TYPE_USER_RINGBUF).
 `
+
+// commands are the commands that take flags, and have a help of their own.
+var commands = []string{"run", "ctl", "ping", "bench"}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -58,11 +63,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		return benchCommand(args[1:], stdout, stderr)
 	case "version", "--version":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "ringwatch version: unexpected argument %q: version takes none\n", args[1])
+			return exitUsage
+		}
 		fmt.Fprintf(stdout, "ringwatch %s (%s, %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
 	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
+		switch {
+		case len(args) == 1:
+			fmt.Fprint(stdout, usage)
+			return exitOK
+		case len(args) == 2 && slices.Contains(commands, args[1]):
+			// 'ringwatch help run' is 'ringwatch run --help'.
+			return run([]string{args[1], "--help"}, stdout, stderr)
+		}
+		fmt.Fprintf(stderr, "ringwatch help: %q is not a command: give one of %s, or nothing\n",
+			strings.Join(args[1:], " "), strings.Join(commands, ", "))
+		return exitUsage
 	default:
 		fmt.Fprintf(stderr, "ringwatch: unknown command %q\n\n%s", args[0], usage)
 		return exitUsage

@@ -64,30 +64,7 @@ func TestParseRunFlags(t *testing.T) {
 		t.Errorf("parsed: %+v", cfg)
 	}
 
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--ring-size", "3MiB"}, "try 4MiB"},
-		{[]string{"--ring-size", "lots"}, "not a size"},
-		{[]string{"--output", "yaml"}, "choose none or json"},
-		{[]string{"--pid", "12,x"}, `--pid "x"`},
-		{[]string{"--duration", "-1s"}, "negative"},
-		{[]string{"--source", ""}, "--source is empty"},
-		{[]string{"--web.telemetry-path", "metrics"}, "must start with /"},
-		{[]string{"extra"}, "unexpected argument"},
-		{[]string{"--transport", "pigeon"}, "choose from ringbuf, percpu-ringbuf, perfbuf, spsc"},
-		{[]string{"--cpus-per-ring", "0"}, "give 1 or more"},
-		{[]string{"--cpus-per-ring", "2"}, "applies only to --transport percpu-ringbuf"},
-		{[]string{"--consumers", "-1"}, "give 1 or more"},
-		{[]string{"--consumer-cpus", "1-0"}, "bad CPU list"},
-		{[]string{"--consumer-cpus", "4096"}, "this machine has CPUs"},
-		{[]string{"--no-such-flag"}, "not defined"},
-	} {
-		if _, err := parseRunFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("parseRunFlags(%q) = %v, want an error saying %q", tc.args, err, tc.want)
-		}
-	}
+	// Bad values: TestEveryFlagRefusesBadValues.
 }
 
 func TestRunHelpNamesEveryFlag(t *testing.T) {
