@@ -260,32 +260,14 @@ func TestCtlIsForRootAlone(t *testing.T) {
 		t.Fatalf("control socket: %v, mode %v; want 0600", err, fi.Mode())
 	}
 
-	dir, err := os.MkdirTemp("", "ringwatch-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "ringwatch.test")
-	if err := copyFile(os.Args[0], bin); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	n := asNobody(t)
 	asNobody := func() (int, string) {
-		c := exec.Command(bin, "ctl", "--socket", sock, "--pause", "exec")
-		c.Env = []string{asRingwatch + "=1", "PATH=/usr/bin:/bin"}
-		c.Dir = dir
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		out, err := c.CombinedOutput()
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) {
-			t.Fatalf("ringwatch ctl as nobody: %v\n%s", err, out)
-		}
-		return exit.ExitCode(), string(out)
+		code, stdout, stderr := n.run(t, "ctl", "--socket", sock, "--pause", "exec")
+		return code, stdout + stderr
 	}
 
-	if code, out := asNobody(); code != exitError || !strings.Contains(out, "run ringwatch ctl as root") {
+	if code, out := asNobody(); code != exitError ||
+		out != "ringwatch ctl: permission denied on "+sock+": run ringwatch ctl as root (sudo)\n" {
 		t.Errorf("as nobody: exit %d\n%s", code, out)
 	}
 	// Open the directory and the socket to everyone: the run itself must
@@ -298,7 +280,8 @@ func TestCtlIsForRootAlone(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if code, out := asNobody(); code != exitError || !strings.Contains(out, "uid 65534 may not control ringwatch") {
+	if code, out := asNobody(); code != exitError ||
+		out != "ringwatch ctl: permission denied: uid 65534 may not control ringwatch; run ringwatch ctl as root (sudo)\n" {
 		t.Errorf("as nobody through an open socket: exit %d\n%s", code, out)
 	}
 	if code, out := ctl(t, "--socket", sock, "--pause", "exec"); code != exitOK {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -331,5 +332,34 @@ func TestHelpIsUnchangedByCheckedFlags(t *testing.T) {
 				t.Errorf("%s --help lacks %q:\n%s", cmd, w, viaFlag.String())
 			}
 		}
+	}
+}
+
+// TestExamplesInTheHelpAreAccepted parses every example command line each
+// command's help gives: the checks must not refuse what the help teaches.
+// An example that needs more CPUs than this machine has may be refused
+// for that reason alone.
+func TestExamplesInTheHelpAreAccepted(t *testing.T) {
+	examples := runExamples + ctlExamples + pingExamples + benchExamples
+	n := 0
+	for line := range strings.Lines(examples) {
+		fields := strings.Fields(line)
+		if len(fields) > 0 && fields[0] == "sudo" {
+			fields = fields[1:]
+		}
+		if len(fields) < 2 || fields[0] != "ringwatch" {
+			continue
+		}
+		if i := slices.Index(fields, ">"); i >= 0 {
+			fields = fields[:i]
+		}
+		n++
+		c := commandFlags[fields[1]]
+		if err := c.parse(fields[2:], io.Discard); err != nil && !strings.Contains(err.Error(), "this machine has") {
+			t.Errorf("the help's example %q is refused: %v", strings.TrimSpace(line), err)
+		}
+	}
+	if n < 12 {
+		t.Errorf("found %d examples in the help, want every command's", n)
 	}
 }

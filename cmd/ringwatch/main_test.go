@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -95,45 +94,6 @@ func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if code := run([]string{"version"}, &out, io.Discard); code != exitOK || !strings.HasPrefix(out.String(), "ringwatch dev (go") {
 		t.Errorf("version: %d %q", code, out.String())
-	}
-}
-
-// TestRunAsNobodyTellsWhatToDo runs ringwatch as an unprivileged user: it
-// must fail, with the message that says how to run it.
-func TestRunAsNobodyTellsWhatToDo(t *testing.T) {
-	if os.Geteuid() != 0 {
-		testenv.Unavailable(t, "needs root to switch to user nobody")
-	}
-	// nobody must be able to reach the binary: copy it into a directory
-	// everyone can read.
-	dir, err := os.MkdirTemp("", "ringwatch-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "ringwatch.test")
-	if err := copyFile(os.Args[0], bin); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-
-	cmd := exec.Command(bin, "run", "--web.listen-address", "127.0.0.1:0")
-	cmd.Env = []string{asRingwatch + "=1", "PATH=/usr/bin:/bin"}
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	err = cmd.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != exitError {
-		t.Fatalf("as nobody: %v, want exit status %d; stderr:\n%s", err, exitError, stderr.String())
-	}
-	for _, want := range []string{"needs root (or CAP_BPF and CAP_PERFMON)", "run ringwatch with sudo"} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("stderr does not say %q:\n%s", want, stderr.String())
-		}
 	}
 }
 

@@ -3,6 +3,7 @@ package abi
 import (
 	"errors"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -73,5 +74,88 @@ func TestCheckRingSizeRefusesWhatTheKernelCannotTake(t *testing.T) {
 	}
 	if err := CheckRingSize(MaxRingSize); err != nil {
 		t.Errorf("CheckRingSize(2GiB) = %v", err)
+	}
+}
+
+func TestParseRingSizeSaysWhatIsWrong(t *testing.T) {
+	for in, want := range map[string]string{
+		"64XB":                 `ring size "64XB" is not a size: give a number of bytes, with KiB, MiB or GiB (binary units) or no unit`,
+		"5 parsecs":            "is not a size",
+		"":                     "is not a size",
+		"1e30":                 "is not a size",
+		"-4MiB":                "is not a size",
+		"99999999999999999999": `ring size "99999999999999999999" is larger than a ring can be (2GiB: the kernel takes a 32-bit size): choose 2GiB or less`,
+		"4GiB":                 "choose 2GiB or less",
+		"3MiB":                 "try 4MiB",
+	} {
+		_, err := ParseRingSize(in)
+		if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseRingSize(%q) = %v, want ErrInvalidOption saying %q", in, err, want)
+		}
+	}
+}
+
+func TestSplitList(t *testing.T) {
+	for in, want := range map[string][]string{"": nil, "  ": nil, "a": {"a"}, " a , b ": {"a", "b"}} {
+		got, err := SplitList(in)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("SplitList(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"a,a":   `"a" is listed twice: give each once`,
+		"a, a":  `"a" is listed twice`,
+		"a,":    `"a," has an empty item: separate the items with single commas`,
+		",":     "has an empty item",
+		"a,,b":  "has an empty item",
+		"a, ,b": "has an empty item",
+	} {
+		_, err := SplitList(in)
+		if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), want) {
+			t.Errorf("SplitList(%q) = %v, want ErrInvalidOption saying %q", in, err, want)
+		}
+	}
+}
+
+func TestParsePIDs(t *testing.T) {
+	got, err := ParsePIDs(" 12, 4194304", 2)
+	if err != nil || !slices.Equal(got, []uint32{12, MaxPID}) {
+		t.Errorf("ParsePIDs = %v, %v", got, err)
+	}
+	if got, err := ParsePIDs("", 2); err != nil || len(got) != 0 {
+		t.Errorf(`ParsePIDs("") = %v, %v; want none`, got, err)
+	}
+	for in, want := range map[string]string{
+		"0":           `"0" is not a process id: give whole numbers from 1 to 4194304`,
+		"-1":          `"-1" is not a process id`,
+		"4194305":     `"4194305" is not a process id`,
+		"99999999999": `"99999999999" is not a process id`,
+		"x":           `"x" is not a process id`,
+		"1e3":         `"1e3" is not a process id`,
+		"1,1":         `"1" is listed twice`,
+		"1,2,3":       "3 process ids given: at most 2 fit the filter",
+	} {
+		_, err := ParsePIDs(in, 2)
+		if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParsePIDs(%q) = %v, want ErrInvalidOption saying %q", in, err, want)
+		}
+	}
+}
+
+func TestCheckSocketPath(t *testing.T) {
+	for _, ok := range []string{"", "/run/ringwatch/ctl.sock", "ctl.sock", "/" + strings.Repeat("s", MaxSocketPath-1)} {
+		if err := CheckSocketPath(ok); err != nil {
+			t.Errorf("CheckSocketPath(%q) = %v", ok, err)
+		}
+	}
+	for in, want := range map[string]string{
+		"/" + strings.Repeat("s", MaxSocketPath): "is 108 bytes, and a unix socket's path can be at most 107: choose a shorter one",
+		"/tmp/":                                  `socket path "/tmp/" names a directory: give the socket's file name too, such as /tmp/ctl.sock`,
+		"/tmp/a\x00b":                            "holds a NUL byte",
+	} {
+		err := CheckSocketPath(in)
+		if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), want) {
+			t.Errorf("CheckSocketPath(%q) = %v, want ErrInvalidOption saying %q", in, err, want)
+		}
 	}
 }
