@@ -82,8 +82,8 @@ func badCommandLines() []badCommandLine {
 	add(rows("run", "source", `--source: unknown source "EXEC": choose from exec, syscalls`, v("source", "EXEC")...)...)
 	add(rows("run", "source", `unknown source "exec;syscalls": choose from exec, syscalls`, v("source", "exec;syscalls")...)...)
 	add(rows("run", "transport", "choose from ringbuf, percpu-ringbuf, perfbuf, spsc",
-		v("transport", "", "pigeon", "RINGBUF", "ringbuf,spsc", "-1")...)...)
-	add(rows("run", "wakeup", "choose from adaptive, every, busy", v("wakeup", "", "never", "every,busy", "1")...)...)
+		v("transport", "", " ", " ringbuf", "pigeon", "RINGBUF", "ringbuf,spsc", "-1")...)...)
+	add(rows("run", "wakeup", "choose from adaptive, every, busy", v("wakeup", "", " ", "never", "every,busy", "1")...)...)
 	add(rows("run", "cpus-per-ring", "is not a whole number: give 1 or more", v("cpus-per-ring", "", "abc", "1e30", "2.5", "0x10", "two")...)...)
 	add(rows("run", "cpus-per-ring", "is out of range: give 1 or more", v("cpus-per-ring", "0", "-1", "99999999999999999999")...)...)
 	add(badCommandLine{"run", "cpus-per-ring", []string{"--cpus-per-ring", "2"}, "--cpus-per-ring 2 applies only to --transport percpu-ringbuf"})

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -203,19 +202,26 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 	return cfg, nil
 }
 
-// parseTransport and parseWakeup read one name of a flag of that name.
+// parseTransport and parseWakeup read the flag of that name. The
+// libraries take "" as the default; on the command line it is a mistake.
 func parseTransport(name string) (abi.Transport, error) {
-	t, err := tpt.ParseName(strings.TrimSpace(name))
-	if err != nil || name == "" {
-		return "", fmt.Errorf("--transport: %w", cmp.Or(err, abi.Choose("transport", name, abi.Transports())))
+	if name == "" {
+		return "", fmt.Errorf("--transport: %w", abi.Choose("transport", name, abi.Transports()))
+	}
+	t, err := tpt.ParseName(name)
+	if err != nil {
+		return "", fmt.Errorf("--transport: %w", err)
 	}
 	return t, nil
 }
 
 func parseWakeup(name string) (abi.Wakeup, error) {
-	w, err := abi.ParseWakeup(strings.TrimSpace(name))
-	if err != nil || name == "" {
-		return "", fmt.Errorf("--wakeup: %w", cmp.Or(err, abi.Choose("wakeup mode", name, abi.Wakeups())))
+	if name == "" {
+		return "", fmt.Errorf("--wakeup: %w", abi.Choose("wakeup mode", name, abi.Wakeups()))
+	}
+	w, err := abi.ParseWakeup(name)
+	if err != nil {
+		return "", fmt.Errorf("--wakeup: %w", err)
 	}
 	return w, nil
 }
