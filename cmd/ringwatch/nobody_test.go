@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,6 +79,13 @@ func TestCommandsAsNobodySayWhatToDo(t *testing.T) {
 		t.Fatal(err)
 	}
 	sock := filepath.Join(private, "ctl.sock")
+	// A port already taken: the privileges are still what nobody hears
+	// about first.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	for _, tc := range []struct {
 		args   []string
 		code   int
@@ -86,6 +94,7 @@ func TestCommandsAsNobodySayWhatToDo(t *testing.T) {
 		{[]string{"run", "--web.listen-address", "127.0.0.1:0"}, exitError, "ringwatch: " + needsRoot},
 		{[]string{"run", "--web.listen-address", "127.0.0.1:0", "--source", "exec,syscalls", "--transport", "spsc",
 			"--ctl.socket", ""}, exitError, "ringwatch: " + needsRoot},
+		{[]string{"run", "--web.listen-address", taken.Addr().String()}, exitError, "ringwatch: " + needsRoot},
 		{[]string{"ping"}, exitError, "ringwatch ping: " + needsRoot},
 		// No progress line first: bench checks before its first
 		// measurement.

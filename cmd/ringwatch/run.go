@@ -285,6 +285,11 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// Without the privileges nothing else matters: say so first, not
+	// that the port is taken.
+	if err := loader.CheckPrivileges(); err != nil {
+		return err
+	}
 	// Listen before loading anything, so a taken port fails fast.
 	ln, err := net.Listen("tcp", cfg.listenAddress)
 	if err != nil {
