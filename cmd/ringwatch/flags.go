@@ -276,6 +276,9 @@ func unexpectedArgument(fs flagSet, arg string) error {
 	if fs.Lookup(arg) != nil {
 		return fmt.Errorf("unexpected argument %q: flags start with --: did you mean --%s?", arg, arg)
 	}
+	if _, err := strconv.ParseBool(arg); err == nil {
+		return fmt.Errorf("unexpected argument %q: a flag that is true or false takes its value after =, such as --json=false", arg)
+	}
 	return fmt.Errorf("unexpected argument %q: %s takes only flags (see --help)", arg, fs.Name())
 }
 

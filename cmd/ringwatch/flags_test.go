@@ -300,6 +300,7 @@ func TestWrongCommandLinesBeyondFlags(t *testing.T) {
 		{[]string{"ping", "host"}, `ringwatch ping: unexpected argument "host"`},
 		{[]string{"ping", "-c", "5"}, "unknown flag --c: ringwatch ping takes --count, --interval, --timeout"},
 		{[]string{"bench", "drain"}, `ringwatch bench: unexpected argument "drain"`},
+		{[]string{"bench", "--peers", "false"}, `unexpected argument "false": a flag that is true or false takes its value after =, such as --json=false`},
 		{[]string{"bench", "--verbose"}, "unknown flag --verbose: ringwatch bench takes"},
 	} {
 		var stdout, stderr bytes.Buffer
