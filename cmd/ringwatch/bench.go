@@ -192,6 +192,11 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	if o.RingSize, err = abi.ParseRingSize(*f.ringSize); err != nil {
 		return cfg, fmt.Errorf("--ring-size: %w", err)
 	}
+	// The defaults, CPUs 0 and 1, are not checked as they are read.
+	if cpus := runtime.NumCPU(); o.ProducerCPU >= cpus || o.ConsumerCPU >= cpus {
+		return cfg, fmt.Errorf("--producer-cpu %d and --consumer-cpu %d: this machine has CPUs 0 to %d, and bench needs two of them",
+			o.ProducerCPU, o.ConsumerCPU, cpus-1)
+	}
 	if o.ProducerCPU == o.ConsumerCPU {
 		return cfg, fmt.Errorf("--producer-cpu %d and --consumer-cpu %d must be two different CPUs", o.ProducerCPU, o.ConsumerCPU)
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ringwatch/ringwatch/internal/testenv"
 )
 
 // commandFlags are each command's flag set, as its --help lists them, and
@@ -233,44 +235,58 @@ func allFlagRows(cmd string, fs flagSet) []badCommandLine {
 // the hint to --help, before anything is loaded (the parse alone refuses
 // it, so the test needs no root and loads nothing).
 func TestEveryFlagRefusesBadValues(t *testing.T) {
-	rows := badCommandLines()
-	covered := map[string]bool{}
-	for _, r := range rows {
-		covered[r.command+" --"+r.flag] = true
-	}
-	for cmd, c := range commandFlags {
-		fs := c.flags()
-		fs.VisitAll(func(f *flag.Flag) {
-			if !covered[cmd+" --"+f.Name] {
-				t.Errorf("ringwatch %s --%s has no rows in badCommandLines: add its bad values there", cmd, f.Name)
-			}
-		})
-		rows = append(rows, allFlagRows(cmd, fs)...)
-	}
-	for _, r := range rows {
-		c, ok := commandFlags[r.command]
-		if !ok {
+	rows := map[string][]badCommandLine{}
+	for _, r := range badCommandLines() {
+		if _, ok := commandFlags[r.command]; !ok {
 			t.Fatalf("row for unknown command %q", r.command)
 		}
-		if c.flags().Lookup(r.flag) == nil {
-			t.Errorf("row for ringwatch %s --%s: no such flag", r.command, r.flag)
-			continue
-		}
-		// The parse alone must refuse it; only then is the command run,
-		// so a line wrongly accepted never starts any work.
-		if err := c.parse(r.args, io.Discard); err == nil {
-			t.Errorf("ringwatch %s %q was accepted; want it refused saying %q", r.command, r.args, r.want)
-			continue
-		}
-		var stdout, stderr bytes.Buffer
-		code := run(append([]string{r.command}, r.args...), &stdout, &stderr)
-		msg := stderr.String()
-		if code != exitUsage || stdout.Len() != 0 || !strings.Contains(msg, r.want) || !strings.Contains(msg, "--"+r.flag) ||
-			!strings.HasPrefix(msg, "ringwatch "+r.command+": ") ||
-			!strings.HasSuffix(msg, "\nSee 'ringwatch "+r.command+" --help'.\n") || strings.Count(msg, "\n") != 2 {
-			t.Errorf("ringwatch %s %q: exit %d, stdout %q, stderr:\n%s\nwant exit %d and one line naming --%s, saying %q, then the pointer to --help",
-				r.command, r.args, code, stdout.String(), msg, exitUsage, r.flag, r.want)
-		}
+		rows[r.command] = append(rows[r.command], r)
+	}
+	for cmd, c := range commandFlags {
+		t.Run(cmd, func(t *testing.T) {
+			if cmd == "bench" {
+				testenv.RequireCPUs(t, 2) // else every bench line is refused for that
+			}
+			covered := map[string]bool{}
+			for _, r := range rows[cmd] {
+				covered[r.flag] = true
+			}
+			fs := c.flags()
+			fs.VisitAll(func(f *flag.Flag) {
+				if !covered[f.Name] {
+					t.Errorf("ringwatch %s --%s has no rows in badCommandLines: add its bad values there", cmd, f.Name)
+				}
+			})
+			for _, r := range append(rows[cmd], allFlagRows(cmd, fs)...) {
+				checkRefused(t, c.parse, r)
+			}
+		})
+	}
+}
+
+// checkRefused runs r through parse, then, if parse refuses it, through
+// the real dispatch: it must exit 2 with r's message on one line, naming
+// the flag, and the pointer to --help.
+func checkRefused(t *testing.T, parse func([]string, io.Writer) error, r badCommandLine) {
+	t.Helper()
+	if fs := commandFlags[r.command].flags(); fs.Lookup(r.flag) == nil {
+		t.Errorf("row for ringwatch %s --%s: no such flag", r.command, r.flag)
+		return
+	}
+	// The parse alone must refuse it; only then is the command run, so a
+	// line wrongly accepted never starts any work.
+	if err := parse(r.args, io.Discard); err == nil {
+		t.Errorf("ringwatch %s %q was accepted; want it refused saying %q", r.command, r.args, r.want)
+		return
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(append([]string{r.command}, r.args...), &stdout, &stderr)
+	msg := stderr.String()
+	if code != exitUsage || stdout.Len() != 0 || !strings.Contains(msg, r.want) || !strings.Contains(msg, "--"+r.flag) ||
+		!strings.HasPrefix(msg, "ringwatch "+r.command+": ") ||
+		!strings.HasSuffix(msg, "\nSee 'ringwatch "+r.command+" --help'.\n") || strings.Count(msg, "\n") != 2 {
+		t.Errorf("ringwatch %s %q: exit %d, stdout %q, stderr:\n%s\nwant exit %d and one line naming --%s, saying %q, then the pointer to --help",
+			r.command, r.args, code, stdout.String(), msg, exitUsage, r.flag, r.want)
 	}
 }
 
