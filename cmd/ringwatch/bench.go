@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"runtime"
@@ -152,7 +153,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	if o.Scenarios, err = nameList("--scenario", *f.scenarios, bench.Scenarios()); err != nil {
 		return cfg, err
 	}
-	for name, uses := range benchFlagScenarios {
+	for _, name := range slices.Sorted(maps.Keys(benchFlagScenarios)) {
+		uses := benchFlagScenarios[name]
 		if set[name] && !slices.ContainsFunc(uses, func(s string) bool { return slices.Contains(o.Scenarios, s) }) {
 			return cfg, fmt.Errorf("--%s applies only to --scenario %s, which --scenario %s leaves out: add it, or leave --%s out",
 				name, strings.Join(uses, " or "), strings.Join(o.Scenarios, ","), name)
