@@ -63,12 +63,18 @@ type ctlConfig struct {
 	actions []control.Action
 }
 
-// ctlFlags defines ctl's flags; the actions are appended to actions in
-// the order given. The test of every flag's bad values enumerates it: a
-// flag added here needs rows there.
-func ctlFlags() (fs flagSet, socket *string, timeout *time.Duration, actions *[]control.Action) {
-	fs = newFlagSet("ctl")
-	actions = new([]control.Action)
+// ctlFlagValues are ctl's flags as given: the actions in the order given.
+type ctlFlagValues struct {
+	socket  *string
+	timeout *time.Duration
+	actions *[]control.Action
+}
+
+// ctlFlags defines ctl's flags. The test of every flag's bad values
+// enumerates it: a flag added here needs rows there.
+func ctlFlags() (flagSet, ctlFlagValues) {
+	fs := newFlagSet("ctl")
+	actions := new([]control.Action)
 	add := func(a control.Action) { *actions = append(*actions, a) }
 	// Each action's value is checked as it is read, so a refusal names
 	// the flag and the value.
@@ -110,9 +116,11 @@ func ctlFlags() (fs flagSet, socket *string, timeout *time.Duration, actions *[]
 		add(control.Action{Op: control.OpSetSampling, Source: source, Every: uint32(every)})
 		return nil
 	})
-	socket = fs.String("socket", control.DefaultSocket, "the control socket of the ringwatch run to change: its --ctl.socket")
-	timeout = fs.Duration("timeout", 10*time.Second, true, "10s", "how long to wait for the run's answer")
-	return fs, socket, timeout, actions
+	return fs, ctlFlagValues{
+		socket:  fs.String("socket", control.DefaultSocket, "the control socket of the ringwatch run to change: its --ctl.socket"),
+		timeout: fs.Duration("timeout", 10*time.Second, true, "10s", "how long to wait for the run's answer"),
+		actions: actions,
+	}
 }
 
 // checkSource checks one source's name, which ctl's actions take.
@@ -128,23 +136,23 @@ func checkSource(name string) error {
 // sent unless every action is sound. It returns flag.ErrHelp after
 // printing the help for --help.
 func parseCtlFlags(args []string, stderr io.Writer) (ctlConfig, error) {
-	fs, socket, timeout, actions := ctlFlags()
+	fs, f := ctlFlags()
 	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(fs, stderr, ctlUsage, ctlExamples)
 		}
 		return ctlConfig{}, err
 	}
-	if len(*actions) == 0 {
+	if len(*f.actions) == 0 {
 		return ctlConfig{}, errors.New("nothing to do: give an action, such as --pid 1234 or --pause exec")
 	}
-	if *socket == "" {
+	if *f.socket == "" {
 		return ctlConfig{}, fmt.Errorf("--socket is empty: give the --ctl.socket of the ringwatch run to change (default %s)", control.DefaultSocket)
 	}
-	if err := abi.CheckSocketPath(*socket); err != nil {
+	if err := abi.CheckSocketPath(*f.socket); err != nil {
 		return ctlConfig{}, fmt.Errorf("--socket: %w", err)
 	}
-	return ctlConfig{socket: *socket, timeout: *timeout, actions: *actions}, nil
+	return ctlConfig{socket: *f.socket, timeout: *f.timeout, actions: *f.actions}, nil
 }
 
 func ctlCommand(args []string, stdout, stderr io.Writer) int {

@@ -24,7 +24,7 @@ var commandFlags = map[string]struct {
 }{
 	"run": {func() flagSet { fs, _ := runFlags(); return fs },
 		func(a []string, w io.Writer) error { _, err := parseRunFlags(a, w); return err }},
-	"ctl": {func() flagSet { fs, _, _, _ := ctlFlags(); return fs },
+	"ctl": {func() flagSet { fs, _ := ctlFlags(); return fs },
 		func(a []string, w io.Writer) error { _, err := parseCtlFlags(a, w); return err }},
 	"ping": {func() flagSet { fs, _ := pingFlags(); return fs },
 		func(a []string, w io.Writer) error { _, err := parsePingFlags(a, w); return err }},
