@@ -12,6 +12,7 @@ export BPF2GO_CC := $(CLANG)
 
 GENERATED := internal/abi/ringwatch_bpfel.go internal/abi/ringwatch_bpfel.o \
 	internal/abi/control_bpfel.go internal/abi/control_bpfel.o \
+	internal/testbpf/testfill_bpfel.go internal/testbpf/testfill_bpfel.o \
 	examples/ringreader/counter_bpfel.go examples/ringreader/counter_bpfel.o
 
 .PHONY: all generate vmlinux check-generate build run test lint bench tracefs clean
@@ -30,8 +31,8 @@ vmlinux:
 check-generate: generate
 	@git diff --exit-code --stat -- $(GENERATED) || \
 		{ echo "generated BPF objects are stale: run 'make generate' and commit them" >&2; exit 1; }
-	@test -z "$$(git status --porcelain --untracked-files=all -- internal/abi examples/ringreader)" || \
-		{ git status --porcelain -- internal/abi examples/ringreader >&2; echo "untracked generated files in internal/abi or examples/ringreader" >&2; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- internal/abi internal/testbpf examples/ringreader)" || \
+		{ git status --porcelain -- internal/abi internal/testbpf examples/ringreader >&2; echo "untracked generated files in internal/abi, internal/testbpf or examples/ringreader" >&2; exit 1; }
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ringwatch

@@ -1,0 +1,139 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+/*
+ * Test fillers: syscall programs that pkg/loader's tests run with
+ * BPF_PROG_TEST_RUN to put into a real ring what ringwatch's own producers
+ * never do, discarded records and a reservation held open, through the very
+ * reserve() and submit() of bpf/transport.h. They live in an object of
+ * their own (internal/testbpf), so the product's object does not carry
+ * them; the tests load it with the transport's maps replaced by the loaded
+ * producers' own.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "ringwatch.h"
+#include "transport.h"
+#include "testfill.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hold_state);
+} hold_control SEC(".maps");
+
+extern int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end) __ksym;
+extern int *bpf_iter_num_next(struct bpf_iter_num *it) __ksym;
+extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __ksym;
+
+#define FILL_RECORD sizeof(struct bench_record)
+
+static __always_inline int fill(struct fill_args *args, const enum transport transport)
+{
+	__u32 submits = args->submits, discards = args->discards;
+	__u64 discard_flags = args->discard_flags, seq = args->first_seq;
+	struct bpf_iter_num it;
+	int *i;
+
+	bpf_iter_num_new(&it, 0, submits);
+	while ((i = bpf_iter_num_next(&it))) {
+		struct output out = {};
+		struct bench_record *rec;
+		struct bpf_iter_num d;
+		int *j;
+
+		bpf_iter_num_new(&d, 0, discards);
+		while ((j = bpf_iter_num_next(&d))) {
+			struct output gone = {};
+			void *drop = reserve(&gone, FILL_RECORD, transport);
+
+			if (drop)
+				bpf_ringbuf_discard(drop, discard_flags);
+		}
+		bpf_iter_num_destroy(&d);
+
+		rec = reserve(&out, FILL_RECORD, transport);
+		if (!rec)
+			continue; /* the test counts what arrives */
+		rec->ktime_ns = bpf_ktime_get_ns();
+		rec->seq = seq++;
+		submit(&out, args, FILL_RECORD, transport);
+	}
+	bpf_iter_num_destroy(&it);
+	return 0;
+}
+
+/*
+ * Reserves one record and keeps it reserved, its header busy, until the
+ * test sets hold_state.release or timeout_ns passes; then submits it. The
+ * verifier lets no reservation outlive a program run, so the run itself is
+ * the hold: the test runs this on one thread and watches the consumer from
+ * another. Returns 1 if it held a record, 0 if the ring had no room.
+ */
+static __always_inline int hold(struct hold_args *args, const enum transport transport)
+{
+	__u64 deadline = bpf_ktime_get_ns() + args->timeout_ns;
+	struct hold_state *hs;
+	struct output out = {};
+	struct bench_record *rec;
+	struct bpf_iter_num outer;
+	bool released = false;
+	__u32 zero = 0;
+	int *i;
+
+	hs = bpf_map_lookup_elem(&hold_control, &zero);
+	if (!hs)
+		return 0;
+	rec = reserve(&out, FILL_RECORD, transport);
+	if (!rec)
+		return 0;
+	rec->ktime_ns = bpf_ktime_get_ns();
+	rec->seq = args->seq;
+	WRITE_ONCE(hs->holding, 1);
+
+	/* An iterator runs at most BPF_MAX_LOOPS (8M) times: nest two, and
+	 * let the deadline end them. */
+	bpf_iter_num_new(&outer, 0, 1 << 12);
+	while (!released && (i = bpf_iter_num_next(&outer))) {
+		struct bpf_iter_num inner;
+		int *j;
+
+		bpf_iter_num_new(&inner, 0, 1 << 16);
+		while ((j = bpf_iter_num_next(&inner))) {
+			if (READ_ONCE(hs->release)) {
+				released = true;
+				break;
+			}
+			if (bpf_ktime_get_ns() > deadline) {
+				WRITE_ONCE(hs->timed_out, 1);
+				released = true;
+				break;
+			}
+		}
+		bpf_iter_num_destroy(&inner);
+	}
+	bpf_iter_num_destroy(&outer);
+
+	WRITE_ONCE(hs->holding, 0);
+	submit(&out, args, FILL_RECORD, transport);
+	return 1;
+}
+
+#define FILL_PROGRAMS(name, transport)						\
+	SEC("syscall")								\
+	int fill_##name(struct fill_args *args)					\
+	{									\
+		return fill(args, transport);					\
+	}									\
+	SEC("syscall")								\
+	int hold_##name(struct hold_args *args)					\
+	{									\
+		return hold(args, transport);					\
+	}
+
+/* Only the ring buffers have discards and reservations that block the reader. */
+FILL_PROGRAMS(ringbuf, TRANSPORT_RINGBUF)
+FILL_PROGRAMS(percpu_ringbuf, TRANSPORT_PERCPU_RINGBUF)

@@ -1,0 +1,414 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * The transports' side of every producer: the maps records travel through,
+ * and reserve() and submit(), which write a record into the chosen
+ * transport and wake its consumer as transport_config.wakeup says.
+ * bpf/ringwatch.c (the product's producers) and bpf/testfill.c (the test
+ * fillers of internal/testbpf) both include it, so the tests drive the very
+ * code the sources run; the test object is loaded with these maps replaced
+ * by the loaded producers' own (ebpf.CollectionOptions.MapReplacements).
+ * Include after vmlinux.h, bpf_helpers.h and ringwatch.h.
+ */
+#ifndef RINGWATCH_TRANSPORT_H
+#define RINGWATCH_TRANSPORT_H
+
+/*
+ * The kernel-to-user transports. Each source has one program per transport
+ * (see the end of bpf/ringwatch.c) and pkg/loader loads only the chosen
+ * transport's programs and the maps they use; it also sets every size below
+ * that depends on the machine or on the command line.
+ */
+
+/*
+ * ringbuf: one BPF_MAP_TYPE_RINGBUF shared by every CPU. A ring buffer has no
+ * key or value type (the kernel requires key_size == value_size == 0), so the
+ * record types reach Go through bpf2go's -type flags in gen.go instead of
+ * __type(value). max_entries is the data size in bytes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+/*
+ * percpu-ringbuf: ring buffers in an array of maps, one per CPU or per group
+ * of transport_config.cpus_per_ring CPUs. Each CPU reserves only in its own
+ * ring, so CPUs stop contending for one ring's spinlock.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_RINGBUF);
+		__uint(max_entries, 4 << 20);
+	});
+} percpu_events SEC(".maps");
+
+/* perfbuf: one perf buffer per CPU; pkg/consumer opens them and fills the array. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} perf_events SEC(".maps");
+
+/*
+ * bpf_perf_event_output copies a record that is already complete, so the
+ * perfbuf programs build it here first: one buffer per CPU, with a busy flag
+ * so that a program interrupting another on the same CPU cannot overwrite a
+ * record half built.
+ */
+#define PERF_SCRATCH_SIZE 4096
+struct perf_scratch {
+	__u32 busy;
+	__u32 pad;
+	__u8 data[PERF_SCRATCH_SIZE];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct perf_scratch);
+} perf_scratch SEC(".maps");
+
+/* spsc: see "The SPSC queue" below. Both arrays are mapped by pkg/consumer. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1); /* one per possible CPU */
+	__type(key, __u32);
+	__type(value, struct spsc_queue);
+} spsc_queues SEC(".maps");
+
+/*
+ * The slots of every queue. No BTF value type: pkg/loader sets value_size to
+ * the slot size, which the verifier then checks every record write against.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1); /* possible CPUs * spsc_slots */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, 8);
+} spsc_slots SEC(".maps");
+
+/* The sleep handshake: one wake_state per consumer, mapped by each. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1); /* one per consumer */
+	__type(key, __u32);
+	__type(value, struct wake_state);
+} consumer_state SEC(".maps");
+
+/*
+ * Each consumer's doorbell: a ring buffer only so that epoll can wait on it,
+ * one per consumer in an array of maps that pkg/transport fills.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1); /* one per consumer */
+	__type(key, __u32);
+	__array(values, struct {
+		__uint(type, BPF_MAP_TYPE_RINGBUF);
+		__uint(max_entries, 4096);
+	});
+} doorbells SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct transport_config);
+} transport_settings SEC(".maps");
+
+#define READ_ONCE(x) (*(const volatile typeof(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile typeof(x) *)&(x) = (v))
+/* Keeps the compiler from moving memory accesses across it; emits nothing. */
+#define barrier() asm volatile("" ::: "memory")
+
+/*
+ * The SPSC queue
+ * ==============
+ *
+ * Queue k is written only by BPF programs running on CPU k and read only by
+ * the one consumer thread, so neither side needs a lock. The producer:
+ *
+ *   1. refuses to nest: if busy is set, a program on this CPU was interrupted
+ *      while writing a slot; the record is counted as lost. busy is only ever
+ *      touched by this CPU, and an interrupting program sees everything the
+ *      interrupted one stored before it, so plain accesses suffice (with
+ *      barrier() against the compiler).
+ *   2. checks for room: tail - head < spsc_slots, using cached_head and
+ *      reading the consumer's head only when the cached one says full. A full
+ *      queue counts the record as lost.
+ *   3. writes the record and its length into slot tail & (spsc_slots - 1),
+ *   4. publishes it: tail = tail + 1,
+ *   5. fences, then reads wake_state.consumer_sleeping; if set, clears it
+ *      with a compare-and-swap and rings the doorbell.
+ *
+ * The consumer (pkg/consumer/spsc.go) reads tail, reads the slots before it,
+ * then stores head once per batch.
+ *
+ * Memory ordering on x86-64. x86-64 is TSO: stores are not reordered with
+ * stores, loads not with loads, and loads not with later stores; only a
+ * store followed by a load of another location may be reordered (the store
+ * waits in the store buffer). The BPF JIT emits our loads and stores in
+ * program order, as plain movs, and READ_ONCE/WRITE_ONCE/barrier() keep the
+ * compiler from reordering them. So, with no fence and no atomic on the data
+ * path:
+ *   - slot stores (3) become visible before the tail store (4): a consumer
+ *     that reads the new tail then reads a complete slot;
+ *   - the consumer's slot loads complete before its head store, and our head
+ *     load comes before our slot stores: we never overwrite a slot being read.
+ * The sleep handshake (5) is Dekker's: the consumer stores sleeping = 1 then
+ * loads every tail; the producer stores tail then loads sleeping. Each side
+ * needs its store visible before its load (StoreLoad), the one reordering
+ * x86-64 allows, or both can miss the other and the consumer sleeps on a
+ * record. The consumer's atomic store is an XCHG, a full barrier. BPF has no
+ * fence instruction, so the producer's fence is a fetch-and-add on a word of
+ * its own cache line (wake_checks), which the x86-64 JIT emits as lock xadd:
+ * it orders without contending, as no other CPU writes that line. It is the
+ * only locked instruction per record; the kernel's ring buffer takes two (the
+ * spin lock in reserve, the xchg in commit).
+ *
+ * What arm64 would need. arm64 reorders all four ways, so plain accesses are
+ * not enough: the tail store (4) must be a store-release and the producer's
+ * head load a load-acquire; the consumer's tail load an acquire and its head
+ * store a release (Go's sync/atomic gives it both). BPF has load-acquire and
+ * store-release instructions from Linux 6.15 (with LLVM 21's
+ * __atomic_load_n/__atomic_store_n); on an older kernel a fetch-and-add
+ * before the tail store gives the release, at the cost of a second fence.
+ * The fetching atomics are fully ordered on every JIT (Documentation/bpf/
+ * standardization/instruction-set.rst), so the handshake fence (5) carries
+ * over as is.
+ */
+
+/* Where a record is being written, from reserve() to submit(). */
+struct output {
+	void *rec;
+	struct transport_config *cfg;
+	void *ring;               /* ringbuf, percpu-ringbuf: the ring reserved in */
+	__u32 ring_index;         /* which ring: see transport_config.consumer_shift */
+	struct spsc_queue *queue; /* spsc */
+	struct spsc_slot *slot;   /* spsc */
+	struct perf_scratch *scratch; /* perfbuf */
+};
+
+static __always_inline struct transport_config *get_transport_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&transport_settings, &zero);
+}
+
+/*
+ * Reserves size bytes for a record in the transport. Returns NULL when there
+ * is no room: the caller counts the record as lost.
+ */
+static __always_inline void *reserve(struct output *out, __u32 size, const enum transport transport)
+{
+	__u32 cpu = bpf_get_smp_processor_id(), zero = 0;
+	struct transport_config *cfg = get_transport_config();
+
+	if (!cfg)
+		return NULL; /* cannot happen: index 0 of a 1-entry array */
+	out->cfg = cfg;
+	switch (transport) {
+	case TRANSPORT_RINGBUF:
+		out->ring = &events;
+		out->rec = bpf_ringbuf_reserve(&events, size, 0);
+		return out->rec;
+
+	case TRANSPORT_PERCPU_RINGBUF: {
+		__u32 ring;
+		void *rb;
+
+		if (cfg->cpus_per_ring == 0)
+			return NULL;
+		ring = cpu / cfg->cpus_per_ring;
+		rb = bpf_map_lookup_elem(&percpu_events, &ring);
+		if (!rb)
+			return NULL;
+		out->ring = rb;
+		out->ring_index = ring;
+		out->rec = bpf_ringbuf_reserve(rb, size, 0);
+		return out->rec;
+	}
+
+	case TRANSPORT_PERFBUF: {
+		struct perf_scratch *scratch = bpf_map_lookup_elem(&perf_scratch, &zero);
+
+		if (!scratch || scratch->busy)
+			return NULL;
+		scratch->busy = 1;
+		barrier();
+		out->scratch = scratch;
+		out->ring_index = cpu;
+		out->rec = scratch->data;
+		return out->rec;
+	}
+
+	case TRANSPORT_SPSC: {
+		struct spsc_queue *q = bpf_map_lookup_elem(&spsc_queues, &cpu);
+		struct spsc_slot *slot;
+		__u64 tail, slots;
+		__u32 index;
+
+		if (!q || READ_ONCE(q->busy))
+			return NULL;
+		WRITE_ONCE(q->busy, 1);
+		barrier();
+		slots = cfg->spsc_slots;
+		tail = q->tail;
+		if (tail - q->cached_head >= slots) {
+			q->cached_head = READ_ONCE(q->head);
+			if (tail - q->cached_head >= slots)
+				goto refuse;
+		}
+		index = cpu * slots + (tail & (slots - 1));
+		slot = bpf_map_lookup_elem(&spsc_slots, &index);
+		if (!slot)
+			goto refuse;
+		out->queue = q;
+		out->ring_index = cpu;
+		out->slot = slot;
+		out->rec = slot->data;
+		return out->rec;
+refuse:
+		barrier();
+		WRITE_ONCE(q->busy, 0);
+		return NULL;
+	}
+	}
+	return NULL;
+}
+
+/* The consumer that reads the ring out wrote to: see transport_config. */
+static __always_inline __u32 consumer_of(const struct output *out)
+{
+	return out->ring_index >> (out->cfg->consumer_shift & 31);
+}
+
+/* Rings consumer's doorbell: a record that only wakes it. */
+static __always_inline void ring_bell(__u32 consumer)
+{
+	__u64 cpu = bpf_get_smp_processor_id();
+	void *bell = bpf_map_lookup_elem(&doorbells, &consumer);
+
+	/* A failed output means the doorbell ring already holds unread
+	 * doorbells, which keep epoll ready: the consumer wakes all the same. */
+	if (bell)
+		bpf_ringbuf_output(bell, &cpu, sizeof(cpu), BPF_RB_FORCE_WAKEUP);
+}
+
+/*
+ * Wakes the consumer if it sleeps in state, and nobody else woke it first:
+ * the compare-and-swap lets exactly one producer ring the doorbell.
+ */
+static __always_inline void ring_doorbell(struct wake_state *ws, __u32 state, __u32 consumer)
+{
+	if (__sync_val_compare_and_swap(&ws->consumer_sleeping, state, SLEEP_AWAKE) != state)
+		return;
+	ring_bell(consumer);
+}
+
+/*
+ * WAKEUP_ADAPTIVE, after a record is published: wakes a consumer that
+ * sleeps deeply, or lazily once pending reaches the watermark. The caller
+ * must have fenced between publishing and this read of the flag (see The
+ * SPSC queue: Dekker's handshake); bpf_ringbuf_submit's xchg is such a
+ * fence. pending is only computed when a lazy sleeper makes it matter.
+ */
+#define WAKE_IF_ASLEEP(out, cfg, pending_expr)					\
+	do {										\
+		__u32 consumer_ = consumer_of(out);					\
+		struct wake_state *ws_ = bpf_map_lookup_elem(&consumer_state, &consumer_); \
+		__u32 state_;								\
+											\
+		if (!ws_)								\
+			break;								\
+		state_ = READ_ONCE(ws_->consumer_sleeping);				\
+		if (state_ == SLEEP_DEEP ||						\
+		    (state_ == SLEEP_LAZY && (pending_expr) >= (cfg)->watermark))	\
+			ring_doorbell(ws_, state_, consumer_);				\
+	} while (0)
+
+/*
+ * Hands the record to the consumer, waking it as transport_config.wakeup
+ * says. Returns false if the transport refused the record after all
+ * (perfbuf: the CPU's buffer was full).
+ *
+ * Discarded records. ringwatch's producers never call bpf_ringbuf_discard,
+ * but a program sharing a ring with them might, and the kernel's own wakeup
+ * rule does not survive it: a discarded record stays in the ring until the
+ * consumer skips it, and bpf_ringbuf_commit (kernel/bpf/ringbuf.c) wakes
+ * the consumer for a flags-0 commit only when the consumer position equals
+ * the record's position. So after a discard with BPF_RB_NO_WAKEUP at the
+ * consumer's position, the next flags-0 submit finds the discarded record
+ * in front of it and wakes nobody (the kernel documents this since commit
+ * f9a80c7ce49e, "bpf: Clarify BPF_RB_NO_WAKEUP behavior for
+ * bpf_ringbuf_discard()"). WAKEUP_ADAPTIVE (the doorbell looks at the
+ * consumer's flag, not at positions) and WAKEUP_EVERY (BPF_RB_FORCE_WAKEUP)
+ * do not depend on that rule; WAKEUP_KERNEL does: in that mode a discard
+ * must pass flags 0 (which wakes a consumer waiting at that position) or
+ * the next submit BPF_RB_FORCE_WAKEUP. pkg/loader's tests run every mode
+ * through bpf/testfill.c's discarding filler.
+ */
+static __always_inline bool submit(struct output *out, void *ctx, __u32 size, const enum transport transport)
+{
+	struct transport_config *cfg = out->cfg;
+
+	switch (transport) {
+	case TRANSPORT_RINGBUF:
+	case TRANSPORT_PERCPU_RINGBUF: {
+		__u64 flags = BPF_RB_NO_WAKEUP;
+
+		if (cfg->wakeup == WAKEUP_EVERY)
+			flags = BPF_RB_FORCE_WAKEUP;
+		else if (cfg->wakeup == WAKEUP_KERNEL)
+			flags = 0;
+
+		bpf_ringbuf_submit(out->rec, flags);
+		if (cfg->wakeup == WAKEUP_ADAPTIVE)
+			WAKE_IF_ASLEEP(out, cfg, bpf_ringbuf_query(out->ring, BPF_RB_AVAIL_DATA));
+		return true;
+	}
+
+	case TRANSPORT_PERFBUF: {
+		/* A perf buffer wakes its consumer itself, for every sample
+		 * (pkg/consumer sets wakeup_events to 1): in every mode. */
+		long err = bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, out->rec, size);
+
+		barrier();
+		out->scratch->busy = 0;
+		return err == 0;
+	}
+
+	case TRANSPORT_SPSC: {
+		struct spsc_queue *q = out->queue;
+		__u64 tail = q->tail + 1;
+
+		out->slot->len = size;
+		barrier();
+		WRITE_ONCE(q->tail, tail); /* publish: see The SPSC queue */
+		switch (cfg->wakeup) {
+		case WAKEUP_EVERY:
+		case WAKEUP_KERNEL:
+			ring_bell(consumer_of(out));
+			break;
+		case WAKEUP_ADAPTIVE:
+			__sync_fetch_and_add(&q->wake_checks, 1); /* StoreLoad fence */
+			WAKE_IF_ASLEEP(out, cfg, tail - READ_ONCE(q->head)); /* watermark in slots */
+			break;
+		}
+		barrier();
+		WRITE_ONCE(q->busy, 0);
+		return true;
+	}
+	}
+	return false;
+}
+
+
+#endif /* RINGWATCH_TRANSPORT_H */

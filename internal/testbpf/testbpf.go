@@ -1,0 +1,24 @@
+package testbpf
+
+import "github.com/cilium/ebpf"
+
+// Load returns the embedded object of bpf/testfill.c: fill_<transport> and
+// hold_<transport> for the ring buffer transports, the maps of
+// bpf/transport.h they write through, and hold_control. Load it with the
+// transport's maps replaced by the loaded producers' (MapReplacements), so
+// that the fillers write into the rings a consumer reads and wake it as the
+// producers do. Each call returns a fresh copy.
+func Load() (*ebpf.CollectionSpec, error) { return loadTestfill() }
+
+// The fillers' contexts and state: see bpf/testfill.h.
+type (
+	// FillArgs is fill_<transport>'s context.
+	FillArgs = testfillFillArgs
+	// HoldArgs is hold_<transport>'s context.
+	HoldArgs = testfillHoldArgs
+	// HoldState is hold_control's one value.
+	HoldState = testfillHoldState
+)
+
+// MapHoldControl is where hold_<transport> and the test meet.
+const MapHoldControl = testfillMapHoldControl
