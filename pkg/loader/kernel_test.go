@@ -219,10 +219,15 @@ func testExecEventsArriveExactly(t *testing.T, cfg setup) {
 }
 
 // TestWakeupsDeliverEachRecordAlone runs one process at a time and waits
-// for its exec record before running the next: the consumer sleeps in
-// between, and each record must wake it. A lost wakeup would leave the
-// record waiting for a later one, and the wait would only end at the
-// deadline, which is there to fail instead of hang.
+// for its exec record before running the next. The consumer sleeps deeply
+// (no timer of its own can deliver a record), and each round waits until
+// it is asleep in epoll before the exec: so each record must wake it, and
+// the test requires a wakeup counted in every round. A lost wakeup would
+// leave the record waiting for a later one, and the wait would only end at
+// the deadline, which is there to fail instead of hang. (Other processes'
+// exec records land in the same ring and may wake the consumer first;
+// TestSleepHandshakeManyRounds and TestDiscardThenSubmitWakesTheConsumer
+// run the same handshake on rings only the test writes.)
 func TestWakeupsDeliverEachRecordAlone(t *testing.T) {
 	forEachTransport(t, setup{Options: Options{Sources: sourcesNamed(t, abi.SourceExec)}}, testWakeupsDeliverEachRecordAlone)
 }
@@ -230,16 +235,20 @@ func TestWakeupsDeliverEachRecordAlone(t *testing.T) {
 func testWakeupsDeliverEachRecordAlone(t *testing.T, cfg setup) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
-	p, c := openProducers(t, cfg)
 	arrived := make(chan uint32, 100)
 	self := uint32(os.Getpid())
-	finish := consume(t, p, c, func(rec []byte) {
-		if e, err := abi.DecodeExec(rec); err == nil && e.Ppid == self {
-			arrived <- e.Pid
+	r := openRig(t, rigConfig{kind: cfg.kind, mode: cfg.Wakeup, cpusPerRing: cfg.ringSizes.CPUsPerRing,
+		sources: cfg.Sources, attach: true, each: func(rec []byte) {
+			if e, err := abi.DecodeExec(rec); err == nil && e.Ppid == self {
+				arrived <- e.Pid
+			}
+		}})
+	const rounds = 50
+	for round := range rounds {
+		before := r.c.Woken()
+		if r.mode != abi.WakeupBusy {
+			r.awaitSleep(t)
 		}
-	})
-	defer finish()
-	for round := range 50 {
 		cmd := exec.Command("/bin/true")
 		if err := cmd.Run(); err != nil {
 			t.Fatal(err)
@@ -249,19 +258,22 @@ func testWakeupsDeliverEachRecordAlone(t *testing.T, cfg setup) {
 			if pid != uint32(cmd.Process.Pid) {
 				t.Fatalf("round %d: exec record of pid %d, want %d", round, pid, cmd.Process.Pid)
 			}
-		case <-time.After(10 * time.Second):
+		case <-time.After(deadline):
 			t.Fatalf("round %d: the exec record of pid %d never woke the consumer", round, cmd.Process.Pid)
+		}
+		switch woken := r.c.Woken(); {
+		case r.mode == abi.WakeupBusy && woken != 0:
+			t.Fatalf("round %d: a polling consumer was woken %d times", round, woken)
+		case r.mode != abi.WakeupBusy && woken == before:
+			t.Fatalf("round %d: the record arrived, but no wakeup was counted since the consumer fell asleep", round)
 		}
 	}
 	var wakeups uint64
-	for _, st := range c.Stats() {
+	for _, st := range r.c.Stats() {
 		wakeups += st.Wakeups
 	}
-	switch {
-	case cfg.Wakeup == abi.WakeupBusy && wakeups != 0:
-		t.Errorf("a polling consumer was woken %d times", wakeups)
-	case cfg.Wakeup != abi.WakeupBusy && wakeups == 0:
-		t.Error("50 records arrived without one wakeup: the consumer never slept")
+	if r.mode != abi.WakeupBusy && wakeups < rounds {
+		t.Errorf("%d ring wakeups in %d rounds, want one a round at least", wakeups, rounds)
 	}
 }
 

@@ -65,17 +65,31 @@ type rig struct {
 	arrived   chan struct{}
 	mu        sync.Mutex
 	seqs      []uint64 // of the filler's records, in order of delivery
-	stop      func()   // stops the reader; idempotent
+	each      func(rec []byte)
+	stop      func() // stops the reader; idempotent
 }
 
-// openRig loads sources for kind with wakeup mode (cpusPerRing as
-// transport.Options has it) and a deeply sleeping consumer of every ring.
-// attach attaches the sources. The reader starts at once.
-func openRig(t *testing.T, kind abi.Transport, mode abi.Wakeup, cpusPerRing int, attach bool, sources ...Source) *rig {
+// rigConfig says what openRig loads.
+type rigConfig struct {
+	kind        abi.Transport
+	mode        abi.Wakeup // "" is adaptive
+	cpusPerRing int        // as transport.Options has it
+	sources     []Source   // nil: benchSource
+	attach      bool       // attach the sources
+	// each, if set, sees every record delivered, on the reading thread.
+	each func(rec []byte)
+}
+
+// openRig loads cfg's sources and a deeply sleeping consumer of every
+// ring of the transport. The reader starts at once.
+func openRig(t *testing.T, cfg rigConfig) *rig {
 	t.Helper()
 	testenv.RequireBPF(t)
-	tr, opts := openTransport(t, setup{Options: Options{Sources: sources, Wakeup: mode}, kind: kind,
-		ringSizes: transport.Options{CPUsPerRing: cpusPerRing}})
+	if cfg.sources == nil {
+		cfg.sources = []Source{benchSource}
+	}
+	tr, opts := openTransport(t, setup{Options: Options{Sources: cfg.sources, Wakeup: cfg.mode}, kind: cfg.kind,
+		ringSizes: transport.Options{CPUsPerRing: cfg.cpusPerRing}})
 	p, err := Open(opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
@@ -94,12 +108,12 @@ func openRig(t *testing.T, kind abi.Transport, mode abi.Wakeup, cpusPerRing int,
 			t.Errorf("close consumer: %v", err)
 		}
 	})
-	if attach {
+	if cfg.attach {
 		if err := p.Attach(); err != nil {
 			t.Fatalf("Attach: %v", err)
 		}
 	}
-	r := &rig{p: p, c: c, tr: tr, kind: kind, mode: opts.Wakeup, arrived: make(chan struct{}, 1)}
+	r := &rig{p: p, c: c, tr: tr, kind: cfg.kind, mode: opts.Wakeup, each: cfg.each, arrived: make(chan struct{}, 1)}
 	r.start(t)
 	return r
 }
@@ -131,6 +145,9 @@ func (r *rig) start(t *testing.T) {
 func (r *rig) take(b consumer.Batch) {
 	r.mu.Lock()
 	for _, rec := range b.Records {
+		if r.each != nil {
+			r.each(rec)
+		}
 		if len(rec) == 16 {
 			r.seqs = append(r.seqs, binary.LittleEndian.Uint64(rec[unsafe.Offsetof(abi.BenchRecord{}.Seq):]))
 		}
@@ -269,7 +286,7 @@ func TestDiscardThenSubmitWakesTheConsumer(t *testing.T) {
 }
 
 func testDiscardThenSubmit(t *testing.T, kind abi.Transport, mode abi.Wakeup, discardFlags uint64) {
-	r := openRig(t, kind, mode, 0, false, benchSource)
+	r := openRig(t, rigConfig{kind: kind, mode: mode})
 	fill, _, _ := r.fillers(t)
 	const rounds = 20
 	discarded := uint64(0)
@@ -330,7 +347,7 @@ func seqRange(from, to uint64) []uint64 {
 func TestKernelWakeupsMissASubmitBehindANoWakeupDiscard(t *testing.T) {
 	for _, kind := range []abi.Transport{abi.Ringbuf, abi.PercpuRingbuf} {
 		t.Run(string(kind), func(t *testing.T) {
-			r := openRig(t, kind, abi.WakeupKernel, 0, false, benchSource)
+			r := openRig(t, rigConfig{kind: kind, mode: abi.WakeupKernel})
 			fill, _, _ := r.fillers(t)
 			r.awaitSleep(t)
 			r.expect(1)
@@ -502,7 +519,7 @@ func TestSleepHandshakeManyRounds(t *testing.T) {
 		{abi.SPSC, abi.WakeupEvery},
 	} {
 		t.Run(fmt.Sprintf("%s/%s", tc.kind, tc.mode), func(t *testing.T) {
-			r := openRig(t, tc.kind, tc.mode, 0, false, benchSource)
+			r := openRig(t, rigConfig{kind: tc.kind, mode: tc.mode})
 			prog := r.p.Program(benchSource.Name)
 			if prog == nil {
 				t.Fatal("no bench producer loaded")
