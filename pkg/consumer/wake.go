@@ -30,9 +30,11 @@ const (
 )
 
 // DefaultMaxDelay bounds how long an adaptive consumer's lazy sleep leaves
-// records waiting. 1 ms is below what a person or a scrape can notice, yet
-// long enough to batch: at 10,000 records a second it replaces 10,000
-// wakeups with at most 1,000, and while no records flow there are none.
+// records waiting, not counting the time the kernel keeps the consumer's
+// thread waiting for a CPU once it is due to wake, which no timer
+// shortens. 1 ms is below what a person or a scrape can notice, yet long
+// enough to batch: at 10,000 records a second it replaces 10,000 wakeups
+// with at most 1,000, and while no records flow there are none.
 const DefaultMaxDelay = time.Millisecond
 
 // The consumer's sleep states in wake_state.consumer_sleeping.
@@ -116,9 +118,14 @@ func openSleeper(mode Wakeup, maxDelay time.Duration, withBell bool, doorbellMap
 }
 
 // lazySleep is how long a lazy sleep lasts for records to wait at most
-// maxDelay: shorter by the time the thread takes to wake up and read, up to
-// 200µs (this package's bench measures a thread wakeup's p99 at 80-100µs on
-// a 2-CPU VM).
+// maxDelay: shorter by what comes after the timeout, up to 200µs. That is
+// the timer's slack, by which the kernel may fire the timeout late (the
+// thread's timer slack, 50µs unless set with PR_SET_TIMERSLACK: fs/select.c,
+// select_estimate_accuracy, which epoll_pwait2 uses), and the time the
+// thread takes to wake up and read (this package's bench measures a thread
+// wakeup's p99 at 80-100µs on a 2-CPU VM). Not included, as no sleep length
+// can make up for it: time spent waiting for a CPU on a busy machine.
+// TestLazySleepDeliversWithinItsDelay measures both.
 func lazySleep(maxDelay time.Duration) time.Duration {
 	switch {
 	case maxDelay == 0:
