@@ -42,7 +42,7 @@ func SPSCQueueRange(name string, queues, slots *ebpf.Map, slotsPerQueue, first, 
 
 // spsc reads the single-producer single-consumer queues of every CPU, one
 // queue per CPU, as one ring: the BPF producer side and the memory-ordering
-// argument are in bpf/ringwatch.c ("The SPSC queue").
+// argument are in bpf/transport.h ("The SPSC queue").
 //
 // Queue k's head and tail count slots since the start; slot i of queue k
 // holds record number i for i in [head, tail). The consumer reads tail

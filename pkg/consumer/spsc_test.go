@@ -72,7 +72,7 @@ func (m *memQueues) head(k int) *uint64 { return &m.queueWords[k*spscQueueSize/8
 func (m *memQueues) tail(k int) *uint64 { return &m.queueWords[k*spscQueueSize/8+spscTailOffset/8] }
 
 // producer is queue k's producer, doing in Go what the BPF producer in
-// bpf/ringwatch.c does, step for step. Go's atomics are sequentially
+// bpf/transport.h does, step for step. Go's atomics are sequentially
 // consistent, which gives both the release and acquire orderings and the
 // handshake's StoreLoad fence.
 type producer struct {
