@@ -9,6 +9,6 @@
 // it hands over, and pkg/bench asks it what fits.
 //
 // Adding a transport is adding a file here (and its programs in
-// bpf/transport.h and bpf/ringwatch.c): [New] finds it by name, and nothing else switches on a
-// transport's name.
+// bpf/transport.h and bpf/ringwatch.c): [New] finds it by name, and
+// nothing else switches on a transport's name.
 package transport
