@@ -423,22 +423,23 @@ func TestSPSCHandshakeLeavesNoRecordWaiting(t *testing.T) {
 // The bound is MaxDelay plus however long the kernel keeps the consumer
 // thread waiting for a CPU once its timer has fired, which ringwatch cannot
 // shorten: on a machine with more runnable threads than CPUs, that is
-// milliseconds (measured here with 2 CPUs and a load average of 17: p99 of
-// the whole wait 2.5-25 ms, of the wait less the run-queue delay 0.85-0.90
+// milliseconds (measured with 2 CPUs at a load average of 15-21: p99 of
+// the whole wait 2.5-25 ms, of the wait less the run-queue delay 0.85-0.97
 // ms). So the test measures each record's wait from its write to its
 // delivery, subtracts the time the reading thread spent runnable but not
 // running meanwhile (run_delay in /proc/<tid>/schedstat,
-// Documentation/scheduler/sched-stats.rst), and requires the 99th
-// percentile of that to be within MaxDelay, with an allowance of 1 ms for
-// interrupts, a hypervisor's steal time and the Go runtime, which the
-// run-queue delay does not count; and no record beyond MaxDelay + 50 ms.
-// A lazy sleep that ran long, or a record that waited for a second one,
-// would put most records past it. (The 10 s deadline only turns a hang into
-// a failure.)
+// Documentation/scheduler/sched-stats.rst), and requires of that: the
+// median within MaxDelay, with no allowance (a lazy sleep that leaves no
+// room for the wakeup, or runs long, or a record that waits for a second
+// sleep, puts most records past it); the 99th percentile within MaxDelay
+// plus an allowance of 0.5 ms for interrupts, a hypervisor's steal time
+// and the Go runtime, which the run-queue delay does not count; and no
+// record beyond MaxDelay + 50 ms. (The 10 s deadline only turns a hang
+// into a failure.)
 func TestLazySleepDeliversWithinItsDelay(t *testing.T) {
 	const (
 		maxDelay  = DefaultMaxDelay
-		allowance = time.Millisecond
+		allowance = 500 * time.Microsecond
 		worst     = maxDelay + 50*time.Millisecond
 	)
 	rounds := 1000
@@ -506,6 +507,9 @@ func TestLazySleepDeliversWithinItsDelay(t *testing.T) {
 	// doorbell: the self-wakeup delivered them.
 	if p.doorbells > rounds/2 {
 		t.Errorf("%d doorbells for %d records below the watermark: the consumer did not sleep lazily", p.doorbells, rounds)
+	}
+	if q := quantile(own, .5); q > maxDelay {
+		t.Errorf("median of the wait less the run-queue delay is %v, beyond the %v bound", q, maxDelay)
 	}
 	if q := quantile(own, .99); q > maxDelay+allowance {
 		t.Errorf("p99 of the wait less the run-queue delay is %v, beyond the %v bound and its %v allowance", q, maxDelay, allowance)
