@@ -387,11 +387,11 @@ func TestKernelWakeupsMissASubmitBehindANoWakeupDiscard(t *testing.T) {
 // the reader must deliver nothing past it (the kernel's ring is read in
 // order, and a busy header is a record not yet written), and everything,
 // in order, once it is submitted. hold_<transport> holds it for the length
-// of its run, spinning on a flag in a map, on a thread of its own; it needs
-// a second CPU only to be quick, as a preemptible kernel lets the other
-// threads run beside it on one, and it gives up after a timeout otherwise.
-// percpu-ringbuf groups every CPU on one ring, so that both threads'
-// records meet there wherever they run.
+// of its run, spinning on a flag in a map, on a thread of its own, while
+// the test writes and reads on a second CPU (a kernel that does not
+// preempt the spinning program would leave a single CPU to it until its
+// timeout). percpu-ringbuf groups every CPU on one ring, so that both
+// threads' records meet there wherever they run.
 func TestHeldReservationStopsTheReader(t *testing.T) {
 	for _, tc := range []struct {
 		kind        abi.Transport
@@ -399,6 +399,7 @@ func TestHeldReservationStopsTheReader(t *testing.T) {
 	}{{abi.Ringbuf, 0}, {abi.PercpuRingbuf, runtime.NumCPU()}} {
 		t.Run(string(tc.kind), func(t *testing.T) {
 			testenv.RequireBPF(t)
+			testenv.RequireCPUs(t, 2)
 			tr, opts := openTransport(t, setup{Options: Options{Sources: []Source{benchSource}, Wakeup: abi.WakeupEvery},
 				kind: tc.kind, ringSizes: transport.Options{CPUsPerRing: tc.cpusPerRing}})
 			p, err := Open(opts)
