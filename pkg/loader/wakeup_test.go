@@ -288,7 +288,7 @@ func TestDiscardThenSubmitWakesTheConsumer(t *testing.T) {
 func testDiscardThenSubmit(t *testing.T, kind abi.Transport, mode abi.Wakeup, discardFlags uint64) {
 	r := openRig(t, rigConfig{kind: kind, mode: mode})
 	fill, _, _ := r.fillers(t)
-	const rounds = 20
+	const rounds = 10
 	discarded := uint64(0)
 	for round := range uint64(rounds) {
 		before := r.c.Woken()
