@@ -3,7 +3,9 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 /*
  * ringwatch's ring-0 producers: kernel events written as records into one
- * BPF ring buffer, with every attempt numbered and every loss counted.
+ * BPF ring buffer, with every attempt numbered and every loss counted. The
+ * transports they write through, and how they wake the consumer, are in
+ * transport.h.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
