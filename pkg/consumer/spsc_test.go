@@ -425,8 +425,8 @@ func TestSPSCHandshakeLeavesNoRecordWaiting(t *testing.T) {
 // The bound is MaxDelay plus however long the kernel keeps the consumer
 // thread waiting for a CPU once its timer has fired, which ringwatch cannot
 // shorten: on a machine with more runnable threads than CPUs, that is
-// milliseconds (measured with 2 CPUs at a load average of 15-21: p99 of
-// the whole wait 2.5-25 ms, of the wait less the run-queue delay 0.85-0.97
+// milliseconds (measured with 2 CPUs at a load average of 13-21: p99 of
+// the whole wait 3.3-9.6 ms, of the wait less the run-queue delay 0.87-0.97
 // ms). So the test measures each record's wait from its write to its
 // delivery, subtracts the time the reading thread spent runnable but not
 // running meanwhile (run_delay in /proc/<tid>/schedstat,
