@@ -56,7 +56,6 @@ var benchSource = Source{Name: "bench", RecordSize: 16, Program: "bench_16"}
 type rig struct {
 	p    *Producers
 	c    *consumer.Consumer
-	tr   transport.Transport
 	kind abi.Transport
 	mode abi.Wakeup
 
@@ -114,7 +113,7 @@ func openRig(t *testing.T, cfg rigConfig) *rig {
 			t.Fatalf("Attach: %v", err)
 		}
 	}
-	r := &rig{p: p, c: c, tr: tr, kind: cfg.kind, mode: opts.Wakeup, each: cfg.each, arrived: make(chan struct{}, 1)}
+	r := &rig{p: p, c: c, kind: cfg.kind, mode: opts.Wakeup, each: cfg.each, arrived: make(chan struct{}, 1)}
 	r.start(t)
 	return r
 }
