@@ -120,11 +120,12 @@ func openSleeper(mode Wakeup, maxDelay time.Duration, withBell bool, doorbellMap
 // lazySleep is how long a lazy sleep lasts for records to wait at most
 // maxDelay: shorter by what comes after the timeout, up to 200µs. That is
 // the timer's slack, by which the kernel may fire the timeout late (the
-// thread's timer slack, 50µs unless set with PR_SET_TIMERSLACK: fs/eventpoll.c,
-// ep_poll, takes it from fs/select.c, select_estimate_accuracy), and the time the
-// thread takes to wake up and read (this package's bench measures a thread
-// wakeup's p99 at 80-100µs on a 2-CPU VM). Not included, as no sleep length
-// can make up for it: time spent waiting for a CPU on a busy machine.
+// thread's timer slack, 50µs unless set with PR_SET_TIMERSLACK:
+// fs/eventpoll.c, ep_poll, takes it from fs/select.c,
+// select_estimate_accuracy), and the time the thread takes to wake up and
+// read (this package's bench measures a thread wakeup's p99 at 80-100µs on
+// a 2-CPU VM). Not included, as no sleep length can make up for it: time
+// spent waiting for a CPU on a busy machine.
 // TestLazySleepDeliversWithinItsDelay measures both.
 func lazySleep(maxDelay time.Duration) time.Duration {
 	switch {
