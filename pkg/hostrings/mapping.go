@@ -1,0 +1,79 @@
+package hostrings
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// positions is a read-only view of a ring's two position pages. The kernel
+// lays a BPF_MAP_TYPE_RINGBUF or BPF_MAP_TYPE_USER_RINGBUF out for user space
+// at these offsets into the map's fd (kernel/bpf/ringbuf.c, struct
+// bpf_ringbuf: consumer_pos and producer_pos each on a page of their own):
+//
+//	0          page       2*page
+//	+----------+----------+----------------------------------+
+//	| consumer | producer | data, twice (never mapped here)  |
+//	| position | position |                                  |
+//	+----------+----------+----------------------------------+
+//	 mapped     mapped
+//	 PROT_READ  PROT_READ
+//
+// The census maps the two position pages and nothing else, with PROT_READ
+// only. ringbuf_map_mmap_kern and ringbuf_map_mmap_user clear VM_MAYWRITE on
+// a mapping made without PROT_WRITE, so mprotect cannot make it writable
+// later, and a store through it faults. The data pages, which hold other
+// processes' records, are never mapped at all.
+type positions struct {
+	consumer, producer *uint64
+	consumerMem        []byte
+	producerMem        []byte
+}
+
+// mapPositions maps the consumer and producer pages of the ring whose map
+// file descriptor is fd. On failure nothing stays mapped.
+func mapPositions(fd int) (*positions, error) {
+	page := os.Getpagesize()
+	consumerMem, err := unix.Mmap(fd, 0, page, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("mmap the consumer page read-only: %w", err)
+	}
+	producerMem, err := unix.Mmap(fd, int64(page), page, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("mmap the producer page read-only: %w", err), unix.Munmap(consumerMem))
+	}
+	return &positions{
+		consumer:    (*uint64)(unsafe.Pointer(&consumerMem[0])),
+		producer:    (*uint64)(unsafe.Pointer(&producerMem[0])),
+		consumerMem: consumerMem,
+		producerMem: producerMem,
+	}, nil
+}
+
+// load reads both positions. The consumer position is read first: it never
+// passes the producer position, so a producer read after it is at least as
+// far, and their difference is never negative. The kernel stores both with
+// release ordering (smp_store_release in kernel/bpf/ringbuf.c), and user
+// rings' producers do the same.
+func (p *positions) load() (producer, consumer uint64) {
+	consumer = atomic.LoadUint64(p.consumer)
+	producer = atomic.LoadUint64(p.producer)
+	return producer, consumer
+}
+
+// close unmaps both pages; it is idempotent.
+func (p *positions) close() error {
+	var errs []error
+	for _, mem := range []*[]byte{&p.consumerMem, &p.producerMem} {
+		if *mem != nil {
+			errs = append(errs, unix.Munmap(*mem))
+			*mem = nil
+		}
+	}
+	p.consumer, p.producer = nil, nil
+	return errors.Join(errs...)
+}
