@@ -114,7 +114,7 @@ type Census struct {
 }
 
 type held struct {
-	ring Ring // everything but the positions and stall state
+	ring Ring       // everything but the positions and stall state
 	pos  *positions // nil for perf event arrays
 }
 
