@@ -23,13 +23,14 @@ import (
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/testenv"
+	"github.com/ringwatch/ringwatch/internal/testenv/ringchild"
 	"github.com/ringwatch/ringwatch/pkg/accounting"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 	"github.com/ringwatch/ringwatch/pkg/session"
 	tpt "github.com/ringwatch/ringwatch/pkg/transport"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { ringchild.Main(m) }
 
 // pipeline is the run command's wiring: a session (producers, a consumer
 // of their rings, the tracker) and the collector over it.

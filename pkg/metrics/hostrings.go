@@ -1,0 +1,172 @@
+package metrics
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringwatch/ringwatch/pkg/hostrings"
+)
+
+// RingSampler is what the host ring collector reads at each scrape: a
+// [hostrings.Census] implements it.
+type RingSampler interface {
+	Sample(now time.Time) []hostrings.Ring
+}
+
+var (
+	hostRingLabels = []string{"map_id", "map_name"}
+
+	hostRingCapacityDesc = prometheus.NewDesc("ringwatch_host_ring_capacity_bytes",
+		"Data size of a ring buffer or user ring buffer on the host, whoever loaded it.", hostRingLabels, nil)
+	hostRingProducedDesc = prometheus.NewDesc("ringwatch_host_ring_produced_bytes_total",
+		"The ring's producer position: bytes ever produced into it, record headers and padding included; its rate is the throughput in.", hostRingLabels, nil)
+	hostRingConsumedDesc = prometheus.NewDesc("ringwatch_host_ring_consumed_bytes_total",
+		"The ring's consumer position: bytes ever consumed from it, record headers and padding included; its rate is the throughput out.", hostRingLabels, nil)
+	hostRingPendingDesc = prometheus.NewDesc("ringwatch_host_ring_pending_bytes",
+		"Bytes produced into the ring and not yet consumed: producer position minus consumer position.", hostRingLabels, nil)
+	hostRingFillDesc = prometheus.NewDesc("ringwatch_host_ring_fill_ratio",
+		"Pending bytes as a fraction of the ring's capacity, sampled every 10ms, so that a burst between two scrapes shows.", hostRingLabels, nil)
+	hostRingStalledDesc = prometheus.NewDesc("ringwatch_host_ring_stalled",
+		"1 while bytes are pending and the consumer position has not moved for longer than the stall threshold (5s), else 0.", hostRingLabels, nil)
+	hostRingInfoDesc = prometheus.NewDesc("ringwatch_host_ring_info",
+		"Always 1: a ring on the host, with its kind, the comm of the processes holding it, the programs using it, and whether it is ringwatch's own.",
+		[]string{"map_id", "map_name", "type", "owner", "programs", "ours"}, nil)
+)
+
+// FillBuckets are the upper bounds of the fill ratio histogram.
+var FillBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1}
+
+// HostRingCollector exposes the host ring census: every ring buffer and
+// user ring buffer on the host, by map ID and name. Each scrape reads the
+// positions once; the fill ratio histogram is fed between scrapes by
+// [HostRingCollector.Observe], from the census's own sampling loop. A ring
+// that leaves the census leaves the metrics with it.
+type HostRingCollector struct {
+	rings RingSampler
+
+	mu   sync.Mutex
+	fill map[ebpf.MapID]*fillHistogram
+}
+
+type fillHistogram struct {
+	counts []uint64 // per bucket of FillBuckets, not cumulative
+	count  uint64
+	sum    float64
+}
+
+var _ prometheus.Collector = (*HostRingCollector)(nil)
+
+// NewHostRingCollector reads rings at each scrape.
+func NewHostRingCollector(rings RingSampler) *HostRingCollector {
+	return &HostRingCollector{rings: rings, fill: map[ebpf.MapID]*fillHistogram{}}
+}
+
+// Observe adds each ring's fill ratio to its histogram, and forgets the
+// histograms of rings that are gone. It is the census's sample callback.
+func (c *HostRingCollector) Observe(rings []hostrings.Ring) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := make(map[ebpf.MapID]bool, len(rings))
+	for _, r := range rings {
+		if !r.HasPositions() {
+			continue
+		}
+		seen[r.ID] = true
+		h := c.fill[r.ID]
+		if h == nil {
+			h = &fillHistogram{counts: make([]uint64, len(FillBuckets))}
+			c.fill[r.ID] = h
+		}
+		f := r.Fill()
+		if i, _ := slices.BinarySearch(FillBuckets, f); i < len(FillBuckets) {
+			h.counts[i]++
+		}
+		h.count++
+		h.sum += f
+	}
+	for id := range c.fill {
+		if !seen[id] {
+			delete(c.fill, id)
+		}
+	}
+}
+
+// Describe sends the descriptors of every metric Collect may send.
+func (c *HostRingCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{hostRingCapacityDesc, hostRingProducedDesc, hostRingConsumedDesc,
+		hostRingPendingDesc, hostRingFillDesc, hostRingStalledDesc, hostRingInfoDesc} {
+		ch <- d
+	}
+}
+
+// Collect reads every ring's positions once and sends them.
+func (c *HostRingCollector) Collect(ch chan<- prometheus.Metric) {
+	rings := c.rings.Sample(time.Now())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range rings {
+		id := strconv.FormatUint(uint64(r.ID), 10)
+		ch <- prometheus.MustNewConstMetric(hostRingInfoDesc, prometheus.GaugeValue, 1,
+			id, r.Name, string(r.Kind), ownerComms(r.Owners), programNames(r.Programs), strconv.FormatBool(r.Ours))
+		if !r.HasPositions() {
+			continue
+		}
+		gauge := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, id, r.Name)
+		}
+		counter := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), id, r.Name)
+		}
+		gauge(hostRingCapacityDesc, float64(r.Capacity))
+		counter(hostRingProducedDesc, r.Producer)
+		counter(hostRingConsumedDesc, r.Consumer)
+		gauge(hostRingPendingDesc, float64(r.Pending()))
+		stalled := 0.0
+		if r.Stalled {
+			stalled = 1
+		}
+		gauge(hostRingStalledDesc, stalled)
+		buckets := make(map[float64]uint64, len(FillBuckets))
+		var count uint64
+		var sum float64
+		if h := c.fill[r.ID]; h != nil {
+			for i, bound := range FillBuckets {
+				count += h.counts[i]
+				buckets[bound] = count
+			}
+			count, sum = h.count, h.sum
+		} else {
+			for _, bound := range FillBuckets {
+				buckets[bound] = 0
+			}
+		}
+		ch <- prometheus.MustNewConstHistogram(hostRingFillDesc, count, sum, buckets, id, r.Name)
+	}
+}
+
+// ownerComms is the owners' command names, sorted, each once: a label
+// with a bounded set of values, unlike their pids.
+func ownerComms(owners []hostrings.Owner) string {
+	comms := make([]string, 0, len(owners))
+	for _, o := range owners {
+		comms = append(comms, o.Comm)
+	}
+	slices.Sort(comms)
+	return strings.Join(slices.Compact(comms), ",")
+}
+
+// programNames is the programs' names, sorted, each once.
+func programNames(progs []hostrings.Program) string {
+	names := make([]string, 0, len(progs))
+	for _, p := range progs {
+		names = append(names, p.Name)
+	}
+	slices.Sort(names)
+	return strings.Join(slices.Compact(names), ",")
+}
