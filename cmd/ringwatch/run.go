@@ -98,6 +98,8 @@ type runConfig struct {
 	duration      time.Duration
 	pids          []uint32
 	ctlSocket     string
+	hostRings     bool // the census of every ring on the host
+	progStats     bool // the kernel's run statistics of every program
 }
 
 // runFlagValues are run's flags as given, each checked on its own.
@@ -106,6 +108,7 @@ type runFlagValues struct {
 	cpusPerRing, consumers                            *int
 	listen, path, output, pids, ctlSocket             *string
 	duration                                          *time.Duration
+	hostRings, progStats                              *bool
 }
 
 // runFlags defines run's flags. The test of every flag's bad values
@@ -132,6 +135,8 @@ func runFlags() (flagSet, runFlagValues) {
 		duration:  fs.Duration("duration", 0, false, "30s", "stop after this long, such as 30s or 5m; 0 runs until SIGINT or SIGTERM"),
 		pids:      fs.String("pid", "", "comma-separated process ids the syscalls source is limited to; empty means every process but ringwatch"),
 		ctlSocket: fs.String("ctl.socket", control.DefaultSocket, "unix socket that 'ringwatch ctl' reaches this run on; empty for none"),
+		hostRings: fs.Bool("host-rings", true, "serve ringwatch_host_ring_* metrics of every BPF ring buffer and user ring on the host (needs CAP_SYS_ADMIN)"),
+		progStats: fs.Bool("prog-stats", false, "turn the kernel's BPF run statistics on while running and serve ringwatch_bpf_program_* metrics of every program on the host; costs every program run on the host some 70ns"),
 	}
 }
 
@@ -147,7 +152,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 		return runConfig{}, err
 	}
 	cfg := runConfig{listenAddress: *f.listen, telemetryPath: *f.path, duration: *f.duration, ctlSocket: *f.ctlSocket,
-		cpusPerRing: *f.cpusPerRing, consumers: *f.consumers}
+		cpusPerRing: *f.cpusPerRing, consumers: *f.consumers, hostRings: *f.hostRings, progStats: *f.progStats}
 	var err error
 	if cfg.sources, err = abi.SplitList(*f.source); err != nil {
 		return runConfig{}, fmt.Errorf("--source: %w", err)
@@ -317,7 +322,9 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, side.Close()) }()
-	srv := serveMetrics(ln, cfg.telemetryPath, stderr, append(side.collectors(), collector)...)
+	host := startHostWatch(cfg.hostRings, cfg.progStats, stderr)
+	defer func() { err = errors.Join(err, host.Close()) }()
+	srv := serveMetrics(ln, cfg.telemetryPath, stderr, append(append(side.collectors(), host.collectors...), collector)...)
 	defer srv.Close()
 
 	fmt.Fprintf(stderr, "ringwatch %s: carrying %s over %s, %s of %s (%s), %s; metrics on http://%s%s\n",

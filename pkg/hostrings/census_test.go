@@ -443,3 +443,30 @@ func withoutCapSysAdmin(t *testing.T, fn func() error) error {
 	}()
 	return <-done
 }
+
+func TestRatesBetween(t *testing.T) {
+	ring := func(producer, consumer uint64) Ring {
+		return Ring{Kind: RingBuf, Capacity: 1 << 20, Producer: producer, Consumer: consumer}
+	}
+	for _, tc := range []struct {
+		name      string
+		prev, cur Ring
+		dt        time.Duration
+		want      Rates
+	}{
+		{"idle", ring(100, 100), ring(100, 100), time.Second, Rates{ToFull: Forever, ConsumerGrace: Forever}},
+		{"filling", ring(0, 0), ring(4096, 1024), 2 * time.Second,
+			// in 2048/s, out 512/s: (1MiB - 3072) / 1536 per second; grace 1MiB / 2048 per second.
+			Rates{In: 2048, Out: 512, ToFull: seconds((1<<20 - 3072) / 1536.0), ConsumerGrace: 512 * time.Second}},
+		{"draining", ring(4096, 0), ring(5120, 4096), time.Second,
+			Rates{In: 1024, Out: 4096, ToFull: Forever, ConsumerGrace: 1024 * time.Second}},
+		{"stalled", ring(64, 0), ring(128, 0), time.Second,
+			Rates{In: 64, ToFull: seconds((1<<20 - 128) / 64.0), ConsumerGrace: seconds((1 << 20) / 64.0), Stalled: true}},
+		{"perf", Ring{Kind: PerfEventArray}, Ring{Kind: PerfEventArray}, time.Second, Rates{ToFull: Forever, ConsumerGrace: Forever}},
+		{"no time", ring(0, 0), ring(64, 0), 0, Rates{ToFull: Forever, ConsumerGrace: Forever}},
+	} {
+		if got := RatesBetween(tc.prev, tc.cur, tc.dt); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringwatch/ringwatch/pkg/hostrings"
+	"github.com/ringwatch/ringwatch/pkg/metrics"
+	"github.com/ringwatch/ringwatch/pkg/progstats"
+)
+
+// hostWatch is what `run` shows of the whole host, beside its own rings:
+// the census of every ring (--host-rings) with its sampling loop, and the
+// kernel's run statistics of every program (--prog-stats), held on only
+// while the run lasts.
+type hostWatch struct {
+	collectors []prometheus.Collector
+	census     *hostrings.Census
+	stats      io.Closer
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+// startHostWatch starts what the flags ask for. Whatever the kernel refuses
+// (without CAP_SYS_ADMIN, both), it says once on stderr and leaves out: the
+// run carries on without it.
+func startHostWatch(hostRings, progStats bool, stderr io.Writer) *hostWatch {
+	h := &hostWatch{cancel: func() {}}
+	if hostRings {
+		census, err := hostrings.Open(hostrings.Options{})
+		if err != nil {
+			fmt.Fprintf(stderr, "ringwatch: no host ring metrics: %v; carrying on without them (--host-rings=false turns them off)\n", err)
+		} else {
+			h.census = census
+			c := metrics.NewHostRingCollector(census)
+			h.collectors = append(h.collectors, c)
+			var ctx context.Context
+			ctx, h.cancel = context.WithCancel(context.Background())
+			var once sync.Once
+			h.wg.Add(1)
+			go func() {
+				defer h.wg.Done()
+				census.Run(ctx, c.Observe, func(err error) {
+					once.Do(func() { fmt.Fprintf(stderr, "ringwatch: host ring census: %v (said once)\n", err) })
+				})
+			}()
+		}
+	}
+	if progStats {
+		stats, err := progstats.Enable()
+		if err != nil {
+			fmt.Fprintf(stderr, "ringwatch: no BPF program metrics: %v; carrying on without them\n", err)
+		} else {
+			h.stats = stats
+			h.collectors = append(h.collectors, metrics.NewProgramCollector())
+		}
+	}
+	return h
+}
+
+// Close stops the census and turns the program statistics off again.
+func (h *hostWatch) Close() error {
+	h.cancel()
+	h.wg.Wait()
+	var errs []error
+	if h.census != nil {
+		errs = append(errs, h.census.Close())
+	}
+	if h.stats != nil {
+		errs = append(errs, h.stats.Close())
+	}
+	return errors.Join(errs...)
+}
