@@ -24,17 +24,19 @@ type hostWatch struct {
 	stats      io.Closer
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
+	notes      []string // what was left out and why, for announce
 }
 
 // startHostWatch starts what the flags ask for. Whatever the kernel refuses
-// (without CAP_SYS_ADMIN, both), it says once on stderr and leaves out: the
-// run carries on without it.
+// (without CAP_SYS_ADMIN, both) it leaves out, and announce says so once:
+// the run carries on without it. A census walk that fails later is said
+// once on stderr.
 func startHostWatch(hostRings, progStats bool, stderr io.Writer) *hostWatch {
 	h := &hostWatch{cancel: func() {}}
 	if hostRings {
 		census, err := hostrings.Open(hostrings.Options{})
 		if err != nil {
-			fmt.Fprintf(stderr, "ringwatch: no host ring metrics: %v; carrying on without them (--host-rings=false turns them off)\n", err)
+			h.notes = append(h.notes, fmt.Sprintf("ringwatch: no host ring metrics: %v; carrying on without them (--host-rings=false turns them off)", err))
 		} else {
 			h.census = census
 			c := metrics.NewHostRingCollector(census)
@@ -54,13 +56,20 @@ func startHostWatch(hostRings, progStats bool, stderr io.Writer) *hostWatch {
 	if progStats {
 		stats, err := progstats.Enable()
 		if err != nil {
-			fmt.Fprintf(stderr, "ringwatch: no BPF program metrics: %v; carrying on without them\n", err)
+			h.notes = append(h.notes, fmt.Sprintf("ringwatch: no BPF program metrics: %v; carrying on without them", err))
 		} else {
 			h.stats = stats
 			h.collectors = append(h.collectors, metrics.NewProgramCollector())
 		}
 	}
 	return h
+}
+
+// announce says what startHostWatch left out, after the run's banner.
+func (h *hostWatch) announce(w io.Writer) {
+	for _, note := range h.notes {
+		fmt.Fprintln(w, note)
+	}
 }
 
 // Close stops the census and turns the program statistics off again.

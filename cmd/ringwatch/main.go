@@ -32,13 +32,18 @@ Usage:
                            through the user ring; see 'ringwatch ping --help'
   ringwatch bench [flags]  measure the transports, wakeup modes and consumers
                            side by side; see 'ringwatch bench --help'
+  ringwatch rings [flags]  list every BPF ring on the host with its fill, rates
+                           and owner; see 'ringwatch rings --help'
+  ringwatch top [flags]    watch every ring and BPF program on the host, live;
+                           see 'ringwatch top --help'
   ringwatch version        print the version
   ringwatch help [COMMAND] print this help, or a command's
 
 ringwatch run needs root (or CAP_BPF and CAP_PERFMON), a kernel with BTF
 (/sys/kernel/btf/vmlinux) and, for the exec source, tracefs mounted at
 /sys/kernel/tracing. Its control socket, and ringwatch ping, need Linux 6.1
-or later (BPF_MAP_TYPE_USER_RINGBUF).
+or later (BPF_MAP_TYPE_USER_RINGBUF). ringwatch rings and ringwatch top need
+CAP_SYS_ADMIN, to walk every BPF map and program on the host.
 `
 
 // commands are the commands that take flags, and have a help of their own.
@@ -62,6 +67,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return pingCommand(args[1:], stdout, stderr)
 	case "bench":
 		return benchCommand(args[1:], stdout, stderr)
+	case "rings":
+		return ringsCommand(args[1:], stdout, stderr)
+	case "top":
+		return topCommand(args[1:], stdout, stderr)
 	case "version", "--version":
 		if len(args) > 1 {
 			fmt.Fprintf(stderr, "ringwatch version: unexpected argument %q: version takes none\n", args[1])

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 
 	"github.com/ringwatch/ringwatch/internal/testenv"
+	"github.com/ringwatch/ringwatch/internal/testenv/ringchild"
 )
 
 // asRingwatch makes the test binary, started by ringwatchCmd, run ringwatch
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(asRingwatch) == "1" {
 		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	testenv.Main(m)
+	ringchild.Main(m)
 }
 
 func ringwatchCmd(args ...string) *exec.Cmd {

@@ -332,6 +332,7 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 		abi.FormatSize(cfg.ringSize), strings.Join(rings, ","), plural(len(s.ConsumerStats()), "consumer"),
 		ln.Addr(), cfg.telemetryPath)
 	side.announce(stderr)
+	host.announce(stderr)
 
 	if cfg.duration > 0 {
 		var cancel context.CancelFunc

@@ -1,0 +1,350 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwatch/ringwatch/internal/testenv"
+	"github.com/ringwatch/ringwatch/internal/testenv/ringchild"
+	"github.com/ringwatch/ringwatch/pkg/hostrings"
+	"github.com/ringwatch/ringwatch/pkg/progstats"
+)
+
+func TestParseRingsAndTopFlags(t *testing.T) {
+	cfg, err := parseRingsFlags(nil, io.Discard)
+	if err != nil || cfg.json || cfg.interval != time.Second {
+		t.Errorf("rings defaults: %+v, %v", cfg, err)
+	}
+	if cfg, err := parseRingsFlags([]string{"--json", "--interval", "250ms"}, io.Discard); err != nil || !cfg.json || cfg.interval != 250*time.Millisecond {
+		t.Errorf("rings --json --interval 250ms: %+v, %v", cfg, err)
+	}
+	tc, err := parseTopFlags(nil, io.Discard)
+	if err != nil || tc.once || tc.interval != time.Second {
+		t.Errorf("top defaults: %+v, %v", tc, err)
+	}
+	for _, bad := range []struct {
+		parse func([]string, io.Writer) error
+		args  []string
+	}{
+		{ringsParse, []string{"--interval", "0s"}},
+		{ringsParse, []string{"--interval", "soon"}},
+		{ringsParse, []string{"--json=maybe"}},
+		{ringsParse, []string{"extra"}},
+		{topParse, []string{"--interval", "10ms"}},
+		{topParse, []string{"--interval", "x"}},
+		{topParse, []string{"--once=x"}},
+		{topParse, []string{"extra"}},
+	} {
+		if err := bad.parse(bad.args, io.Discard); err == nil {
+			t.Errorf("%v: accepted", bad.args)
+		}
+	}
+	if code := run([]string{"rings", "--interval", "-1s"}, io.Discard, io.Discard); code != exitUsage {
+		t.Errorf("rings with a bad flag exits %d, want %d", code, exitUsage)
+	}
+	if code := run([]string{"top", "--interval", "1ms"}, io.Discard, io.Discard); code != exitUsage {
+		t.Errorf("top with a bad flag exits %d, want %d", code, exitUsage)
+	}
+}
+
+func ringsParse(args []string, w io.Writer) error { _, err := parseRingsFlags(args, w); return err }
+func topParse(args []string, w io.Writer) error   { _, err := parseTopFlags(args, w); return err }
+
+// TestRingsShowsAnotherProcesssRing lists a child's unread ring, as JSON
+// and as a table.
+func TestRingsShowsAnotherProcesssRing(t *testing.T) {
+	testenv.RequireBPF(t)
+	child := ringchild.Start(t, ringchild.Ring)
+	const records = 100
+	child.Do(t, fmt.Sprintf("write %d", records))
+
+	var out, errOut bytes.Buffer
+	if code := run([]string{"rings", "--json", "--interval", "200ms"}, &out, &errOut); code != exitOK {
+		t.Fatalf("rings --json exited %d: %s", code, errOut.String())
+	}
+	var rings []ringJSON
+	if err := json.Unmarshal(out.Bytes(), &rings); err != nil {
+		t.Fatalf("rings --json printed %q: %v", out.String(), err)
+	}
+	i := slices.IndexFunc(rings, func(r ringJSON) bool { return r.MapID == uint32(child.MapID) })
+	if i < 0 {
+		t.Fatalf("the child's ring %d is not listed: %s", child.MapID, out.String())
+	}
+	r := rings[i]
+	written := uint64(records * ringchild.RecordBytes)
+	if r.Name != ringchild.RingName || r.Type != "ringbuf" || r.CapacityBytes != ringchild.RingSize ||
+		r.PendingBytes == nil || *r.PendingBytes != written || *r.ProducerPos != written || *r.ConsumerPos != 0 {
+		t.Errorf("listed as %s", out.String())
+	}
+	// Nothing moved during the interval: no rates, never full, and stalled.
+	if *r.InBytesPerSec != 0 || *r.OutBytesPerSec != 0 || r.SecondsToFull != nil || r.ConsumerPauseS != nil || !r.Stalled || r.Ours {
+		t.Errorf("rates and state: in %v, out %v, to full %v, pause %v, stalled %v, ours %v; want 0, 0, null, null, true, false",
+			*r.InBytesPerSec, *r.OutBytesPerSec, r.SecondsToFull, r.ConsumerPauseS, r.Stalled, r.Ours)
+	}
+	if !slices.Contains(r.Owners, ownerJSON{PID: child.Pid, Comm: child.Comm()}) {
+		t.Errorf("owners %+v lack the child %d %s", r.Owners, child.Pid, child.Comm())
+	}
+	if !slices.ContainsFunc(r.Programs, func(p programJSON) bool {
+		return p.ID == uint32(child.ProgID) && p.Name == ringchild.ProgName
+	}) {
+		t.Errorf("programs %+v lack the child's %d %s", r.Programs, child.ProgID, ringchild.ProgName)
+	}
+
+	out.Reset()
+	if code := run([]string{"rings", "--interval", "100ms"}, &out, &errOut); code != exitOK {
+		t.Fatalf("rings exited %d: %s", code, errOut.String())
+	}
+	line := lineWith(out.String(), fmt.Sprintf("%d ", child.MapID))
+	for _, want := range []string{ringchild.RingName, "ringbuf", "64.0KiB", "4.9% (3.1KiB)", "never", "yes",
+		fmt.Sprintf("%s/%d", child.Comm(), child.Pid), ringchild.ProgName} {
+		if !strings.Contains(line, want) {
+			t.Errorf("table line %q lacks %q", line, want)
+		}
+	}
+}
+
+// lineWith is the first line of s that starts with prefix.
+func lineWith(s, prefix string) string {
+	for l := range strings.Lines(s) {
+		if strings.HasPrefix(l, prefix) {
+			return l
+		}
+	}
+	return ""
+}
+
+// runCount is the kernel's run count of program id.
+func runCount(t *testing.T, id ebpf.ProgramID) uint64 {
+	t.Helper()
+	progs, err := progstats.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(progs, func(p progstats.Program) bool { return p.ID == id })
+	if i < 0 {
+		t.Fatalf("program %d not listed", id)
+	}
+	return progs[i].RunCount
+}
+
+// TestTopOnceShowsTheRingAndLeavesStatsOff prints one frame with a child's
+// ring and program, and checks the run statistics are off once top is done.
+func TestTopOnceShowsTheRingAndLeavesStatsOff(t *testing.T) {
+	testenv.RequireBPF(t)
+	child := ringchild.Start(t, ringchild.Ring)
+	child.Do(t, "write 10")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"top", "--once", "--interval", "200ms"}, &out, &errOut); code != exitOK {
+		t.Fatalf("top --once exited %d: %s", code, errOut.String())
+	}
+	frame := out.String()
+	if strings.Contains(frame, "\x1b[") {
+		t.Errorf("--once printed terminal escapes: %q", frame)
+	}
+	ring := lineWith(frame, fmt.Sprintf("%-7d %-16s ringbuf", child.MapID, ringchild.RingName))
+	if ring == "" || !strings.Contains(ring, "[#.........]   4.9%") && !strings.Contains(ring, "[..........]   0.5%") ||
+		!strings.Contains(ring, child.Comm()) {
+		t.Errorf("no line for the child's ring with its fill and owner in:\n%s", frame)
+	}
+	if lineWith(frame, fmt.Sprintf("%-7d %-16s", child.ProgID, ringchild.ProgName)) == "" {
+		t.Errorf("no line for the child's program %d in:\n%s", child.ProgID, frame)
+	}
+	// top has exited: runs are no longer counted.
+	before := runCount(t, child.ProgID)
+	child.Do(t, "write 50")
+	if after := runCount(t, child.ProgID); after != before {
+		t.Errorf("run statistics still on after top exited: %d runs counted (another process may hold them on: see /proc/sys/kernel/bpf_stats_enabled)", after-before)
+	}
+}
+
+// fakeSource is a host of two rings and two programs whose counts advance
+// by hand.
+type fakeSource struct {
+	rings []hostrings.Ring
+	progs []progstats.Program
+	walks int
+}
+
+func (f *fakeSource) Rings(time.Time) []hostrings.Ring       { return slices.Clone(f.rings) }
+func (f *fakeSource) Programs() ([]progstats.Program, error) { return slices.Clone(f.progs), nil }
+func (f *fakeSource) Walk() error                            { f.walks++; return nil }
+
+// TestTopModel drives the view with a fake host and clock: rates from two
+// readings, sorting, selection, panes, and q.
+func TestTopModel(t *testing.T) {
+	src := &fakeSource{
+		rings: []hostrings.Ring{
+			{ID: 10, Name: "quiet", Kind: hostrings.RingBuf, Capacity: 4096},
+			{ID: 11, Name: "busy", Kind: hostrings.UserRingBuf, Capacity: 4096, Owners: []hostrings.Owner{{PID: 5, Comm: "writer"}}},
+		},
+		progs: []progstats.Program{
+			{ID: 20, Name: "cheap", Type: ebpf.Kprobe, RunCount: 100, RunTime: 1000},
+			{ID: 21, Name: "costly", Type: ebpf.TracePoint, RunCount: 100, RunTime: 100000, Maps: []ebpf.MapID{11}},
+		},
+	}
+	clock := time.Unix(1000, 0)
+	m := newTopModel(src, func() time.Time { return clock }, time.Second)
+	m.width, m.height = 200, 40
+	if cmd := m.Init(); cmd == nil {
+		t.Fatal("Init scheduled no refresh")
+	}
+	// One second later: busy took 2048 bytes in and 1024 out; the costly
+	// program ran 1000 times for 5ms in all, the cheap one 10 times for 1µs.
+	clock = clock.Add(time.Second)
+	src.rings[1].Producer, src.rings[1].Consumer = 2048, 1024
+	src.progs[0].RunCount, src.progs[0].RunTime = 110, 2000
+	src.progs[1].RunCount, src.progs[1].RunTime = 1100, 100000+5*time.Millisecond
+	if _, cmd := m.Update(tickMsg(clock)); cmd == nil || src.walks != 1 {
+		t.Fatalf("a tick walked %d times and scheduled %v; want one walk and the next tick", src.walks, cmd)
+	}
+	frame := m.frame()
+	busy := lineWith(frame, reverse+"11 ") // sorted by fill: busy first, selected
+	for _, want := range []string{"busy", "user_ringbuf", "[###.......]  25.0%", "2.0KiB", "1.0KiB", "3s", "no", "writer/5"} {
+		if !strings.Contains(busy, want) {
+			t.Errorf("busy's line %q lacks %q; frame:\n%s", busy, want, frame)
+		}
+	}
+	// Sorted by CPU share: costly (0.5% of a CPU, 1000 runs/s, 5000ns a run) first.
+	costly := lineWith(frame, "21 ")
+	for _, want := range []string{"costly", "1000.0", "5000", "0.50", "11"} {
+		if !strings.Contains(costly, want) {
+			t.Errorf("costly's line %q lacks %q", costly, want)
+		}
+	}
+	if i, j := strings.Index(frame, "costly"), strings.Index(frame, "cheap"); i < 0 || j < 0 || i > j {
+		t.Errorf("costly is not above cheap:\n%s", frame)
+	}
+	// Down selects the next ring; s sorts by in-rate, then by ID.
+	m.Update(tea.KeyPressMsg{Code: tea.KeyDown})
+	if !strings.Contains(lineWith(m.frame(), reverse+"10 "), "quiet") {
+		t.Errorf("down did not select quiet:\n%s", m.frame())
+	}
+	m.Update(tea.KeyPressMsg{Code: 's', Text: "s"})
+	m.Update(tea.KeyPressMsg{Code: 's', Text: "s"})
+	if f := m.frame(); !strings.Contains(f, "RINGS"+reset+" (sorted by id)") || strings.Index(f, "quiet") > strings.Index(f, "busy") {
+		t.Errorf("two s presses should sort the rings by ID:\n%s", f)
+	}
+	// Tab: the programs pane, and its details.
+	m.Update(tea.KeyPressMsg{Code: tea.KeyTab})
+	if f := m.frame(); !strings.Contains(f, "> "+bold+"PROGRAMS") || !strings.Contains(f, "program 21 costly: 1100 runs") {
+		t.Errorf("tab did not select the programs pane:\n%s", f)
+	}
+	// q quits.
+	_, cmd := m.Update(tea.KeyPressMsg{Code: 'q', Text: "q"})
+	if cmd == nil {
+		t.Fatal("q returned no command")
+	}
+	if _, ok := cmd().(tea.QuitMsg); !ok {
+		t.Errorf("q's command sent %T, want tea.QuitMsg", cmd())
+	}
+}
+
+// TestTopInAPseudoTerminal runs `ringwatch top` on a pseudo-terminal: it
+// draws the child's ring on the alternate screen, and q ends it with exit
+// status 0 and the terminal restored.
+func TestTopInAPseudoTerminal(t *testing.T) {
+	testenv.RequireBPF(t)
+	child := ringchild.Start(t, ringchild.Ring)
+	child.Do(t, "write 10")
+
+	master, slave := openPTY(t)
+	defer master.Close()
+	if err := unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 50, Col: 200}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := ringwatchCmd("top", "--interval", "200ms")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	cmd.Env = append(cmd.Env, "TERM=xterm-256color")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	output := make(chan []byte, 64)
+	go func() {
+		defer close(output)
+		for {
+			buf := make([]byte, 64<<10)
+			n, err := master.Read(buf)
+			if n > 0 {
+				output <- buf[:n]
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var screen bytes.Buffer
+	waitFor := func(what string, want string) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for !bytes.Contains(screen.Bytes(), []byte(want)) {
+			select {
+			case b, ok := <-output:
+				if !ok {
+					t.Fatalf("the terminal closed before %s; it showed %q", what, screen.String())
+				}
+				screen.Write(b)
+			case <-deadline:
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("no %s after 20s; the terminal showed %q", what, screen.String())
+			}
+		}
+	}
+	waitFor("alternate screen", "\x1b[?1049h")
+	waitFor("the child's ring", ringchild.RingName)
+	if _, err := master.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("restored screen", "\x1b[?1049l")
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("top after q: %v, want exit status 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("top did not exit 10s after q")
+	}
+}
+
+// openPTY opens a pseudo-terminal pair (pty(7)): the master, and the slave
+// for the child.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		testenv.Unavailable(t, fmt.Sprintf("needs a pseudo-terminal: %v", err))
+	}
+	master = os.NewFile(uintptr(fd), "/dev/ptmx")
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		master.Close()
+		t.Fatalf("unlock the pseudo-terminal: %v", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		master.Close()
+		t.Fatalf("name the pseudo-terminal: %v", err)
+	}
+	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		master.Close()
+		t.Fatalf("open the pseudo-terminal's slave: %v", err)
+	}
+	return master, slave
+}
