@@ -228,6 +228,33 @@ func TestUserRing(t *testing.T) {
 	waitGone(t, c, child.MapID)
 }
 
+// TestPerfEventArray lists a child's perf event array: its slots, one per
+// possible CPU, and its owner, but no positions.
+func TestPerfEventArray(t *testing.T) {
+	testenv.RequireBPF(t)
+	child := ringchild.Start(t, ringchild.PerfArray)
+	c := openCensus(t, Options{})
+	r := mustFind(t, c, child.MapID)
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Name != ringchild.PerfName || r.Kind != PerfEventArray || r.CPUs != cpus || r.HasPositions() ||
+		r.Capacity != 0 || r.Producer != 0 || r.Consumer != 0 {
+		t.Errorf("perf event array listed as %+v; want %s with %d CPUs and no positions", r, ringchild.PerfName, cpus)
+	}
+	if want := (Owner{PID: child.Pid, Comm: child.Comm()}); !slices.Contains(r.Owners, want) {
+		t.Errorf("owners %+v lack the child %+v", r.Owners, want)
+	}
+	c.mu.Lock()
+	for _, h := range c.rings {
+		if h.ring.ID == child.MapID && h.pos != nil {
+			t.Errorf("the census mapped something of a perf event array")
+		}
+	}
+	c.mu.Unlock()
+}
+
 // waitGone walks the census until map id has left it. The kernel frees a
 // program's maps after an RCU grace period, so a ring can outlive its
 // owner by a moment; the wait is a deadline, not a measurement.
@@ -337,7 +364,7 @@ func TestMappingIsReadOnly(t *testing.T) {
 		if !strings.HasPrefix(line, prefix+"r--s ") {
 			t.Errorf("%s: /proc/self/maps says %q, want %q", what, line, prefix+"r--s ...")
 		}
-		// The kernel cleared VM_MAYWRITE: mprotect cannot add write.
+		// bpf_map_mmap cleared VM_MAYWRITE: mprotect cannot add write.
 		if err := unix.Mprotect(mem, unix.PROT_READ|unix.PROT_WRITE); !errors.Is(err, unix.EACCES) {
 			t.Errorf("%s: mprotect(PROT_WRITE) = %v, want EACCES", what, err)
 		}
@@ -469,4 +496,43 @@ func TestRatesBetween(t *testing.T) {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// BenchmarkWalk is the cost of one walk of the host (run every 2s by
+// Census.Run): every map and program ID, and every process's descriptors.
+//
+//	go test -run '^$' -bench 'Walk|Sample' ./pkg/hostrings
+func BenchmarkWalk(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	c, err := Open(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for b.Loop() {
+		if err := c.Walk(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(c.Sample(time.Now()))), "rings")
+}
+
+// BenchmarkSample is the cost of one sample (run every 10ms by
+// Census.Run): two loads and a stall check per ring.
+func BenchmarkSample(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("needs root")
+	}
+	c, err := Open(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	now := time.Now()
+	for b.Loop() {
+		c.Sample(now)
+	}
+	b.ReportMetric(float64(len(c.Sample(now))), "rings")
 }

@@ -24,9 +24,9 @@ import (
 //	 PROT_READ  PROT_READ
 //
 // The census maps the two position pages and nothing else, with PROT_READ
-// only. ringbuf_map_mmap_kern and ringbuf_map_mmap_user clear VM_MAYWRITE on
-// a mapping made without PROT_WRITE, so mprotect cannot make it writable
-// later, and a store through it faults. The data pages, which hold other
+// only. bpf_map_mmap (kernel/bpf/syscall.c) clears VM_MAYWRITE on a mapping
+// made without PROT_WRITE, so mprotect cannot make it writable later, and a
+// store through it faults. The data pages, which hold other
 // processes' records, are never mapped at all.
 type positions struct {
 	consumer, producer *uint64

@@ -10,7 +10,14 @@
 //     the user-to-kernel direction: messages the kernel's control program
 //     acted on and refused, a full user ring, ping round trips.
 //
+//   - hostrings.go: [HostRingCollector], every ring on the host from a
+//     hostrings.Census, by map ID and name, with a fill histogram fed by the
+//     census's own sampling between scrapes.
+//   - progstats.go: [ProgramCollector], every BPF program on the host with
+//     the kernel's run statistics.
+//
 // Metric names follow ringwatch_<thing>_<unit>[_total]; labels are ring,
-// transport, source and (user ring messages) type only, never a pid or a
-// command name.
+// transport, source, (user ring messages) type, and for the host's rings
+// and programs their IDs, names and types. Never a pid; a command name only
+// in ringwatch_host_ring_info's owner.
 package metrics

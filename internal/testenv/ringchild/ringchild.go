@@ -64,7 +64,13 @@ const (
 	// BPF_MAP_TYPE_USER_RINGBUF (map user_ring) that the child writes data
 	// messages into, and the program that drains them.
 	UserRing Kind = "user_ringbuf"
+	// PerfArray: a BPF_MAP_TYPE_PERF_EVENT_ARRAY named PerfName with a
+	// slot per possible CPU, and no program; its buffers are not opened.
+	PerfArray Kind = "perf_event_array"
 )
+
+// PerfName is the PerfArray child's map name.
+const PerfName = "rc_test_perf"
 
 // Main runs the tests, or is the child when the test binary was started as
 // one.
@@ -181,6 +187,8 @@ func serve(kind Kind, stdin io.Reader, stdout io.Writer) error {
 		r, err = newKernelRing()
 	case UserRing:
 		r, err = newUserRing()
+	case PerfArray:
+		r, err = newPerfArray()
 	default:
 		err = fmt.Errorf("unknown kind %q", kind)
 	}
@@ -406,3 +414,24 @@ func (u *userRing) close() {
 	u.w.Close()
 	u.coll.Close()
 }
+
+// perfArray is the PerfArray child: the map alone.
+type perfArray struct{ m *ebpf.Map }
+
+func newPerfArray() (*perfArray, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: PerfName, Type: ebpf.PerfEventArray})
+	if err != nil {
+		return nil, fmt.Errorf("create perf event array: %w", err)
+	}
+	return &perfArray{m: m}, nil
+}
+
+func (p *perfArray) ids() (ebpf.MapID, ebpf.ProgramID) {
+	mi, _ := p.m.Info()
+	mid, _ := mi.ID()
+	return mid, 0
+}
+
+func (p *perfArray) do(verb, arg string) (string, error) { return "", fmt.Errorf("unknown command") }
+
+func (p *perfArray) close() { p.m.Close() }
