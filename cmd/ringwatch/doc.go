@@ -14,4 +14,8 @@
 //   - flags.go: the checked flag values every command defines its flags
 //     with, and the parse that refuses a wrong command line in one line
 //     naming the flag and what is valid, before anything is loaded.
+//   - hostwatch.go: `run`'s view of the whole host: the ring census and,
+//     with --prog-stats, the kernel's program statistics.
+//   - rings.go: `ringwatch rings`: every ring on the host, once.
+//   - top.go: `ringwatch top`: rings and programs, live, with Bubble Tea.
 package main
