@@ -211,10 +211,9 @@ func (m *topModel) Init() tea.Cmd {
 func (m *topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tickMsg:
-		if err := m.src.Walk(); err != nil {
-			m.err = err
-		}
+		walkErr := m.src.Walk()
 		m.refresh(m.now())
+		m.err = errors.Join(walkErr, m.err)
 		return m, m.tick()
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
@@ -252,9 +251,7 @@ func (m *topModel) rowCount() int {
 func (m *topModel) refresh(now time.Time) {
 	rings := m.src.Rings(now)
 	progs, err := m.src.Programs()
-	if err != nil {
-		m.err = err
-	}
+	m.err = err
 	dt := now.Sub(m.lastAt)
 	if m.lastAt.IsZero() {
 		dt = 0

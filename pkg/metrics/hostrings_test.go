@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -253,5 +255,33 @@ func TestProgramCollector(t *testing.T) {
 	}
 	if problems, err := testutil.CollectAndLint(NewProgramCollector()); err != nil || len(problems) > 0 {
 		t.Errorf("lint: %v %+v", err, problems)
+	}
+}
+
+// TestHostMetricsInReadme holds README's metric table to the host ring and
+// program collectors: every metric they describe has a row.
+func TestHostMetricsInReadme(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	descs := make(chan *prometheus.Desc, 32)
+	NewHostRingCollector(fixedRings{}).Describe(descs)
+	NewProgramCollector().Describe(descs)
+	close(descs)
+	name := regexp.MustCompile(`fqName: "([^"]+)"`)
+	n := 0
+	for d := range descs {
+		m := name.FindStringSubmatch(d.String())
+		if m == nil {
+			t.Fatalf("no name in %v", d)
+		}
+		n++
+		if !strings.Contains(string(readme), "\n| `"+m[1]+"` |") {
+			t.Errorf("README's metric table has no row for %s", m[1])
+		}
+	}
+	if n != 10 {
+		t.Errorf("%d metrics described, want 10", n)
 	}
 }
