@@ -109,7 +109,7 @@ func top(cfg topConfig, stdout io.Writer) (err error) {
 	}
 	final, err := tea.NewProgram(m, tea.WithOutput(stdout)).Run()
 	if err != nil {
-		return fmt.Errorf("run the terminal view: %w", err)
+		return fmt.Errorf("run the terminal view: %w (without a terminal, use --once)", err)
 	}
 	if fm, ok := final.(*topModel); ok && fm.err != nil {
 		return fm.err
@@ -418,10 +418,10 @@ func ringLine(r ringRow) string {
 		name += "*"
 	}
 	if !r.HasPositions() {
-		return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %9s %-7s %s", r.ID, name, "perf_array",
+		return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %9s %-7s %s", r.ID, clip(name, 16), "perf_array",
 			strconv.Itoa(r.CPUs)+" CPUs", "-", "-", "-", "-", "-", owners(r.Owners))
 	}
-	return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %9s %-7s %s", r.ID, name, r.Kind,
+	return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %9s %-7s %s", r.ID, clip(name, 16), r.Kind,
 		formatBytes(float64(r.Capacity)), fillBar(r.Fill()), formatBytes(r.In), formatBytes(r.Out),
 		formatWait(r.ToFull), yesNo(r.Rates.Stalled), owners(r.Owners))
 }
@@ -437,8 +437,17 @@ func progLine(p progRow) string {
 	for i, id := range p.Maps {
 		maps[i] = strconv.FormatUint(uint64(id), 10)
 	}
-	return fmt.Sprintf("%-7d %-16s %-20s %12.1f %12d %8.2f %s", p.ID, p.Name, p.Type, p.RunsPerSec,
+	return fmt.Sprintf("%-7d %-16s %-20s %12.1f %12d %8.2f %s", p.ID, clip(p.Name, 16), clip(p.Type.String(), 20), p.RunsPerSec,
 		p.AvgRun.Nanoseconds(), 100*p.CPUShare, strings.Join(maps, ","))
 }
 
 var _ tea.Model = (*topModel)(nil)
+
+// clip cuts s to n bytes, marking the cut with "~", so that columns stay
+// aligned.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "~"
+}
