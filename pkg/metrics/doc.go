@@ -6,6 +6,7 @@
 //     consumer's [consumer.RingStats] and the producers' kernel counters
 //     (through a session, [Reader]) and pkg/accounting's Tracker once per
 //     scrape, and the exit summary built from the same reading.
+//
 //   - userring.go: [UserRingCollector], a separate prometheus.Collector for
 //     the user-to-kernel direction: messages the kernel's control program
 //     acted on and refused, a full user ring, ping round trips.
@@ -13,6 +14,7 @@
 //   - hostrings.go: [HostRingCollector], every ring on the host from a
 //     hostrings.Census, by map ID and name, with a fill histogram fed by the
 //     census's own sampling between scrapes.
+//
 //   - progstats.go: [ProgramCollector], every BPF program on the host with
 //     the kernel's run statistics.
 //
