@@ -37,9 +37,9 @@ const (
 
 // Options tune a [Census]; zero values take the defaults.
 type Options struct {
-	StallAfter  time.Duration
-	WalkEvery   time.Duration
-	SampleEvery time.Duration
+	StallAfter  time.Duration // how long pending bytes may sit with the consumer unmoved before Ring.Stalled
+	WalkEvery   time.Duration // how often Run walks the map IDs again
+	SampleEvery time.Duration // how often Run reads the positions
 }
 
 // Program is a BPF program that uses a ring's map.
