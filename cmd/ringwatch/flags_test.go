@@ -30,6 +30,10 @@ var commandFlags = map[string]struct {
 		func(a []string, w io.Writer) error { _, err := parsePingFlags(a, w); return err }},
 	"bench": {func() flagSet { fs, _ := benchFlags(); return fs },
 		func(a []string, w io.Writer) error { _, err := parseBenchFlags(a, w); return err }},
+	"rings": {func() flagSet { fs, _ := ringsFlags(); return fs },
+		func(a []string, w io.Writer) error { _, err := parseRingsFlags(a, w); return err }},
+	"top": {func() flagSet { fs, _ := topFlags(); return fs },
+		func(a []string, w io.Writer) error { _, err := parseTopFlags(a, w); return err }},
 }
 
 // badCommandLine is a command line a user might type that must be refused
@@ -122,6 +126,8 @@ func badCommandLines() []badCommandLine {
 	add(badCommandLine{"run", "pid", []string{"--source", "syscalls", "--pid", tooManyPIDs}, "1025 process ids given: at most 1024 fit the filter"})
 	add(rows("run", "ctl.socket", "is 125 bytes, and a unix socket's path can be at most 107", v("ctl.socket", longSocket)...)...)
 	add(rows("run", "ctl.socket", "names a directory: give the socket's file name too, such as /tmp/ctl.sock", v("ctl.socket", "/tmp/")...)...)
+	add(badCommandLine{"run", "host-rings", []string{"--host-rings=off"}, "--host-rings=off is not true or false: give --host-rings alone, or --host-rings=false"})
+	add(badCommandLine{"run", "prog-stats", []string{"--prog-stats=2"}, "give --prog-stats alone, or --prog-stats=false"})
 
 	// ringwatch ctl: its actions are flags, checked as they are read.
 	for _, value := range []string{"0", "-5", "1e30", "x", "99999999999"} {
@@ -202,6 +208,15 @@ func badCommandLines() []badCommandLine {
 	add(badCommandLine{"bench", "consumers", []string{"--consumers", "2"}, "--consumers applies only to --scenario scale"})
 	add(badCommandLine{"bench", "quick", []string{"--quick=x"}, "give --quick alone, or --quick=false"})
 	add(badCommandLine{"bench", "json", []string{"--json=2"}, "give --json alone, or --json=false"})
+
+	// ringwatch rings and top
+	add(badCommandLine{"rings", "json", []string{"--json=yes"}, "give --json alone, or --json=false"})
+	add(rows("rings", "interval", "is not positive: give a duration such as 1s", v("interval", "0", "-1s")...)...)
+	add(rows("rings", "interval", "is not a duration: give a number and a unit", v("interval", "", "1 second", "1", "1e30")...)...)
+	add(badCommandLine{"top", "once", []string{"--once=0.5"}, "give --once alone, or --once=false"})
+	add(rows("top", "interval", "is not positive: give a duration such as 1s", v("interval", "0", "-1s")...)...)
+	add(rows("top", "interval", "give 100ms or more", v("interval", "10ms", "99ms")...)...)
+	add(rows("top", "interval", "is not a duration: give a number and a unit", v("interval", "", "2 blinks", "1")...)...)
 	return all
 }
 
@@ -301,7 +316,7 @@ func TestWrongCommandLinesBeyondFlags(t *testing.T) {
 		{[]string{"frobnicate"}, `ringwatch: unknown command "frobnicate"`},
 		{[]string{"--source", "exec"}, `ringwatch: unknown command "--source"`},
 		{[]string{"version", "extra"}, `ringwatch version: unexpected argument "extra": version takes none`},
-		{[]string{"help", "nope"}, `ringwatch help: "nope" is not a command: give one of run, ctl, ping, bench, or nothing`},
+		{[]string{"help", "nope"}, `ringwatch help: "nope" is not a command: give one of run, ctl, ping, bench, rings, top, or nothing`},
 		{[]string{"help", "run", "ctl"}, `"run ctl" is not a command`},
 		{[]string{"run", "extra"}, `ringwatch run: unexpected argument "extra": ringwatch run takes only flags (see --help)`},
 		{[]string{"run", "source", "exec"}, `unexpected argument "source": flags start with --: did you mean --source?`},

@@ -47,7 +47,7 @@ CAP_SYS_ADMIN, to walk every BPF map and program on the host.
 `
 
 // commands are the commands that take flags, and have a help of their own.
-var commands = []string{"run", "ctl", "ping", "bench"}
+var commands = []string{"run", "ctl", "ping", "bench", "rings", "top"}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

@@ -46,22 +46,33 @@ type ringsConfig struct {
 	interval time.Duration
 }
 
+// ringsFlagValues are rings' flags as given, each checked on its own.
+type ringsFlagValues struct {
+	json     *bool
+	interval *time.Duration
+}
+
+// ringsFlags defines rings' flags. The test of every flag's bad values
+// enumerates it: a flag added here needs rows there.
+func ringsFlags() (flagSet, ringsFlagValues) {
+	fs := newFlagSet("rings")
+	return fs, ringsFlagValues{
+		json:     fs.Bool("json", false, "print a JSON array, one object per ring, instead of a table"),
+		interval: fs.Duration("interval", time.Second, true, "1s", "time between the two readings the rates come from"),
+	}
+}
+
+// parseRingsFlags reads rings' command line. It returns flag.ErrHelp after
+// printing the help for --help.
 func parseRingsFlags(args []string, stderr io.Writer) (ringsConfig, error) {
-	fs := flag.NewFlagSet("ringwatch rings", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	asJSON := fs.Bool("json", false, "print a JSON array, one object per ring, instead of a table")
-	interval := fs.Duration("interval", time.Second, "time between the two readings the rates come from")
-	fs.Usage = func() { printUsage(fs, stderr, ringsUsage, ringsExamples) }
-	if err := fs.Parse(args); err != nil {
+	fs, f := ringsFlags()
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, stderr, ringsUsage, ringsExamples)
+		}
 		return ringsConfig{}, err
 	}
-	if fs.NArg() > 0 {
-		return ringsConfig{}, fmt.Errorf("unexpected argument %q: rings takes only flags", fs.Arg(0))
-	}
-	if *interval <= 0 {
-		return ringsConfig{}, fmt.Errorf("--interval %v: give a duration above 0, such as 1s", *interval)
-	}
-	return ringsConfig{json: *asJSON, interval: *interval}, nil
+	return ringsConfig{json: *f.json, interval: *f.interval}, nil
 }
 
 func ringsCommand(args []string, stdout, stderr io.Writer) int {

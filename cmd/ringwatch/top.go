@@ -46,22 +46,40 @@ type topConfig struct {
 	interval time.Duration
 }
 
+// topFlagValues are top's flags as given, each checked on its own.
+type topFlagValues struct {
+	once     *bool
+	interval *time.Duration
+}
+
+// topFlags defines top's flags. The test of every flag's bad values
+// enumerates it: a flag added here needs rows there.
+func topFlags() (flagSet, topFlagValues) {
+	fs := newFlagSet("top")
+	return fs, topFlagValues{
+		once:     fs.Bool("once", false, "print one frame, from two readings --interval apart, and exit: for scripts"),
+		interval: fs.Duration("interval", time.Second, true, "1s", "time between refreshes, 100ms or more"),
+	}
+}
+
+// minTopInterval keeps top's refreshes, each a census sample and a
+// program walk, from taking a CPU of their own.
+const minTopInterval = 100 * time.Millisecond
+
+// parseTopFlags reads top's command line. It returns flag.ErrHelp after
+// printing the help for --help.
 func parseTopFlags(args []string, stderr io.Writer) (topConfig, error) {
-	fs := flag.NewFlagSet("ringwatch top", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	once := fs.Bool("once", false, "print one frame, from two readings --interval apart, and exit: for scripts")
-	interval := fs.Duration("interval", time.Second, "time between refreshes")
-	fs.Usage = func() { printUsage(fs, stderr, topUsage, topExamples) }
-	if err := fs.Parse(args); err != nil {
+	fs, f := topFlags()
+	if err := parseFlags(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(fs, stderr, topUsage, topExamples)
+		}
 		return topConfig{}, err
 	}
-	if fs.NArg() > 0 {
-		return topConfig{}, fmt.Errorf("unexpected argument %q: top takes only flags", fs.Arg(0))
+	if *f.interval < minTopInterval {
+		return topConfig{}, fmt.Errorf("--interval %v: give %v or more", *f.interval, minTopInterval)
 	}
-	if *interval < 100*time.Millisecond {
-		return topConfig{}, fmt.Errorf("--interval %v: give 100ms or more", *interval)
-	}
-	return topConfig{once: *once, interval: *interval}, nil
+	return topConfig{once: *f.once, interval: *f.interval}, nil
 }
 
 func topCommand(args []string, stdout, stderr io.Writer) int {
