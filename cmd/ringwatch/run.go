@@ -298,9 +298,12 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	// Listen before loading anything, so a taken port fails fast.
 	ln, err := net.Listen("tcp", cfg.listenAddress)
 	if err != nil {
-		return fmt.Errorf("listen for metrics on %s: %w (choose another with --web.listen-address)", cfg.listenAddress, err)
+		return listenError(cfg.listenAddress, err)
 	}
 	defer ln.Close()
+	if err := checkControlSocket(cfg.ctlSocket); err != nil {
+		return err
+	}
 
 	sources, err := loader.ParseSources(cfg.sources)
 	if err != nil {
@@ -324,7 +327,8 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	defer func() { err = errors.Join(err, side.Close()) }()
 	host := startHostWatch(cfg.hostRings, cfg.progStats, stderr)
 	defer func() { err = errors.Join(err, host.Close()) }()
-	srv := serveMetrics(ln, cfg.telemetryPath, stderr, append(append(side.collectors(), host.collectors...), collector)...)
+	metricsFailed := make(chan error, 1)
+	srv := serveMetrics(ln, cfg.telemetryPath, stderr, metricsFailed, append(append(side.collectors(), host.collectors...), collector)...)
 	defer srv.Close()
 
 	fmt.Fprintf(stderr, "ringwatch %s: carrying %s over %s, %s of %s (%s), %s; metrics on http://%s%s\n",
@@ -341,6 +345,7 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	}
 	ctx, cancelRun := context.WithCancelCause(ctx)
 	defer cancelRun(nil)
+	stopOnMetricsFailure(ctx, metricsFailed, cancelRun)
 
 	// The accounting sees every batch in the session; the callback only
 	// prints.
@@ -373,7 +378,8 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	if err := s.Read(ctx, handle); err != nil {
 		return err
 	}
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) &&
+	metricsErr := metricsFailure(ctx)
+	if cause := context.Cause(ctx); cause != nil && metricsErr == nil && !errors.Is(cause, context.Canceled) &&
 		!errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, syscall.EPIPE) {
 		return fmt.Errorf("write events: %w", cause)
 	}
@@ -400,7 +406,7 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 		}
 		fmt.Fprintln(stderr, line)
 	}
-	return side.writeSummary(stderr)
+	return errors.Join(side.writeSummary(stderr), metricsErr)
 }
 
 // outputGrace is how long a stopping run waits for its stdout to take the
@@ -425,7 +431,10 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-func serveMetrics(ln net.Listener, path string, stderr io.Writer, ours ...prometheus.Collector) *http.Server {
+// serveMetrics serves the metrics on ln until the server is closed. If
+// serving fails before that, it says so on stderr and sends the failure
+// on failed.
+func serveMetrics(ln net.Listener, path string, stderr io.Writer, failed chan<- error, ours ...prometheus.Collector) *http.Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(ours...)
 	reg.MustRegister(
@@ -444,7 +453,8 @@ func serveMetrics(ln net.Listener, path string, stderr io.Writer, ours ...promet
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(stderr, "ringwatch: metrics server stopped: %v\n", err)
+			fmt.Fprintf(stderr, "ringwatch: metrics server stopped: %v; stopping the run\n", err)
+			failed <- &metricsError{addr: ln.Addr().String(), err: err}
 		}
 	}()
 	return srv

@@ -39,6 +39,8 @@ var (
 		"Records the kernel producers could not write because the ring was full, as the producers counted them.", ringLabels, nil)
 	ringKernelLostDesc = prometheus.NewDesc("ringwatch_ring_kernel_lost_records_total",
 		"Records the kernel itself reported dropped on the ring: perf buffers' lost-sample records, which arrive with the next sample that fits; 0 on the other transports.", ringLabels, nil)
+	ringAttemptedDesc = prometheus.NewDesc("ringwatch_ring_attempted_records_total",
+		"Records the kernel producers of the CPUs writing to the ring tried to write, each under the next sequence number of its source and CPU: delivered plus lost, once the ring is drained.", ringLabels, nil)
 	ringGapsDesc = prometheus.NewDesc("ringwatch_ring_sequence_gaps_total",
 		"Records missing from the per-CPU sequence numbers the consumer saw: losses detected independently of the kernel's count.", ringLabels, nil)
 	ringDiscardedDesc = prometheus.NewDesc("ringwatch_ring_discarded_records_total",
@@ -59,6 +61,10 @@ var (
 		"Records of the source that the consumer received.", []string{"source"}, nil)
 	sourceLostDesc = prometheus.NewDesc("ringwatch_source_lost_records_total",
 		"Records of the source that the kernel producers could not write because the ring was full.", []string{"source"}, nil)
+	sourceAttemptedDesc = prometheus.NewDesc("ringwatch_source_attempted_records_total",
+		"Records of the source the kernel producers tried to write, each under the next sequence number of its CPU: delivered plus lost, once the rings are drained.", []string{"source"}, nil)
+	sourceGapsDesc = prometheus.NewDesc("ringwatch_source_sequence_gaps_total",
+		"Records of the source missing from its per-CPU sequence numbers, found by the consumer.", []string{"source"}, nil)
 	sourceMissedDesc = prometheus.NewDesc("ringwatch_source_missed_events_total",
 		"Events the kernel did not run the source's BPF program for, because another BPF program was running on the same CPU.", []string{"source"}, nil)
 	sourceSkippedDesc = prometheus.NewDesc("ringwatch_source_skipped_events_total",
@@ -95,9 +101,9 @@ func NewCollector(version, transport string, rings, sources []string, r Reader, 
 // Describe sends the descriptors of every metric Collect may send.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		ringRecordsDesc, ringBytesDesc, ringLostDesc, ringKernelLostDesc, ringGapsDesc, ringDiscardedDesc, ringInvalidDesc,
+		ringRecordsDesc, ringBytesDesc, ringLostDesc, ringAttemptedDesc, ringKernelLostDesc, ringGapsDesc, ringDiscardedDesc, ringInvalidDesc,
 		ringCapacityDesc, ringPendingDesc, wakeupsDesc, batchesDesc, latencyDesc,
-		sourceEventsDesc, sourceLostDesc, sourceMissedDesc, sourceSkippedDesc, consumerBusyDesc, consumerInfoDesc,
+		sourceEventsDesc, sourceLostDesc, sourceAttemptedDesc, sourceGapsDesc, sourceMissedDesc, sourceSkippedDesc, consumerBusyDesc, consumerInfoDesc,
 		buildInfoDesc,
 	} {
 		ch <- d
@@ -113,7 +119,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		// Without the kernel's counts the lost metrics would lie; report
 		// the failure on those and send everything else.
 		ch <- prometheus.NewInvalidMetric(ringLostDesc, err)
+		ch <- prometheus.NewInvalidMetric(ringAttemptedDesc, err)
 		ch <- prometheus.NewInvalidMetric(sourceLostDesc, err)
+		ch <- prometheus.NewInvalidMetric(sourceAttemptedDesc, err)
 		ch <- prometheus.NewInvalidMetric(sourceMissedDesc, err)
 		ch <- prometheus.NewInvalidMetric(sourceSkippedDesc, err)
 	}
@@ -130,6 +138,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(ringInvalidDesc, tally.Invalid)
 		if err == nil {
 			counter(ringLostDesc, snap.ringLost[i])
+			counter(ringAttemptedDesc, snap.ringAttempted[i])
 		}
 		ch <- prometheus.MustNewConstMetric(ringCapacityDesc, prometheus.GaugeValue, float64(st.Capacity), name)
 		ch <- prometheus.MustNewConstMetric(ringPendingDesc, prometheus.GaugeValue, float64(st.Pending), name)
@@ -147,10 +156,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, name := range c.sources {
-		ch <- prometheus.MustNewConstMetric(sourceEventsDesc, prometheus.CounterValue, float64(c.tracker.Source(name).Records), name)
+		src := c.tracker.Source(name)
+		ch <- prometheus.MustNewConstMetric(sourceEventsDesc, prometheus.CounterValue, float64(src.Records), name)
+		ch <- prometheus.MustNewConstMetric(sourceGapsDesc, prometheus.CounterValue, float64(src.Gaps), name)
 		if err == nil {
 			k := snap.source(name)
 			ch <- prometheus.MustNewConstMetric(sourceLostDesc, prometheus.CounterValue, float64(k.Lost), name)
+			ch <- prometheus.MustNewConstMetric(sourceAttemptedDesc, prometheus.CounterValue, float64(k.Attempts), name)
 			ch <- prometheus.MustNewConstMetric(sourceMissedDesc, prometheus.CounterValue, float64(k.Missed), name)
 			ch <- prometheus.MustNewConstMetric(sourceSkippedDesc, prometheus.CounterValue, float64(k.Skipped), name)
 		}
@@ -173,6 +185,9 @@ type snapshot struct {
 	tallies  []accounting.RingTally // by ring index
 	counters []loader.Counters
 	ringLost []uint64 // by ring index
+	// ringAttempted is the attempts of the CPUs writing to each ring, by
+	// ring index.
+	ringAttempted []uint64
 }
 
 // source is the named source's kernel counters, zero if not read.
@@ -187,9 +202,10 @@ func (s snapshot) source(name string) loader.Counters {
 // read the kernel's counters it returns the rest and the error.
 func (c *Collector) snapshot() (snapshot, error) {
 	s := snapshot{
-		stats:    c.reader.Stats(),
-		tallies:  c.tracker.Rings(),
-		ringLost: make([]uint64, len(c.rings)),
+		stats:         c.reader.Stats(),
+		tallies:       c.tracker.Rings(),
+		ringLost:      make([]uint64, len(c.rings)),
+		ringAttempted: make([]uint64, len(c.rings)),
 	}
 	// Stats after Close, or a consumer over fewer rings, reads as zero.
 	for len(s.stats) < len(c.rings) {
@@ -204,6 +220,7 @@ func (c *Collector) snapshot() (snapshot, error) {
 		for cpu, pc := range k.PerCPU {
 			if ring := c.reader.RingOf(cpu); ring < len(s.ringLost) {
 				s.ringLost[ring] += pc.Lost
+				s.ringAttempted[ring] += pc.Attempts
 			}
 		}
 	}
@@ -219,8 +236,8 @@ func (c *Collector) WriteSummary(w io.Writer) error {
 	}
 	for i, name := range c.rings {
 		st, tally := snap.stats[i], snap.tallies[i]
-		line := fmt.Sprintf("ring %s (%s): %d records, %d bytes, %d lost, %d sequence gaps, %d invalid, %d batches, %d wakeups",
-			name, c.transport, st.Records, st.Bytes, snap.ringLost[i], tally.Gaps, tally.Invalid, st.Batches, st.Wakeups)
+		line := fmt.Sprintf("ring %s (%s): %d records, %d bytes, %d lost, %d attempted, %d sequence gaps, %d invalid, %d batches, %d wakeups",
+			name, c.transport, st.Records, st.Bytes, snap.ringLost[i], snap.ringAttempted[i], tally.Gaps, tally.Invalid, st.Batches, st.Wakeups)
 		if st.KernelLost > 0 {
 			line += fmt.Sprintf(", %d reported lost by the kernel", st.KernelLost)
 		}

@@ -150,6 +150,22 @@ func testOverload(t *testing.T, transport abi.Transport, cpusPerRing, consumers 
 	if ringLost != k.Lost || ringGaps != k.Lost {
 		t.Errorf("rings: %d lost, %d gaps; source lost %d", ringLost, ringGaps, k.Lost)
 	}
+	// The attempts are shown per ring and per source, so a scrape alone
+	// proves delivered + lost = attempted and gaps = lost.
+	for i, name := range pl.RingNames() {
+		labels := map[string]string{"ring": name, "transport": string(transport)}
+		attempted := value(t, families, "ringwatch_ring_attempted_records_total", labels)
+		records := value(t, families, "ringwatch_ring_records_total", labels)
+		lost := value(t, families, "ringwatch_ring_lost_records_total", labels)
+		if records+lost != attempted || pl.tracker.Rings()[i].Gaps != lost {
+			t.Errorf("ring %s: %d records + %d lost, %d attempted, %d gaps", name, records, lost, attempted, pl.tracker.Rings()[i].Gaps)
+		}
+	}
+	source := map[string]string{"source": abi.SourceSyscalls}
+	if a, g := value(t, families, "ringwatch_source_attempted_records_total", source),
+		value(t, families, "ringwatch_source_sequence_gaps_total", source); a != k.Attempts || g != tally.Gaps {
+		t.Errorf("source metrics: %d attempted, %d gaps; kernel attempted %d, tracker gaps %d", a, g, k.Attempts, tally.Gaps)
+	}
 	// Per consumer: each consumer's rings' gaps are exactly the losses the
 	// producers counted on those rings.
 	rings := pl.RingNames()
