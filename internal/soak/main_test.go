@@ -1,0 +1,122 @@
+package soak
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwatch/ringwatch/internal/testenv"
+)
+
+// childEnv makes the test binary, run again, a flood process instead of
+// running tests.
+const childEnv = "RINGWATCH_SOAK_CHILD"
+
+func TestMain(m *testing.M) {
+	if cpu := os.Getenv(childEnv); cpu != "" {
+		flood(cpu)
+	}
+	testenv.Main(m)
+}
+
+// flood calls getpid(2) as fast as it can, forever, from one thread pinned
+// to cpu.
+func flood(cpu string) {
+	n, err := strconv.Atoi(cpu)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flood: bad CPU %q\n", cpu)
+		os.Exit(2)
+	}
+	runtime.LockOSThread()
+	var set unix.CPUSet
+	set.Set(n)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		fmt.Fprintf(os.Stderr, "flood: pin to CPU %d: %v\n", n, err)
+		os.Exit(1)
+	}
+	for {
+		unix.Getpid()
+	}
+}
+
+// startLoad starts one getpid flood per CPU and an exec churn of /bin/true,
+// all killed when t ends (and when this process dies). It returns the
+// floods' pids.
+func startLoad(t *testing.T) []int {
+	t.Helper()
+	var pids []int
+	start := func(cmd *exec.Cmd) {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start %v: %v", cmd.Args, err)
+		}
+
+		t.Cleanup(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+		})
+	}
+	for cpu := range runtime.NumCPU() {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"="+strconv.Itoa(cpu))
+		start(cmd)
+		pids = append(pids, cmd.Process.Pid)
+	}
+	start(exec.Command("/bin/sh", "-c", "while :; do /bin/true; done"))
+	return pids
+}
+
+// ringwatchBinary is the ringwatch to drive: $RINGWATCH_BIN (make soak
+// builds bin/ringwatch), or one built for the test.
+func ringwatchBinary(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("RINGWATCH_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "ringwatch")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/ringwatch/ringwatch/cmd/ringwatch")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build ringwatch: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// requireRun stops t unless ringwatch run can work here: root, BPF,
+// tracefs.
+func requireRun(t *testing.T) {
+	t.Helper()
+	testenv.RequireBPF(t)
+	testenv.RequireTracefs(t)
+}
+
+// waitGone fails t unless every object of held is gone from the kernel
+// within 10 seconds (the kernel frees maps after an RCU grace period).
+func waitGone(t *testing.T, held BPFObjects) {
+	t.Helper()
+	if held.Len() == 0 {
+		t.Fatal("the run held no BPF object: nothing to check")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left, err := StillAlive(held)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if left.Len() == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("BPF objects the run held are still in the kernel after it exited: %+v", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
