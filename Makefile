@@ -15,7 +15,7 @@ GENERATED := internal/abi/ringwatch_bpfel.go internal/abi/ringwatch_bpfel.o \
 	internal/testbpf/testfill_bpfel.go internal/testbpf/testfill_bpfel.o \
 	examples/ringreader/counter_bpfel.go examples/ringreader/counter_bpfel.o
 
-.PHONY: all generate vmlinux check-generate build run test lint bench tracefs clean
+.PHONY: all generate vmlinux check-generate build run test soak lint bench tracefs clean
 
 all: build
 
@@ -46,6 +46,15 @@ run: build tracefs
 
 test: tracefs
 	$(GO) test -race -count=1 -p 1 ./...
+
+# The soak and fault suite (internal/soak) for about 10 minutes: every
+# transport in turn under a getpid flood on every CPU and exec churn, with
+# /metrics scraped 10 times a second, ctl every second and SIGSTOP/SIGCONT
+# every 30s; prints a table. As root. `make test` runs a 1-minute version
+# when CI is set. SOAK=20m for longer.
+SOAK ?= 10m
+soak: build tracefs
+	RINGWATCH_BIN=$(CURDIR)/$(BIN) RINGWATCH_SOAK=$(SOAK) $(GO) test -count=1 -v -timeout 60m -run 'TestSoak$$' ./internal/soak
 
 # A quick run of every `ringwatch bench` scenario (under 2 minutes), then
 # the Go benchmarks of the ring walks alone, on plain memory and on real

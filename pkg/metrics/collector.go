@@ -155,8 +155,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	for _, name := range c.sources {
-		src := c.tracker.Source(name)
+	for i, name := range c.sources {
+		src := snap.sources[i]
 		ch <- prometheus.MustNewConstMetric(sourceEventsDesc, prometheus.CounterValue, float64(src.Records), name)
 		ch <- prometheus.MustNewConstMetric(sourceGapsDesc, prometheus.CounterValue, float64(src.Gaps), name)
 		if err == nil {
@@ -181,8 +181,10 @@ func latencyMetric(h accounting.Histogram, ring string) prometheus.Metric {
 
 // snapshot is one reading of everything the metrics and the summary show.
 type snapshot struct {
-	stats    []consumer.RingStats   // by ring index
-	tallies  []accounting.RingTally // by ring index
+	stats   []consumer.RingStats   // by ring index
+	tallies []accounting.RingTally // by ring index
+	// sources is the tracker's tally of each source, in c.sources' order.
+	sources  []accounting.SourceTally
 	counters []loader.Counters
 	ringLost []uint64 // by ring index
 	// ringAttempted is the attempts of the CPUs writing to each ring, by
@@ -206,6 +208,11 @@ func (c *Collector) snapshot() (snapshot, error) {
 		tallies:       c.tracker.Rings(),
 		ringLost:      make([]uint64, len(c.rings)),
 		ringAttempted: make([]uint64, len(c.rings)),
+	}
+	// The consumer's counts are read before the kernel's, so that a
+	// scrape never shows more delivered and lost than attempted.
+	for _, name := range c.sources {
+		s.sources = append(s.sources, c.tracker.Source(name))
 	}
 	// Stats after Close, or a consumer over fewer rings, reads as zero.
 	for len(s.stats) < len(c.rings) {
