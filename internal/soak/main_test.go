@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,7 +25,11 @@ func TestMain(m *testing.M) {
 	if cpu := os.Getenv(childEnv); cpu != "" {
 		flood(cpu)
 	}
-	testenv.Main(m)
+	testenv.Main(m, func() {
+		if built.dir != "" {
+			os.RemoveAll(built.dir)
+		}
+	})
 }
 
 // flood calls getpid(2) as fast as it can, forever, from one thread pinned
@@ -75,19 +80,34 @@ func startLoad(t *testing.T) []int {
 	return pids
 }
 
+// built is the ringwatch the tests built, once for all of them; TestMain
+// removes it.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
 // ringwatchBinary is the ringwatch to drive: $RINGWATCH_BIN (make soak
-// builds bin/ringwatch), or one built for the test.
+// builds bin/ringwatch), or one built for the tests.
 func ringwatchBinary(t *testing.T) string {
 	t.Helper()
 	if bin := os.Getenv("RINGWATCH_BIN"); bin != "" {
 		return bin
 	}
-	bin := filepath.Join(t.TempDir(), "ringwatch")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/ringwatch/ringwatch/cmd/ringwatch")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build ringwatch: %v\n%s", err, out)
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "ringwatch-soak-"); built.err != nil {
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", filepath.Join(built.dir, "ringwatch"), "github.com/ringwatch/ringwatch/cmd/ringwatch")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("build ringwatch: %w\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return bin
+	return filepath.Join(built.dir, "ringwatch")
 }
 
 // requireRun stops t unless ringwatch run can work here: root, BPF,

@@ -152,10 +152,11 @@ func WaitForObjects(t testing.TB, before KernelObjects) {
 	}
 }
 
-// Main runs the package's tests and then fails if any file descriptor that
-// was not open before them is still open. Run again as a SyscallChild, it
-// is that child instead.
-func Main(m *testing.M) {
+// Main runs the package's tests, then each of after (to remove what the
+// tests shared), and then fails if any file descriptor that was not open
+// before them is still open. Run again as a SyscallChild, it is that child
+// instead.
+func Main(m *testing.M, after ...func()) {
 	if os.Getenv(helperEnv) == "syscalls" {
 		runSyscallChild()
 		os.Exit(0)
@@ -168,6 +169,9 @@ func Main(m *testing.M) {
 	}
 	before := openFDs()
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	if code == 0 {
 		if leaked := newFDs(before, openFDs()); len(leaked) > 0 {
 			fmt.Fprintf(os.Stderr, "file descriptors leaked by the tests:\n  %s\n", strings.Join(leaked, "\n  "))
