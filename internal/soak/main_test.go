@@ -1,12 +1,16 @@
 package soak
 
 import (
+	"bufio"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -17,13 +21,17 @@ import (
 	"github.com/ringwatch/ringwatch/internal/testenv"
 )
 
-// childEnv makes the test binary, run again, a flood process instead of
-// running tests.
+// childEnv makes the test binary, run again, a flood process
+// ("flood:CPU") or the baseline HTTP server ("http") instead of running
+// tests.
 const childEnv = "RINGWATCH_SOAK_CHILD"
 
 func TestMain(m *testing.M) {
-	if cpu := os.Getenv(childEnv); cpu != "" {
-		flood(cpu)
+	switch child := os.Getenv(childEnv); {
+	case strings.HasPrefix(child, "flood:"):
+		flood(strings.TrimPrefix(child, "flood:"))
+	case child == "http":
+		serveBaseline()
 	}
 	testenv.Main(m, func() {
 		if built.dir != "" {
@@ -72,7 +80,7 @@ func startLoad(t *testing.T) []int {
 	}
 	for cpu := range runtime.NumCPU() {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), childEnv+"="+strconv.Itoa(cpu))
+		cmd.Env = append(os.Environ(), childEnv+"=flood:"+strconv.Itoa(cpu))
 		start(cmd)
 		pids = append(pids, cmd.Process.Pid)
 	}
@@ -86,6 +94,48 @@ var built struct {
 	once sync.Once
 	dir  string
 	err  error
+}
+
+// serveBaseline serves a fixed page of the size of a ringwatch scrape on a
+// loopback port it prints, until killed: the soak times it beside
+// ringwatch's /metrics, to tell ringwatch's own delays from the machine's.
+func serveBaseline() {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "baseline: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Println(ln.Addr())
+	page := []byte(strings.Repeat("baseline_metric_total{label=\"value\"} 12345\n", 400))
+	err = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(page) }))
+	fmt.Fprintf(os.Stderr, "baseline: %v\n", err)
+	os.Exit(1)
+}
+
+// startBaseline starts the baseline server, killed when t ends, and
+// returns its URL.
+func startBaseline(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=http")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start baseline server: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	addr, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("read baseline server's address: %v", err)
+	}
+	return "http://" + strings.TrimSpace(addr) + "/"
 }
 
 // ringwatchBinary is the ringwatch to drive: $RINGWATCH_BIN (make soak

@@ -3,6 +3,8 @@ package soak
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -80,12 +82,13 @@ func TestSoak(t *testing.T) {
 	requireRun(t)
 	bin := ringwatchBinary(t)
 	floods := startLoad(t)
+	baseline := startBaseline(t)
 	per := total / time.Duration(len(transports))
 
 	var results []result
 	for _, tr := range transports {
 		t.Run(tr, func(t *testing.T) {
-			r := soakTransport(t, bin, tr, per, floods)
+			r := soakTransport(t, bin, tr, per, floods, baseline)
 			results = append(results, r)
 			for _, p := range r.problems {
 				t.Error(p)
@@ -102,7 +105,8 @@ type result struct {
 	final                      Summary
 	scrapes, scrapeErrors      int
 	p50, p99, max              time.Duration
-	duringStops                int // scrapes overlapping a SIGSTOP window, left out of the percentiles
+	baseP50, baseP99           time.Duration // the baseline server's, scraped alongside
+	duringStops                int           // scrapes overlapping a SIGSTOP window, left out of the percentiles
 	stops, ctlChanges, quietOK int
 	rssStart, rssWarm, rssMax  uint64 // KiB
 	fdsWarm, fdsMin, fdsMax    int
@@ -133,7 +137,7 @@ type resourceSample struct {
 	goroutines int
 }
 
-func soakTransport(t *testing.T, bin, transport string, d time.Duration, floods []int) result {
+func soakTransport(t *testing.T, bin, transport string, d time.Duration, floods []int, baseline string) result {
 	r := result{transport: transport}
 	fail := func(format string, args ...any) { r.problems = append(r.problems, fmt.Sprintf(format, args...)) }
 	sock := filepath.Join(t.TempDir(), "ctl.sock")
@@ -158,6 +162,7 @@ func soakTransport(t *testing.T, bin, transport string, d time.Duration, floods 
 	var (
 		mu        sync.Mutex
 		scrapes   []scrapeSample
+		base      []time.Duration
 		resources []resourceSample
 		stops     [][2]time.Time
 		lastGor   int
@@ -180,7 +185,11 @@ func soakTransport(t *testing.T, bin, transport string, d time.Duration, floods 
 			if ctx.Err() != nil {
 				return
 			}
+			baseTook, baseErr := getTimed(ctx, baseline)
 			mu.Lock()
+			if baseErr == nil {
+				base = append(base, baseTook)
+			}
 			scrapes = append(scrapes, scrapeSample{begin, took, err})
 			if err == nil {
 				for _, p := range CheckRunning(prev, s) {
@@ -325,6 +334,10 @@ func soakTransport(t *testing.T, bin, transport string, d time.Duration, floods 
 	}
 	slices.Sort(took)
 	r.p50, r.p99, r.max = percentile(took, 50), percentile(took, 99), took[len(took)-1]
+	if len(base) > 0 {
+		slices.Sort(base)
+		r.baseP50, r.baseP99 = percentile(base, 50), percentile(base, 99)
+	}
 	if bound := p99Bound(4 * d); r.p99 > bound {
 		fail("scrape p99 %v, over the bound of %v (p50 %v, max %v, %d scrapes)", r.p99, bound, r.p50, r.max, len(took))
 	}
@@ -438,21 +451,37 @@ func checkFlat(r *result, samples []resourceSample, warm time.Time, fail func(st
 // table formats the results, one line per transport.
 func table(results []result) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "| transport | attempted | delivered | lost | gaps | skipped | identity | RSS MiB start/warm/max | fds warm (range) | goroutines warm (range) | scrapes | scrape p50/p99/max | stops | ctl changes | quiet checks |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| transport | attempted | delivered | lost | gaps | skipped | identity | RSS MiB start/warm/max | fds warm (range) | goroutines warm (range) | scrapes | scrape p50/p99/max | baseline p50/p99 | stops | ctl changes | quiet checks |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		tot := Total(r.final.Sources)
 		identity := "ok"
 		if len(CheckFinal(r.final)) > 0 {
 			identity = "WRONG"
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s | %.1f/%.1f/%.1f | %d (%d-%d) | %d (%d-%d) | %d | %s/%s/%s | %d | %d | %d |\n",
+		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s | %.1f/%.1f/%.1f | %d (%d-%d) | %d (%d-%d) | %d | %s/%s/%s | %s/%s | %d | %d | %d |\n",
 			r.transport, tot.Attempted, tot.Delivered, tot.Lost, tot.Gaps, tot.Skipped, identity,
 			float64(r.rssStart)/1024, float64(r.rssWarm)/1024, float64(r.rssMax)/1024,
 			r.fdsWarm, r.fdsMin, r.fdsMax, r.goroutinesWarm, r.gMin, r.gMax,
-			r.scrapes, ms(r.p50), ms(r.p99), ms(r.max), r.stops, r.ctlChanges, r.quietOK)
+			r.scrapes, ms(r.p50), ms(r.p99), ms(r.max), ms(r.baseP50), ms(r.baseP99), r.stops, r.ctlChanges, r.quietOK)
 	}
 	return b.String()
+}
+
+// getTimed gets url and reads the body, and returns how long it took.
+func getTimed(ctx context.Context, url string) (time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, err = io.Copy(io.Discard, resp.Body)
+	return time.Since(start), err
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d)/1e6) }
