@@ -109,6 +109,9 @@ func TestMetricsShowLossAsCountedOnEachSide(t *testing.T) {
 		{"ringwatch_ring_lost_records_total", ring, k.Lost},
 		{"ringwatch_ring_sequence_gaps_total", ring, k.Lost},
 		{"ringwatch_source_lost_records_total", source, k.Lost},
+		{"ringwatch_source_sequence_gaps_total", source, k.Lost},
+		{"ringwatch_ring_attempted_records_total", ring, k.Attempts},
+		{"ringwatch_source_attempted_records_total", source, k.Attempts},
 		{"ringwatch_ring_records_total", ring, seen.records},
 		{"ringwatch_source_events_total", source, seen.records},
 		{"ringwatch_ring_kernel_lost_records_total", ring, 0}, // only perf buffers report their own
