@@ -10,7 +10,6 @@ import (
 	"maps"
 	"os"
 	"os/signal"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,14 +48,16 @@ Scenarios (--scenario):
                waking a thread, with no ring at all
   roundtrip    --pings pings through the user ring to the kernel and back
   scale        --producers producer threads at full speed, each pinned to a
-               CPU of its own (from CPU 1 on), for --max-time, read by
-               --consumers consumers: delivered fraction, total and
-               per-producer rate, consumer CPU seconds per million records.
-               Not in the default set: ask for it by name
+               CPU of its own (from the second CPU it may use on), for
+               --max-time, read by --consumers consumers: delivered
+               fraction, total and per-producer rate, consumer CPU seconds
+               per million records. Not in the default set: ask for it by
+               name
 
 Every measurement checks that delivered + lost equals what the producer
 attempted. Progress goes to stderr; the table, or with --json the results,
-to stdout. Needs root, and 2 CPUs or more.
+to stdout. Needs root, and 2 CPUs or more that this process may run on
+(its CPU affinity, which taskset or a container's cpuset narrows).
 
 Flags:
 `
@@ -90,11 +91,16 @@ type benchFlagValues struct {
 // duration: the latency of each is kept, 8 bytes a record.
 const maxLatencyRecords = 100_000_000
 
-// benchFlags defines bench's flags. The test of every flag's bad values
-// enumerates it: a flag added here needs rows there.
-func benchFlags() (flagSet, benchFlagValues) {
+// benchFlags defines bench's flags, its CPU flags over allowed, the CPUs
+// this process may run on (tpt.AllowedCPUs, never empty). The test of
+// every flag's bad values enumerates it: a flag added here needs rows
+// there.
+func benchFlags(allowed []int) (flagSet, benchFlagValues) {
 	fs := newFlagSet("bench")
-	cpus := runtime.NumCPU()
+	// The first two allowed CPUs by default; with fewer, parseBenchFlags
+	// refuses the command line whatever these are.
+	cpuAt := func(i int) int { return allowed[min(i, len(allowed)-1)] }
+	cpus := fmt.Sprintf("CPUs this process may run on: %s", tpt.FormatCPUList(allowed))
 	return fs, benchFlagValues{
 		scenarios:   fs.String("scenario", "drain,saturation,latency,roundtrip", "comma-separated scenarios to run"),
 		transports:  fs.String("transport", strings.ReplaceAll(joinNames(abi.Transports()), " ", ""), "comma-separated transports to measure"),
@@ -107,9 +113,9 @@ func benchFlags() (flagSet, benchFlagValues) {
 		rates:       fs.String("rates", "1000,10000,100000", "latency: comma-separated rates in records per second"),
 		duration:    fs.Duration("duration", 3*time.Second, true, "3s", "latency: how long each rate runs"),
 		pings:       fs.Int("pings", 10000, 1, maxPings, "", "roundtrip: pings to send"),
-		producerCPU: fs.Int("producer-cpu", 0, 0, cpus-1, "this machine's CPUs", "CPU the producer thread is pinned to"),
-		consumerCPU: fs.Int("consumer-cpu", 1, 0, cpus-1, "this machine's CPUs", "CPU the consumer thread is pinned to"),
-		producers:   fs.String("producers", defaultProducers(cpus), "scale: comma-separated producer thread counts, each producer on its own CPU"),
+		producerCPU: fs.Int("producer-cpu", cpuAt(0), allowed[0], allowed[len(allowed)-1], cpus, "CPU the producer thread is pinned to"),
+		consumerCPU: fs.Int("consumer-cpu", cpuAt(1), allowed[0], allowed[len(allowed)-1], cpus, "CPU the consumer thread is pinned to"),
+		producers:   fs.String("producers", defaultProducers(len(allowed)), "scale: comma-separated producer thread counts, each producer on its own CPU"),
 		consumers: fs.Int("consumers", 0, 0, maxCount, fmt.Sprintf("0 is one consumer per %d rings", tpt.RingsPerConsumer),
 			"scale: consumer threads, each reading its own rings; 0 is one per 4 rings (a shared ringbuf has one ring, so one consumer)"),
 		quick: fs.Bool("quick", false, "a quick run of every scenario, under 2 minutes: sizes 16, 64 and 256 (saturation 16 and 64, latency 64), 1Mi records or 1s, 0.3s per rate, 1000 pings"),
@@ -134,7 +140,11 @@ var benchFlagScenarios = map[string][]string{
 // is loaded before it passes. It returns flag.ErrHelp after printing the
 // help for --help.
 func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
-	fs, f := benchFlags()
+	allowed, err := tpt.AllowedCPUs()
+	if err != nil {
+		return benchConfig{}, err
+	}
+	fs, f := benchFlags(allowed)
 	if err := parseFlags(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printUsage(fs, stderr, benchUsage, benchExamples)
@@ -149,7 +159,6 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	o.Peers = *f.peers
 	o.Records, o.Duration, o.Pings, o.MaxTime = *f.records, *f.duration, *f.pings, *f.maxTime
 	o.ProducerCPU, o.ConsumerCPU, o.Consumers = *f.producerCPU, *f.consumerCPU, *f.consumers
-	var err error
 	if o.Scenarios, err = nameList("--scenario", *f.scenarios, bench.Scenarios()); err != nil {
 		return cfg, err
 	}
@@ -185,7 +194,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	for _, w := range wakeups {
 		o.Wakeups = append(o.Wakeups, abi.Wakeup(w))
 	}
-	if o.Producers, err = intList("--producers", *f.producers, 1, runtime.NumCPU(), "each on a CPU of its own: this machine has "+plural(runtime.NumCPU(), "CPU")); err != nil {
+	if o.Producers, err = intList("--producers", *f.producers, 1, len(allowed),
+		"each on a CPU of its own: this process may run on "+plural(len(allowed), "CPU")); err != nil {
 		return cfg, err
 	}
 	if o.Rates, err = intList("--rates", *f.rates, 1, maxCount, "records per second"); err != nil {
@@ -194,10 +204,19 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	if o.RingSize, err = abi.ParseRingSize(*f.ringSize); err != nil {
 		return cfg, fmt.Errorf("--ring-size: %w", err)
 	}
-	// The defaults, CPUs 0 and 1, are not checked as they are read.
-	if cpus := runtime.NumCPU(); o.ProducerCPU >= cpus || o.ConsumerCPU >= cpus {
-		return cfg, fmt.Errorf("--producer-cpu %d and --consumer-cpu %d: this machine has CPUs 0 to %d, and bench needs two of them",
-			o.ProducerCPU, o.ConsumerCPU, cpus-1)
+	// The defaults are not checked as they are read, and a CPU between
+	// two allowed ones passes the flags' range.
+	if len(allowed) < 2 {
+		return cfg, fmt.Errorf("--producer-cpu and --consumer-cpu: this process may use %s (its CPU affinity, set by taskset or a container's cpuset), and bench needs two CPUs: allow it two or more",
+			tpt.AllowedPhrase(allowed))
+	}
+	for _, c := range []struct {
+		flag string
+		cpu  int
+	}{{"--producer-cpu", o.ProducerCPU}, {"--consumer-cpu", o.ConsumerCPU}} {
+		if !slices.Contains(allowed, c.cpu) {
+			return cfg, fmt.Errorf("%s %d: %w", c.flag, c.cpu, tpt.NotAllowed(c.cpu, allowed))
+		}
 	}
 	if o.ProducerCPU == o.ConsumerCPU {
 		return cfg, fmt.Errorf("--producer-cpu %d and --consumer-cpu %d must be two different CPUs", o.ProducerCPU, o.ConsumerCPU)

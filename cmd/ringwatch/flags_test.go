@@ -5,13 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/ringwatch/ringwatch/internal/testenv"
+	tpt "github.com/ringwatch/ringwatch/pkg/transport"
 )
 
 // commandFlags are each command's flag set, as its --help lists them, and
@@ -28,7 +28,7 @@ var commandFlags = map[string]struct {
 		func(a []string, w io.Writer) error { _, err := parseCtlFlags(a, w); return err }},
 	"ping": {func() flagSet { fs, _ := pingFlags(); return fs },
 		func(a []string, w io.Writer) error { _, err := parsePingFlags(a, w); return err }},
-	"bench": {func() flagSet { fs, _ := benchFlags(); return fs },
+	"bench": {func() flagSet { fs, _ := benchFlags(allowedCPUs()); return fs },
 		func(a []string, w io.Writer) error { _, err := parseBenchFlags(a, w); return err }},
 	"rings": {func() flagSet { fs, _ := ringsFlags(); return fs },
 		func(a []string, w io.Writer) error { _, err := parseRingsFlags(a, w); return err }},
@@ -56,8 +56,9 @@ type badCommandLine struct {
 // is valid), and the command to commandFlags: the test fails for a flag
 // with no row of its own here.
 func badCommandLines() []badCommandLine {
-	cpus := runtime.NumCPU()
-	lastCPU := strconv.Itoa(cpus - 1)
+	allowed := allowedCPUs()
+	cpus, firstCPU, lastCPU := len(allowed), allowed[0], allowed[len(allowed)-1]
+	mayUse := "it may use " + tpt.AllowedPhrase(allowed) + " (its CPU affinity, set by taskset or a container's cpuset)"
 	longSocket := "/tmp/" + strings.Repeat("s", 120)
 	manyPIDs := make([]string, 1025)
 	for i := range manyPIDs {
@@ -96,9 +97,15 @@ func badCommandLines() []badCommandLine {
 	add(rows("run", "consumers", "give 0 or more (0 is one consumer per 4 rings)", v("consumers", "", "-1", "abc", "1e30", "99999999999999999999")...)...)
 	add(rows("run", "consumer-cpus", "is not a CPU or a range of CPUs: give CPU numbers and ranges, such as 0,2 or 0-3",
 		v("consumer-cpus", "abc", "-1", "1-0", "0,", "1.5", "0-")...)...)
-	add(rows("run", "consumer-cpus", "CPU 0 is listed twice: give each once", v("consumer-cpus", "0,0", "0-1,0")...)...)
-	add(rows("run", "consumer-cpus", "this machine has CPUs 0 to "+lastCPU,
-		v("consumer-cpus", "4096", "0-99999999999", strconv.Itoa(cpus))...)...)
+	add(badCommandLine{"run", "consumer-cpus", []string{"--consumer-cpus", fmt.Sprintf("%d,%[1]d", firstCPU)},
+		fmt.Sprintf("CPU %d is listed twice: give each once", firstCPU)})
+	add(rows("run", "consumer-cpus", "CPU 4096 is not one this process may run on: "+mayUse, v("consumer-cpus", "4096")...)...)
+	gap := firstCPU + 1 // the first CPU above the first allowed one that is not allowed
+	for slices.Contains(allowed, gap) {
+		gap++
+	}
+	add(rows("run", "consumer-cpus", fmt.Sprintf("CPU %d is not one this process may run on: %s", gap, mayUse),
+		v("consumer-cpus", fmt.Sprintf("%d-99999999999", firstCPU), strconv.Itoa(gap))...)...)
 	add(rows("run", "ring-size", "is not a size: give a number of bytes, with KiB, MiB or GiB (binary units) or no unit",
 		v("ring-size", "", "-4MiB", "64XB", "5 parsecs", "4MB", "1e30", "4.5MiB", "lots")...)...)
 	add(rows("run", "ring-size", "is larger than a ring can be (2GiB: the kernel takes a 32-bit size): choose 2GiB or less",
@@ -192,15 +199,27 @@ func badCommandLines() []badCommandLine {
 	add(badCommandLine{"bench", "duration", []string{"--scenario", "drain", "--duration", "1s"}, "--duration applies only to --scenario latency"})
 	add(rows("bench", "pings", "give 1 to 1000000", v("pings", "", "0", "-1", "abc", "2000000")...)...)
 	add(badCommandLine{"bench", "pings", []string{"--scenario", "drain", "--pings", "5"}, "--pings applies only to --scenario roundtrip"})
-	add(rows("bench", "producer-cpu", "give 0 to "+lastCPU+" (this machine's CPUs)", v("producer-cpu", "", "-1", "4096", "abc")...)...)
-	if cpus >= 2 { // the defaults are CPUs 0 and 1
-		add(rows("bench", "producer-cpu", "--producer-cpu 1 and --consumer-cpu 1 must be two different CPUs", v("producer-cpu", "1")...)...)
+	cpuRange := fmt.Sprintf("give %d to %d (CPUs this process may run on: %s)", firstCPU, lastCPU, tpt.FormatCPUList(allowed))
+	add(rows("bench", "producer-cpu", cpuRange, v("producer-cpu", "", strconv.Itoa(firstCPU-1), "4096", "abc")...)...)
+	if cpus >= 2 { // the defaults are the first two allowed CPUs
+		add(rows("bench", "producer-cpu", fmt.Sprintf("--producer-cpu %d and --consumer-cpu %[1]d must be two different CPUs", allowed[1]),
+			v("producer-cpu", strconv.Itoa(allowed[1]))...)...)
 	}
-	add(rows("bench", "consumer-cpu", "give 0 to "+lastCPU+" (this machine's CPUs)", v("consumer-cpu", "", "-1", "4096", "1e30")...)...)
-	add(rows("bench", "consumer-cpu", "--producer-cpu 0 and --consumer-cpu 0 must be two different CPUs", v("consumer-cpu", "0")...)...)
+	add(rows("bench", "consumer-cpu", cpuRange, v("consumer-cpu", "", strconv.Itoa(firstCPU-1), "4096", "1e30")...)...)
+	add(rows("bench", "consumer-cpu", fmt.Sprintf("--producer-cpu %d and --consumer-cpu %[1]d must be two different CPUs", firstCPU),
+		v("consumer-cpu", strconv.Itoa(firstCPU))...)...)
+	// A CPU between two the process may use passes the range, and is
+	// refused by name.
+	for i := 1; i < cpus; i++ {
+		if gap := allowed[i-1] + 1; gap < allowed[i] {
+			add(rows("bench", "consumer-cpu", fmt.Sprintf("--consumer-cpu %d: CPU %[1]d is not one this process may run on: %s", gap, mayUse),
+				v("consumer-cpu", strconv.Itoa(gap))...)...)
+			break
+		}
+	}
 	for _, value := range []string{"0", "-1", "4096", "x"} {
 		add(badCommandLine{"bench", "producers", []string{"--scenario", "scale", "--producers", value},
-			fmt.Sprintf("give comma-separated whole numbers from 1 to %d (each on a CPU of its own", cpus)})
+			fmt.Sprintf("give comma-separated whole numbers from 1 to %d (each on a CPU of its own: this process may run on %s)", cpus, plural(cpus, "CPU"))})
 	}
 	add(badCommandLine{"bench", "producers", []string{"--scenario", "scale", "--producers", "1,1"}, `"1" is listed twice`})
 	add(badCommandLine{"bench", "producers", []string{"--producers", "1"}, "--producers applies only to --scenario scale"})
@@ -369,7 +388,7 @@ func TestHelpIsUnchangedByCheckedFlags(t *testing.T) {
 
 // TestExamplesInTheHelpAreAccepted parses every example command line each
 // command's help gives: the checks must not refuse what the help teaches.
-// An example that needs more CPUs than this machine has may be refused
+// An example that needs more CPUs than this process may run on may be refused
 // for that reason alone.
 func TestExamplesInTheHelpAreAccepted(t *testing.T) {
 	examples := runExamples + ctlExamples + pingExamples + benchExamples
@@ -387,11 +406,21 @@ func TestExamplesInTheHelpAreAccepted(t *testing.T) {
 		}
 		n++
 		c := commandFlags[fields[1]]
-		if err := c.parse(fields[2:], io.Discard); err != nil && !strings.Contains(err.Error(), "this machine has") {
+		if err := c.parse(fields[2:], io.Discard); err != nil && !strings.Contains(err.Error(), "this process may run on") {
 			t.Errorf("the help's example %q is refused: %v", strings.TrimSpace(line), err)
 		}
 	}
 	if n < 12 {
 		t.Errorf("found %d examples in the help, want every command's", n)
 	}
+}
+
+// allowedCPUs are the CPUs this test process may run on, as the commands
+// see them.
+func allowedCPUs() []int {
+	allowed, err := tpt.AllowedCPUs()
+	if err != nil {
+		panic(err) // a process always has its affinity to read
+	}
+	return allowed
 }

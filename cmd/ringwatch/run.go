@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -170,7 +169,11 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 		return runConfig{}, err
 	}
 	if *f.consumerCPUs != "" {
-		if cfg.consumerCPUs, err = tpt.ParseCPUList(*f.consumerCPUs, runtime.NumCPU()); err != nil {
+		allowed, err := tpt.AllowedCPUs()
+		if err != nil {
+			return runConfig{}, fmt.Errorf("--consumer-cpus: %w", err)
+		}
+		if cfg.consumerCPUs, err = tpt.ParseCPUList(*f.consumerCPUs, allowed); err != nil {
 			return runConfig{}, fmt.Errorf("--consumer-cpus: %w", err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/testenv"
+	"github.com/ringwatch/ringwatch/pkg/transport"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -19,6 +20,10 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func TestRunMeasuresEveryCombination(t *testing.T) {
 	testenv.RequireUserRing(t) // the roundtrip scenario; the bench producer is a syscall program, which this implies
 	testenv.RequireCPUs(t, 2)
+	allowed, err := transport.AllowedCPUs()
+	if err != nil {
+		t.Fatal(err)
+	}
 	results, err := Run(context.Background(), Options{
 		Scenarios:   []string{Drain, Saturation, Latency, RoundTrip},
 		Transports:  []abi.Transport{abi.Ringbuf, abi.Perfbuf, abi.SPSC},
@@ -31,8 +36,8 @@ func TestRunMeasuresEveryCombination(t *testing.T) {
 		Rates:       []int{2000},
 		Duration:    100 * time.Millisecond,
 		Pings:       50,
-		ProducerCPU: 0,
-		ConsumerCPU: 1,
+		ProducerCPU: allowed[0],
+		ConsumerCPU: allowed[1],
 	})
 	if err != nil {
 		t.Fatal(err)

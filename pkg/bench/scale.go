@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -14,22 +13,22 @@ import (
 	"github.com/ringwatch/ringwatch/pkg/transport"
 )
 
-// producerCPUs are the CPUs the scale scenario runs n producers on: from
-// CPU 1 on, leaving CPU 0 to the consumers while there are CPUs to spare,
-// and wrapping around when there are not.
-func producerCPUs(n int) []int {
-	cpus := runtime.NumCPU()
+// producerCPUs are the CPUs the scale scenario runs n producers on, of
+// allowed, the CPUs this process may run on (transport.AllowedCPUs): from
+// the second of them on, leaving the first to the consumers while there
+// are CPUs to spare, and wrapping around when there are not.
+func producerCPUs(allowed []int, n int) []int {
 	out := make([]int, n)
 	for i := range out {
-		out[i] = (1 + i) % cpus
+		out[i] = allowed[(1+i)%len(allowed)]
 	}
 	return out
 }
 
-// spareCPUs are the CPUs no producer of cpus runs on.
-func spareCPUs(cpus []int) []int {
+// spareCPUs are the CPUs of allowed that no producer of cpus runs on.
+func spareCPUs(allowed, cpus []int) []int {
 	var spare []int
-	for cpu := range runtime.NumCPU() {
+	for _, cpu := range allowed {
 		if !slices.Contains(cpus, cpu) {
 			spare = append(spare, cpu)
 		}
@@ -49,7 +48,11 @@ func scale(ctx context.Context, opts Options, t abi.Transport, size, producers i
 	if consumers == 0 {
 		consumers = transport.AutoConsumers
 	}
-	cpus := producerCPUs(producers)
+	allowed, err := transport.AllowedCPUs()
+	if err != nil {
+		return r, err
+	}
+	cpus := producerCPUs(allowed, producers)
 	so := session.Options{
 		Sources:   []loader.Source{source(size)},
 		Transport: t,
@@ -62,7 +65,7 @@ func scale(ctx context.Context, opts Options, t abi.Transport, size, producers i
 		return r, err
 	}
 	defer s.Close()
-	if spare := spareCPUs(cpus); len(spare) >= len(s.ConsumerStats()) {
+	if spare := spareCPUs(allowed, cpus); len(spare) >= len(s.ConsumerStats()) {
 		s.Pin(spare)
 	}
 	p, err := newProducer(s.Producers())

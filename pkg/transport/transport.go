@@ -3,11 +3,8 @@ package transport
 import (
 	"errors"
 	"fmt"
-	"math"
 	"math/bits"
 	"os"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -278,7 +275,7 @@ func onlineCPUs(cpus int) ([]int, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read online CPUs: %w", err)
 	}
-	online, err := ParseCPUList(strings.TrimSpace(string(raw)), math.MaxInt32)
+	online, err := parseCPUList(strings.TrimSpace(string(raw)), func(int) error { return nil })
 	if err != nil {
 		return nil, fmt.Errorf("read online CPUs: %w", err)
 	}
@@ -289,38 +286,4 @@ func onlineCPUs(cpus int) ([]int, error) {
 		}
 	}
 	return kept, nil
-}
-
-// ParseCPUList parses the kernel's CPU list format, such as "0-3,8,10-11"
-// (Documentation/admin-guide/cputopology.rst), as the kernel writes it or
-// a user gives it: every CPU below cpus, none twice. A range is checked
-// before it is expanded, so "0-99999999999" is refused, not allocated.
-// Its errors wrap abi.ErrInvalidOption and say what to give.
-func ParseCPUList(s string, cpus int) ([]int, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, abi.Problemf(abi.ErrInvalidOption, "the CPU list is empty: give CPU numbers and ranges, such as 0,2 or 0-3")
-	}
-	var list []int
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		lo, hi, isRange := strings.Cut(part, "-")
-		first, err := strconv.Atoi(lo)
-		last := first
-		if err == nil && isRange {
-			last, err = strconv.Atoi(hi)
-		}
-		if err != nil || first < 0 || last < first || lo != strings.TrimLeft(lo, "+") || hi != strings.TrimLeft(hi, "+") {
-			return nil, abi.Problemf(abi.ErrInvalidOption, "CPU list %q: %q is not a CPU or a range of CPUs: give CPU numbers and ranges, such as 0,2 or 0-3", s, part)
-		}
-		if last >= cpus {
-			return nil, abi.Problemf(abi.ErrInvalidOption, "CPU list %q: CPU %d: this machine has CPUs 0 to %d", s, last, cpus-1)
-		}
-		for cpu := first; cpu <= last; cpu++ {
-			if slices.Contains(list, cpu) {
-				return nil, abi.Problemf(abi.ErrInvalidOption, "CPU list %q: CPU %d is listed twice: give each once", s, cpu)
-			}
-			list = append(list, cpu)
-		}
-	}
-	return list, nil
 }
