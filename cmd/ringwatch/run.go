@@ -124,7 +124,7 @@ func runFlags() (flagSet, runFlagValues) {
 		cpusPerRing: fs.Int("cpus-per-ring", 1, 1, maxCount, "", "percpu-ringbuf: how many CPUs share one ring buffer"),
 		consumers: fs.Int("consumers", 0, 0, maxCount, fmt.Sprintf("0 is one consumer per %d rings", tpt.RingsPerConsumer),
 			"consumer threads, each reading its own rings; 0 is one per 4 rings (ringbuf has one ring: one consumer)"),
-		consumerCPUs: fs.String("consumer-cpus", "", "comma-separated CPUs (or ranges, 0-3) to pin the consumer threads to, one each in turn; empty leaves them to the scheduler"),
+		consumerCPUs: fs.String("consumer-cpus", "", "comma-separated CPUs (or ranges, 0-3) to pin the consumer threads to, one each in turn, of those this process may run on (its affinity); empty leaves them to the scheduler"),
 		ringSize: fs.String("ring-size", abi.FormatSize(tpt.DefaultRingSize),
 			"data size of each ring: a power-of-two multiple of the page size, such as 256KiB, 4MiB or 1GiB"),
 		listen: fs.String("web.listen-address", "127.0.0.1:9477",
