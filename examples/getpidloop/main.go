@@ -12,21 +12,34 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwatch/ringwatch/pkg/transport"
 )
 
 func main() {
 	threads := flag.Int("threads", 1, "threads calling getpid, each pinned to its own CPU")
-	first := flag.Int("first-cpu", 1, "CPU of the first thread; the others follow, wrapping around")
+	first := flag.Int("first-cpu", 1, "CPU of the first thread; the others follow on the CPUs this process may run on, wrapping around")
 	wait := flag.Duration("wait", 2*time.Second, "pause before starting, for ringwatch to attach")
 	duration := flag.Duration("duration", 5*time.Second, "how long the threads call getpid")
 	flag.Parse()
 	if *threads < 1 || *duration <= 0 {
 		fmt.Fprintln(os.Stderr, "getpidloop: --threads must be 1 or more and --duration positive")
+		os.Exit(2)
+	}
+	allowed, err := transport.AllowedCPUs()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "getpidloop: %v\n", err)
+		os.Exit(1)
+	}
+	start := slices.Index(allowed, *first)
+	if start < 0 {
+		fmt.Fprintf(os.Stderr, "getpidloop: --first-cpu: %v\n", transport.NotAllowed(*first, allowed))
 		os.Exit(2)
 	}
 	fmt.Fprintf(os.Stderr, "getpidloop: pid %d, %d threads from CPU %d, starting in %v\n", os.Getpid(), *threads, *first, *wait)
@@ -39,7 +52,7 @@ func main() {
 		wg.Go(func() {
 			runtime.LockOSThread()
 			var set unix.CPUSet
-			set.Set((*first + i) % runtime.NumCPU())
+			set.Set(allowed[(start+i)%len(allowed)])
 			if err := unix.SchedSetaffinity(0, &set); err != nil {
 				fmt.Fprintf(os.Stderr, "getpidloop: pin thread %d: %v\n", i, err)
 				os.Exit(1)

@@ -3,8 +3,9 @@ package transport
 import (
 	"errors"
 	"fmt"
-	"github.com/cilium/ebpf"
 	"strconv"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/consumer"

@@ -2,8 +2,9 @@ package transport
 
 import (
 	"fmt"
-	"github.com/cilium/ebpf"
 	"math/bits"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
