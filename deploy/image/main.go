@@ -262,14 +262,14 @@ func writeOCIArchive(w io.Writer, img v1.Image, tag string, created time.Time) e
 		SchemaVersion: 2,
 		MediaType:     types.OCIImageIndex,
 		Manifests: []v1.Descriptor{{
-			MediaType:   types.OCIManifestSchema1,
-			Size:        int64(len(manifest)),
-			Digest:      digest,
+			MediaType: types.OCIManifestSchema1,
+			Size:      int64(len(manifest)),
+			Digest:    digest,
 			Annotations: map[string]string{
 				"org.opencontainers.image.ref.name": tag,
 				"io.containerd.image.name":          "docker.io/library/ringwatch:" + tag,
 			},
-			Platform:    &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture},
+			Platform: &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture},
 		}},
 	})
 	if err != nil {

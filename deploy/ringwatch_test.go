@@ -1,0 +1,245 @@
+package deploy
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/ringwatch/ringwatch/internal/testenv"
+)
+
+// The repository's root, where ringwatch's own module and README are.
+const repoRoot = ".."
+
+var (
+	// tmpDir holds what the tests build: one ringwatch binary, the image.
+	tmpDir string
+
+	buildOnce sync.Once
+	binary    string
+	buildErr  error
+
+	scrapeOnce sync.Once
+	scrape     string
+	scrapeErr  error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ringwatch-deploy-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// nobody-readable, for the capability runs.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	tmpDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// ringwatchBinary builds ringwatch from this checkout, statically as `make
+// image` does, once for every test that runs it.
+func ringwatchBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binary = filepath.Join(tmpDir, "ringwatch")
+		cmd := exec.Command("go", "-C", repoRoot, "build", "-trimpath", "-o", binary, "./cmd/ringwatch")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("build ringwatch: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
+}
+
+// liveScrape runs `ringwatch run` with both sources and its control socket,
+// makes a few exec events, and returns one scrape of its metrics: what a
+// Prometheus scraping it would see. Every test that needs it shares it.
+func liveScrape(t *testing.T) string {
+	t.Helper()
+	testenv.RequireBPF(t)
+	testenv.RequireTracefs(t)
+	bin := ringwatchBinary(t)
+	scrapeOnce.Do(func() { scrape, scrapeErr = runAndScrape(bin) })
+	if scrapeErr != nil {
+		t.Fatal(scrapeErr)
+	}
+	return scrape
+}
+
+func runAndScrape(bin string) (string, error) {
+	cmd := exec.Command(bin, "run", "--source", "exec,syscalls", "--web.listen-address", "127.0.0.1:0",
+		"--ctl.socket", filepath.Join(tmpDir, "ctl.sock"), "--duration", "60s")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	defer func() {
+		cmd.Process.Signal(os.Interrupt)
+		io.Copy(io.Discard, stderr)
+		cmd.Wait()
+	}()
+	banner, err := bufio.NewReader(stderr).ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("read ringwatch's banner: %w", err)
+	}
+	url := regexp.MustCompile(`http://\S+/metrics`).FindString(banner)
+	if url == "" {
+		return "", fmt.Errorf("banner names no metrics URL: %q", banner)
+	}
+	for range 5 {
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			return "", err
+		}
+	}
+	exec := regexp.MustCompile(`(?m)^ringwatch_source_events_total\{source="exec"\} [1-9]`)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		body, err := get(url)
+		if err != nil {
+			return "", err
+		}
+		if exec.MatchString(body) {
+			return body, nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("no exec event reached the metrics in 10s:\n%s", body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func get(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return string(b), nil
+}
+
+// sampleNames are the names of the samples in a scrape in the text format:
+// a histogram's _bucket, _sum and _count, not its family name.
+func sampleNames(t *testing.T, body string) map[string]bool {
+	t.Helper()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	if _, err := parser.TextToMetricFamilies(strings.NewReader(body)); err != nil {
+		t.Fatalf("the scrape does not parse: %v", err)
+	}
+	names := map[string]bool{}
+	for line := range strings.Lines(body) {
+		if line == "\n" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		names[line[:strings.IndexAny(line, "{ ")]] = true
+	}
+	return names
+}
+
+// readmeMetrics are the metric names in README's "Metrics" table, with
+// _bucket, _sum and _count added for its histograms.
+func readmeMetrics(t *testing.T) map[string]bool {
+	t.Helper()
+	readme := readFile(t, filepath.Join(repoRoot, "README.md"))
+	names := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `(ringwatch_[a-z_]+)` \\| (\\w+) \\|").FindAllStringSubmatch(readme, -1) {
+		names[m[1]] = true
+		if m[2] == "histogram" {
+			for _, s := range []string{"_bucket", "_sum", "_count"} {
+				names[m[1]+s] = true
+			}
+		}
+	}
+	if len(names) < 20 {
+		t.Fatalf("README's metric table has %d names: has its format changed?", len(names))
+	}
+	return names
+}
+
+// checkMetricsExist fails t for each name neither in the live scrape nor,
+// for metrics that need more than `ringwatch run` on this machine shows, in
+// README's table.
+func checkMetricsExist(t *testing.T, where string, names []string, scraped, readme map[string]bool) {
+	t.Helper()
+	for _, n := range names {
+		switch {
+		case scraped[n]:
+		case readme[n]:
+			t.Logf("%s: %s is not in the scrape of ringwatch run, but is in README's table", where, n)
+		default:
+			t.Errorf("%s names %s, which ringwatch run does not export and README does not list", where, n)
+		}
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// githubAnchor is the anchor GitHub gives a README heading.
+func githubAnchor(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(heading) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+			b.WriteRune(r)
+		case r == ' ':
+			b.WriteRune('-')
+		}
+	}
+	return b.String()
+}
+
+// readmeSections maps each README heading's anchor to the text under it, up
+// to the next heading.
+func readmeSections(t *testing.T) map[string]string {
+	t.Helper()
+	sections := map[string]string{}
+	var anchor string
+	inCode := false
+	for line := range strings.Lines(readFile(t, filepath.Join(repoRoot, "README.md"))) {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+		}
+		if !inCode && strings.HasPrefix(line, "#") {
+			anchor = githubAnchor(strings.TrimSpace(strings.TrimLeft(line, "#")))
+			sections[anchor] = ""
+			continue
+		}
+		sections[anchor] += line
+	}
+	return sections
+}
