@@ -42,27 +42,21 @@ tracefs:
 	@mountpoint -q $(TRACEFS) || mount -t tracefs nodev $(TRACEFS)
 
 # The container image: a static binary (no cgo, so no libc to ship) in an
-# OCI archive, built by deploy/image with go-containerregistry; no container
-# engine needed. Load it with podman load, skopeo copy oci-archive:...,
+# OCI archive, written by deploy/image with go-containerregistry; no
+# container engine needed. Load it with podman load, skopeo copy oci-archive:...,
 # ctr image import or docker load; see README, "Deploying".
 STATIC_BIN ?= bin/ringwatch-static
 IMAGE ?= bin/ringwatch-image.tar
 image:
 	@mkdir -p $(dir $(STATIC_BIN)) $(dir $(IMAGE))
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(STATIC_BIN) ./cmd/ringwatch
-	$(GO) -C deploy run ./image --binary $(abspath $(STATIC_BIN)) --version $(VERSION) --out $(abspath $(IMAGE))
+	$(GO) run ./deploy/image --binary $(STATIC_BIN) --version $(VERSION) --out $(IMAGE)
 
 run: build tracefs
 	./$(BIN) run $(ARGS)
 
-# deploy/ is a module of its own (the Kubernetes types and the PromQL parser
-# its tests need stay out of ringwatch's): its tests check the manifests,
-# the dashboard, the alert rules (with promtool) and make image. Nothing in
-# them runs concurrently, so they skip -race and its rebuild of those
-# dependencies.
 test: tracefs
 	$(GO) test -race -count=1 -p 1 ./...
-	$(GO) -C deploy test -count=1 -p 1 ./...
 
 # The soak and fault suite (internal/soak) for about 10 minutes: every
 # transport in turn under a getpid flood on every CPU and exec churn, with
@@ -88,7 +82,6 @@ bench: tracefs
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed: $$out" >&2; exit 1; }
 	$(GO) vet ./...
-	$(GO) -C deploy vet ./...
 
 clean:
 	rm -rf bin

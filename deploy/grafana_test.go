@@ -71,7 +71,7 @@ var grafanaVariables = strings.NewReplacer(
 // metricNames parses expr as PromQL, after substituting Grafana's
 // variables, and returns the metric names its selectors name.
 func metricNames(expr string) ([]string, error) {
-	node, err := parser.NewParser(parser.Options{}).ParseExpr(grafanaVariables.Replace(expr))
+	node, err := parser.ParseExpr(grafanaVariables.Replace(expr))
 	if err != nil {
 		return nil, err
 	}

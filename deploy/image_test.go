@@ -52,19 +52,13 @@ type ociConfig struct {
 	} `json:"rootfs"`
 }
 
-// TestImage runs `make image` and reads the OCI archive it writes: every
+// TestImage reads the OCI archive `make image` writes: every
 // blob is what its digest says, the entrypoint is /ringwatch, and the one
 // layer holds exactly the static binary make built, executable.
 func TestImage(t *testing.T) {
-	if _, err := exec.LookPath("make"); err != nil {
-		t.Fatal("make image needs make")
-	}
+	bin := ringwatchBinary(t)
+	archive := imageArchive
 	dir := t.TempDir()
-	archive, bin := filepath.Join(dir, "ringwatch-image.tar"), filepath.Join(dir, "ringwatch-static")
-	cmd := exec.Command("make", "-C", repoRoot, "image", "VERSION=v0.0.0-test", "IMAGE="+archive, "STATIC_BIN="+bin)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("make image: %v\n%s", err, out)
-	}
 
 	files := readTar(t, mustOpen(t, archive))
 	if layoutFile := files["oci-layout"]; !bytes.Contains(layoutFile, []byte(`"imageLayoutVersion":"1.0.0"`)) {
@@ -88,7 +82,7 @@ func TestImage(t *testing.T) {
 	if len(index.Manifests) != 1 {
 		t.Fatalf("index.json lists %d manifests, want 1", len(index.Manifests))
 	}
-	if got := index.Manifests[0].Annotations["org.opencontainers.image.ref.name"]; got != "v0.0.0-test" {
+	if got := index.Manifests[0].Annotations["org.opencontainers.image.ref.name"]; got != imageVersion {
 		t.Errorf("ref.name %q, want the VERSION given to make", got)
 	}
 	var manifest ociManifest
@@ -159,12 +153,13 @@ func TestImage(t *testing.T) {
 	}
 	// And it is ringwatch: it names its version.
 	out, err := exec.Command(bin, "version").Output()
-	if err != nil || !strings.HasPrefix(string(out), "ringwatch v0.0.0-test") {
+	if err != nil || !strings.HasPrefix(string(out), "ringwatch "+imageVersion+" ") {
 		t.Errorf("ringwatch version: %q %v", out, err)
 	}
 
-	// go-containerregistry reads the unpacked layout back and checks every
-	// digest, size and diff_id the same way a registry would.
+	// go-containerregistry reads the unpacked layout back as a registry
+	// client would, and checks the index, manifest and config agree (the
+	// layer's contents were checked above; Fast skips reading it again).
 	unpacked := filepath.Join(dir, "layout")
 	for name, data := range files {
 		p := filepath.Join(unpacked, name)
@@ -179,7 +174,7 @@ func TestImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := validate.Index(idx); err != nil {
+	if err := validate.Index(idx, validate.Fast); err != nil {
 		t.Errorf("the archive does not validate: %v", err)
 	}
 }

@@ -20,16 +20,21 @@ import (
 	"github.com/ringwatch/ringwatch/internal/testenv"
 )
 
-// The repository's root, where ringwatch's own module and README are.
-const repoRoot = ".."
+const (
+	// The repository's root, where ringwatch's Makefile and README are.
+	repoRoot = ".."
+	// The version the tests build ringwatch and its image as.
+	imageVersion = "v0.0.0-test"
+)
 
 var (
 	// tmpDir holds what the tests build: one ringwatch binary, the image.
 	tmpDir string
 
-	buildOnce sync.Once
-	binary    string
-	buildErr  error
+	buildOnce    sync.Once
+	binary       string
+	imageArchive string
+	buildErr     error
 
 	scrapeOnce sync.Once
 	scrape     string
@@ -53,16 +58,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// ringwatchBinary builds ringwatch from this checkout, statically as `make
-// image` does, once for every test that runs it.
+// ringwatchBinary runs `make image` once, for every test that needs
+// ringwatch or its image: it builds ringwatch from this checkout,
+// statically, and writes the image archive; it returns the binary.
 func ringwatchBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		binary = filepath.Join(tmpDir, "ringwatch")
-		cmd := exec.Command("go", "-C", repoRoot, "build", "-trimpath", "-o", binary, "./cmd/ringwatch")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		binary = filepath.Join(tmpDir, "ringwatch-static")
+		imageArchive = filepath.Join(tmpDir, "ringwatch-image.tar")
+		cmd := exec.Command("make", "-C", repoRoot, "image", "VERSION="+imageVersion,
+			"IMAGE="+imageArchive, "STATIC_BIN="+binary)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build ringwatch: %w\n%s", err, out)
+			buildErr = fmt.Errorf("make image: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

@@ -4,7 +4,7 @@
 // skopeo copy oci-archive:..., ctr image import and docker load (25 and
 // later) all read. `make image` runs it:
 //
-//	go run ./image --binary ../bin/ringwatch-static --version v1.2.3 --out ../bin/ringwatch-image.tar
+//	go run ./deploy/image --binary bin/ringwatch-static --version v1.2.3 --out bin/ringwatch-image.tar
 //
 // The image is reproducible: every timestamp in it is SOURCE_DATE_EPOCH (0
 // when unset), so the same binary gives the same digest.
