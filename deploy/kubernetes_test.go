@@ -27,8 +27,9 @@ import (
 // wantCapabilities are the capabilities the DaemonSet's container must add
 // after dropping all, and no more: what `ringwatch run` needs as uid 0 to
 // load its tracing programs, attach them and map their rings (Linux 5.8
-// introduced both). TestDaemonSetCapabilitiesSuffice holds this list to
-// the running kernel: enough with all of them, refused without any one.
+// introduced both). TestDaemonSet holds the manifest to this list, and
+// TestDaemonSetCapabilitiesSuffice holds the manifest's list to the running
+// kernel: enough with all of them, refused without any one.
 //
 // Found by running `ringwatch run` under `setpriv --bounding-set` with each
 // transport and both sources. Not needed: CAP_SYS_ADMIN (5.8 split BPF and
@@ -302,9 +303,10 @@ func flagValue(t *testing.T, args []string, name string) string {
 }
 
 // TestDaemonSetCapabilitiesSuffice runs the DaemonSet's own command line
-// as the container would run it: uid 0 with only wantCapabilities (setpriv
-// limits the bounding set, so they are all root gets). It must carry
-// records; without any one of them it must refuse, saying which is missing.
+// as its container would run: uid 0 with only the capabilities the
+// manifest adds (setpriv limits the bounding set, so they are all root
+// gets). It must carry records; without any one of them it must refuse,
+// saying which is missing: the manifest asks for enough, and no more.
 func TestDaemonSetCapabilitiesSuffice(t *testing.T) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
@@ -313,7 +315,12 @@ func TestDaemonSetCapabilitiesSuffice(t *testing.T) {
 		testenv.Unavailable(t, "needs setpriv (util-linux) to drop capabilities")
 	}
 	bin := ringwatchBinary(t)
-	args := kustomizeBuild(t).daemonSet.Spec.Template.Spec.Containers[0].Args
+	container := kustomizeBuild(t).daemonSet.Spec.Template.Spec.Containers[0]
+	args := container.Args
+	if container.SecurityContext == nil || container.SecurityContext.Capabilities == nil {
+		t.Fatal("the container has no securityContext capabilities")
+	}
+	caps := container.SecurityContext.Capabilities.Add
 	// Later flags win: listen where nothing else does, keep the socket
 	// here, and stop.
 	args = append(slices.Clone(args), "--web.listen-address=127.0.0.1:0",
@@ -330,15 +337,15 @@ func TestDaemonSetCapabilitiesSuffice(t *testing.T) {
 		return string(out), err
 	}
 
-	out, err := run(wantCapabilities)
+	out, err := run(caps)
 	if err != nil {
-		t.Fatalf("with %v: %v\n%s", wantCapabilities, err, out)
+		t.Fatalf("with %v: %v\n%s", caps, err, out)
 	}
 	if !strings.Contains(out, "ringwatch: stopped") {
-		t.Errorf("with %v: no summary:\n%s", wantCapabilities, out)
+		t.Errorf("with %v: no summary:\n%s", caps, out)
 	}
-	for i, c := range wantCapabilities {
-		fewer := slices.Delete(slices.Clone(wantCapabilities), i, i+1)
+	for i, c := range caps {
+		fewer := slices.Delete(slices.Clone(caps), i, i+1)
 		out, err := run(fewer)
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || !strings.Contains(out, "lacks CAP_"+string(c)) {
