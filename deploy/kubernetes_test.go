@@ -170,6 +170,17 @@ func TestDaemonSet(t *testing.T) {
 		t.Error("ringwatch does not talk to the API server: do not mount a service account token")
 	}
 
+	// Flags as --name=value, each one argument, so the tests can read and
+	// replace them.
+	if len(c.Args) == 0 || c.Args[0] != "run" {
+		t.Fatalf("args %q: want ringwatch run", c.Args)
+	}
+	for _, a := range c.Args[1:] {
+		if !strings.HasPrefix(a, "--") || !strings.Contains(a, "=") {
+			t.Errorf("argument %q: write flags as --name=value", a)
+		}
+	}
+
 	// The port ringwatch listens on is the one the pod names "metrics".
 	listen := flagValue(t, c.Args, "--web.listen-address")
 	port, err := strconv.Atoi(listen[strings.LastIndex(listen, ":")+1:])
@@ -302,6 +313,14 @@ func flagValue(t *testing.T, args []string, name string) string {
 	return ""
 }
 
+// withFlag returns args with every --name=value argument replaced by one
+// --name=value at the end (a flag may be repeatable: appending alone could
+// add an address rather than replace it).
+func withFlag(args []string, name, value string) []string {
+	out := slices.DeleteFunc(slices.Clone(args), func(a string) bool { return strings.HasPrefix(a, name+"=") })
+	return append(out, name+"="+value)
+}
+
 // TestDaemonSetCapabilitiesSuffice runs the DaemonSet's own command line
 // as its container would run: uid 0 with only the capabilities the
 // manifest adds (setpriv limits the bounding set, so they are all root
@@ -321,10 +340,10 @@ func TestDaemonSetCapabilitiesSuffice(t *testing.T) {
 		t.Fatal("the container has no securityContext capabilities")
 	}
 	caps := container.SecurityContext.Capabilities.Add
-	// Later flags win: listen where nothing else does, keep the socket
-	// here, and stop.
-	args = append(slices.Clone(args), "--web.listen-address=127.0.0.1:0",
-		"--ctl.socket="+filepath.Join(tmpDir, "caps.sock"), "--duration=500ms")
+	// Listen where nothing else does, keep the socket here, and stop.
+	args = withFlag(args, "--web.listen-address", "127.0.0.1:0")
+	args = withFlag(args, "--ctl.socket", filepath.Join(tmpDir, "caps.sock"))
+	args = withFlag(args, "--duration", "500ms")
 
 	run := func(caps []corev1.Capability) (string, error) {
 		bounding := "-all"
