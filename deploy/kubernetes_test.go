@@ -222,8 +222,9 @@ func TestDaemonSet(t *testing.T) {
 	if sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem {
 		t.Error("readOnlyRootFilesystem must be true: ringwatch writes only its control socket")
 	}
-	// Capabilities added to a non-root user's container are not effective
-	// (runc sets them only in the bounding set), so ringwatch runs as uid 0.
+	// A process of another uid loses the added capabilities when the
+	// container's command starts (execve keeps only ambient ones, and
+	// runtimes set none), so ringwatch runs as uid 0.
 	if sc.RunAsUser == nil || *sc.RunAsUser != 0 {
 		t.Error("runAsUser must be 0: without ambient capabilities, a non-root uid gets none of those added")
 	}
