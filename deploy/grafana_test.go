@@ -182,7 +182,10 @@ func TestDashboard(t *testing.T) {
 		"ringwatch_ring_pending_bytes", "ringwatch_ring_capacity_bytes", "ringwatch_delivery_latency_seconds_bucket",
 		"ringwatch_consumer_wakeups_total", "ringwatch_consumer_batches_total", "ringwatch_consumer_busy_seconds_total",
 		"ringwatch_source_events_total", "ringwatch_source_lost_records_total", "ringwatch_source_skipped_events_total",
-		"ringwatch_source_missed_events_total", "ringwatch_user_ring_messages_total", "ringwatch_roundtrip_latency_seconds_bucket"} {
+		"ringwatch_source_missed_events_total", "ringwatch_user_ring_messages_total", "ringwatch_roundtrip_latency_seconds_bucket",
+		"ringwatch_host_ring_pending_bytes", "ringwatch_host_ring_capacity_bytes", "ringwatch_host_ring_fill_ratio_bucket",
+		"ringwatch_host_ring_produced_bytes_total", "ringwatch_host_ring_consumed_bytes_total", "ringwatch_host_ring_stalled",
+		"ringwatch_host_ring_info", "ringwatch_bpf_program_runs_total", "ringwatch_bpf_program_run_seconds_total"} {
 		if !slices.Contains(named, want) {
 			t.Errorf("no panel shows %s", want)
 		}

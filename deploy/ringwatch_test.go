@@ -78,8 +78,8 @@ func ringwatchBinary(t *testing.T) string {
 	return binary
 }
 
-// liveScrape runs `ringwatch run` with both sources and its control socket,
-// makes a few exec events, and returns one scrape of its metrics: what a
+// liveScrape runs `ringwatch run` with both sources, its control socket,
+// the host ring census and program statistics, makes a few exec events, and returns one scrape of its metrics: what a
 // Prometheus scraping it would see. Every test that needs it shares it.
 func liveScrape(t *testing.T) string {
 	t.Helper()
@@ -94,8 +94,10 @@ func liveScrape(t *testing.T) string {
 }
 
 func runAndScrape(bin string) (string, error) {
+	// --prog-stats turns the kernel's BPF run statistics on for the few
+	// seconds this run lasts, so that the program metrics are scraped too.
 	cmd := exec.Command(bin, "run", "--source", "exec,syscalls", "--web.listen-address", "127.0.0.1:0",
-		"--ctl.socket", filepath.Join(tmpDir, "ctl.sock"), "--duration", "60s")
+		"--ctl.socket", filepath.Join(tmpDir, "ctl.sock"), "--prog-stats", "--duration", "60s")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return "", err
