@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"slices"
@@ -17,11 +16,8 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/privilege"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 	"github.com/ringwatch/ringwatch/pkg/control"
 	"github.com/ringwatch/ringwatch/pkg/loader"
@@ -36,7 +32,9 @@ const runUsage = `Usage: ringwatch run [flags]
 Loads ringwatch's BPF producers, attaches the chosen sources to their kernel
 events, and carries every record through the chosen transport to user space,
 counting records, bytes, losses, wakeups, fill level and delivery latency.
-Metrics are served over HTTP for Prometheus. On SIGINT or SIGTERM, or when
+Metrics are served over HTTP for Prometheus, with TLS and basic
+authentication from --web.config.file. Once attached, ringwatch drops every
+capability it does not need to run. On SIGINT or SIGTERM, or when
 --duration passes, ringwatch detaches the producers, drains what the ring
 still holds, prints a summary on stderr and exits 0. While it runs,
 'ringwatch ctl' changes the sources' settings through --ctl.socket.
@@ -84,30 +82,30 @@ while running, 2 for a wrong command line.
 `
 
 type runConfig struct {
-	sources       []string
-	transport     abi.Transport
-	wakeup        abi.Wakeup
-	cpusPerRing   int
-	consumers     int
-	consumerCPUs  []int
-	ringSize      int
-	listenAddress string
-	telemetryPath string
-	jsonOutput    bool
-	duration      time.Duration
-	pids          []uint32
-	ctlSocket     string
-	hostRings     bool // the census of every ring on the host
-	progStats     bool // the kernel's run statistics of every program
+	sources      []string
+	transport    abi.Transport
+	wakeup       abi.Wakeup
+	cpusPerRing  int
+	consumers    int
+	consumerCPUs []int
+	ringSize     int
+	web          *webFlags
+	jsonOutput   bool
+	duration     time.Duration
+	pids         []uint32
+	ctlSocket    string
+	hostRings    bool // the census of every ring on the host
+	progStats    bool // the kernel's run statistics of every program
 }
 
 // runFlagValues are run's flags as given, each checked on its own.
 type runFlagValues struct {
 	source, transport, wakeup, consumerCPUs, ringSize *string
 	cpusPerRing, consumers                            *int
-	listen, path, output, pids, ctlSocket             *string
+	output, pids, ctlSocket                           *string
 	duration                                          *time.Duration
 	hostRings, progStats                              *bool
+	web                                               *webFlags
 }
 
 // runFlags defines run's flags. The test of every flag's bad values
@@ -127,9 +125,7 @@ func runFlags() (flagSet, runFlagValues) {
 		consumerCPUs: fs.String("consumer-cpus", "", "comma-separated CPUs (or ranges, 0-3) to pin the consumer threads to, one each in turn, of those this process may run on (its affinity); empty leaves them to the scheduler"),
 		ringSize: fs.String("ring-size", abi.FormatSize(tpt.DefaultRingSize),
 			"data size of each ring: a power-of-two multiple of the page size, such as 256KiB, 4MiB or 1GiB"),
-		listen: fs.String("web.listen-address", "127.0.0.1:9477",
-			"address to serve metrics on; ':9477' listens on every interface"),
-		path:      fs.String("web.telemetry-path", "/metrics", "HTTP path of the metrics"),
+		web:       addWebFlags(fs),
 		output:    fs.String("output", "none", "what to print per event on stdout: none, or json (one object per line)"),
 		duration:  fs.Duration("duration", 0, false, "30s", "stop after this long, such as 30s or 5m; 0 runs until SIGINT or SIGTERM"),
 		pids:      fs.String("pid", "", "comma-separated process ids the syscalls source is limited to; empty means every process but ringwatch"),
@@ -150,7 +146,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 		}
 		return runConfig{}, err
 	}
-	cfg := runConfig{listenAddress: *f.listen, telemetryPath: *f.path, duration: *f.duration, ctlSocket: *f.ctlSocket,
+	cfg := runConfig{web: f.web, duration: *f.duration, ctlSocket: *f.ctlSocket,
 		cpusPerRing: *f.cpusPerRing, consumers: *f.consumers, hostRings: *f.hostRings, progStats: *f.progStats}
 	var err error
 	if cfg.sources, err = abi.SplitList(*f.source); err != nil {
@@ -184,10 +180,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 		Consumers: consumerCount(cfg.consumers)}); err != nil {
 		return runConfig{}, err
 	}
-	if err := checkListenAddress(cfg.listenAddress); err != nil {
-		return runConfig{}, err
-	}
-	if err := checkTelemetryPath(cfg.telemetryPath); err != nil {
+	if err := f.web.check(); err != nil {
 		return runConfig{}, err
 	}
 	switch *f.output {
@@ -298,12 +291,13 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	if err := loader.CheckPrivileges(); err != nil {
 		return err
 	}
-	// Listen before loading anything, so a taken port fails fast.
-	ln, err := net.Listen("tcp", cfg.listenAddress)
+	// Listen, and check the web configuration, before loading anything,
+	// so a taken port or a bad file fails fast.
+	srv, err := listenMetrics(cfg.web)
 	if err != nil {
-		return listenError(cfg.listenAddress, err)
+		return err
 	}
-	defer ln.Close()
+	defer srv.Close()
 	if err := checkControlSocket(cfg.ctlSocket); err != nil {
 		return err
 	}
@@ -330,15 +324,30 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	defer func() { err = errors.Join(err, side.Close()) }()
 	host := startHostWatch(cfg.hostRings, cfg.progStats, stderr)
 	defer func() { err = errors.Join(err, host.Close()) }()
+	// Everything that needs a capability is done: give up what running
+	// does not need, before serving anyone.
+	if err := side.firstPing(); err != nil {
+		return err
+	}
+	keep := privilege.MustParse(privilege.Run)
+	if host.census != nil || host.stats != nil {
+		keep |= privilege.MustParse(privilege.Census)
+	}
+	caps, err := dropCapabilities(keep)
+	if err != nil {
+		return err
+	}
 	metricsFailed := make(chan error, 1)
-	srv := serveMetrics(ln, cfg.telemetryPath, stderr, metricsFailed, append(append(side.collectors(), host.collectors...), collector)...)
-	defer srv.Close()
+	if err := srv.serve(newRegistry(append(append(side.collectors(), host.collectors...), collector)...), stderr, metricsFailed); err != nil {
+		return err
+	}
 
-	fmt.Fprintf(stderr, "ringwatch %s: carrying %s over %s, %s of %s (%s), %s; metrics on http://%s%s\n",
+	fmt.Fprintf(stderr, "ringwatch %s: carrying %s over %s, %s of %s (%s), %s; metrics on %s\n",
 		version, strings.Join(producers.Sources(), ","), cfg.transport, plural(len(rings), "ring"),
 		abi.FormatSize(cfg.ringSize), strings.Join(rings, ","), plural(len(s.ConsumerStats()), "consumer"),
-		ln.Addr(), cfg.telemetryPath)
+		srv.urls())
 	side.announce(stderr)
+	fmt.Fprintln(stderr, caps)
 	host.announce(stderr)
 
 	if cfg.duration > 0 {
@@ -412,6 +421,39 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 	return errors.Join(side.writeSummary(stderr), metricsErr)
 }
 
+// dropCapabilities gives up every capability but keep, on every thread,
+// and returns the line that says what is left. A binary built with cgo
+// cannot: it keeps its capabilities and the line says so.
+func dropCapabilities(keep privilege.Set) (string, error) {
+	effective, err := privilege.Drop(keep)
+	if errors.Is(err, privilege.ErrCgo) {
+		return fmt.Sprintf("ringwatch: warning: kept every capability: %v", err), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("drop capabilities after attaching: %w", err)
+	}
+	return fmt.Sprintf("ringwatch: attached; running with capabilities: %s", effective), nil
+}
+
+// firstPing runs the control program once while the capabilities are
+// still there: cilium/ebpf checks for BPF_PROG_RUN, by loading a program
+// of its own, the first time any program runs, and loading needs CAP_BPF.
+// It also proves at start that the control path answers.
+//
+// Not under the run's context: a stop signal that came during loading still
+// ends the run cleanly, after this ping.
+func (s *controlSide) firstPing() error {
+	if s == nil || s.ch == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), heartbeatInterval)
+	defer cancel()
+	if _, err := s.ch.Ping(ctx); err != nil {
+		return fmt.Errorf("ping the control program: %w", err)
+	}
+	return nil
+}
+
 // outputGrace is how long a stopping run waits for its stdout to take the
 // events still queued before it drops them.
 const outputGrace = 5 * time.Second
@@ -432,33 +474,4 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
-}
-
-// serveMetrics serves the metrics on ln until the server is closed. If
-// serving fails before that, it says so on stderr and sends the failure
-// on failed.
-func serveMetrics(ln net.Listener, path string, stderr io.Writer, failed chan<- error, ours ...prometheus.Collector) *http.Server {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(ours...)
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	mux := http.NewServeMux()
-	mux.Handle(path, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/" {
-			http.NotFound(w, r)
-			return
-		}
-		fmt.Fprintf(w, "<html><head><title>ringwatch</title></head><body><h1>ringwatch</h1><p><a href=%q>Metrics</a></p></body></html>\n", path)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(stderr, "ringwatch: metrics server stopped: %v; stopping the run\n", err)
-			failed <- &metricsError{addr: ln.Addr().String(), err: err}
-		}
-	}()
-	return srv
 }
