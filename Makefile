@@ -34,8 +34,10 @@ check-generate: generate
 	@test -z "$$(git status --porcelain --untracked-files=all -- internal/abi internal/testbpf examples/ringreader)" || \
 		{ git status --porcelain -- internal/abi internal/testbpf examples/ringreader >&2; echo "untracked generated files in internal/abi, internal/testbpf or examples/ringreader" >&2; exit 1; }
 
+# Without cgo: a binary linked with cgo cannot drop its capabilities after
+# attaching (see internal/privilege).
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ringwatch
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ringwatch
 
 # The exec source attaches to a tracepoint, which needs tracefs mounted.
 tracefs:

@@ -46,22 +46,30 @@ func TestParseRunFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(cfg.sources, ",") != "exec" || cfg.ringSize != 4<<20 || cfg.listenAddress != "127.0.0.1:9477" ||
-		cfg.telemetryPath != "/metrics" || cfg.jsonOutput || cfg.duration != 0 || len(cfg.pids) != 0 ||
+	if strings.Join(cfg.sources, ",") != "exec" || cfg.ringSize != 4<<20 ||
+		strings.Join(cfg.web.listen.addresses, " ") != "127.0.0.1:9477" || *cfg.web.telemetryPath != "/metrics" ||
+		*cfg.web.systemdSocket || *cfg.web.configFile != "" || cfg.jsonOutput || cfg.duration != 0 || len(cfg.pids) != 0 ||
 		cfg.transport != "ringbuf" || cfg.cpusPerRing != 1 {
 		t.Errorf("defaults: %+v", cfg)
 	}
 
 	cfg, err = parseRunFlags([]string{"--source", "exec, syscalls", "--ring-size", "16MiB", "--output", "json",
-		"--duration", "30s", "--pid", "12,34", "--web.listen-address", ":1", "--web.telemetry-path", "/m",
+		"--duration", "30s", "--pid", "12,34", "--web.listen-address", ":1", "--web.listen-address", "[::1]:2",
+		"--web.telemetry-path", "/m", "--web.config.file", "web.yml",
 		"--transport", "percpu-ringbuf", "--cpus-per-ring", "2"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(cfg.sources, ",") != "exec,syscalls" || cfg.ringSize != 16<<20 || !cfg.jsonOutput ||
-		cfg.duration != 30*time.Second || len(cfg.pids) != 2 || cfg.pids[1] != 34 || cfg.listenAddress != ":1" || cfg.telemetryPath != "/m" ||
+		cfg.duration != 30*time.Second || len(cfg.pids) != 2 || cfg.pids[1] != 34 ||
+		strings.Join(cfg.web.listen.addresses, " ") != ":1 [::1]:2" || *cfg.web.telemetryPath != "/m" ||
+		*cfg.web.configFile != "web.yml" || *cfg.web.systemdSocket ||
 		cfg.transport != "percpu-ringbuf" || cfg.cpusPerRing != 2 {
 		t.Errorf("parsed: %+v", cfg)
+	}
+
+	if cfg, err = parseRunFlags([]string{"--web.systemd-socket"}, io.Discard); err != nil || !*cfg.web.systemdSocket {
+		t.Errorf("--web.systemd-socket: %v, %+v", err, cfg)
 	}
 
 	// Bad values: TestEveryFlagRefusesBadValues.
@@ -73,6 +81,7 @@ func TestRunHelpNamesEveryFlag(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, want := range []string{"--source", "--ring-size", "--web.listen-address", "--web.telemetry-path",
+		"--web.config.file", "--web.systemd-socket", `(default "127.0.0.1:9477")`,
 		"--output", "--duration", "--pid", "--transport", "--cpus-per-ring", "--consumers", "--consumer-cpus", "exec", "syscalls", "SIGINT", "Exit status",
 		`(default "4MiB")`, "ringbuf", "percpu-ringbuf", "perfbuf", "spsc"} {
 		if !strings.Contains(help.String(), want) {

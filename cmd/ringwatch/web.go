@@ -190,10 +190,10 @@ func (m *metricsServer) serve(reg *prometheus.Registry, stderr io.Writer) error 
 			Description: "kernel-to-user BPF ring transport metrics",
 			Version:     version,
 			Profiling:   "false",
-			Links: []web.LandingLinks{
-				{Address: *m.flags.telemetryPath, Text: "Metrics"},
-				{Address: metricsReference, Text: "What each metric means", Description: "the metrics table in ringwatch's README"},
-			},
+			Links:       []web.LandingLinks{{Address: *m.flags.telemetryPath, Text: "Metrics"}},
+			// Links are taken as paths under the landing page; an
+			// address elsewhere goes in the page's own HTML.
+			ExtraHTML: `<p>What each metric means: <a href="` + metricsReference + `">the metrics table in ringwatch's README</a></p>`,
 		})
 		if err != nil {
 			return fmt.Errorf("make the landing page: %w", err)

@@ -2,12 +2,12 @@ package loader
 
 import (
 	"errors"
-	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
-	"golang.org/x/sys/unix"
+	"github.com/ringwatch/ringwatch/internal/privilege"
 )
 
 // The errors Open returns when the machine cannot run the producers. Each
@@ -31,38 +31,26 @@ func problemf(kind error, format string, args ...any) error {
 	return abi.Problemf(kind, format, args...)
 }
 
-// Capability numbers from include/uapi/linux/capability.h.
-const (
-	capSysAdmin = 21
-	capPerfmon  = 38
-	capBPF      = 39
-)
-
-const privilegeHint = "loading BPF programs needs root (or CAP_BPF and CAP_PERFMON): run ringwatch with sudo"
+const privilegeHint = "loading BPF programs needs root (or CAP_BPF and CAP_PERFMON): run ringwatch with sudo, or give it the capabilities README's Deploying lists"
 
 // checkPrivileges fails unless this process's effective capabilities allow
 // loading tracing programs and ring buffers.
 func checkPrivileges() error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	var data [2]unix.CapUserData
-	if err := unix.Capget(&hdr, &data[0]); err != nil {
-		return fmt.Errorf("read process capabilities: %w", err)
+	cur, err := privilege.Current()
+	if err != nil {
+		return err
 	}
-	return privilegesFrom(uint64(data[0].Effective) | uint64(data[1].Effective)<<32)
+	return privilegesFrom(cur.Effective)
 }
 
-// privilegesFrom judges a set of effective capabilities.
-func privilegesFrom(effective uint64) error {
-	has := func(c uint) bool { return effective&(1<<c) != 0 }
-	if has(capSysAdmin) || (has(capBPF) && has(capPerfmon)) {
+// privilegesFrom judges a set of effective capabilities: CAP_BPF and
+// CAP_PERFMON, or CAP_SYS_ADMIN, which stands in for both (Linux 5.8,
+// include/linux/capability.h: bpf_capable, perfmon_capable).
+func privilegesFrom(effective privilege.Set) error {
+	need := []string{"CAP_BPF", "CAP_PERFMON"}
+	missing := privilege.Missing(effective, need)
+	if effective.Has("CAP_SYS_ADMIN") || len(missing) == 0 {
 		return nil
-	}
-	var missing []string
-	if !has(capBPF) {
-		missing = append(missing, "CAP_BPF")
-	}
-	if !has(capPerfmon) {
-		missing = append(missing, "CAP_PERFMON")
 	}
 	return problemf(ErrPrivileges, "%s (this process lacks %s)", privilegeHint, strings.Join(missing, " and "))
 }
@@ -83,8 +71,15 @@ var tracefsPaths = []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}
 
 func checkTracefs(paths []string) error {
 	for _, p := range paths {
-		if _, err := os.Stat(p + "/events"); err == nil {
+		_, err := os.Stat(p + "/events")
+		if err == nil {
 			return nil
+		}
+		if errors.Is(err, fs.ErrPermission) {
+			// tracefs is mode 0700 root: another user reads it with
+			// CAP_DAC_READ_SEARCH.
+			return problemf(ErrPrivileges, "tracefs at %s is readable only by root, and the exec source reads its tracepoint there: run ringwatch as root, or give it CAP_DAC_READ_SEARCH too (this process, uid %d, lacks it)",
+				p, os.Geteuid())
 		}
 	}
 	return problemf(ErrNoTracefs, "tracefs is not mounted at %s, and tracepoints are attached through it: mount it with 'mount -t tracefs nodev %s'",

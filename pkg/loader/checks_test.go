@@ -6,26 +6,23 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ringwatch/ringwatch/internal/privilege"
 )
 
 func TestPrivilegesFrom(t *testing.T) {
-	bit := func(caps ...uint) (v uint64) {
-		for _, c := range caps {
-			v |= 1 << c
-		}
-		return v
-	}
+	bit := func(caps ...string) privilege.Set { return privilege.MustParse(caps) }
 	for _, tc := range []struct {
 		name    string
-		caps    uint64
+		caps    privilege.Set
 		missing string // "" when allowed
 	}{
-		{"root's full set", ^uint64(0), ""},
-		{"CAP_SYS_ADMIN alone", bit(capSysAdmin), ""},
-		{"CAP_BPF and CAP_PERFMON", bit(capBPF, capPerfmon), ""},
+		{"root's full set", ^privilege.Set(0), ""},
+		{"CAP_SYS_ADMIN alone", bit("CAP_SYS_ADMIN"), ""},
+		{"CAP_BPF and CAP_PERFMON", bit("CAP_BPF", "CAP_PERFMON"), ""},
 		{"none", 0, "lacks CAP_BPF and CAP_PERFMON"},
-		{"CAP_BPF only", bit(capBPF), "lacks CAP_PERFMON"},
-		{"CAP_PERFMON only", bit(capPerfmon), "lacks CAP_BPF"},
+		{"CAP_BPF only", bit("CAP_BPF"), "(this process lacks CAP_PERFMON)"},
+		{"CAP_PERFMON only", bit("CAP_PERFMON", "CAP_DAC_READ_SEARCH"), "(this process lacks CAP_BPF)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := privilegesFrom(tc.caps)

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v2"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/ringwatch/ringwatch/internal/testenv"
+)
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+// TestRunServesTLSAndBasicAuth runs ringwatch with a web configuration of
+// a certificate and a bcrypt-hashed password the test makes: a scrape over
+// TLS with the password gets the metrics; plain HTTP, no password and a
+// wrong one do not.
+func TestRunServesTLSAndBasicAuth(t *testing.T) {
+	testenv.RequireBPF(t)
+	testenv.RequireTracefs(t)
+	dir := t.TempDir()
+	roots := writeCertificate(t, dir, "tls.crt", "tls.key")
+	hash, err := bcrypt.GenerateFromPassword([]byte("right horse"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := filepath.Join(dir, "web.yml")
+	writeFile(t, config, fmt.Sprintf("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nbasic_auth_users:\n  prometheus: %s\n", hash))
+
+	cmd, stderr, banner := startRingwatch(t, io.Discard, "run", "--web.config.file", config,
+		"--web.listen-address", "127.0.0.1:0", "--ctl.socket", "")
+	url := regexp.MustCompile(`https://(\S+)/metrics`).FindStringSubmatch(banner)
+	if url == nil {
+		t.Fatalf("banner names no https metrics URL: %q", banner)
+	}
+	tlsClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	scrape := func(client *http.Client, url, user, password string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if user != "" {
+			req.SetBasicAuth(user, password)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+
+	if code, body := scrape(tlsClient, url[0], "prometheus", "right horse"); code != http.StatusOK || !strings.Contains(body, "ringwatch_build_info") {
+		t.Errorf("TLS scrape with the password: %d\n%.300s", code, body)
+	}
+	if code, body := scrape(httpClient, "http://"+url[1]+"/metrics", "prometheus", "right horse"); code == http.StatusOK || strings.Contains(body, "ringwatch_") {
+		t.Errorf("plain HTTP scrape: %d, want a refusal\n%.300s", code, body)
+	}
+	if code, _ := scrape(tlsClient, url[0], "", ""); code != http.StatusUnauthorized {
+		t.Errorf("TLS scrape without a password: %d, want 401", code)
+	}
+	if code, _ := scrape(tlsClient, url[0], "prometheus", "wrong horse"); code != http.StatusUnauthorized {
+		t.Errorf("TLS scrape with a wrong password: %d, want 401", code)
+	}
+	// The landing page links the metrics and README's table of them.
+	code, page := scrape(tlsClient, "https://"+url[1]+"/", "prometheus", "right horse")
+	if code != http.StatusOK || !strings.Contains(page, `href="/metrics"`) ||
+		!strings.Contains(page, `href="`+metricsReference+`"`) {
+		t.Errorf("landing page: %d\n%s", code, page)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(stderr)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("ringwatch run after SIGINT: %v\n%s", err, rest)
+	}
+}
+
+// TestRunRefusesBadWebSetup gives run web configurations the toolkit
+// refuses, and a port that is taken: each must stop the start, before
+// anything is loaded, with exit status 1 and a message that says what is
+// wrong. No privilege is needed to get that far.
+func TestRunRefusesBadWebSetup(t *testing.T) {
+	dir := t.TempDir()
+	writeCertificate(t, dir, "tls.crt", "tls.key")
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	for _, tc := range []struct {
+		name   string
+		config string // "" for none
+		args   []string
+		want   string
+	}{
+		{"unknown key", "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nbasic_auth:\n  x: y\n", nil,
+			"field basic_auth not found in type web.Config"},
+		{"not YAML", "tls_server_config: [\n", nil, "yaml: line"},
+		{"missing key file", "tls_server_config:\n  cert_file: tls.crt\n  key_file: nowhere.key\n", nil, "nowhere.key"},
+		{"password not hashed", "basic_auth_users:\n  prometheus: plaintext\n", nil, "crypto/bcrypt"},
+		{"no such file", "", []string{"--web.config.file", filepath.Join(dir, "absent.yml")}, "absent.yml: no such file"},
+		{"port taken", "", []string{"--web.listen-address", "127.0.0.1:1", "--web.listen-address", taken.Addr().String()},
+			"choose another with --web.listen-address"},
+		{"no systemd socket", "", []string{"--web.systemd-socket"}, "systemd passed no listening socket"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := []string{"run", "--ctl.socket", ""}
+			if tc.config != "" {
+				path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yml")
+				writeFile(t, path, tc.config)
+				args = append(args, "--web.config.file", path)
+			}
+			if tc.name != "port taken" {
+				args = append(args, "--web.listen-address", "127.0.0.1:0")
+			}
+			out, err := ringwatchCmd(append(args, tc.args...)...).CombinedOutput()
+			if code := exitCode(err); code != exitError {
+				t.Errorf("exit status %d (%v), want %d:\n%s", code, err, exitError, out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("output does not say %q:\n%s", tc.want, out)
+			}
+			if strings.Contains(string(out), "carrying") {
+				t.Errorf("ringwatch started before refusing:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestExampleWebConfig checks deploy/web-config.yml the way run checks a
+// --web.config.file, beside a certificate and key of the names it gives, and
+// that its user's password is the one its comment says.
+func TestExampleWebConfig(t *testing.T) {
+	example, err := os.ReadFile("../../deploy/web-config.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		TLS struct {
+			Cert string `yaml:"cert_file"`
+			Key  string `yaml:"key_file"`
+		} `yaml:"tls_server_config"`
+		Users map[string]string `yaml:"basic_auth_users"`
+	}
+	if err := yaml.Unmarshal(example, &c); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeCertificate(t, dir, c.TLS.Cert, c.TLS.Key)
+	config := filepath.Join(dir, "web-config.yml")
+	writeFile(t, config, string(example))
+	scheme, err := checkWebConfig(config)
+	if err != nil || scheme != "https" {
+		t.Errorf("checkWebConfig(example) = %q, %v; want https", scheme, err)
+	}
+	m := regexp.MustCompile(`user (\S+), password "([^"]+)"`).FindStringSubmatch(string(example))
+	if m == nil {
+		t.Fatal("the example's comment names no user and password")
+	}
+	if err := bcrypt.CompareHashAndPassword([]byte(c.Users[m[1]]), []byte(m[2])); err != nil {
+		t.Errorf("the hash of user %s is not that of %q: %v", m[1], m[2], err)
+	}
+}
+
+// writeCertificate writes a self-signed certificate for 127.0.0.1 and its
+// key into dir, and returns a pool that trusts it.
+func writeCertificate(t *testing.T, dir, certName, keyName string) *x509.CertPool {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "ringwatch test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, certName), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeFile(t, filepath.Join(dir, keyName), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return pool
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
