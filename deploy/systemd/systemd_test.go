@@ -187,7 +187,11 @@ func TestSystemCallFilter(t *testing.T) {
 		}
 		t.Cleanup(func() {
 			if cmd.ProcessState == nil {
-				cmd.Process.Kill() // strace kills ringwatch as it goes
+				// A tracer that dies lets its tracee run on: kill both.
+				if pid, err := tracee(cmd.Process.Pid); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+				cmd.Process.Kill()
 				cmd.Wait()
 			}
 		})
@@ -202,13 +206,8 @@ func TestSystemCallFilter(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		// Stop it as systemd does, with SIGTERM; strace's child is
-		// ringwatch.
-		children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
-		if err != nil || len(strings.Fields(string(children))) != 1 {
-			t.Fatalf("find ringwatch under strace: %q %v", children, err)
-		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(children)))
+		// Stop it as systemd does, with SIGTERM.
+		pid, err := tracee(cmd.Process.Pid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,6 +240,19 @@ func TestSystemCallFilter(t *testing.T) {
 	if len(refused) > 0 {
 		t.Errorf("ringwatch called %s, which SystemCallFilter does not allow", strings.Join(refused, ", "))
 	}
+}
+
+// tracee is the one process strace (pid) started.
+func tracee(pid int) (int, error) {
+	children, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return 0, fmt.Errorf("find ringwatch under strace: %w", err)
+	}
+	f := strings.Fields(string(children))
+	if len(f) != 1 {
+		return 0, fmt.Errorf("find ringwatch under strace: strace has children %q", f)
+	}
+	return strconv.Atoi(f[0])
 }
 
 // expandFilter turns a SystemCallFilter item, a call or a @group, into the
