@@ -39,10 +39,12 @@ Usage:
   ringwatch version        print the version
   ringwatch help [COMMAND] print this help, or a command's
 
-ringwatch run needs root (or CAP_BPF and CAP_PERFMON), a kernel with BTF
-(/sys/kernel/btf/vmlinux) and, for the exec source, tracefs mounted at
-/sys/kernel/tracing. Its control socket, and ringwatch ping, need Linux 6.1
-or later (BPF_MAP_TYPE_USER_RINGBUF). ringwatch rings and ringwatch top need
+ringwatch run needs root (or CAP_BPF and CAP_PERFMON, and CAP_DAC_READ_SEARCH
+for the exec source), a kernel with BTF (/sys/kernel/btf/vmlinux) and, for
+the exec source, tracefs mounted at /sys/kernel/tracing. Once attached, it
+drops every capability it does not need (its host ring census keeps
+CAP_SYS_ADMIN). Its control socket, and ringwatch ping, need Linux 6.1 or
+later (BPF_MAP_TYPE_USER_RINGBUF). ringwatch rings and ringwatch top need
 CAP_SYS_ADMIN, to walk every BPF map and program on the host.
 `
 
