@@ -35,10 +35,11 @@ func TestRunDropsCapabilities(t *testing.T) {
 	var stdout syncBuffer
 	cmd := exec.Command(bin, "run", "--output", "json", "--web.listen-address", "127.0.0.1:0", "--ctl.socket", sock)
 	stderr := startBinary(t, cmd, &stdout)
-	lines := readLines(t, stderr, 2)
+	// The banner, the control socket, then the capabilities left.
+	lines := readLines(t, stderr, 3)
 	want := privilege.MustParse(privilege.Run)
-	if lines[1] != "ringwatch: attached; running with capabilities: "+want.String() {
-		t.Errorf("second line on stderr is %q, want the capabilities left", lines[1])
+	if lines[2] != "ringwatch: attached; running with capabilities: "+want.String() {
+		t.Errorf("third line on stderr is %q, want the capabilities left", lines[2])
 	}
 	for key, set := range threadCapabilities(t, cmd.Process.Pid) {
 		if set != want {
@@ -124,13 +125,13 @@ func TestRunAsUserWithAmbientCapabilities(t *testing.T) {
 		}
 		readLines(t, stderr, 1)
 	}
-	lines := readLines(t, stderr, 2)
+	lines := readLines(t, stderr, 3)
 	if !strings.Contains(lines[0], "metrics on http://127.0.0.1:"+port+"/metrics") {
 		t.Errorf("banner does not name the socket systemd passed: %q", lines[0])
 	}
 	want := privilege.MustParse(privilege.Run)
-	if lines[1] != "ringwatch: attached; running with capabilities: "+want.String() {
-		t.Errorf("second line on stderr is %q, want the capabilities left", lines[1])
+	if lines[2] != "ringwatch: attached; running with capabilities: "+want.String() {
+		t.Errorf("third line on stderr is %q, want the capabilities left", lines[2])
 	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
 	if err != nil {
