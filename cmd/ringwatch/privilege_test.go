@@ -107,6 +107,25 @@ func TestRunAsUserWithAmbientCapabilities(t *testing.T) {
 		}
 	})
 
+	// A key only root may read passes the check before loading (with
+	// CAP_DAC_READ_SEARCH), but not the one after the drop: the toolkit
+	// reads it at every handshake, as the user.
+	t.Run("key unreadable after the drop", func(t *testing.T) {
+		writeCertificate(t, dir, "tls.crt", "tls.key")
+		config := filepath.Join(dir, "web.yml")
+		writeFile(t, config, "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n")
+		for _, f := range []string{config, filepath.Join(dir, "tls.crt")} {
+			if err := os.Chmod(f, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := asUser(privilege.Load, "run", "--web.config.file", config, "--web.listen-address", "127.0.0.1:0", "--ctl.socket", "").CombinedOutput()
+		if code := exitCode(err); code != exitError || !strings.Contains(string(out), "tls.key: permission denied") ||
+			!strings.Contains(string(out), fmt.Sprintf("readable by uid %d", nobodyID)) {
+			t.Errorf("exit %d (%v), want %d and a message about the key:\n%s", code, err, exitError, out)
+		}
+	})
+
 	port := freePort(t)
 	args := append([]string{"-l", "127.0.0.1:" + port}, asUser(privilege.Load, "run", "--web.systemd-socket", "--output", "json", "--ctl.socket", sock).Args...)
 	var stdout syncBuffer

@@ -180,7 +180,7 @@ func (m *metricsServer) serve(reg *prometheus.Registry, stderr io.Writer) error 
 	// The files are read again as the process is now: one it may no longer
 	// read fails here, not at the first scrape.
 	if _, err := checkWebConfig(*m.flags.configFile); err != nil {
-		return err
+		return fmt.Errorf("%w (after dropping capabilities: make the files readable by uid %d)", err, os.Geteuid())
 	}
 	mux := http.NewServeMux()
 	mux.Handle(*m.flags.telemetryPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
