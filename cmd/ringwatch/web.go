@@ -106,7 +106,10 @@ func (l *addressList) Set(s string) error {
 // metricsServer is run's HTTP side: listeners opened before anything is
 // loaded, so that a taken port or a bad web configuration fails fast, and
 // served by the exporter-toolkit, which adds TLS and basic authentication
-// from --web.config.file.
+// from --web.config.file. It opens the listeners itself and hands them to
+// web.ServeMultiple, rather than let web.ListenAndServe open them, so that
+// the port is taken before the producers load and the banner can name the
+// address bound (port 0 included).
 type metricsServer struct {
 	flags     *webFlags
 	listeners []net.Listener
