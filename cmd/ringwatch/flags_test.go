@@ -115,6 +115,12 @@ func badCommandLines() []badCommandLine {
 		v("web.listen-address", "", "abc", "127.0.0.1", "::1")...)...)
 	add(rows("run", "web.listen-address", "is not a number from 0 to 65535", v("web.listen-address", ":99999", ":-1", ":http", ":")...)...)
 	add(rows("run", "web.listen-address", "is not a host name or address", v("web.listen-address", "a b:80", "a/b:80")...)...)
+	add(rows("run", "web.listen-address", "is not host:port: give one such as 127.0.0.1:9477", v("web.listen-address", "vsock://:9477")...)...)
+	add(badCommandLine{"run", "web.listen-address", []string{"--web.listen-address", ":9477", "--web.listen-address", ":x"}, "is not a number from 0 to 65535"})
+	add(rows("run", "web.systemd-socket", "does not apply with --web.systemd-socket, which serves on the sockets systemd passes",
+		[]string{"--web.systemd-socket", "--web.listen-address", ":9477"}, []string{"--web.listen-address", "127.0.0.1:9477", "--web.systemd-socket=true"})...)
+	add(rows("run", "web.config.file", "names a directory: give the file, such as /etc/ringwatch/web-config.yml",
+		v("web.config.file", "/etc/ringwatch/", "/")...)...)
 	add(rows("run", "web.telemetry-path", "must start with /: give one such as /metrics", v("web.telemetry-path", "", "metrics")...)...)
 	add(rows("run", "web.telemetry-path", "--web.telemetry-path / is the landing page's", v("web.telemetry-path", "/")...)...)
 	add(rows("run", "web.telemetry-path", "holds a character a URL path cannot", v("web.telemetry-path", "/a b", "/m?x", "/{x}", "/a%zz", "/m#x")...)...)
@@ -249,8 +255,9 @@ func allFlagRows(cmd string, fs flagSet) []badCommandLine {
 		switch v := f.Value.(type) {
 		case *boolValue:
 			out = append(out, badCommandLine{cmd, f.Name, []string{name + "=maybe"}, name + "=maybe is not true or false"})
-		case *actionValue:
-			// Repeatable by design: ctl's actions apply in order.
+		case *actionValue, *addressList:
+			// Repeatable by design: ctl's actions apply in order, and
+			// run serves on every --web.listen-address.
 			out = append(out, badCommandLine{cmd, f.Name, []string{name}, name + " needs a value: " + f.Usage})
 			return
 		default:

@@ -72,7 +72,7 @@ func (n nobody) run(t *testing.T, args ...string) (int, string, string) {
 // TestCtlIsForRootAlone.)
 func TestCommandsAsNobodySayWhatToDo(t *testing.T) {
 	n := asNobody(t)
-	const needsRoot = "loading BPF programs needs root (or CAP_BPF and CAP_PERFMON): run ringwatch with sudo (this process lacks CAP_BPF and CAP_PERFMON)\n"
+	const needsRoot = "loading BPF programs needs root (or CAP_BPF and CAP_PERFMON): run ringwatch with sudo, or give it the capabilities README's Deploying lists (this process lacks CAP_BPF and CAP_PERFMON)\n"
 	// A control socket in a directory of root's with mode 0700, as
 	// 'ringwatch run' makes it: nobody cannot reach it.
 	private := t.TempDir()

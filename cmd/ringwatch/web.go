@@ -187,22 +187,22 @@ func (m *metricsServer) serve(reg *prometheus.Registry, stderr io.Writer) error 
 	}
 	mux := http.NewServeMux()
 	mux.Handle(*m.flags.telemetryPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	if *m.flags.telemetryPath != "/" {
-		landing, err := web.NewLandingPage(web.LandingConfig{
-			Name:        "ringwatch",
-			Description: "kernel-to-user BPF ring transport metrics",
-			Version:     version,
-			Profiling:   "false",
-			Links:       []web.LandingLinks{{Address: *m.flags.telemetryPath, Text: "Metrics"}},
-			// Links are taken as paths under the landing page; an
-			// address elsewhere goes in the page's own HTML.
-			ExtraHTML: `<p>What each metric means: <a href="` + metricsReference + `">the metrics table in ringwatch's README</a></p>`,
-		})
-		if err != nil {
-			return fmt.Errorf("make the landing page: %w", err)
-		}
-		mux.Handle("/", landing)
+	// The telemetry path is never / (checkTelemetryPath): that is the
+	// landing page's.
+	landing, err := web.NewLandingPage(web.LandingConfig{
+		Name:        "ringwatch",
+		Description: "kernel-to-user BPF ring transport metrics",
+		Version:     version,
+		Profiling:   "false",
+		Links:       []web.LandingLinks{{Address: *m.flags.telemetryPath, Text: "Metrics"}},
+		// Links are taken as paths under the landing page; an address
+		// elsewhere goes in the page's own HTML.
+		ExtraHTML: `<p>What each metric means: <a href="` + metricsReference + `">the metrics table in ringwatch's README</a></p>`,
+	})
+	if err != nil {
+		return fmt.Errorf("make the landing page: %w", err)
 	}
+	mux.Handle("/", landing)
 	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	// The toolkit logs each listener at info level; only its warnings and
 	// errors (a failed authentication's configuration error) are worth a
