@@ -6,7 +6,11 @@
 //
 //   - main.go: command dispatch, version, exit statuses.
 //   - run.go: `ringwatch run`: flags, wiring of loader, consumer and
-//     metrics, signals, the HTTP server and JSON output.
+//     metrics, signals, the capability drop after attaching, and JSON
+//     output.
+//   - web.go: run's HTTP side through the Prometheus exporter-toolkit: the
+//     --web.* flags, listeners (or systemd's sockets), TLS and basic
+//     authentication, the landing page.
 //   - ctl.go: `ringwatch ctl`, and the control side of `ringwatch run`:
 //     control program, channel, socket, heartbeat, metrics.
 //   - ping.go: `ringwatch ping`: round trips through the user ring.
