@@ -17,7 +17,8 @@
 //     counters and the programs' stats by fd, serving HTTP and the control
 //     socket. All of these work on file descriptors the process already
 //     holds, and the kernel checks no capability for them: the set is
-//     empty.
+//     empty. The host ring census and program statistics add [Census]
+//     while they run.
 //
 // [Drop] keeps only the given set, in the permitted, effective,
 // inheritable, ambient and (when the process may change it) bounding

@@ -18,10 +18,20 @@ import (
 var Load = []string{"CAP_BPF", "CAP_PERFMON", "CAP_DAC_READ_SEARCH"}
 
 // Run is what `ringwatch run` keeps once its producers are attached:
-// nothing. (A host-wide census of other programs' rings, which must open
-// objects by id with BPF_MAP_GET_FD_BY_ID and turn on BPF_ENABLE_STATS,
-// would need CAP_SYS_ADMIN kept; no such feature is in ringwatch yet.)
+// nothing, unless the host census runs (see Census).
 var Run = []string{}
+
+// Census is what `ringwatch run` keeps too while its host ring census
+// (--host-rings) or program statistics (--prog-stats) run, when it holds
+// them: walking every BPF map and program and opening them by ID
+// (BPF_MAP_GET_NEXT_ID, BPF_MAP_GET_FD_BY_ID) and BPF_ENABLE_STATS are for
+// CAP_SYS_ADMIN alone (kernel/bpf/syscall.c); the census finds each ring's
+// owners in other processes' /proc/PID/fd, whose links only a ptrace-read
+// check lets through (CAP_SYS_PTRACE: security/commoncap.c,
+// cap_ptrace_access_check) in directories of mode 0500 of their owners
+// (CAP_DAC_READ_SEARCH). With CAP_SYS_ADMIN alone the census still runs,
+// with an empty owner label.
+var Census = []string{"CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_DAC_READ_SEARCH"}
 
 // names are the capabilities by number, from include/uapi/linux/capability.h.
 var names = [...]string{
