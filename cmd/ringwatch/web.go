@@ -107,14 +107,14 @@ func (l *addressList) Set(s string) error {
 // loaded, so that a taken port or a bad web configuration fails fast, and
 // served by the exporter-toolkit, which adds TLS and basic authentication
 // from --web.config.file. It opens the listeners itself and hands them to
-// web.ServeMultiple, rather than let web.ListenAndServe open them, so that
-// the port is taken before the producers load and the banner can name the
+// web.Serve, rather than let web.ListenAndServe open them, so that the
+// port is taken before the producers load and the banner can name the
 // address bound (port 0 included).
 type metricsServer struct {
 	flags     *webFlags
 	listeners []net.Listener
 	scheme    string // http or https
-	srv       *http.Server
+	servers   []*http.Server
 }
 
 // listenMetrics checks the web configuration and opens the listeners.
@@ -145,7 +145,7 @@ func listenMetrics(w *webFlags) (*metricsServer, error) {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
 			m.Close()
-			return nil, fmt.Errorf("listen for metrics on %s: %w (choose another with --web.listen-address)", addr, err)
+			return nil, listenError(addr, err)
 		}
 		m.listeners = append(m.listeners, ln)
 	}
@@ -177,9 +177,10 @@ func checkWebConfig(path string) (string, error) {
 }
 
 // serve starts serving the registry's metrics at the telemetry path, and the
-// toolkit's landing page at /, on every listener. It returns at once; a
-// listener that fails later is reported on stderr.
-func (m *metricsServer) serve(reg *prometheus.Registry, stderr io.Writer) error {
+// toolkit's landing page at /, on every listener. It returns at once. A
+// listener that fails later is reported on stderr and its failure sent on
+// failed, which has room for one: the run stops on it (runfaults.go).
+func (m *metricsServer) serve(reg *prometheus.Registry, stderr io.Writer, failed chan<- error) error {
 	// The files are read again as the process is now: one it may no longer
 	// read fails here, not at the first scrape.
 	if _, err := checkWebConfig(*m.flags.configFile); err != nil {
@@ -203,17 +204,28 @@ func (m *metricsServer) serve(reg *prometheus.Registry, stderr io.Writer) error 
 		return fmt.Errorf("make the landing page: %w", err)
 	}
 	mux.Handle("/", landing)
-	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	// The toolkit logs each listener at info level; only its warnings and
 	// errors (a failed authentication's configuration error) are worth a
 	// line on stderr.
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	go func() {
-		err := web.ServeMultiple(m.listeners, m.srv, m.flags.toolkit(), logger)
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(stderr, "ringwatch: metrics server stopped: %v\n", err)
-		}
-	}()
+	// A server per listener, each served by the toolkit's web.Serve
+	// (which sets the server's handler and TLS configuration, so servers
+	// are not shared): any one failing stops the run, where
+	// web.ServeMultiple would wait for all of them.
+	for _, l := range m.listeners {
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		m.servers = append(m.servers, srv)
+		go func() {
+			err := web.Serve(l, srv, m.flags.toolkit(), logger)
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fmt.Fprintf(stderr, "ringwatch: metrics server stopped: %v; stopping the run\n", err)
+				select {
+				case failed <- &metricsError{addr: l.Addr().String(), err: err}:
+				default: // another listener's failure already stops it
+				}
+			}
+		}()
+	}
 	return nil
 }
 
@@ -228,8 +240,8 @@ func (m *metricsServer) urls() string {
 
 // Close stops serving and closes the listeners.
 func (m *metricsServer) Close() {
-	if m.srv != nil {
-		m.srv.Close()
+	for _, srv := range m.servers {
+		srv.Close()
 	}
 	for _, l := range m.listeners {
 		l.Close() // already closed by the server's Close, or never served

@@ -150,6 +150,9 @@ func ringwatchBinary(t *testing.T) string {
 			return
 		}
 		cmd := exec.Command("go", "build", "-o", filepath.Join(built.dir, "ringwatch"), "github.com/ringwatch/ringwatch/cmd/ringwatch")
+		// As make build does: without cgo, so the run drops its
+		// capabilities as it would when deployed.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			built.err = fmt.Errorf("build ringwatch: %w\n%s", err, out)
 		}
