@@ -124,7 +124,7 @@ func TestRunRefusesBadWebSetup(t *testing.T) {
 		{"password not hashed", "basic_auth_users:\n  prometheus: plaintext\n", nil, "crypto/bcrypt"},
 		{"no such file", "", []string{"--web.config.file", filepath.Join(dir, "absent.yml")}, "absent.yml: no such file"},
 		{"port taken", "", []string{"--web.listen-address", "127.0.0.1:1", "--web.listen-address", taken.Addr().String()},
-			"choose another with --web.listen-address"},
+			"address already in use: another ringwatch run, or another program, has it"},
 		{"no systemd socket", "", []string{"--web.systemd-socket"}, "systemd passed no listening socket"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
