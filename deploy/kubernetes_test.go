@@ -20,23 +20,29 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ringwatch/ringwatch/internal/privilege"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 	"github.com/ringwatch/ringwatch/pkg/control"
 )
 
 // wantCapabilities are the capabilities the DaemonSet's container must add
-// after dropping all, and no more: what `ringwatch run` needs as uid 0 to
-// load its tracing programs, attach them and map their rings (Linux 5.8
-// introduced both). TestDaemonSet holds the manifest to this list, and
-// TestDaemonSetCapabilitiesSuffice holds the manifest's list to the running
-// kernel: enough with all of them, refused without any one.
-//
-// Found by running `ringwatch run` under `setpriv --bounding-set` with each
-// transport and both sources. Not needed: CAP_SYS_ADMIN (5.8 split BPF and
-// perf out of it), CAP_SYS_RESOURCE (the memlock rlimit stopped applying to
-// BPF maps in 5.11; cilium/ebpf skips raising it then), CAP_DAC_READ_SEARCH
-// (uid 0 owns tracefs), CAP_NET_BIND_SERVICE (9477 is not privileged).
-var wantCapabilities = []corev1.Capability{"BPF", "PERFMON"}
+// after dropping all, and no more: internal/privilege's Load set, what
+// `ringwatch run` needs to load its tracing programs, attach them and map
+// their rings, less CAP_DAC_READ_SEARCH, which only a user other than root
+// needs to read tracefs (uid 0 owns it), in Kubernetes' spelling (no CAP_).
+// TestDaemonSet holds the manifest to this list, and
+// TestDaemonSetCapabilitiesSuffice holds the list to the running kernel:
+// enough with all of them, refused without any one.
+var wantCapabilities = func() []corev1.Capability {
+	var caps []corev1.Capability
+	for _, name := range privilege.Load {
+		if name != "CAP_DAC_READ_SEARCH" {
+			caps = append(caps, corev1.Capability(strings.TrimPrefix(name, "CAP_")))
+		}
+	}
+	slices.Sort(caps)
+	return caps
+}()
 
 const manifests = "kubernetes"
 
