@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -238,6 +240,11 @@ func TestRunStopsCleanly(t *testing.T) {
 // If the test ends with ringwatch still running, it is killed.
 func startRingwatch(t *testing.T, stdout io.Writer, args ...string) (*exec.Cmd, *bufio.Reader, string) {
 	t.Helper()
+	if len(args) > 0 && args[0] == "run" && !slices.Contains(args, "--ctl.socket") {
+		// A socket of the test's own: a ringwatch already running on this
+		// machine, as a service, holds the default one.
+		args = append(args, "--ctl.socket", filepath.Join(t.TempDir(), "ctl.sock"))
+	}
 	cmd := ringwatchCmd(args...)
 	cmd.Stdout = stdout
 	stderrPipe, err := cmd.StderrPipe()
