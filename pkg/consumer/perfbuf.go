@@ -160,17 +160,22 @@ func (p *perfbuf) nextBatch(b *batch, maxRecords int) error {
 	// perf_output_put_handle, so the records before it are visible.
 	head := atomic.LoadUint64(&p.meta.Data_head)
 	tail := p.tail
+	// data_head and data_tail are uint64 and wrap to 0 only after 2^64
+	// bytes; as in the kernel (kernel/events/ring_buffer.c:
+	// ring_buffer_has_space, CIRC_SPACE of head and tail), they are
+	// compared only by their difference, which is right across a wrap too,
+	// never by < on the positions themselves.
 	if head-tail > p.capacity() {
 		return fmt.Errorf("perf data_head %d is %d bytes ahead of data_tail %d in a %d-byte buffer: %w",
 			head, head-tail, tail, p.capacity(), ErrCorrupt)
 	}
-	end := min(head, tail+p.capacity()/4)
+	start, span := tail, min(head-tail, p.capacity()/4)
 	// The records between tail and head span at most the whole buffer, so
 	// they cross its end at most once: scratch holds at most one record
 	// and its header pieces, within its capacity.
 	p.scratch = p.scratch[:0]
 	var hdr [perfHeaderSize]byte
-	for tail < end && len(b.records) < maxRecords {
+	for tail-start < span && len(b.records) < maxRecords {
 		// The header may itself wrap; copy it out.
 		copy(hdr[:], p.at(tail, perfHeaderSize))
 		typ := binary.LittleEndian.Uint32(hdr[0:])

@@ -120,13 +120,18 @@ func (r *ringbuf) nextBatch(b *batch, maxRecords int) error {
 	// __bpf_ringbuf_reserve, so the header the kernel wrote before it is
 	// visible. (Go's atomics are sequentially consistent, which is stronger.)
 	prod := atomic.LoadUint64(r.producerPos)
+	// Positions are uint64 and wrap to 0 only after 2^64 bytes, which no
+	// ring lives to see; still, like the kernel (new_prod_pos - cons_pos >
+	// rb->mask in __bpf_ringbuf_reserve), the walk compares positions only
+	// by their difference, which is the distance between them across a wrap
+	// too, never by < on the positions themselves.
 	if prod-cons > r.capacity() {
 		return fmt.Errorf("producer position %d is %d bytes ahead of consumer position %d in a %d-byte ring: %w",
 			prod, prod-cons, cons, r.capacity(), ErrCorrupt)
 	}
 	// A batch of at most a quarter of the ring gives space back to the
 	// producer before the ring is full, even when records are small.
-	end := min(prod, cons+r.capacity()/4)
+	start, span := cons, min(prod-cons, r.capacity()/4)
 
 	// The loop keeps what it updates in locals, and reads the data through
 	// a base pointer: the bounds are proven once per record by the check
@@ -134,7 +139,7 @@ func (r *ringbuf) nextBatch(b *batch, maxRecords int) error {
 	base := unsafe.Pointer(unsafe.SliceData(r.data))
 	mask := r.mask
 	records, bytes := b.records, b.bytes
-	for cons < end && len(records) < maxRecords {
+	for cons-start < span && len(records) < maxRecords {
 		off := cons & mask
 		// Acquire: the kernel's xchg in bpf_ringbuf_commit clears the busy
 		// bit after the sample is written, so a header read as not busy is

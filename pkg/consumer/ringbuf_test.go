@@ -268,38 +268,6 @@ func TestRingbufBoundsBatch(t *testing.T) {
 	}
 }
 
-// FuzzRingbufWalk feeds arbitrary ring contents and positions to the walk:
-// it must never panic, and every record it returns must lie inside the ring.
-func FuzzRingbufWalk(f *testing.F) {
-	f.Add([]byte{16, 0, 0, 0, 0, 0, 0, 0}, uint64(0), uint64(24))
-	f.Add([]byte{0xff, 0xff, 0xff, 0x3f}, uint64(8), uint64(4096))
-	f.Fuzz(func(t *testing.T, contents []byte, cons, prod uint64) {
-		m := newMemRing(256)
-		m.write(cons&^7, contents)
-		m.pos[0], m.pos[1] = cons&^7, prod
-		r := m.reader()
-		for range 4 {
-			var b batch
-			if err := r.nextBatch(&b, maxBatchRecords); err != nil {
-				return
-			}
-			start := uintptr(unsafe.Pointer(&m.data[0]))
-			for _, rec := range b.records {
-				if len(rec) == 0 {
-					continue
-				}
-				p := uintptr(unsafe.Pointer(&rec[0]))
-				if p < start || p+uintptr(len(rec)) > start+uintptr(len(m.data)) {
-					t.Fatalf("record of %d bytes at %#x outside the ring [%#x, %#x)", len(rec), p, start, start+uintptr(len(m.data)))
-				}
-			}
-			if !r.release() {
-				return
-			}
-		}
-	})
-}
-
 // TestDrainDeliversEverythingAcrossBatches runs the consumer's drain loop
 // over a ring in plain memory.
 func TestDrainDeliversEverythingAcrossBatches(t *testing.T) {

@@ -189,12 +189,16 @@ func (s *spsc) nextBatch(b *batch, maxRecords int) error {
 		// Acquire: pairs with the producer's ordered store of tail, after
 		// its slot stores.
 		tail := atomic.LoadUint64(q.tail)
+		// Head and tail are uint64 slot counts that wrap to 0 only after
+		// 2^64 slots; like the producer (tail - head >= slots), the walk
+		// compares them only by their difference, which is right across
+		// a wrap too, never by < on the counts themselves.
 		if tail-q.read > s.perQueue {
 			return fmt.Errorf("spsc queue %d: tail %d is %d slots ahead of head %d in a %d-slot queue: %w",
 				k, tail, tail-q.read, q.read, s.perQueue, ErrCorrupt)
 		}
-		end := min(tail, q.read+limit)
-		for q.read < end && len(b.records) < maxRecords {
+		start, span := q.read, min(tail-q.read, limit)
+		for q.read-start < span && len(b.records) < maxRecords {
 			slot := q.slots[(q.read&mask)*s.slotSize:][:s.slotSize]
 			n := uint64(binary.LittleEndian.Uint32(slot))
 			const hdr = uint64(spscSlotHeader)
