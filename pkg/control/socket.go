@@ -201,7 +201,6 @@ func (s *Server) respond(ctx context.Context, conn *net.UnixConn) Response {
 	if err := checkPeer(conn); err != nil {
 		return Response{Error: err.Error()}
 	}
-	var req Request
 	line, err := bufio.NewReader(io.LimitReader(conn, maxRequest)).ReadBytes('\n')
 	if errors.Is(err, io.EOF) && len(line) == maxRequest {
 		return Response{Error: fmt.Sprintf("request longer than the %d KiB a request may be: send fewer pids or actions at a time",
@@ -210,24 +209,36 @@ func (s *Server) respond(ctx context.Context, conn *net.UnixConn) Response {
 	if err != nil {
 		return Response{Error: fmt.Sprintf("read request: %v", err)}
 	}
-	if err := json.Unmarshal(line, &req); err != nil {
-		return Response{Error: fmt.Sprintf("request is not JSON: %v", err)}
-	}
-	if len(req.Actions) == 0 {
-		return Response{Error: "request has no actions"}
-	}
-	msgs := make([][]byte, len(req.Actions))
-	for i, a := range req.Actions {
-		if msgs[i], err = a.encode(s.carried); err != nil {
-			// Nothing is sent unless every action is sound.
-			return Response{Error: fmt.Sprintf("action %d (%s): %v", i+1, a.Op, err)}
-		}
+	msgs, err := parseRequest(line, s.carried)
+	if err != nil {
+		return Response{Error: err.Error()}
 	}
 	pong, err := s.ch.Apply(ctx, msgs...)
 	if err != nil {
 		return Response{Error: err.Error(), RoundTrip: int64(pong.RoundTrip)}
 	}
 	return Response{Applied: len(msgs), RoundTrip: int64(pong.RoundTrip)}
+}
+
+// parseRequest decodes a client's request, one line of JSON, into the
+// messages of its actions, for a run that carries the sources carried. It
+// fails unless every action is sound: nothing is sent otherwise.
+func parseRequest(line []byte, carried []string) ([][]byte, error) {
+	var req Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		return nil, fmt.Errorf("request is not JSON: %w", err)
+	}
+	if len(req.Actions) == 0 {
+		return nil, errors.New("request has no actions")
+	}
+	msgs := make([][]byte, len(req.Actions))
+	for i, a := range req.Actions {
+		var err error
+		if msgs[i], err = a.encode(carried); err != nil {
+			return nil, fmt.Errorf("action %d (%s): %w", i+1, a.Op, err)
+		}
+	}
+	return msgs, nil
 }
 
 // checkPeer admits root and this process's own user.
