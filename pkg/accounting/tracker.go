@@ -168,6 +168,12 @@ func (t *Shard) observeTracked(ring *RingTally, b consumer.Batch, recs [][]byte)
 		src.Bytes += uint64(len(rec))
 		s := &streams[cpu][typ]
 		s.ring = b.Ring
+		// Sequence numbers are the producer's per-CPU u64 count of
+		// attempts (bpf/ringwatch.c), which wraps to 0 only after 2^64
+		// records, 584 years at 10^9 a second. In-order records stay right
+		// across the wrap, since next = seq+1 wraps with them; only a gap
+		// that itself straddled 2^64 would be judged by value below and
+		// counted as reordered.
 		switch {
 		case seq == s.next: // nearly always
 			s.next = seq + 1
@@ -246,6 +252,8 @@ func (t *Tracker) Finish(counters []loader.Counters, ringOf func(cpu int) int) {
 			if s.ring < 0 || s.ring >= t.rings {
 				s.ring = 0 // not a ring we track: still counted
 			}
+			// Attempts and next are the same u64 count, compared by value:
+			// it wraps only after 2^64 records (see observeTracked).
 			if pc.Attempts > s.next {
 				gap := pc.Attempts - s.next
 				owner.sources[typ].Gaps += gap
