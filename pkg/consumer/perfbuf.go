@@ -169,13 +169,16 @@ func (p *perfbuf) nextBatch(b *batch, maxRecords int) error {
 		return fmt.Errorf("perf data_head %d is %d bytes ahead of data_tail %d in a %d-byte buffer: %w",
 			head, head-tail, tail, p.capacity(), ErrCorrupt)
 	}
-	start, span := tail, min(head-tail, p.capacity()/4)
+	// end-tail is the distance left: it stays within a ring's size of 0
+	// (below it once a record ends past end), so its sign is right across
+	// a wrap too.
+	end := tail + min(head-tail, p.capacity()/4)
 	// The records between tail and head span at most the whole buffer, so
 	// they cross its end at most once: scratch holds at most one record
 	// and its header pieces, within its capacity.
 	p.scratch = p.scratch[:0]
 	var hdr [perfHeaderSize]byte
-	for tail-start < span && len(b.records) < maxRecords {
+	for int64(end-tail) > 0 && len(b.records) < maxRecords {
 		// The header may itself wrap; copy it out.
 		copy(hdr[:], p.at(tail, perfHeaderSize))
 		typ := binary.LittleEndian.Uint32(hdr[0:])

@@ -131,7 +131,10 @@ func (r *ringbuf) nextBatch(b *batch, maxRecords int) error {
 	}
 	// A batch of at most a quarter of the ring gives space back to the
 	// producer before the ring is full, even when records are small.
-	start, span := cons, min(prod-cons, r.capacity()/4)
+	// end-cons is the distance left: it stays within a ring's size of 0
+	// (below it once a record ends past end), so its sign is right across
+	// a wrap too.
+	end := cons + min(prod-cons, r.capacity()/4)
 
 	// The loop keeps what it updates in locals, and reads the data through
 	// a base pointer: the bounds are proven once per record by the check
@@ -139,7 +142,7 @@ func (r *ringbuf) nextBatch(b *batch, maxRecords int) error {
 	base := unsafe.Pointer(unsafe.SliceData(r.data))
 	mask := r.mask
 	records, bytes := b.records, b.bytes
-	for cons-start < span && len(records) < maxRecords {
+	for int64(end-cons) > 0 && len(records) < maxRecords {
 		off := cons & mask
 		// Acquire: the kernel's xchg in bpf_ringbuf_commit clears the busy
 		// bit after the sample is written, so a header read as not busy is

@@ -197,8 +197,8 @@ func (s *spsc) nextBatch(b *batch, maxRecords int) error {
 			return fmt.Errorf("spsc queue %d: tail %d is %d slots ahead of head %d in a %d-slot queue: %w",
 				k, tail, tail-q.read, q.read, s.perQueue, ErrCorrupt)
 		}
-		start, span := q.read, min(tail-q.read, limit)
-		for q.read-start < span && len(b.records) < maxRecords {
+		end := q.read + min(tail-q.read, limit) // compared by distance, as above
+		for int64(end-q.read) > 0 && len(b.records) < maxRecords {
 			slot := q.slots[(q.read&mask)*s.slotSize:][:s.slotSize]
 			n := uint64(binary.LittleEndian.Uint32(slot))
 			const hdr = uint64(spscSlotHeader)
