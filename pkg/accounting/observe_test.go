@@ -42,9 +42,11 @@ func (r *referenceShard) observe(b consumer.Batch) {
 			r.streams[key] = s
 		}
 		s.ring = b.Ring
-		if h.Seq >= s.next {
-			src.Gaps += h.Seq - s.next
-			ring.Gaps += h.Seq - s.next
+		// Ahead by less than 2^63, across the wrap too: a gap (of 0 for
+		// the record expected); behind: reordered.
+		if ahead := h.Seq - s.next; ahead < 1<<63 {
+			src.Gaps += ahead
+			ring.Gaps += ahead
 			s.next = h.Seq + 1
 		} else {
 			src.Reordered++
@@ -77,9 +79,9 @@ func (r *referenceShard) finish(counters []loader.Counters, ringOf func(cpu int)
 			if ring < 0 || ring >= len(r.rings) {
 				ring = 0
 			}
-			if pc.Attempts > next {
-				r.sources[typ].Gaps += pc.Attempts - next
-				r.rings[ring].Gaps += pc.Attempts - next
+			if ahead := pc.Attempts - next; ahead < 1<<63 {
+				r.sources[typ].Gaps += ahead
+				r.rings[ring].Gaps += ahead
 			}
 		}
 	}

@@ -170,14 +170,14 @@ func (t *Shard) observeTracked(ring *RingTally, b consumer.Batch, recs [][]byte)
 		s.ring = b.Ring
 		// Sequence numbers are the producer's per-CPU u64 count of
 		// attempts (bpf/ringwatch.c), which wraps to 0 only after 2^64
-		// records, 584 years at 10^9 a second. In-order records stay right
-		// across the wrap, since next = seq+1 wraps with them; only a gap
-		// that itself straddled 2^64 would be judged by value below and
-		// counted as reordered.
+		// records, 584 years at 10^9 a second. They are compared by
+		// distance, as the walks compare positions: a record less than
+		// 2^63 ahead of the one expected is a gap, even one that straddles
+		// the wrap; one behind it is reordered.
 		switch {
 		case seq == s.next: // nearly always
 			s.next = seq + 1
-		case seq > s.next:
+		case seq-s.next < 1<<63:
 			gap := seq - s.next
 			src.Gaps += gap
 			gaps += gap
@@ -252,10 +252,9 @@ func (t *Tracker) Finish(counters []loader.Counters, ringOf func(cpu int) int) {
 			if s.ring < 0 || s.ring >= t.rings {
 				s.ring = 0 // not a ring we track: still counted
 			}
-			// Attempts and next are the same u64 count, compared by value:
-			// it wraps only after 2^64 records (see observeTracked).
-			if pc.Attempts > s.next {
-				gap := pc.Attempts - s.next
+			// Attempts and next are the same u64 count, compared by
+			// distance across its wrap (see observeTracked).
+			if gap := pc.Attempts - s.next; gap != 0 && gap < 1<<63 {
 				owner.sources[typ].Gaps += gap
 				owner.rings[s.ring].Gaps += gap
 			}
