@@ -170,20 +170,7 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Errorf("summary:\n%s", summary)
 	}
 
-	seen := map[int]bool{}
-	for line := range strings.Lines(stdout.String()) {
-		var ev struct {
-			Type     string `json:"type"`
-			Pid      int    `json:"pid"`
-			Filename string `json:"filename"`
-		}
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("stdout line is not JSON: %q", line)
-		}
-		if ev.Type == "exec" && ev.Filename == "/bin/true" {
-			seen[ev.Pid] = true
-		}
-	}
+	seen := trueExecs(t, stdout.String())
 	for _, pid := range pids {
 		if !seen[pid] {
 			t.Errorf("no JSON event for /bin/true pid %d", pid)
@@ -287,4 +274,25 @@ func must(n int, err error) int {
 		panic(err)
 	}
 	return n
+}
+
+// trueExecs reads run's JSON output and returns the pids of the /bin/true
+// execs it carried; a line that is not JSON fails the test.
+func trueExecs(t *testing.T, out string) map[int]bool {
+	t.Helper()
+	seen := map[int]bool{}
+	for line := range strings.Lines(out) {
+		var ev struct {
+			Type     string `json:"type"`
+			Pid      int    `json:"pid"`
+			Filename string `json:"filename"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("stdout line is not JSON: %q", line)
+		}
+		if ev.Type == "exec" && ev.Filename == "/bin/true" {
+			seen[ev.Pid] = true
+		}
+	}
+	return seen
 }

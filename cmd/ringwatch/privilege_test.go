@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -272,20 +271,7 @@ func stopAndCheckEvents(t *testing.T, cmd *exec.Cmd, stderr *bufio.Reader, stdou
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("ringwatch after SIGTERM: %v\n%s", err, rest)
 	}
-	seen := map[int]bool{}
-	for line := range strings.Lines(stdout.String()) {
-		var ev struct {
-			Type     string `json:"type"`
-			Pid      int    `json:"pid"`
-			Filename string `json:"filename"`
-		}
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("stdout line is not JSON: %q", line)
-		}
-		if ev.Type == "exec" && ev.Filename == "/bin/true" {
-			seen[ev.Pid] = true
-		}
-	}
+	seen := trueExecs(t, stdout.String())
 	for _, pid := range pids {
 		if !seen[pid] {
 			t.Errorf("no exec event for /bin/true pid %d; stderr:\n%s", pid, rest)

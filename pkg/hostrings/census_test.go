@@ -435,7 +435,7 @@ func storeFaults(p *uint64, v uint64) (err error) {
 // it fails with ErrPermission and says what to do.
 func TestNeedsCapSysAdmin(t *testing.T) {
 	testenv.RequireBPF(t)
-	err := withoutCapSysAdmin(t, func() error {
+	err := testenv.WithoutCapability(unix.CAP_SYS_ADMIN, func() error {
 		c, err := Open(Options{})
 		if err == nil {
 			c.Close()
@@ -445,30 +445,6 @@ func TestNeedsCapSysAdmin(t *testing.T) {
 	if !errors.Is(err, ErrPermission) || !strings.Contains(err.Error(), "CAP_SYS_ADMIN") {
 		t.Errorf("Open without CAP_SYS_ADMIN: %v; want ErrPermission, naming CAP_SYS_ADMIN", err)
 	}
-}
-
-// withoutCapSysAdmin runs fn on an OS thread of its own that has dropped
-// CAP_SYS_ADMIN from its effective set; the thread ends with fn, so the
-// rest of the process keeps its capabilities.
-func withoutCapSysAdmin(t *testing.T, fn func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-		var data [2]unix.CapUserData
-		if err := unix.Capget(&hdr, &data[0]); err != nil {
-			done <- fmt.Errorf("capget: %w", err)
-			return
-		}
-		data[unix.CAP_SYS_ADMIN/32].Effective &^= 1 << (unix.CAP_SYS_ADMIN % 32)
-		if err := unix.Capset(&hdr, &data[0]); err != nil {
-			done <- fmt.Errorf("capset: %w", err)
-			return
-		}
-		done <- fn()
-	}()
-	return <-done
 }
 
 func TestRatesBetween(t *testing.T) {

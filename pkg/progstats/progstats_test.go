@@ -2,9 +2,7 @@ package progstats
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -132,7 +130,7 @@ func TestNeedsCapSysAdmin(t *testing.T) {
 		"List":   func() error { _, err := List(); return err },
 		"Enable": func() error { c, err := Enable(); closeIf(c); return err },
 	} {
-		err := withoutCapSysAdmin(t, fn)
+		err := testenv.WithoutCapability(unix.CAP_SYS_ADMIN, fn)
 		if !errors.Is(err, ErrPermission) || !strings.Contains(err.Error(), "CAP_SYS_ADMIN") {
 			t.Errorf("%s without CAP_SYS_ADMIN: %v; want ErrPermission, naming CAP_SYS_ADMIN", what, err)
 		}
@@ -143,29 +141,6 @@ func closeIf(c interface{ Close() error }) {
 	if c != nil {
 		c.Close()
 	}
-}
-
-// withoutCapSysAdmin runs fn on an OS thread of its own that has dropped
-// CAP_SYS_ADMIN from its effective set; the thread ends with fn.
-func withoutCapSysAdmin(t *testing.T, fn func() error) error {
-	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-		var data [2]unix.CapUserData
-		if err := unix.Capget(&hdr, &data[0]); err != nil {
-			done <- fmt.Errorf("capget: %w", err)
-			return
-		}
-		data[unix.CAP_SYS_ADMIN/32].Effective &^= 1 << (unix.CAP_SYS_ADMIN % 32)
-		if err := unix.Capset(&hdr, &data[0]); err != nil {
-			done <- fmt.Errorf("capset: %w", err)
-			return
-		}
-		done <- fn()
-	}()
-	return <-done
 }
 
 // BenchmarkProgramRun is the cost statistics add to each run of a BPF
