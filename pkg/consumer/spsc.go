@@ -197,8 +197,10 @@ func (s *spsc) nextBatch(b *batch, maxRecords int) error {
 			return fmt.Errorf("spsc queue %d: tail %d is %d slots ahead of head %d in a %d-slot queue: %w",
 				k, tail, tail-q.read, q.read, s.perQueue, ErrCorrupt)
 		}
-		end := q.read + min(tail-q.read, limit) // compared by distance, as above
-		for int64(end-q.read) > 0 && len(b.records) < maxRecords {
+		// q.read steps by one up to end, so != ends the loop exactly, across
+		// a wrap too.
+		end := q.read + min(tail-q.read, limit)
+		for q.read != end && len(b.records) < maxRecords {
 			slot := q.slots[(q.read&mask)*s.slotSize:][:s.slotSize]
 			n := uint64(binary.LittleEndian.Uint32(slot))
 			const hdr = uint64(spscSlotHeader)
