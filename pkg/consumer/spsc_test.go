@@ -434,17 +434,17 @@ func TestSPSCHandshakeLeavesNoRecordWaiting(t *testing.T) {
 // median within MaxDelay, with no allowance (a lazy sleep that leaves no
 // room for the wakeup, or runs long, or a record that waits for a second
 // sleep, puts most records past it); the 99th percentile within MaxDelay
-// plus an allowance of 4 ms for interrupts, a hypervisor's steal time
-// and the Go runtime, which the run-queue delay does not count (a CI run
-// under -race on an idle 2-CPU VM measured a p99 of 2.4 ms and a p99.9 of
-// 5.8 ms; the median, held to MaxDelay with no allowance, is what catches
-// a sleep that is too long); and no
+// plus an allowance of 20 ms for interrupts, a hypervisor's steal time
+// and the Go runtime, which the run-queue delay does not count (two CI
+// runs under -race on an idle 2-CPU VM measured a p99 of 2.4 and 8.5 ms;
+// the median, held to MaxDelay with no allowance, is what catches a sleep
+// that is too long); and no
 // record beyond MaxDelay + 50 ms. (The 10 s deadline only turns a hang
 // into a failure.)
 func TestLazySleepDeliversWithinItsDelay(t *testing.T) {
 	const (
 		maxDelay  = DefaultMaxDelay
-		allowance = 4 * time.Millisecond
+		allowance = 20 * time.Millisecond
 		worst     = maxDelay + 50*time.Millisecond
 	)
 	rounds := 1000
