@@ -233,21 +233,7 @@ func startRingwatch(t *testing.T, stdout io.Writer, args ...string) (*exec.Cmd, 
 		args = append(args, "--ctl.socket", filepath.Join(t.TempDir(), "ctl.sock"))
 	}
 	cmd := ringwatchCmd(args...)
-	cmd.Stdout = stdout
-	stderrPipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	stderr := bufio.NewReader(stderrPipe)
+	stderr := startBinary(t, cmd, stdout)
 	banner, err := stderr.ReadString('\n')
 	if err != nil {
 		t.Fatalf("no banner from ringwatch %s: %v", strings.Join(args, " "), err)
