@@ -119,8 +119,10 @@ enum transport {
  *
  * WAKEUP_ADAPTIVE: records are submitted without a wakeup; a producer rings
  * the doorbell only when the consumer has said it sleeps, in wake_state: at
- * once for SLEEP_DEEP, and for SLEEP_LAZY once the ring holds watermark
- * bytes (the lazy consumer also wakes itself after a bounded delay).
+ * once for SLEEP_DEEP, and for SLEEP_LAZY once its ring holds
+ * wake_state.watermark (the lazy consumer also wakes itself after a
+ * bounded delay, and sets the watermark for each sleep from the rate it
+ * measured).
  * WAKEUP_EVERY: every record wakes the consumer.
  * WAKEUP_BUSY: no record wakes the consumer, which polls.
  * WAKEUP_KERNEL: ring buffers submit with flags 0, so the kernel wakes the
@@ -136,9 +138,8 @@ enum wakeup_mode {
 /* Transport settings, one entry, written by user space before attaching. */
 struct transport_config {
 	__u32 cpus_per_ring; /* percpu-ringbuf: CPU k writes to ring k / cpus_per_ring */
-	__u32 spsc_slots;    /* spsc: slots per queue, a power of two */
+	__u32 spsc_slots;    /* spsc: slots per queue, any count from 2 */
 	__u32 wakeup;        /* enum wakeup_mode */
-	__u32 watermark;     /* WAKEUP_ADAPTIVE: bytes pending that wake a lazy consumer */
 	/*
 	 * Ring r (the ring's index: 0 for ringbuf, r = cpu / cpus_per_ring for
 	 * percpu-ringbuf, the CPU for perfbuf and spsc) is read by consumer
@@ -154,9 +155,12 @@ struct transport_config {
 /*
  * One SPSC queue's indices: the element of the spsc_queues array for the CPU
  * whose program is the queue's only producer. head and tail count slots
- * since the start and only grow; a slot's index in the queue is count &
- * (spsc_slots - 1). Each side writes only its own cache line, so neither
- * side's stores invalidate the line the other side keeps writing.
+ * since the start and only grow; record i is in slot i mod spsc_slots. The
+ * queue holds as many slots as fit the memory it is given, not a power of
+ * two, so the producer keeps tail's slot index beside it (tail_slot) and
+ * wraps it with a compare, never a division; the consumer does the same
+ * for head. Each side writes only its own cache line, so neither side's
+ * stores invalidate the line the other side keeps writing.
  */
 struct spsc_queue {
 	/* The consumer's line. */
@@ -165,9 +169,9 @@ struct spsc_queue {
 	/* The producer's line. */
 	__u64 tail;        /* next slot to write: written by the producer only */
 	__u64 cached_head; /* the producer's last look at head */
-	__u64 wake_checks; /* fences taken before reading the sleep flag */
+	__u32 tail_slot;   /* tail mod spsc_slots: the slot tail names */
 	__u32 busy;        /* a program of this CPU is writing a slot */
-	__u8 producer_pad[36];
+	__u8 producer_pad[40];
 };
 
 /*
@@ -190,14 +194,18 @@ enum sleep_state {
 
 /*
  * What a consumer tells the producers, in a BPF_F_MMAPABLE array with one
- * entry per consumer (transport_config.cpus_per_consumer says whose).
+ * entry per consumer (transport_config.consumer_shift says whose).
  * consumer_sleeping (enum sleep_state) is set by the consumer just before it
  * waits in epoll; the producer that finds it set clears it with a
- * compare-and-swap and rings the doorbell.
+ * compare-and-swap and rings the doorbell. watermark is, for SLEEP_LAZY,
+ * what pending in its ring wakes the consumer early: bytes for the ring
+ * buffers, slots for spsc; the consumer sets it before each lazy sleep, from
+ * the rate it measured and how long it means to sleep.
  */
 struct wake_state {
 	__u32 consumer_sleeping;
-	__u8 pad[60];
+	__u32 watermark;
+	__u8 pad[56];
 };
 
 /*

@@ -142,46 +142,50 @@ struct {
  *   2. checks for room: tail - head < spsc_slots, using cached_head and
  *      reading the consumer's head only when the cached one says full. A full
  *      queue counts the record as lost.
- *   3. writes the record and its length into slot tail & (spsc_slots - 1),
- *   4. publishes it: tail = tail + 1,
- *   5. fences, then reads wake_state.consumer_sleeping; if set, clears it
- *      with a compare-and-swap and rings the doorbell.
+ *   3. writes the record and its length into slot tail_slot (tail mod
+ *      spsc_slots, kept beside tail and wrapped by a compare),
+ *   4. publishes it with a fetch-and-add of tail,
+ *   5. reads wake_state.consumer_sleeping; if set (and, lazily, pending is
+ *      at the consumer's watermark), clears it with a compare-and-swap and
+ *      rings the doorbell.
  *
- * The consumer (pkg/consumer/spsc.go) reads tail, reads the slots before it,
- * then stores head once per batch.
+ * The consumer (pkg/consumer/spsc.go) reads tail when it has read every slot
+ * up to the tail it last saw, reads the slots before it, then stores head
+ * once per batch. So while records flow, the producer's line crosses to the
+ * consumer once per pass, not once per record, and the consumer's line
+ * crosses to the producer only when its cached head says full.
  *
- * Memory ordering on x86-64. x86-64 is TSO: stores are not reordered with
- * stores, loads not with loads, and loads not with later stores; only a
- * store followed by a load of another location may be reordered (the store
- * waits in the store buffer). The BPF JIT emits our loads and stores in
- * program order, as plain movs, and READ_ONCE/WRITE_ONCE/barrier() keep the
- * compiler from reordering them. So, with no fence and no atomic on the data
- * path:
- *   - slot stores (3) become visible before the tail store (4): a consumer
- *     that reads the new tail then reads a complete slot;
- *   - the consumer's slot loads complete before its head store, and our head
- *     load comes before our slot stores: we never overwrite a slot being read.
- * The sleep handshake (5) is Dekker's: the consumer stores sleeping = 1 then
- * loads every tail; the producer stores tail then loads sleeping. Each side
- * needs its store visible before its load (StoreLoad), the one reordering
- * x86-64 allows, or both can miss the other and the consumer sleeps on a
- * record. The consumer's atomic store is an XCHG, a full barrier. BPF has no
- * fence instruction, so the producer's fence is a fetch-and-add on a word of
- * its own cache line (wake_checks), which the x86-64 JIT emits as lock xadd:
- * it orders without contending, as no other CPU writes that line. It is the
- * only locked instruction per record; the kernel's ring buffer takes two (the
- * spin lock in reserve, the xchg in commit).
- *
- * What arm64 would need. arm64 reorders all four ways, so plain accesses are
- * not enough: the tail store (4) must be a store-release and the producer's
- * head load a load-acquire; the consumer's tail load an acquire and its head
- * store a release (Go's sync/atomic gives it both). BPF has load-acquire and
- * store-release instructions from Linux 6.15 (with LLVM 21's
- * __atomic_load_n/__atomic_store_n); on an older kernel a fetch-and-add
- * before the tail store gives the release, at the cost of a second fence.
- * The fetching atomics are fully ordered on every JIT (Documentation/bpf/
- * standardization/instruction-set.rst), so the handshake fence (5) carries
- * over as is.
+ * Memory ordering, by construction on every architecture the BPF JITs
+ * target, with the same object (bpf2go builds one little-endian object for
+ * x86-64 and arm64 alike):
+ *   - The tail publish (4) is a fetching atomic add, which every JIT emits
+ *     fully ordered (Documentation/bpf/standardization/instruction-set.rst:
+ *     BPF_FETCH atomics; x86-64 lock xadd, arm64 LDADDAL or a load/store-
+ *     exclusive loop between barriers). So the slot stores (3) are visible
+ *     before the new tail: a release. The consumer's tail load is an
+ *     acquire (Go's sync/atomic: MOV on x86-64, LDAR on arm64), so it reads
+ *     a complete slot.
+ *   - We never overwrite a slot being read: the consumer's slot loads come
+ *     before its head store, a release (XCHG on x86-64, STLR on arm64).
+ *     Our head load (2) comes before our slot stores, and they depend on it
+ *     through the room check's branch: no CPU makes a store visible before
+ *     the branch it depends on resolves (a control dependency, which the
+ *     kernel's own memory model relies on for load-to-store order:
+ *     tools/memory-model/Documentation/explanation.txt), and READ_ONCE and
+ *     barrier() keep the compiler from hoisting the stores above it.
+ *   - The sleep handshake (5) is Dekker's: the consumer stores sleeping then
+ *     loads every tail; the producer stores tail then loads sleeping. Each
+ *     side needs its store visible before its load (StoreLoad), the one
+ *     reordering x86-64 allows and one of the four arm64 allows, or both can
+ *     miss the other and the consumer sleeps on a record. The consumer's
+ *     store is an atomic exchange (a full barrier on both); the producer's
+ *     tail publish is the fully ordered fetch-and-add above, so the same
+ *     instruction that releases the slot also fences the handshake: one
+ *     locked instruction per record, where the kernel's ring buffer takes
+ *     two (the spin lock in reserve, the xchg in commit).
+ * The fetch must be used (its result is tail's next value below): an
+ * atomic add whose result is unused compiles to BPF's non-fetching add,
+ * which the arm64 JIT emits as an unordered STADD.
  */
 
 /* Where a record is being written, from reserve() to submit(). */
@@ -255,6 +259,7 @@ static __always_inline void *reserve(struct output *out, __u32 size, const enum 
 		__u64 tail, slots;
 		__u32 index;
 
+
 		if (!q || READ_ONCE(q->busy))
 			return NULL;
 		WRITE_ONCE(q->busy, 1);
@@ -266,7 +271,7 @@ static __always_inline void *reserve(struct output *out, __u32 size, const enum 
 			if (tail - q->cached_head >= slots)
 				goto refuse;
 		}
-		index = cpu * slots + (tail & (slots - 1));
+		index = cpu * slots + q->tail_slot;
 		slot = bpf_map_lookup_elem(&spsc_slots, &index);
 		if (!slot)
 			goto refuse;
@@ -315,12 +320,13 @@ static __always_inline void ring_doorbell(struct wake_state *ws, __u32 state, __
 
 /*
  * WAKEUP_ADAPTIVE, after a record is published: wakes a consumer that
- * sleeps deeply, or lazily once pending reaches the watermark. The caller
- * must have fenced between publishing and this read of the flag (see The
- * SPSC queue: Dekker's handshake); bpf_ringbuf_submit's xchg is such a
- * fence. pending is only computed when a lazy sleeper makes it matter.
+ * sleeps deeply, or lazily once pending reaches the watermark it set for
+ * this sleep. The caller must have fenced between publishing and this read
+ * of the flag (see The SPSC queue: Dekker's handshake); bpf_ringbuf_submit's
+ * xchg and the SPSC tail's fetch-and-add are such fences. pending is only
+ * computed when a lazy sleeper makes it matter.
  */
-#define WAKE_IF_ASLEEP(out, cfg, pending_expr)					\
+#define WAKE_IF_ASLEEP(out, pending_expr)						\
 	do {										\
 		__u32 consumer_ = consumer_of(out);					\
 		struct wake_state *ws_ = bpf_map_lookup_elem(&consumer_state, &consumer_); \
@@ -330,7 +336,7 @@ static __always_inline void ring_doorbell(struct wake_state *ws, __u32 state, __
 			break;								\
 		state_ = READ_ONCE(ws_->consumer_sleeping);				\
 		if (state_ == SLEEP_DEEP ||						\
-		    (state_ == SLEEP_LAZY && (pending_expr) >= (cfg)->watermark))	\
+		    (state_ == SLEEP_LAZY && (pending_expr) >= READ_ONCE(ws_->watermark))) \
 			ring_doorbell(ws_, state_, consumer_);				\
 	} while (0)
 
@@ -371,7 +377,7 @@ static __always_inline bool submit(struct output *out, void *ctx, __u32 size, co
 
 		bpf_ringbuf_submit(out->rec, flags);
 		if (cfg->wakeup == WAKEUP_ADAPTIVE)
-			WAKE_IF_ASLEEP(out, cfg, bpf_ringbuf_query(out->ring, BPF_RB_AVAIL_DATA));
+			WAKE_IF_ASLEEP(out, bpf_ringbuf_query(out->ring, BPF_RB_AVAIL_DATA));
 		return true;
 	}
 
@@ -387,19 +393,23 @@ static __always_inline bool submit(struct output *out, void *ctx, __u32 size, co
 
 	case TRANSPORT_SPSC: {
 		struct spsc_queue *q = out->queue;
-		__u64 tail = q->tail + 1;
+		__u32 next_slot = q->tail_slot + 1;
+		__u64 tail;
 
 		out->slot->len = size;
+		if (next_slot >= cfg->spsc_slots)
+			next_slot = 0;
+		q->tail_slot = next_slot; /* ours alone, like tail */
 		barrier();
-		WRITE_ONCE(q->tail, tail); /* publish: see The SPSC queue */
+		/* Publish, fully ordered: see The SPSC queue. */
+		tail = __sync_fetch_and_add(&q->tail, 1) + 1;
 		switch (cfg->wakeup) {
 		case WAKEUP_EVERY:
 		case WAKEUP_KERNEL:
 			ring_bell(consumer_of(out));
 			break;
 		case WAKEUP_ADAPTIVE:
-			__sync_fetch_and_add(&q->wake_checks, 1); /* StoreLoad fence */
-			WAKE_IF_ASLEEP(out, cfg, tail - READ_ONCE(q->head)); /* watermark in slots */
+			WAKE_IF_ASLEEP(out, tail - READ_ONCE(q->head)); /* watermark in slots */
 			break;
 		}
 		barrier();

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"os/signal"
 	"slices"
@@ -409,13 +410,13 @@ func writeBenchTables(w io.Writer, results []bench.Result) {
 			case bench.Drain:
 				fmt.Fprintln(tw, "DRAIN\ttransport\tsize\tconsumer\trecords\tns/record\tGB/s\tvs peers\t")
 			case bench.Saturation:
-				fmt.Fprintln(tw, "SATURATION\ttransport\tsize\tconsumer\twakeup\tattempted\tdelivered\tlost\tproduced/s\tconsumer CPU s\tCPU s/M\twakeups\tdelivered vs peers\t")
+				fmt.Fprintln(tw, "SATURATION\ttransport\tsize\tconsumer\twakeup\tattempted\tdelivered\tlost\tproduced/s\tconsumer CPU s\tCPU ns/rec\tdrain ns/rec\tlive/drain\twakeups\tdelivered vs peers\t")
 			case bench.Latency:
 				fmt.Fprintln(tw, "LATENCY\ttransport\tsize\trate/s\tconsumer\twakeup\tdelivered\tp50 us\tp99 us\tp99.9 us\tmax us\tCPU s/M\twakeups\tp99 vs peers\t")
 			case bench.RoundTrip:
 				fmt.Fprintln(tw, "ROUNDTRIP\tpings\tp50 us\tp99 us\tp99.9 us\tmax us\t")
 			case bench.Scale:
-				fmt.Fprintln(tw, "SCALE\ttransport\tsize\tproducers\tconsumers\tattempted\tdelivered\tlost\tproduced/s\tper producer/s\tconsumer CPU s\tCPU s/M\t")
+				fmt.Fprintln(tw, "SCALE\ttransport\tsize\tproducers\tconsumers\tattempted\tdelivered\tlost\tproduced/s\tper producer/s\tconsumer CPU s\tCPU ns/rec\t")
 			}
 		}
 		switch r.Scenario {
@@ -424,8 +425,13 @@ func writeBenchTables(w io.Writer, results []bench.Result) {
 			fmt.Fprintf(tw, "\t%s\t%d\t%s\t%d\t%.1f\t%.2f\t%s\t\n", r.Transport, r.RecordSize, r.Consumer, r.Delivered, r.NsPerRecord, r.GBPerSecond, ratio)
 		case bench.Saturation:
 			ratio := vsPeers(r, func(r bench.Result) float64 { return r.DeliveredRatio }, "")
-			fmt.Fprintf(tw, "\t%s\t%d\t%s\t%s\t%d\t%.2f%%\t%d\t%.2fM\t%.3f\t%.3f\t%d\t%s\t\n", r.Transport, r.RecordSize, r.Consumer, r.Wakeup,
-				r.Attempted, 100*r.DeliveredRatio, r.Lost, r.ProducerRate/1e6, r.ConsumerCPU, r.CPUPerMillion, r.Wakeups, ratio)
+			drain, gap := "-", "-"
+			if r.DrainNsPerRecord > 0 {
+				drain = fmt.Sprintf("%.1f", r.DrainNsPerRecord)
+				gap = fmt.Sprintf("%.1fx", r.CPUPerMillion*1e3/r.DrainNsPerRecord)
+			}
+			fmt.Fprintf(tw, "\t%s\t%d\t%s\t%s\t%d\t%s\t%d\t%.2fM\t%.3f\t%.1f\t%s\t%s\t%d\t%s\t\n", r.Transport, r.RecordSize, r.Consumer, r.Wakeup,
+				r.Attempted, percent(r.DeliveredRatio), r.Lost, r.ProducerRate/1e6, r.ConsumerCPU, r.CPUPerMillion*1e3, drain, gap, r.Wakeups, ratio)
 		case bench.Latency:
 			ratio := vsPeers(r, func(r bench.Result) float64 { return float64(r.P99) }, "")
 			transport, size := r.Transport, strconv.Itoa(r.RecordSize)
@@ -437,9 +443,22 @@ func writeBenchTables(w io.Writer, results []bench.Result) {
 		case bench.RoundTrip:
 			fmt.Fprintf(tw, "\t%d\t%s\t%s\t%s\t%s\t\n", r.Delivered, us(r.P50), us(r.P99), us(r.P999), us(r.Max))
 		case bench.Scale:
-			fmt.Fprintf(tw, "\t%s\t%d\t%d\t%d\t%d\t%.2f%%\t%d\t%.2fM\t%.2fM\t%.3f\t%.3f\t\n", r.Transport, r.RecordSize,
-				r.Producers, r.Consumers, r.Attempted, 100*r.DeliveredRatio, r.Lost, r.ProducerRate/1e6, r.PerProducer/1e6,
-				r.ConsumerCPU, r.CPUPerMillion)
+			fmt.Fprintf(tw, "\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%.2fM\t%.2fM\t%.3f\t%.1f\t\n", r.Transport, r.RecordSize,
+				r.Producers, r.Consumers, r.Attempted, percent(r.DeliveredRatio), r.Lost, r.ProducerRate/1e6, r.PerProducer/1e6,
+				r.ConsumerCPU, r.CPUPerMillion*1e3)
 		}
 	}
+}
+
+// percent prints a delivered fraction with as many decimals as it takes to
+// tell a loss: 99.99% and 100% must not round to the same figure, so a
+// fraction below 1 never prints as 100.00%.
+func percent(f float64) string {
+	switch {
+	case f >= 1:
+		return "100%"
+	case f >= 0.9999:
+		return fmt.Sprintf("%.4f%%", math.Floor(f*1e6)/1e4)
+	}
+	return fmt.Sprintf("%.2f%%", math.Floor(f*1e4)/1e2)
 }

@@ -99,9 +99,9 @@ type ringwatchSpscQueue struct {
 	ConsumerPad [56]uint8
 	Tail        uint64
 	CachedHead  uint64
-	WakeChecks  uint64
+	TailSlot    uint32
 	Busy        uint32
-	ProducerPad [36]uint8
+	ProducerPad [40]uint8
 }
 
 type ringwatchSpscSlot struct {
@@ -139,14 +139,14 @@ type ringwatchTransportConfig struct {
 	CpusPerRing   uint32
 	SpscSlots     uint32
 	Wakeup        uint32
-	Watermark     uint32
 	ConsumerShift uint32
 }
 
 type ringwatchWakeState struct {
 	_                structs.HostLayout
 	ConsumerSleeping uint32
-	Pad              [60]uint8
+	Watermark        uint32
+	Pad              [56]uint8
 }
 
 type ringwatchWakeupMode uint32

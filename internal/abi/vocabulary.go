@@ -91,12 +91,13 @@ const (
 // Offsets and sizes of the layouts the consumer maps, from the generated
 // types.
 const (
-	SPSCQueueSize      = int(unsafe.Sizeof(SPSCQueue{}))
-	SPSCHeadOffset     = int(unsafe.Offsetof(SPSCQueue{}.Head))
-	SPSCTailOffset     = int(unsafe.Offsetof(SPSCQueue{}.Tail))
-	SPSCSlotHeader     = int(unsafe.Offsetof(SPSCSlot{}.Data))
-	WakeStateSize      = int(unsafe.Sizeof(WakeState{}))
-	WakeSleepingOffset = int(unsafe.Offsetof(WakeState{}.ConsumerSleeping))
+	SPSCQueueSize       = int(unsafe.Sizeof(SPSCQueue{}))
+	SPSCHeadOffset      = int(unsafe.Offsetof(SPSCQueue{}.Head))
+	SPSCTailOffset      = int(unsafe.Offsetof(SPSCQueue{}.Tail))
+	SPSCSlotHeader      = int(unsafe.Offsetof(SPSCSlot{}.Data))
+	WakeStateSize       = int(unsafe.Sizeof(WakeState{}))
+	WakeSleepingOffset  = int(unsafe.Offsetof(WakeState{}.ConsumerSleeping))
+	WakeWatermarkOffset = int(unsafe.Offsetof(WakeState{}.Watermark))
 )
 
 // PerfScratchSize bounds a perfbuf record: the programs build each record in

@@ -48,9 +48,9 @@ type testfillSpscQueue struct {
 	ConsumerPad [56]uint8
 	Tail        uint64
 	CachedHead  uint64
-	WakeChecks  uint64
+	TailSlot    uint32
 	Busy        uint32
-	ProducerPad [36]uint8
+	ProducerPad [40]uint8
 }
 
 type testfillTransportConfig struct {
@@ -58,14 +58,14 @@ type testfillTransportConfig struct {
 	CpusPerRing   uint32
 	SpscSlots     uint32
 	Wakeup        uint32
-	Watermark     uint32
 	ConsumerShift uint32
 }
 
 type testfillWakeState struct {
 	_                structs.HostLayout
 	ConsumerSleeping uint32
-	Pad              [60]uint8
+	Watermark        uint32
+	Pad              [56]uint8
 }
 
 // Names of all BPF objects in the ELF.

@@ -26,7 +26,7 @@ func TestRingbufWalkAllocatesNothing(t *testing.T) {
 			m.commit(pos, s, false)
 			n++
 		}
-		got, err := c.drain(fn)
+		got, err := c.Drain(fn)
 		if err != nil || got != n {
 			t.Fatalf("drained %d of %d: %v", got, n, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrClosed is returned by [Consumer.Read] and [Consumer.Drain] once
@@ -65,10 +66,17 @@ type Consumer struct {
 	batch    batch
 }
 
-// Read waits until at least one ring holds records, then passes every
-// record available in every ring to fn, in batches, and returns how many
+// Read waits until at least one ring holds records, then passes the
+// records committed in every ring to fn, in batches, and returns how many
 // records it passed. Each ring's space is given back to its producer after
-// each batch, with a single store of the consumer position.
+// each batch, with a single store of the consumer position. Records
+// committed while a ring is being read are left for the next call.
+//
+// While records flow, an adaptive or busy consumer paces its calls: it
+// lets the rings fill for a fraction of the time until the first is full
+// at the rate it measured, bounded by [Config.MaxDelay] (for busy, by
+// 50µs), before it reads, so that it reads stretches of records rather
+// than each record as it is written.
 //
 // fn must not call the Consumer's methods: they would wait for Read.
 //
@@ -88,11 +96,30 @@ func (c *Consumer) Read(ctx context.Context, fn func(Batch)) (int, error) {
 			stopWake()
 		}
 	}()
+	// Registered only when about to sleep: a busy consumer finds records
+	// without waiting and allocates nothing here.
+	wakeOnDone := func() {
+		if stopWake == nil && ctx.Done() != nil {
+			stopWake = context.AfterFunc(ctx, c.wake)
+		}
+	}
 	for {
 		if c.closed.Load() {
 			return 0, ErrClosed
 		}
-		n, err := c.drain(fn)
+		if wait := c.sleeper.pace(); wait > 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+			if !c.sleeper.polls() && wait >= minSleep {
+				wakeOnDone()
+			}
+			if err := c.pause(wait); err != nil {
+				return 0, err
+			}
+		}
+		n, err := c.pass(fn)
+		c.sleeper.flow.look(c.rings, MonotonicNow(), n)
 		if n > 0 || err != nil {
 			return n, err
 		}
@@ -102,23 +129,29 @@ func (c *Consumer) Read(ctx context.Context, fn func(Batch)) (int, error) {
 		if c.sleeper.polls() {
 			continue // the producers never wake us
 		}
-		// Registered only when about to sleep: a busy consumer finds
-		// records without waiting and allocates nothing here.
-		if stopWake == nil && ctx.Done() != nil {
-			stopWake = context.AfterFunc(ctx, c.wake)
-		}
-		woke, err := c.sleep()
-		if err != nil {
+		wakeOnDone()
+		if _, err := c.sleep(); err != nil {
 			return 0, err
 		}
-		if !woke {
-			// A lazy sleep ran out: read what came, and if nothing
-			// did, sleep deeply next.
-			if n, err := c.drain(fn); n > 0 || err != nil {
-				return n, err
-			}
-			c.sleeper.idle()
-		}
+	}
+}
+
+// pause lets the rings fill for wait, which pace chose: a lazy sleep, with
+// the producers told when to wake us early, or a spin when the sleep would
+// be too short to be worth one (or the consumer polls).
+func (c *Consumer) pause(wait time.Duration) error {
+	if c.sleeper.polls() || wait < minSleep || !c.sleeper.preparePause(c.rings, wait) {
+		spin(wait)
+		return nil
+	}
+	_, woken, err := c.wait(wait)
+	c.sleeper.woke(woken, wait)
+	return err
+}
+
+// spin waits d without giving up the CPU.
+func spin(d time.Duration) {
+	for until := MonotonicNow() + d.Nanoseconds(); MonotonicNow() < until; {
 	}
 }
 
@@ -129,6 +162,13 @@ func (c *Consumer) sleep() (bool, error) {
 	if !ok {
 		return true, nil // records arrived while we were telling
 	}
+	_, woken, err := c.wait(timeout)
+	return c.sleeper.woke(woken, timeout), err
+}
+
+// wait waits in epoll for timeout (negative: until woken), and counts what
+// woke it.
+func (c *Consumer) wait(timeout time.Duration) (int, bool, error) {
 	ready, woken, err := c.poller.wait(timeout)
 	if len(ready) > 0 {
 		c.woken.Add(1)
@@ -146,7 +186,7 @@ func (c *Consumer) sleep() (bool, error) {
 			}
 		}
 	}
-	return c.sleeper.woke(woken, timeout), err
+	return len(ready), woken, err
 }
 
 // Drain passes every record available now to fn, in batches, without
@@ -160,11 +200,21 @@ func (c *Consumer) Drain(fn func(Batch)) (int, error) {
 	if c.closed.Load() {
 		return 0, ErrClosed
 	}
-	return c.drain(fn)
+	total := 0
+	for {
+		n, err := c.pass(fn)
+		total += n
+		if n == 0 || err != nil {
+			return total, err
+		}
+	}
 }
 
-// drain reads every ring until a read finds nothing new.
-func (c *Consumer) drain(fn func(Batch)) (int, error) {
+// pass reads every ring once: each up to where its producers were when
+// its batch ended short of a bound, so that a consumer never chases a
+// producer record by record (Read leaves what comes later for its next
+// pass).
+func (c *Consumer) pass(fn func(Batch)) (int, error) {
 	total := 0
 	for i, r := range c.rings {
 		cnt := &c.counters[i]
@@ -183,13 +233,11 @@ func (c *Consumer) drain(fn func(Batch)) (int, error) {
 				cnt.discarded.Add(b.discarded)
 			}
 			cnt.kernelLost.Store(r.lost())
-			released := r.release()
+			r.release()
 			if err != nil {
 				return total, fmt.Errorf("read ring %d: %w", i, err)
 			}
-			// Stop only after a read that follows the last release found
-			// nothing: see ringbuf.release for why that order matters.
-			if !released {
+			if !b.full {
 				break
 			}
 		}

@@ -386,7 +386,9 @@ func FuzzPerfbufWalk(f *testing.F) {
 }
 
 // refQueue walks one SPSC queue as bpf/ringwatch.h defines it: slots head
-// to tail, each a u32 length, a u32 reserved and the record.
+// to tail, each a u32 length, a u32 reserved and the record. Record i is in
+// slot i mod perQueue, counting on from head's slot: the same slot while
+// the counts stay below 2^64, and the slot both sides step to across it.
 func refQueue(slots []byte, slotSize, perQueue, head, tail uint64) refWalk {
 	if tail-head > perQueue {
 		return refWalk{end: head, corrupt: true}
@@ -394,7 +396,7 @@ func refQueue(slots []byte, slotSize, perQueue, head, tail uint64) refWalk {
 	const hdr = uint64(spscSlotHeader)
 	var w refWalk
 	for i := head; i != tail; i++ {
-		at := (i % perQueue) * slotSize
+		at := ((head%perQueue + (i - head)) % perQueue) * slotSize
 		n := uint64(binary.LittleEndian.Uint32(slots[at:]))
 		if n > slotSize-hdr {
 			w.end, w.corrupt = i, true
@@ -408,8 +410,10 @@ func refQueue(slots []byte, slotSize, perQueue, head, tail uint64) refWalk {
 
 func FuzzSPSCWalk(f *testing.F) {
 	// layout: queues = 1 + layout%4, slots per queue = 1 << (layout>>2 %
-	// 4), slot size = 16 + 8*(layout>>4 % 6). contents fills the queue
-	// headers, then the slots; head0 and tail0 are queue 0's.
+	// 4), one fewer when bit 15 is set and that leaves 2 or more (a queue
+	// need not hold a power of two), slot size = 16 + 8*(layout>>4 % 6).
+	// contents fills the queue headers, then the slots; head0 and tail0
+	// are queue 0's.
 	queues := func(heads ...uint64) []byte { // headers of len(heads)/2 queues: head, tail pairs
 		b := make([]byte, len(heads)/2*spscQueueSize)
 		for k := 0; k < len(heads); k += 2 {
@@ -436,9 +440,17 @@ func FuzzSPSCWalk(f *testing.F) {
 	// Corrupt: a length beyond the slot; a tail beyond the queue.
 	f.Add(uint16(0|1<<2|0<<4), uint16(255), uint64(0), uint64(1), bytes.Join([][]byte{queues(0, 1), slot(16, 9)}, nil))
 	f.Add(uint16(0|1<<2|0<<4), uint16(255), uint64(0), uint64(3), queues(0, 3))
+	// Two queues of three slots (4 less one) of 32 bytes ((0x8000>>4) % 6
+	// is 2), queue 0's counts across 2^64 and its slot index with them.
+	three := bytes.Join([][]byte{queues(nearWrap(2), 2),
+		slot(32, 5), slot(32, 6), slot(32, 7), slot(32, 1), slot(32, 2), slot(32, 3)}, nil)
+	f.Add(uint16(1|2<<2|0x8000), uint16(2), nearWrap(2), uint64(2), three)
 	f.Fuzz(func(t *testing.T, layout, maxRecords uint16, head0, tail0 uint64, contents []byte) {
 		nq := 1 + int(layout%4)
 		perQueue := uint64(1) << (layout >> 2 % 4)
+		if layout&0x8000 != 0 && perQueue > 2 {
+			perQueue--
+		}
 		slotSize := uint64(16 + 8*(layout>>4%6))
 		qm := newGuarded(nq * spscQueueSize)
 		sm := newGuarded(nq * int(perQueue*slotSize))

@@ -82,8 +82,19 @@ func newConsumer(rings []ring, s *sleeper) (_ *Consumer, err error) {
 	if c.poller, err = newPoller(len(rings) + 1); err != nil {
 		return nil, err
 	}
+	s.paces = true
 	for i, r := range rings {
 		c.counters[i].capacity = r.capacity()
+		if _, ok := r.(*perfbuf); ok {
+			s.paces = false // the kernel wakes its reader for every sample
+		}
+		if _, ok := r.(*ringbuf); ok && s.mode == WakeupAdaptive && s.sleeping != nil {
+			// Its producers submit with BPF_RB_NO_WAKEUP and ring the
+			// doorbell instead, so its descriptor would only ever report
+			// that it holds records, which a consumer pacing its passes
+			// leaves there on purpose: epoll is level-triggered.
+			continue
+		}
 		if r.fd() >= 0 {
 			if err := c.poller.add(r.fd(), int32(i)); err != nil {
 				return nil, err

@@ -134,6 +134,12 @@ func (p *perfbuf) capacity() uint64 { return p.mask + 1 }
 func (p *perfbuf) lost() uint64     { return p.dropped.Load() }
 func (p *perfbuf) ready() bool      { return atomic.LoadUint64(&p.meta.Data_head) != p.tail }
 
+func (p *perfbuf) produced() uint64 { return atomic.LoadUint64(&p.meta.Data_head) }
+func (p *perfbuf) room() uint64     { return p.capacity() - min(p.pending(), p.capacity()) }
+
+// units: a perf buffer's producers do not look at pending; bytes serve.
+func (p *perfbuf) units(bytes uint64) uint64 { return bytes }
+
 func (p *perfbuf) pending() uint64 {
 	return atomic.LoadUint64(&p.meta.Data_head) - atomic.LoadUint64(&p.meta.Data_tail)
 }
@@ -216,6 +222,7 @@ func (p *perfbuf) nextBatch(b *batch, maxRecords int) error {
 		tail += size
 	}
 	p.tail = tail
+	b.full = head != tail && (len(b.records) >= maxRecords || int64(end-tail) <= 0)
 	return nil
 }
 

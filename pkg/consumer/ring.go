@@ -38,7 +38,10 @@ type ring interface {
 	// woken through the doorbell.
 	fd() int
 	// nextBatch appends records after the read position to b, at most
-	// maxRecords, and moves the read position past them.
+	// maxRecords, and moves the read position past them. It sets b.full
+	// when it stopped at a bound (maxRecords, or its share of the ring)
+	// with more records committed behind: the caller then reads on, and
+	// otherwise leaves what comes later for its next pass.
 	nextBatch(b *batch, maxRecords int) error
 	// release gives the space of every record read so far back to the
 	// producers, and reports whether there was any.
@@ -48,6 +51,15 @@ type ring interface {
 	ready() bool
 	pending() uint64
 	capacity() uint64
+	// produced is the producer position in bytes, headers and padding
+	// included: a counter that only grows, for the fill rate.
+	produced() uint64
+	// room is the bytes its producers may still write before a queue of
+	// the ring is full: capacity less pending, of the fullest queue.
+	room() uint64
+	// units converts bytes of the ring into the unit its producers count
+	// pending in for the doorbell's watermark (bytes, or SPSC slots).
+	units(bytes uint64) uint64
 	// lost counts records the kernel itself reported lost on the ring.
 	lost() uint64
 	close() error
@@ -77,7 +89,18 @@ type batch struct {
 	records   [][]byte
 	bytes     uint64
 	discarded uint64
+	full      bool // stopped at a bound, with more committed behind
 }
 
 // reset empties b for the next batch, keeping its memory.
-func (b *batch) reset() { b.records, b.bytes, b.discarded = b.records[:0], 0, 0 }
+func (b *batch) reset() { b.records, b.bytes, b.discarded, b.full = b.records[:0], 0, 0, false }
+
+// cacheLine is the unit the walks touch ahead in: 64 bytes on x86-64 and
+// on the arm64 cores ringwatch targets (a larger line only touches twice).
+const cacheLine = 64
+
+// touchWindow is how far ahead of its read position a walk keeps lines
+// requested: 32 lines, about as many misses as a core keeps in flight
+// (AMD Zen: 22-24 L1 data misses, more from its L2 prefetchers), so that
+// their transfers overlap without evicting what the walk still needs.
+const touchWindow = 32 * cacheLine

@@ -44,6 +44,7 @@ type ringbuf struct {
 	// consumerPos trails it until release publishes it, once per batch.
 	cons     uint64
 	released uint64
+	touched  uint64 // what touching ahead read: kept so the loads stay
 
 	mapFD int
 	mem   *ringmap.Mapping // nil for a ring over plain memory
@@ -105,6 +106,16 @@ func (r *ringbuf) pending() uint64 {
 	return atomic.LoadUint64(r.producerPos) - atomic.LoadUint64(r.consumerPos)
 }
 
+// produced is the producer position.
+func (r *ringbuf) produced() uint64 { return atomic.LoadUint64(r.producerPos) }
+
+// room is what the producers may still reserve before the ring is full.
+func (r *ringbuf) room() uint64 { return r.capacity() - min(r.pending(), r.capacity()) }
+
+// units: producers count a ring buffer's pending data in bytes
+// (bpf_ringbuf_query(BPF_RB_AVAIL_DATA)).
+func (r *ringbuf) units(bytes uint64) uint64 { return bytes }
+
 // nextBatch appends to b the records after the read position, up to
 // maxRecords of them and about a quarter of the ring, and moves the read
 // position past them. It stops early at a record the producer has reserved
@@ -142,7 +153,27 @@ func (r *ringbuf) nextBatch(b *batch, maxRecords int) error {
 	base := unsafe.Pointer(unsafe.SliceData(r.data))
 	mask := r.mask
 	records, bytes := b.records, b.bytes
+	// The walk is a chain of dependent loads: each header's length gives
+	// the next header's address. Every line up to end is already written
+	// (or being written, for a record still busy), so the walk touches
+	// them ahead of itself, touchWindow bytes at a time, and their
+	// transfers from the producer's cache overlap instead of following one
+	// another. Touching reads only: a value read early is never used, and
+	// each header is still loaded with acquire ordering below. ahead is
+	// the first line not yet touched, as a position; the doubled mapping
+	// keeps every offset below the ring's size readable.
+	ahead := cons &^ (cacheLine - 1)
+	var touched uint64
 	for int64(end-cons) > 0 && len(records) < maxRecords {
+		if touchAhead && int64(ahead-cons) < touchWindow/2 {
+			stop := ahead + touchWindow
+			if int64(stop-end) > 0 {
+				stop = end
+			}
+			for ; int64(stop-ahead) > 0; ahead += cacheLine {
+				touched += *(*uint64)(unsafe.Add(base, ahead&mask))
+			}
+		}
 		off := cons & mask
 		// Acquire: the kernel's xchg in bpf_ringbuf_commit clears the busy
 		// bit after the sample is written, so a header read as not busy is
@@ -169,7 +200,11 @@ func (r *ringbuf) nextBatch(b *batch, maxRecords int) error {
 		}
 		cons += total
 	}
+	r.touched = touched
 	b.records, b.bytes = records, bytes
+	// More is committed behind a bound: the caller reads on. A stop at a
+	// busy record, or at prod, leaves the rest for the next pass.
+	b.full = prod != cons && (len(records) >= maxRecords || int64(end-cons) <= 0)
 	r.cons = cons
 	return nil
 }

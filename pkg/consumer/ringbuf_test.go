@@ -241,7 +241,7 @@ func TestRingbufKeepsRecordsBeforeCorruption(t *testing.T) {
 		}
 	}
 	for range 2 { // the second drain must not deliver record 0 again
-		if _, err := c.drain(deliver); !errors.Is(err, ErrCorrupt) {
+		if _, err := c.Drain(deliver); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("drain: %v, want ErrCorrupt", err)
 		}
 	}
@@ -278,7 +278,7 @@ func TestDrainDeliversEverythingAcrossBatches(t *testing.T) {
 	}
 	c := &Consumer{rings: []ring{m.reader()}, counters: make([]ringCounters, 1)}
 	next := 0
-	got, err := c.drain(func(b Batch) {
+	got, err := c.Drain(func(b Batch) {
 		if len(b.Records) > maxBatchRecords {
 			t.Errorf("batch of %d records", len(b.Records))
 		}
@@ -330,7 +330,7 @@ func BenchmarkDrain(b *testing.B) {
 					n++
 				}
 				b.StartTimer()
-				got, err := c.drain(fn)
+				got, err := c.Drain(fn)
 				if err != nil || got != n {
 					b.Fatalf("drained %d of %d: %v", got, n, err)
 				}

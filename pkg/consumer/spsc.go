@@ -1,7 +1,6 @@
 package consumer
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -44,18 +43,24 @@ func SPSCQueueRange(name string, queues, slots *ebpf.Map, slotsPerQueue, first, 
 // queue per CPU, as one ring: the BPF producer side and the memory-ordering
 // argument are in bpf/transport.h ("The SPSC queue").
 //
-// Queue k's head and tail count slots since the start; slot i of queue k
-// holds record number i for i in [head, tail). The consumer reads tail
-// (acquire), reads the slots, and stores head (release) once per batch.
+// Queue k's head and tail count slots since the start; record i of queue k
+// is in slot i mod slots, for i in [head, tail). A queue holds as many
+// slots as fit its memory, not a power of two, so both sides keep the slot
+// index of their count beside it and wrap it with a compare, never a
+// division. The consumer reads tail (acquire) only when it has read every
+// slot up to the tail it last saw, reads the slots, and stores head
+// (release) once per batch: while records flow, the producer's line, which
+// it writes for every record, crosses to the consumer once per pass, not
+// once per record.
 //
 // The wakeup is an event, not polling, and the queues have no descriptor
 // of their own to wait on: the Consumer's waker (wake.go) waits on the
 // doorbell. Before waiting in epoll it stores consumer_sleeping and then
-// reads every tail once more (ready); a producer stores its tail and then
-// reads consumer_sleeping, and if set clears it and rings the doorbell: a
-// small BPF ring buffer submitted with BPF_RB_FORCE_WAKEUP. Both sides
-// store, fence, then load (our atomic store is an XCHG, theirs a locked
-// fetch-and-add), so at least one sees the other: either ready finds the
+// reads every tail once more (ready); a producer publishes its tail with a
+// fetch-and-add, a full barrier, and then reads consumer_sleeping, and if
+// set clears it and rings the doorbell: a small BPF ring buffer submitted
+// with BPF_RB_FORCE_WAKEUP. Both sides store, fence, then load (our atomic
+// store is an XCHG), so at least one sees the other: either ready finds the
 // new record and we do not sleep, or the producer finds the flag and wakes
 // us. No record is left waiting for a later one.
 var _ ring = (*spsc)(nil)
@@ -63,7 +68,7 @@ var _ ring = (*spsc)(nil)
 type spsc struct {
 	queues   []spscQueue
 	slotSize uint64 // bytes per slot, header included
-	perQueue uint64 // slots per queue, a power of two
+	perQueue uint64 // slots per queue
 	next     int    // queue the next batch starts at, so none starves
 
 	mems [][]byte // mappings to unmap on close
@@ -72,8 +77,11 @@ type spsc struct {
 type spscQueue struct {
 	head, tail *uint64
 	slots      []byte // this queue's perQueue slots
-	read       uint64 // next slot to read; head trails it until release
+	read       uint64 // next slot to read, as a count; head trails it until release
+	readSlot   uint64 // read mod perQueue: where that slot is
+	seenTail   uint64 // the tail as the consumer last read it
 	released   uint64
+	touched    uint64 // what touching ahead read: kept so the loads stay
 }
 
 // openSPSC maps the queue headers and slots read-write, and reads the n
@@ -89,9 +97,8 @@ func openSPSC(queueMap, slotMap *ebpf.Map, perQueue, first, n int) (_ *spsc, err
 			queueMap.ValueSize(), spscQueueSize)
 	}
 	queues := int(queueMap.MaxEntries())
-	if perQueue <= 0 || perQueue&(perQueue-1) != 0 || slotMap.MaxEntries() != uint32(queues*perQueue) {
-		return nil, fmt.Errorf("spsc slots: %d slots for %d queues of %d, want a power of two per queue",
-			slotMap.MaxEntries(), queues, perQueue)
+	if perQueue <= 0 || slotMap.MaxEntries() != uint32(queues*perQueue) {
+		return nil, fmt.Errorf("spsc slots: %d slots for %d queues of %d", slotMap.MaxEntries(), queues, perQueue)
 	}
 	slotSize := (int(slotMap.ValueSize()) + 7) &^ 7 // array elements are 8-byte aligned
 	if slotSize <= spscSlotHeader {
@@ -154,6 +161,8 @@ func newSPSC(queueMem, slotMem []byte, slotSize, perQueue uint64) *spsc {
 		q.tail = (*uint64)(unsafe.Pointer(&hdr[spscTailOffset]))
 		q.slots = slotMem[uint64(k)*span : uint64(k+1)*span]
 		q.read = atomic.LoadUint64(q.head)
+		q.readSlot = q.read % perQueue // the one division, at open
+		q.seenTail = q.read
 		q.released = q.read
 	}
 	return s
@@ -162,12 +171,14 @@ func newSPSC(queueMem, slotMem []byte, slotSize, perQueue uint64) *spsc {
 // fd is -1: the Consumer waits on the doorbell instead.
 func (s *spsc) fd() int { return -1 }
 
-func (s *spsc) capacity() uint64 { return uint64(len(s.queues)) * s.perQueue * s.slotSize }
+// capacity is one queue's: a queue is what its producer fills.
+func (s *spsc) capacity() uint64 { return s.perQueue * s.slotSize }
 
 // lost is 0: a full queue is counted by its producer.
 func (s *spsc) lost() uint64 { return 0 }
 
-// pending is the bytes of slots written and not yet released.
+// pending is the bytes of slots written and not yet released, in all the
+// queues.
 func (s *spsc) pending() uint64 {
 	var n uint64
 	for k := range s.queues {
@@ -177,42 +188,100 @@ func (s *spsc) pending() uint64 {
 	return n * s.slotSize
 }
 
+// produced is the slots ever written to every queue, in bytes.
+func (s *spsc) produced() uint64 {
+	var n uint64
+	for k := range s.queues {
+		n += atomic.LoadUint64(s.queues[k].tail)
+	}
+	return n * s.slotSize
+}
+
+// room is what the fullest queue may still take, in bytes.
+func (s *spsc) room() uint64 {
+	room := s.perQueue
+	for k := range s.queues {
+		q := &s.queues[k]
+		room = min(room, s.perQueue-min(atomic.LoadUint64(q.tail)-atomic.LoadUint64(q.head), s.perQueue))
+	}
+	return room * s.slotSize
+}
+
+// units: an SPSC producer counts pending slots (tail - head).
+func (s *spsc) units(bytes uint64) uint64 { return bytes / s.slotSize }
+
 // nextBatch appends to b the records of the queues, starting with the queue
 // after the one the last batch started with, up to maxRecords and a quarter
 // of each queue.
 func (s *spsc) nextBatch(b *batch, maxRecords int) error {
-	mask := s.perQueue - 1
 	limit := max(s.perQueue/4, 1)
+	touchSlots := max(touchWindow/s.slotSize, 1)
+	const hdr = uint64(spscSlotHeader)
+	records, bytes := b.records, b.bytes
 	for i := range s.queues {
 		k := (s.next + i) % len(s.queues)
 		q := &s.queues[k]
-		// Acquire: pairs with the producer's ordered store of tail, after
-		// its slot stores.
-		tail := atomic.LoadUint64(q.tail)
-		// Head and tail are uint64 slot counts that wrap to 0 only after
-		// 2^64 slots; like the producer (tail - head >= slots), the walk
-		// compares them only by their difference, which is right across
-		// a wrap too, never by < on the counts themselves.
-		if tail-q.read > s.perQueue {
-			return fmt.Errorf("spsc queue %d: tail %d is %d slots ahead of head %d in a %d-slot queue: %w",
-				k, tail, tail-q.read, q.read, s.perQueue, ErrCorrupt)
+		if q.read == q.seenTail {
+			// Acquire: pairs with the producer's fetch-and-add of tail,
+			// after its slot stores (bpf/transport.h, submit).
+			tail := atomic.LoadUint64(q.tail)
+			// Head and tail are uint64 slot counts that wrap to 0 only
+			// after 2^64 slots; like the producer (tail - head >= slots),
+			// the walk compares them only by their difference, which is
+			// right across a wrap too, never by < on the counts
+			// themselves.
+			if tail-q.read > s.perQueue {
+				b.records, b.bytes = records, bytes
+				return fmt.Errorf("spsc queue %d: tail %d is %d slots ahead of head %d in a %d-slot queue: %w",
+					k, tail, tail-q.read, q.read, s.perQueue, ErrCorrupt)
+			}
+			q.seenTail = tail
 		}
 		// q.read steps by one up to end, so != ends the loop exactly, across
 		// a wrap too.
-		end := q.read + min(tail-q.read, limit)
-		for q.read != end && len(b.records) < maxRecords {
-			slot := q.slots[(q.read&mask)*s.slotSize:][:s.slotSize]
-			n := uint64(binary.LittleEndian.Uint32(slot))
-			const hdr = uint64(spscSlotHeader)
+		end := q.read + min(q.seenTail-q.read, limit)
+		base := unsafe.Pointer(unsafe.SliceData(q.slots))
+		// Touch the slots' headers ahead of the walk, as ringbuf.nextBatch
+		// does its lines: every slot up to end is published.
+		ahead, aheadSlot := q.read, q.readSlot
+		var touched uint64
+		for q.read != end && len(records) < maxRecords {
+			if touchAhead && ahead != end && ahead-q.read < touchSlots/2+1 {
+				stop := ahead + min(touchSlots, end-ahead)
+				for ; ahead != stop; ahead++ {
+					touched += *(*uint64)(unsafe.Add(base, aheadSlot*s.slotSize))
+					if aheadSlot++; aheadSlot == s.perQueue {
+						aheadSlot = 0
+					}
+				}
+			}
+			at := q.readSlot * s.slotSize
+			n := uint64(*(*uint32)(unsafe.Add(base, at)))
 			if n > s.slotSize-hdr {
+				q.touched = touched
+				b.records, b.bytes = records, bytes
 				return fmt.Errorf("spsc queue %d: slot %d claims %d bytes, a slot holds %d: %w",
 					k, q.read, n, s.slotSize-hdr, ErrCorrupt)
 			}
-			b.records = append(b.records, slot[hdr:hdr+n:hdr+n])
-			b.bytes += n
+			// In bounds: readSlot < perQueue and hdr+n <= slotSize.
+			records = append(records, unsafe.Slice((*byte)(unsafe.Add(base, at+hdr)), n))
+			bytes += n
 			q.read++
+			if q.readSlot++; q.readSlot == s.perQueue {
+				q.readSlot = 0
+			}
 		}
-		if len(b.records) >= maxRecords {
+		q.touched = touched
+		if len(records) >= maxRecords {
+			break
+		}
+	}
+	b.records, b.bytes = records, bytes
+	// More is there behind a bound when a queue still holds records it has
+	// seen: the caller reads on.
+	for k := range s.queues {
+		if q := &s.queues[k]; q.read != q.seenTail {
+			b.full = true
 			break
 		}
 	}

@@ -30,8 +30,8 @@ type memQueues struct {
 	slotSize   uint64
 	perQueue   uint64
 	sleeping   uint32 // wake_state.consumer_sleeping
+	watermark  uint32 // wake_state.watermark: slots pending that wake a lazy consumer
 	bell       *eventBell
-	watermark  uint64 // slots pending that wake a lazy consumer
 }
 
 func newMemQueues(t testing.TB, queues, perQueue, slotSize int) *memQueues {
@@ -40,7 +40,6 @@ func newMemQueues(t testing.TB, queues, perQueue, slotSize int) *memQueues {
 		slots:      make([]byte, queues*perQueue*slotSize),
 		slotSize:   uint64(slotSize),
 		perQueue:   uint64(perQueue),
-		watermark:  uint64(max(perQueue/8, 1)),
 	}
 	m.bell = newEventBell(t)
 	return m
@@ -57,7 +56,8 @@ func (m *memQueues) reader() *spsc {
 // sleeper is an adaptive sleeper whose handshake is the queues' flag and
 // doorbell; maxDelay < 0 makes every sleep deep.
 func (m *memQueues) sleeper(maxDelay time.Duration) *sleeper {
-	return &sleeper{mode: WakeupAdaptive, lazyFor: lazySleep(maxDelay), sleeping: &m.sleeping, bell: m.bell}
+	return &sleeper{mode: WakeupAdaptive, lazyFor: lazySleep(maxDelay), flow: newFlow(),
+		sleeping: &m.sleeping, watermark: &m.watermark, bell: m.bell}
 }
 
 // consumer is a Consumer of the queues with adaptive wakeups; maxDelay < 0
@@ -81,8 +81,15 @@ type producer struct {
 	m          *memQueues
 	k          int
 	tail       uint64 // our copy: only we write the shared one
+	tailSlot   uint64 // tail mod perQueue
 	cachedHead uint64
 	doorbells  int
+}
+
+// newProducer is queue k's producer, starting where the queue's tail is.
+func (m *memQueues) producer(k int) *producer {
+	tail := atomic.LoadUint64(m.tail(k))
+	return &producer{m: m, k: k, tail: tail, tailSlot: tail % m.perQueue, cachedHead: atomic.LoadUint64(m.head(k))}
 }
 
 // push writes rec into the next slot and reports false if the queue is
@@ -95,15 +102,18 @@ func (p *producer) push(rec []byte) bool {
 			return false
 		}
 	}
-	index := uint64(p.k)*m.perQueue + p.tail&(m.perQueue-1)
+	index := uint64(p.k)*m.perQueue + p.tailSlot
 	slot := m.slots[index*m.slotSize : (index+1)*m.slotSize]
 	binary.LittleEndian.PutUint32(slot, uint32(len(rec)))
 	copy(slot[spscSlotHeader:], rec)
+	if p.tailSlot++; p.tailSlot == m.perQueue {
+		p.tailSlot = 0
+	}
 	p.tail++
 	atomic.StoreUint64(m.tail(p.k), p.tail) // publish, then look
 	state := atomic.LoadUint32(&m.sleeping)
 	wake := state == sleepDeep ||
-		(state == sleepLazy && p.tail-atomic.LoadUint64(m.head(p.k)) >= m.watermark)
+		(state == sleepLazy && p.tail-atomic.LoadUint64(m.head(p.k)) >= uint64(atomic.LoadUint32(&m.watermark)))
 	if wake && atomic.CompareAndSwapUint32(&m.sleeping, state, sleepAwake) {
 		m.bell.ring()
 		p.doorbells++
@@ -172,7 +182,7 @@ func TestSPSCReadsInOrderAndReleasesOncePerBatch(t *testing.T) {
 	defer m.bell.close()
 	s := m.reader()
 	defer s.close()
-	p0, p1 := &producer{m: m, k: 0}, &producer{m: m, k: 1}
+	p0, p1 := m.producer(0), m.producer(1)
 	var buf [24]byte
 	for i := range uint64(8) {
 		if !p0.push(record(buf[:], i, 24)) {
@@ -309,7 +319,7 @@ func TestSPSCPassesTenMillionRecords(t *testing.T) {
 		}
 	})
 
-	p := &producer{m: m}
+	p := m.producer(0)
 	var buf [maxLen]byte
 	full := 0
 	for seq := uint64(0); seq < n; {
@@ -372,7 +382,7 @@ func TestSPSCHandshakeLeavesNoRecordWaiting(t *testing.T) {
 	})
 	defer func() { cancel(); wg.Wait() }()
 
-	p := &producer{m: m}
+	p := m.producer(0)
 	rng := rand.New(rand.NewPCG(1, 2))
 	var longest time.Duration
 	var buf [24]byte
@@ -488,7 +498,7 @@ func TestLazySleepDeliversWithinItsDelay(t *testing.T) {
 	defer func() { cancel(); wg.Wait() }()
 	schedstat := fmt.Sprintf("/proc/self/task/%d/schedstat", <-tids)
 
-	p := &producer{m: m}
+	p := m.producer(0)
 	var rec [16]byte
 	var own []time.Duration
 	for round := range rounds {
@@ -566,7 +576,7 @@ func BenchmarkSPSCWalk(b *testing.B) {
 			defer m.bell.close()
 			s := m.reader()
 			defer s.close()
-			p := &producer{m: m}
+			p := m.producer(0)
 			rec := make([]byte, size)
 			bt := batch{records: make([][]byte, 0, maxBatchRecords)}
 			b.ReportAllocs()

@@ -45,22 +45,28 @@ const (
 )
 
 // sleeper decides how a Consumer sleeps and tells the producers: the sleep
-// policy of its wakeup mode, and the handshake that lets producers wake it
-// without polling. The handshake is a flag it raises in shared memory
-// before sleeping, and a doorbell producers ring when they find it raised;
-// the producers' side, and why the handshake loses no wakeup, are in
-// bpf/transport.h ("The SPSC queue").
+// policy of its wakeup mode, from what its flow model measured, and the
+// handshake that lets producers wake it without polling. The handshake is a
+// flag it raises in shared memory before sleeping, and a doorbell producers
+// ring when they find it raised; the producers' side, and why the
+// handshake loses no wakeup, are in bpf/transport.h ("The SPSC queue").
 type sleeper struct {
 	mode Wakeup
-	// lazyFor is how long a lazy sleep lasts; <0: never sleep lazily.
-	lazyFor  time.Duration
-	lazy     bool      // sleep lazily next: records come less than a lazy sleep apart
-	lastWake time.Time // when a producer last woke us
+	// lazyFor is how long a lazy sleep lasts at most; <0: never sleep
+	// lazily.
+	lazyFor time.Duration
+	flow    flow
+	// paces: every ring is woken through the handshake alone, so a sleep
+	// that leaves records in the rings on purpose is not cut short by the
+	// kernel waking us for them (a perf buffer wakes its reader for every
+	// sample). Set by newConsumer.
+	paces bool
 
 	// The handshake; sleeping is nil without one.
-	sleeping *uint32 // wake_state.consumer_sleeping
-	bell     doorbell
-	mem      []byte // the wake state mapping; nil over plain memory
+	sleeping  *uint32 // wake_state.consumer_sleeping
+	watermark *uint32 // wake_state.watermark
+	bell      doorbell
+	mem       []byte // the wake state mapping; nil over plain memory
 }
 
 // A doorbell is what the consumer waits on while the rings are quiet and
@@ -84,7 +90,7 @@ func openSleeper(mode Wakeup, maxDelay time.Duration, withBell bool, doorbellMap
 	if !slices.Contains(abi.Wakeups(), mode) {
 		return nil, fmt.Errorf("unknown wakeup mode %q", given)
 	}
-	s := &sleeper{mode: mode, lazyFor: lazySleep(maxDelay)}
+	s := &sleeper{mode: mode, lazyFor: lazySleep(maxDelay), flow: newFlow()}
 	if mode != WakeupAdaptive && !withBell {
 		return s, nil
 	}
@@ -111,6 +117,7 @@ func openSleeper(mode Wakeup, maxDelay time.Duration, withBell bool, doorbellMap
 		return nil, errors.Join(fmt.Errorf("doorbell: %w", err), unix.Munmap(mem))
 	}
 	s.sleeping = (*uint32)(unsafe.Pointer(&mem[index*abi.WakeStateSize+abi.WakeSleepingOffset]))
+	s.watermark = (*uint32)(unsafe.Pointer(&mem[index*abi.WakeStateSize+abi.WakeWatermarkOffset]))
 	s.bell = &ringDoorbell{r: r, b: batch{records: make([][]byte, 0, 64)}}
 	s.mem = mem
 	atomic.StoreUint32(s.sleeping, sleepAwake)
@@ -140,17 +147,66 @@ func lazySleep(maxDelay time.Duration) time.Duration {
 // polls reports whether the consumer never sleeps.
 func (s *sleeper) polls() bool { return s.mode == WakeupBusy }
 
+// How a flowing consumer paces its passes (see sleeper.pace).
+const (
+	// paceFraction: a consumer lets its rings fill for 1/paceFraction of
+	// the time until the first is full at the rate just measured: the rest
+	// is slack for a wakeup that comes late, or a rate that rises.
+	paceFraction = 4
+	// minSleep: a pause shorter than this spins instead of sleeping in
+	// epoll, whose timer may fire 50µs late (the thread's timer slack)
+	// and whose wakeup costs about as much again.
+	minSleep = 100 * time.Microsecond
+	// busyBatch and busyPaceMax: a busy consumer waits for about busyBatch
+	// records before a pass, when they come fast enough to arrive within
+	// busyPaceMax; slower than that it reads each as it comes, which costs
+	// little at such rates.
+	busyBatch   = 256
+	busyPaceMax = 50 * time.Microsecond
+)
+
+// pace is how long to let the rings fill before the next pass; 0: read
+// now. A consumer that reads right behind its producers reads each record
+// as it is written: every header is a cache line still in the producer's
+// cache, fetched one after the other, and every batch of one record pays
+// what a batch costs. Waiting a fraction of the time until the first ring
+// is full (bounded by the lazy sleep) lets each pass read a stretch of
+// records in stream. A rate too low for a lazy sleep to hold one record
+// is not paced.
+func (s *sleeper) pace() time.Duration {
+	f := &s.flow
+	if !s.paces || f.recordRate <= 0 {
+		return 0
+	}
+	var wait time.Duration
+	switch s.mode {
+	case WakeupAdaptive:
+		if s.lazyFor <= 0 || f.recordRate*s.lazyFor.Seconds() < 1 {
+			return 0
+		}
+		wait = s.lazyFor
+	case WakeupBusy:
+		wait = seconds(busyBatch / f.recordRate)
+		if wait > busyPaceMax {
+			return 0
+		}
+	default:
+		return 0
+	}
+	return min(wait, seconds(f.untilFull/paceFraction))
+}
+
 // prepare gets ready to sleep and returns how long for (negative: until
 // woken), or false if a ring is ready and the consumer must read instead.
 //
 // In WakeupAdaptive it tells the producers how it will sleep: deeply (wake
-// me for the next record) after a quiet spell, lazily (wake me at the
-// watermark; I wake myself in time for MaxDelay) while records flow. Then
-// it consumes the doorbells that woke us, raises the flag, and looks at
-// every ring once more. The order matters: a producer publishes a record
-// before it rings, so a doorbell consumed here belongs to a record ready()
-// sees; and the flag is raised with an XCHG, a full barrier, before
-// ready() reads the rings.
+// me for the next record) when records are rarer than a lazy sleep, lazily
+// (wake me at the watermark; I wake myself in time for MaxDelay) while
+// they flow. Then it consumes the doorbells that woke us, raises the flag,
+// and looks at every ring once more. The order matters: a producer
+// publishes a record before it rings, so a doorbell consumed here belongs
+// to a record ready() sees; and the flag is raised with an XCHG, a full
+// barrier, before ready() reads the rings.
 func (s *sleeper) prepare(rings []ring) (time.Duration, bool) {
 	timeout := time.Duration(-1)
 	if s.sleeping == nil {
@@ -159,8 +215,9 @@ func (s *sleeper) prepare(rings []ring) (time.Duration, bool) {
 	state := sleepAwake // the producers wake us by themselves
 	if s.mode == WakeupAdaptive {
 		state = sleepDeep
-		if s.lazy && s.lazyFor >= 0 {
-			state, timeout = sleepLazy, s.lazyFor
+		if s.lazyFor > 0 && s.flow.recordRate*s.lazyFor.Seconds() >= 1 {
+			state, timeout = sleepLazy, min(s.lazyFor, seconds(s.flow.untilFull/paceFraction))
+			s.setWatermark(rings, timeout)
 		}
 	}
 	if err := s.bell.clear(); err != nil {
@@ -178,26 +235,50 @@ func (s *sleeper) prepare(rings []ring) (time.Duration, bool) {
 	return timeout, true
 }
 
-// woke follows a sleep that prepare allowed: it lowers the flag and, if
-// something woke us, updates the policy. Two wakeups less than a lazy
-// sleep apart mean records come often enough that waiting for a few is
-// cheaper than waking for each; further apart, a lazy sleep would only add
-// a timeout. It returns false when a lazy sleep timed out.
+// preparePause gets ready for a lazy sleep of wait that leaves records in
+// the rings on purpose (pace): the watermark for it, the doorbells
+// consumed, the flag raised. It does not look at the rings: they hold
+// records, and the timer ends the sleep. It reports false without a
+// handshake to sleep on.
+func (s *sleeper) preparePause(rings []ring, wait time.Duration) bool {
+	if s.sleeping == nil {
+		return false
+	}
+	s.setWatermark(rings, wait)
+	if err := s.bell.clear(); err != nil {
+		return false
+	}
+	atomic.StoreUint32(s.sleeping, sleepLazy)
+	return true
+}
+
+// setWatermark tells the producers when a lazy sleep of d must end early:
+// once the ring that fills first holds what it held plus twice what it
+// would gain in d at the rate just measured, or half of it, whichever is
+// less. Then a rate that doubles wakes us with half a ring to spare. The
+// store needs no barrier: the flag raised after it is an XCHG, and a
+// producer that reads an older watermark reads one that was as valid a
+// sleep before.
+func (s *sleeper) setWatermark(rings []ring, d time.Duration) {
+	f := &s.flow
+	capacity := f.capacity
+	if capacity == 0 {
+		capacity = rings[0].capacity()
+	}
+	level := float64(f.pending) + 2*f.byteRate*d.Seconds()
+	bytes := min(uint64(min(level, float64(capacity))), capacity/2)
+	w := max(rings[0].units(bytes), 1)
+	atomic.StoreUint32(s.watermark, uint32(min(w, 1<<32-1)))
+}
+
+// woke follows a sleep that prepare or preparePause allowed: it lowers the
+// flag. It returns false when a lazy sleep timed out.
 func (s *sleeper) woke(woken bool, timeout time.Duration) bool {
 	if s.sleeping != nil {
 		s.disarm()
 	}
-	if woken {
-		now := time.Now()
-		s.lazy = now.Sub(s.lastWake) < s.lazyFor
-		s.lastWake = now
-	}
 	return woken || timeout < 0
 }
-
-// idle records that a lazy sleep ran out and found nothing: sleep deeply
-// next.
-func (s *sleeper) idle() { s.lazy = false }
 
 // disarm lowers the flag: we are awake, and producers stop ringing.
 func (s *sleeper) disarm() { atomic.StoreUint32(s.sleeping, sleepAwake) }

@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"bytes"
+	"fmt"
 	"sync/atomic"
 	"testing"
 )
@@ -110,16 +111,26 @@ func TestPerfbufWalksAcrossPositionWrap(t *testing.T) {
 	}
 }
 
+// TestSPSCWalksAcrossPositionWrap reads queues whose counts pass 2^64,
+// with slots of a power of two and not: where a count's slot is its value
+// mod perQueue, a count that wraps at 2^64 jumps to another slot unless
+// perQueue divides 2^64, so both sides step their slot index by one instead.
 func TestSPSCWalksAcrossPositionWrap(t *testing.T) {
-	const perQueue, slotSize, maxLen = 8, 32, 24
-	m := newMemQueues(t, 2, perQueue, slotSize)
+	for _, perQueue := range []uint64{8, 7} {
+		t.Run(fmt.Sprint(perQueue, "slots"), func(t *testing.T) { testSPSCWrap(t, perQueue) })
+	}
+}
+
+func testSPSCWrap(t *testing.T, perQueue uint64) {
+	const slotSize, maxLen = 32, 24
+	m := newMemQueues(t, 2, int(perQueue), slotSize)
 	defer m.bell.close()
 	// Queue 0 wraps after 3 slots, queue 1 after 1.
 	starts := []uint64{nearWrap(3), nearWrap(1)}
 	prods := make([]*producer, len(starts))
 	for k, start := range starts {
 		*m.head(k), *m.tail(k) = start, start
-		prods[k] = &producer{m: m, k: k, tail: start, cachedHead: start}
+		prods[k] = m.producer(k)
 	}
 	s := m.reader()
 	defer s.close()

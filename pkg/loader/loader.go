@@ -103,7 +103,7 @@ type Transport interface {
 	MaxRecord() int
 	Plan(spec *ebpf.CollectionSpec, recordSize int) error
 	Bind(coll *ebpf.Collection) error
-	Settings(watermark int) abi.TransportConfig
+	Settings() abi.TransportConfig
 }
 
 // Options choose what Open loads and attaches.
@@ -122,11 +122,10 @@ type Options struct {
 	// for this process overrides it.
 	TraceSelf bool
 	// Wakeup says when producers wake the consumer; "" means
-	// abi.WakeupAdaptive.
+	// abi.WakeupAdaptive. (An adaptive consumer sets the watermark that
+	// wakes it from a lazy sleep itself, for each sleep: see
+	// pkg/consumer.)
 	Wakeup abi.Wakeup
-	// Watermark is, for adaptive wakeups, how many bytes pending in a
-	// ring wake a lazily sleeping consumer; 0 means an eighth of the ring.
-	Watermark int
 }
 
 // programFor names s's program for transport t: every source has one
@@ -170,9 +169,6 @@ func Open(opts Options) (_ *Producers, err error) {
 	mode, ok := opts.Wakeup.Mode()
 	if !ok {
 		return nil, abi.Choose("wakeup mode", string(opts.Wakeup), abi.Wakeups())
-	}
-	if opts.Watermark < 0 {
-		return nil, problemf(ErrInvalidOption, "watermark %d is negative", opts.Watermark)
 	}
 	if len(opts.SyscallPIDs) > MaxSyscallPIDs {
 		return nil, problemf(ErrInvalidOption, "%d syscalls pids given, at most %d fit the filter",
@@ -232,7 +228,7 @@ func Open(opts Options) (_ *Producers, err error) {
 		return nil, err
 	}
 	if m := p.coll.Maps[abi.MapTransportSettings]; m != nil {
-		settings := t.Settings(opts.Watermark)
+		settings := t.Settings()
 		settings.Wakeup = uint32(mode)
 		if err := m.Put(uint32(0), settings); err != nil {
 			return nil, fmt.Errorf("set the transport settings: %w", err)

@@ -44,7 +44,6 @@ type Options struct {
 	// MaxDelay bounds an adaptive consumer's lazy sleep; 0 means
 	// consumer.DefaultMaxDelay.
 	MaxDelay    time.Duration
-	Watermark   int
 	SyscallPIDs []uint32
 	TraceSelf   bool
 	// SkipAccounting leaves out the per-record accounting, for producers
@@ -105,7 +104,7 @@ func Open(opts Options) (_ *Session, err error) {
 		s.opts.Wakeup = abi.WakeupAdaptive
 	}
 	s.producers, err = loader.Open(loader.Options{Sources: opts.Sources, Transport: t, Wakeup: s.opts.Wakeup,
-		Watermark: opts.Watermark, SyscallPIDs: opts.SyscallPIDs, TraceSelf: opts.TraceSelf})
+		SyscallPIDs: opts.SyscallPIDs, TraceSelf: opts.TraceSelf})
 	if err != nil {
 		return nil, err
 	}

@@ -231,13 +231,17 @@ func TestOpenFailsCleanly(t *testing.T) {
 		s.Close()
 		t.Fatal("Open accepted a 3MiB ring")
 	}
-	// The loader refuses a negative watermark after the transport was
-	// made: Open must close it again.
-	if s, err := Open(Options{Transport: abi.PercpuRingbuf, Watermark: -1}); !errors.Is(err, abi.ErrInvalidOption) {
+	// The loader refuses more pids than its filter holds after the
+	// transport was made: Open must close it again.
+	tooMany := make([]uint32, loader.MaxSyscallPIDs+1)
+	for i := range tooMany {
+		tooMany[i] = uint32(i + 1)
+	}
+	if s, err := Open(Options{Transport: abi.PercpuRingbuf, SyscallPIDs: tooMany}); !errors.Is(err, abi.ErrInvalidOption) {
 		if s != nil {
 			s.Close()
 		}
-		t.Fatalf("Open with a negative watermark: %v, want ErrInvalidOption", err)
+		t.Fatalf("Open with %d pids: %v, want ErrInvalidOption", len(tooMany), err)
 	}
 	testenv.WaitForObjects(t, before)
 }

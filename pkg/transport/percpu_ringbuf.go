@@ -65,8 +65,8 @@ func (t *percpuRingbuf) Bind(coll *ebpf.Collection) error {
 	return nil
 }
 
-func (t *percpuRingbuf) Settings(watermark int) abi.TransportConfig {
-	s := t.settings(watermark)
+func (t *percpuRingbuf) Settings() abi.TransportConfig {
+	s := t.settings()
 	s.CpusPerRing = uint32(t.perRing)
 	return s
 }

@@ -56,7 +56,7 @@ func (t *perfbuf) Bind(coll *ebpf.Collection) error {
 	return nil
 }
 
-func (t *perfbuf) Settings(watermark int) abi.TransportConfig { return t.settings(watermark) }
+func (t *perfbuf) Settings() abi.TransportConfig { return t.settings() }
 
 // ReaderConfigs: a perf buffer wakes its reader for every sample whatever
 // the producers' mode, except busy; the consumer then has no handshake to

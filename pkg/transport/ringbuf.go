@@ -34,4 +34,4 @@ func (t *ringbuf) Bind(coll *ebpf.Collection) error {
 	return nil
 }
 
-func (t *ringbuf) Settings(watermark int) abi.TransportConfig { return t.settings(watermark) }
+func (t *ringbuf) Settings() abi.TransportConfig { return t.settings() }

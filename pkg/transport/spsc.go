@@ -2,7 +2,6 @@ package transport
 
 import (
 	"fmt"
-	"math/bits"
 
 	"github.com/cilium/ebpf"
 
@@ -14,7 +13,7 @@ import (
 // BPF_F_MMAPABLE arrays "spsc_queues" and "spsc_slots", read as one ring
 // "spsc" and woken through the doorbell: the lowest producer cost per
 // record. Slots are sized for the chosen sources' largest record, and a
-// queue holds the largest power of two of them that fits the ring size.
+// queue holds as many of them as fit the ring size.
 type spsc struct {
 	base
 	slotSize, slotsPerQueue int
@@ -31,14 +30,10 @@ func (t *spsc) MaxRecord() int { return maxSPSCSlot - abi.SPSCSlotHeader }
 
 func slotSize(record int) int { return (abi.SPSCSlotHeader + record + 7) &^ 7 }
 
-// slotsIn is the largest power of two of slots that fits in ringSize bytes.
-func slotsIn(ringSize, slot int) int {
-	n := ringSize / slot
-	if n < 1 {
-		return 0
-	}
-	return 1 << (bits.Len(uint(n)) - 1)
-}
+// slotsIn is how many slots fit in ringSize bytes: a queue uses all the
+// memory it is given, whatever the slot size (the producer and the
+// consumer wrap their slot index with a compare, not a mask).
+func slotsIn(ringSize, slot int) int { return ringSize / slot }
 
 func (t *spsc) Fits(size int) int { return slotsIn(t.opts.RingSize, slotSize(size)) }
 
@@ -82,15 +77,9 @@ func (t *spsc) Bind(coll *ebpf.Collection) error {
 	return nil
 }
 
-// Settings: the producers count the watermark in slots, and a queue's
-// slots may fill less than the ring size: an eighth of them by default.
-func (t *spsc) Settings(watermark int) abi.TransportConfig {
-	s := t.settings(watermark)
+// Settings: the slots of each queue.
+func (t *spsc) Settings() abi.TransportConfig {
+	s := t.settings()
 	s.SpscSlots = uint32(t.slotsPerQueue)
-	if watermark == 0 {
-		s.Watermark = uint32(max(t.slotsPerQueue/8, 1))
-	} else {
-		s.Watermark = uint32(max(watermark/t.slotSize, 1))
-	}
 	return s
 }

@@ -67,10 +67,8 @@ type Transport interface {
 	// Bind takes the transport's maps from coll, loaded from the planned
 	// spec; they stay coll's.
 	Bind(coll *ebpf.Collection) error
-	// Settings are the transport's fields of the producers' settings:
-	// watermark is the bytes pending that wake a lazily sleeping consumer,
-	// 0 for an eighth of a ring.
-	Settings(watermark int) abi.TransportConfig
+	// Settings are the transport's fields of the producers' settings.
+	Settings() abi.TransportConfig
 	// Rings are the rings to read, once bound, in ring order.
 	Rings() []consumer.Ring
 	// RingOf is the index in Rings of the ring CPU cpu writes to.
@@ -242,13 +240,9 @@ func (b *base) ReaderConfig(wakeup abi.Wakeup, maxDelay time.Duration) consumer.
 	return b.ReaderConfigs(wakeup, maxDelay)[0]
 }
 
-// settings is the watermark in bytes, an eighth of a ring unless given,
-// and which consumer reads which ring.
-func (b *base) settings(watermark int) abi.TransportConfig {
-	if watermark == 0 {
-		watermark = b.opts.RingSize / 8
-	}
-	return abi.TransportConfig{CpusPerRing: 1, Watermark: uint32(min(watermark, 1<<32-1)), ConsumerShift: uint32(b.shift)}
+// settings says which consumer reads which ring.
+func (b *base) settings() abi.TransportConfig {
+	return abi.TransportConfig{CpusPerRing: 1, ConsumerShift: uint32(b.shift)}
 }
 
 // Close frees the doorbells Plan created. Idempotent.
