@@ -137,3 +137,41 @@ static __always_inline int hold(struct hold_args *args, const enum transport tra
 /* Only the ring buffers have discards and reservations that block the reader. */
 FILL_PROGRAMS(ringbuf, TRANSPORT_RINGBUF)
 FILL_PROGRAMS(percpu_ringbuf, TRANSPORT_PERCPU_RINGBUF)
+
+/*
+ * The producers' floor: the least a syscall producer can do, for
+ * BenchmarkProducerCost (pkg/loader) to set ringwatch's producers beside.
+ * On raw_syscalls/sys_enter, for the processes in floor_pids (a hash, as
+ * the syscalls source's allow-list is), it reserves a 40-byte record (the
+ * size of a struct syscall_record), stores the syscall number and submits
+ * it with BPF_RB_NO_WAKEUP, into a ring nobody reads, sized by the test so
+ * that it does not fill while measured: no counters, no sequence numbers,
+ * no wakeup handshake.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096); /* sized by the test */
+} floor_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16);
+	__type(key, __u32);
+	__type(value, __u8);
+} floor_pids SEC(".maps");
+
+SEC("raw_tracepoint/sys_enter")
+int floor_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u64 *rec;
+
+	if (!bpf_map_lookup_elem(&floor_pids, &tgid))
+		return 0;
+	rec = bpf_ringbuf_reserve(&floor_events, sizeof(struct syscall_record), 0);
+	if (!rec)
+		return 0;
+	rec[0] = ctx->args[1];
+	bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+	return 0;
+}

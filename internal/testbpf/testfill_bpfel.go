@@ -75,6 +75,8 @@ const (
 	testfillMapConsumerState      = "consumer_state"
 	testfillMapDoorbells          = "doorbells"
 	testfillMapEvents             = "events"
+	testfillMapFloorEvents        = "floor_events"
+	testfillMapFloorPids          = "floor_pids"
 	testfillMapHoldControl        = "hold_control"
 	testfillMapPercpuEvents       = "percpu_events"
 	testfillMapPerfEvents         = "perf_events"
@@ -84,6 +86,7 @@ const (
 	testfillMapTransportSettings  = "transport_settings"
 	testfillProgFillPercpuRingbuf = "fill_percpu_ringbuf"
 	testfillProgFillRingbuf       = "fill_ringbuf"
+	testfillProgFloorSysEnter     = "floor_sys_enter"
 	testfillProgHoldPercpuRingbuf = "hold_percpu_ringbuf"
 	testfillProgHoldRingbuf       = "hold_ringbuf"
 )
@@ -132,6 +135,7 @@ type testfillSpecs struct {
 type testfillProgramSpecs struct {
 	FillPercpuRingbuf *ebpf.ProgramSpec `ebpf:"fill_percpu_ringbuf"`
 	FillRingbuf       *ebpf.ProgramSpec `ebpf:"fill_ringbuf"`
+	FloorSysEnter     *ebpf.ProgramSpec `ebpf:"floor_sys_enter"`
 	HoldPercpuRingbuf *ebpf.ProgramSpec `ebpf:"hold_percpu_ringbuf"`
 	HoldRingbuf       *ebpf.ProgramSpec `ebpf:"hold_ringbuf"`
 }
@@ -143,6 +147,8 @@ type testfillMapSpecs struct {
 	ConsumerState     *ebpf.MapSpec `ebpf:"consumer_state"`
 	Doorbells         *ebpf.MapSpec `ebpf:"doorbells"`
 	Events            *ebpf.MapSpec `ebpf:"events"`
+	FloorEvents       *ebpf.MapSpec `ebpf:"floor_events"`
+	FloorPids         *ebpf.MapSpec `ebpf:"floor_pids"`
 	HoldControl       *ebpf.MapSpec `ebpf:"hold_control"`
 	PercpuEvents      *ebpf.MapSpec `ebpf:"percpu_events"`
 	PerfEvents        *ebpf.MapSpec `ebpf:"perf_events"`
@@ -181,6 +187,8 @@ type testfillMaps struct {
 	ConsumerState     *ebpf.Map `ebpf:"consumer_state"`
 	Doorbells         *ebpf.Map `ebpf:"doorbells"`
 	Events            *ebpf.Map `ebpf:"events"`
+	FloorEvents       *ebpf.Map `ebpf:"floor_events"`
+	FloorPids         *ebpf.Map `ebpf:"floor_pids"`
 	HoldControl       *ebpf.Map `ebpf:"hold_control"`
 	PercpuEvents      *ebpf.Map `ebpf:"percpu_events"`
 	PerfEvents        *ebpf.Map `ebpf:"perf_events"`
@@ -195,6 +203,8 @@ func (m *testfillMaps) Close() error {
 		m.ConsumerState,
 		m.Doorbells,
 		m.Events,
+		m.FloorEvents,
+		m.FloorPids,
 		m.HoldControl,
 		m.PercpuEvents,
 		m.PerfEvents,
@@ -217,6 +227,7 @@ type testfillVariables struct {
 type testfillPrograms struct {
 	FillPercpuRingbuf *ebpf.Program `ebpf:"fill_percpu_ringbuf"`
 	FillRingbuf       *ebpf.Program `ebpf:"fill_ringbuf"`
+	FloorSysEnter     *ebpf.Program `ebpf:"floor_sys_enter"`
 	HoldPercpuRingbuf *ebpf.Program `ebpf:"hold_percpu_ringbuf"`
 	HoldRingbuf       *ebpf.Program `ebpf:"hold_ringbuf"`
 }
@@ -225,6 +236,7 @@ func (p *testfillPrograms) Close() error {
 	return _TestfillClose(
 		p.FillPercpuRingbuf,
 		p.FillRingbuf,
+		p.FloorSysEnter,
 		p.HoldPercpuRingbuf,
 		p.HoldRingbuf,
 	)

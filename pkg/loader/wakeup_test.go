@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/ringmap"
 	"github.com/ringwatch/ringwatch/internal/testbpf"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
@@ -572,5 +573,76 @@ func TestSleepHandshakeManyRounds(t *testing.T) {
 				t.Errorf("only %d wakeups in %d rounds: the consumer hardly slept", woken, rounds)
 			}
 		})
+	}
+}
+
+// TestLazySleeperWokenAtItsWatermark holds the producers' side of a lazy
+// sleep to the watermark the consumer sets for it in wake_state: with the
+// consumer's flag at SLEEP_LAZY, the real producers write one record at a
+// time, and the doorbell must stay silent until pending reaches the
+// watermark, then ring once, with the flag cleared. The test plays the
+// consumer: it writes the wake state and reads the doorbell's positions.
+func TestLazySleeperWokenAtItsWatermark(t *testing.T) {
+	for _, kind := range []abi.Transport{abi.Ringbuf, abi.PercpuRingbuf, abi.SPSC} {
+		t.Run(string(kind), func(t *testing.T) { testLazyWatermark(t, kind) })
+	}
+}
+
+func testLazyWatermark(t *testing.T, kind abi.Transport) {
+	testenv.RequireBPF(t)
+	tr, opts := openTransport(t, setup{Options: Options{Sources: []Source{benchSource}, Wakeup: abi.WakeupAdaptive}, kind: kind})
+	p, err := Open(opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	cfg := tr.ReaderConfig(abi.WakeupAdaptive, 0)
+	state, err := unix.Mmap(cfg.State.FD(), 0, os.Getpagesize(), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatalf("mmap the wake state: %v", err)
+	}
+	defer unix.Munmap(state)
+	sleeping := (*uint32)(unsafe.Pointer(&state[abi.WakeSleepingOffset]))
+	watermark := (*uint32)(unsafe.Pointer(&state[abi.WakeWatermarkOffset]))
+	bell, err := ringmap.Map(cfg.Doorbell, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bell.Close()
+	rung := func() uint64 { return atomic.LoadUint64(bell.ProducerPos) - atomic.LoadUint64(bell.ConsumerPos) }
+
+	// 16-byte records: 24 bytes in a ring buffer (header and padding), one
+	// slot in a queue. The watermark is in the unit each producer counts.
+	const records, wake = 10, 7
+	unit := uint32(16 + 8)
+	if kind == abi.SPSC {
+		unit = 1
+	}
+	prog := p.Program("bench")
+	run := func() {
+		t.Helper()
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var set unix.CPUSet
+		set.Set(0) // one CPU, so one ring or queue fills
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := prog.Run(&ebpf.RunOptions{Context: abi.BenchArgs{Count: 1}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	atomic.StoreUint32(watermark, wake*unit)
+	atomic.StoreUint32(sleeping, uint32(abi.SleepLazy))
+	for i := 1; i <= records; i++ {
+		run()
+		switch {
+		case i < wake && (rung() != 0 || atomic.LoadUint32(sleeping) != uint32(abi.SleepLazy)):
+			t.Fatalf("record %d of a watermark of %d rang the doorbell (%d bytes) or cleared the flag (%d)",
+				i, wake, rung(), atomic.LoadUint32(sleeping))
+		case i >= wake && (rung() != 16 || atomic.LoadUint32(sleeping) != uint32(abi.SleepAwake)):
+			t.Fatalf("after record %d of a watermark of %d: doorbell holds %d bytes, flag %d; want one doorbell (16 bytes) and the flag cleared",
+				i, wake, rung(), atomic.LoadUint32(sleeping))
+		}
 	}
 }

@@ -21,7 +21,7 @@ const DefaultRingSize = 4 << 20
 type Options struct {
 	// RingSize is the data size in bytes of each ring: the ring buffer,
 	// each per-CPU ring buffer, each CPU's perf buffer, or each CPU's SPSC
-	// queue (which holds the largest power of two of slots that fits). A
+	// queue (which holds as many slots as fit). A
 	// power-of-two multiple of the page size; 0 means DefaultRingSize.
 	RingSize int
 	// CPUsPerRing groups CPUs onto one ring of the percpu-ringbuf
