@@ -382,12 +382,32 @@ static __always_inline bool submit(struct output *out, void *ctx, __u32 size, co
 	}
 
 	case TRANSPORT_PERFBUF: {
-		/* A perf buffer wakes its consumer itself, for every sample
-		 * (pkg/consumer sets wakeup_events to 1): in every mode. */
+		/*
+		 * With WAKEUP_EVERY and WAKEUP_KERNEL, the perf buffer wakes its
+		 * consumer itself, for every sample (pkg/consumer sets
+		 * wakeup_events to 1). With WAKEUP_ADAPTIVE and WAKEUP_BUSY it
+		 * wakes it only at its watermark, half the buffer
+		 * (wakeup_watermark), and an adaptive producer rings the doorbell
+		 * of a consumer that sleeps deeply. A lazy sleeper is left to its
+		 * timer and to perf's watermark: no helper tells a program how
+		 * full a perf buffer is.
+		 */
 		long err = bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, out->rec, size);
 
 		barrier();
-		out->scratch->busy = 0;
+		if (cfg->wakeup != WAKEUP_ADAPTIVE) {
+			out->scratch->busy = 0;
+			return err == 0;
+		}
+		/*
+		 * The handshake's fence after the sample is published (perf's
+		 * smp_wmb before data_head orders stores only): an exchange,
+		 * fully ordered on every JIT, which frees the scratch buffer too.
+		 */
+		if (__sync_lock_test_and_set(&out->scratch->busy, 0) == 0)
+			return false; /* cannot happen: reserve set it */
+		if (err == 0)
+			WAKE_IF_ASLEEP(out, 0);
 		return err == 0;
 	}
 

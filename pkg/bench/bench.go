@@ -225,9 +225,6 @@ func consumersFor(scenario string, t abi.Transport, opts Options) []reader {
 		out = append(out, reader{name: Ringwatch, wakeup: abi.WakeupAdaptive})
 	} else {
 		for _, w := range opts.Wakeups {
-			if t == abi.Perfbuf && w == abi.WakeupAdaptive && slices.Contains(opts.Wakeups, abi.WakeupEvery) {
-				continue // the same as every: perf wakes for every sample
-			}
 			out = append(out, reader{name: Ringwatch, wakeup: w})
 		}
 	}

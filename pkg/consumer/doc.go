@@ -14,17 +14,23 @@
 //   - ring.go: [Ring], what to read, and the ring interface every walk
 //     implements: the walk from the read position to the write position
 //     that turns shared memory into a batch of record slices.
+//   - touch.go (touch_race.go under the race detector): whether the walks
+//     touch a batch's lines ahead of reading them.
 //   - ringbuf.go, perfbuf.go, spsc.go: one walk each, over memory mapped
 //     by its constructor ([RingBuffer], [PerfBuffer], [SPSCQueues]). Each
 //     walk sees only memory and positions, so it is tested on plain Go
 //     memory too. internal/ringmap maps a ring buffer's pages.
+//   - flow.go: the flow model, each ring's fill rate and the time until
+//     the first is full, measured after each pass from the producer
+//     positions.
 //   - clock.go: CLOCK_MONOTONIC in nanoseconds, the clock of
 //     bpf_ktime_get_ns(), so delivery latency is a plain subtraction.
 //   - poller.go: the epoll set, the eventfd that interrupts its wait on
 //     Close or context cancellation, and epoll_pwait2's fine timeouts.
-//   - wake.go: the wakeup modes, and the sleeper: how the consumer sleeps
-//     (deep, lazy, not at all) and the flag-and-doorbell handshake that
-//     lets producers wake it without polling.
+//   - wake.go: the wakeup modes, and the sleeper: how the consumer paces
+//     its passes and sleeps (deep, lazy, not at all) by the flow model,
+//     and the flag-and-doorbell handshake that lets producers wake it
+//     without polling.
 //   - consumer.go: [Consumer], which owns its rings, poller, sleeper and
 //     counters ([RingStats]); [Consumer.Read] and [Consumer.Drain].
 //   - open.go: [Open] and [OpenConfig], which put the pieces together.

@@ -52,7 +52,7 @@ func OpenConfig(cfg Config) (_ *Consumer, err error) {
 			err = errors.New("not made by RingBuffer, PerfBuffer or SPSCQueues")
 		} else {
 			var r ring
-			if r, err = desc.open(); err == nil {
+			if r, err = desc.open(s.mode); err == nil {
 				rings = append(rings, r)
 				continue
 			}
@@ -85,7 +85,7 @@ func newConsumer(rings []ring, s *sleeper) (_ *Consumer, err error) {
 	s.paces = true
 	for i, r := range rings {
 		c.counters[i].capacity = r.capacity()
-		if _, ok := r.(*perfbuf); ok {
+		if _, ok := r.(*perfbuf); ok && s.mode != WakeupAdaptive && s.mode != WakeupBusy {
 			s.paces = false // the kernel wakes its reader for every sample
 		}
 		if _, ok := r.(*ringbuf); ok && s.mode == WakeupAdaptive && s.sleeping != nil {

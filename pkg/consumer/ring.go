@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/ringwatch/ringwatch/internal/abi"
 )
 
 // ErrCorrupt is wrapped by errors about ring contents that break the
@@ -20,7 +22,8 @@ type Ring struct {
 	// Name is for errors, and for whoever labels the ring's stats.
 	Name string
 	m    *ebpf.Map // the ring buffer, or the perf event array
-	open func() (ring, error)
+	// open maps the ring for a consumer whose producers wake it in mode.
+	open func(mode abi.Wakeup) (ring, error)
 	// doorbell: woken through [Config.Doorbell], not its own descriptor.
 	doorbell bool
 }

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -58,16 +57,4 @@ func (t *perfbuf) Bind(coll *ebpf.Collection) error {
 
 func (t *perfbuf) Settings() abi.TransportConfig { return t.settings() }
 
-// ReaderConfigs: a perf buffer wakes its reader for every sample whatever
-// the producers' mode, except busy; the consumer then has no handshake to
-// take part in.
-func (t *perfbuf) ReaderConfigs(w abi.Wakeup, maxDelay time.Duration) []consumer.Config {
-	if w == abi.WakeupAdaptive || w == "" {
-		w = abi.WakeupEvery
-	}
-	return t.base.ReaderConfigs(w, maxDelay)
-}
 
-func (t *perfbuf) ReaderConfig(w abi.Wakeup, maxDelay time.Duration) consumer.Config {
-	return t.ReaderConfigs(w, maxDelay)[0]
-}
