@@ -72,8 +72,8 @@ func TestRunMeasuresEveryCombination(t *testing.T) {
 		}
 	}
 	// drain: ringwatch on 3 transports + 2 peers; saturation and latency:
-	// 2 wakeups on ringbuf and spsc, perfbuf's adaptive is kept (no every
-	// asked), + the peers that apply; latency adds the baseline.
+	// 2 wakeups on each of the 3 transports, + the peers that apply;
+	// latency adds the baseline.
 	peersIn := func(scenario string) int {
 		n := 0
 		for _, tr := range []abi.Transport{abi.Ringbuf, abi.Perfbuf, abi.SPSC} {

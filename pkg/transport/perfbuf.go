@@ -56,5 +56,3 @@ func (t *perfbuf) Bind(coll *ebpf.Collection) error {
 }
 
 func (t *perfbuf) Settings() abi.TransportConfig { return t.settings() }
-
-
