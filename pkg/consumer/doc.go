@@ -14,8 +14,6 @@
 //   - ring.go: [Ring], what to read, and the ring interface every walk
 //     implements: the walk from the read position to the write position
 //     that turns shared memory into a batch of record slices.
-//   - touch.go (touch_race.go under the race detector): whether the walks
-//     touch a batch's lines ahead of reading them.
 //   - ringbuf.go, perfbuf.go, spsc.go: one walk each, over memory mapped
 //     by its constructor ([RingBuffer], [PerfBuffer], [SPSCQueues]). Each
 //     walk sees only memory and positions, so it is tested on plain Go

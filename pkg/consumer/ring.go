@@ -97,13 +97,3 @@ type batch struct {
 
 // reset empties b for the next batch, keeping its memory.
 func (b *batch) reset() { b.records, b.bytes, b.discarded, b.full = b.records[:0], 0, 0, false }
-
-// cacheLine is the unit the walks touch ahead in: 64 bytes on x86-64 and
-// on the arm64 cores ringwatch targets (a larger line only touches twice).
-const cacheLine = 64
-
-// touchWindow is how far ahead of its read position a walk keeps lines
-// requested: 32 lines, about as many misses as a core keeps in flight
-// (AMD Zen: 22-24 L1 data misses, more from its L2 prefetchers), so that
-// their transfers overlap without evicting what the walk still needs.
-const touchWindow = 32 * cacheLine

@@ -81,7 +81,6 @@ type spscQueue struct {
 	readSlot   uint64 // read mod perQueue: where that slot is
 	seenTail   uint64 // the tail as the consumer last read it
 	released   uint64
-	touched    uint64 // what touching ahead read: kept so the loads stay
 }
 
 // openSPSC maps the queue headers and slots read-write, and reads the n
@@ -215,7 +214,6 @@ func (s *spsc) units(bytes uint64) uint64 { return bytes / s.slotSize }
 // of each queue.
 func (s *spsc) nextBatch(b *batch, maxRecords int) error {
 	limit := max(s.perQueue/4, 1)
-	touchSlots := max(touchWindow/s.slotSize, 1)
 	const hdr = uint64(spscSlotHeader)
 	records, bytes := b.records, b.bytes
 	for i := range s.queues {
@@ -241,24 +239,10 @@ func (s *spsc) nextBatch(b *batch, maxRecords int) error {
 		// a wrap too.
 		end := q.read + min(q.seenTail-q.read, limit)
 		base := unsafe.Pointer(unsafe.SliceData(q.slots))
-		// Touch the slots' headers ahead of the walk, as ringbuf.nextBatch
-		// does its lines: every slot up to end is published.
-		ahead, aheadSlot := q.read, q.readSlot
-		var touched uint64
 		for q.read != end && len(records) < maxRecords {
-			if touchAhead && ahead != end && ahead-q.read < touchSlots/2+1 {
-				stop := ahead + min(touchSlots, end-ahead)
-				for ; ahead != stop; ahead++ {
-					touched += *(*uint64)(unsafe.Add(base, aheadSlot*s.slotSize))
-					if aheadSlot++; aheadSlot == s.perQueue {
-						aheadSlot = 0
-					}
-				}
-			}
 			at := q.readSlot * s.slotSize
 			n := uint64(*(*uint32)(unsafe.Add(base, at)))
 			if n > s.slotSize-hdr {
-				q.touched = touched
 				b.records, b.bytes = records, bytes
 				return fmt.Errorf("spsc queue %d: slot %d claims %d bytes, a slot holds %d: %w",
 					k, q.read, n, s.slotSize-hdr, ErrCorrupt)
@@ -271,7 +255,6 @@ func (s *spsc) nextBatch(b *batch, maxRecords int) error {
 				q.readSlot = 0
 			}
 		}
-		q.touched = touched
 		if len(records) >= maxRecords {
 			break
 		}
