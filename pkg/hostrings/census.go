@@ -61,6 +61,9 @@ type Ring struct {
 	// only grow, records' headers and padding included. 0 for perf event
 	// arrays, whose positions the census cannot see.
 	Producer, Consumer uint64
+	// SampledAt is when the positions were read: the now of
+	// [Census.Sample].
+	SampledAt time.Time
 
 	// Stalled: bytes are pending and the consumer position has not moved
 	// for longer than Options.StallAfter.
@@ -281,6 +284,7 @@ func (c *Census) Sample(now time.Time) []Ring {
 	rings := make([]Ring, 0, len(c.rings))
 	for _, h := range c.rings {
 		r := h.ring
+		r.SampledAt = now
 		if h.pos != nil {
 			r.Producer, r.Consumer = h.pos.load()
 			mo := c.motion[r.ID]
