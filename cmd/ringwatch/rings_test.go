@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 	"github.com/ringwatch/ringwatch/internal/testenv/ringchild"
 	"github.com/ringwatch/ringwatch/pkg/hostrings"
@@ -24,11 +26,12 @@ import (
 
 func TestParseRingsAndTopFlags(t *testing.T) {
 	cfg, err := parseRingsFlags(nil, io.Discard)
-	if err != nil || cfg.json || cfg.interval != time.Second {
+	if err != nil || cfg.json || cfg.interval != time.Second || cfg.pause != 100*time.Millisecond {
 		t.Errorf("rings defaults: %+v, %v", cfg, err)
 	}
-	if cfg, err := parseRingsFlags([]string{"--json", "--interval", "250ms"}, io.Discard); err != nil || !cfg.json || cfg.interval != 250*time.Millisecond {
-		t.Errorf("rings --json --interval 250ms: %+v, %v", cfg, err)
+	if cfg, err := parseRingsFlags([]string{"--json", "--interval", "250ms", "--pause", "2s"}, io.Discard); err != nil || !cfg.json ||
+		cfg.interval != 250*time.Millisecond || cfg.pause != 2*time.Second {
+		t.Errorf("rings --json --interval 250ms --pause 2s: %+v, %v", cfg, err)
 	}
 	tc, err := parseTopFlags(nil, io.Discard)
 	if err != nil || tc.once || tc.interval != time.Second {
@@ -39,6 +42,8 @@ func TestParseRingsAndTopFlags(t *testing.T) {
 		args  []string
 	}{
 		{ringsParse, []string{"--interval", "0s"}},
+		{ringsParse, []string{"--interval", "9ms"}},
+		{ringsParse, []string{"--pause", "0s"}},
 		{ringsParse, []string{"--interval", "soon"}},
 		{ringsParse, []string{"--json=maybe"}},
 		{ringsParse, []string{"extra"}},
@@ -93,6 +98,14 @@ func TestRingsShowsAnotherProcesssRing(t *testing.T) {
 		t.Errorf("rates and state: in %v, out %v, to full %v, pause %v, stalled %v, ours %v; want 0, 0, null, null, true, false",
 			*r.InBytesPerSec, *r.OutBytesPerSec, r.SecondsToFull, r.ConsumerPauseS, r.Stalled, r.Ours)
 	}
+	// Nor at the peak: no rate, never full, and the smallest ring that
+	// holds what is pending (3200 bytes) is one page.
+	page := uint64(os.Getpagesize())
+	if r.PeakInBytesPerSec == nil || *r.PeakInBytesPerSec != 0 || *r.PeakBytes != 0 || *r.PeakPendingBytes != written ||
+		r.SecondsToFullAtPeak != nil || r.ConsumerPauseAtPeakS != nil || *r.PauseS != 0.1 || *r.NeededBytes != written ||
+		r.AdvisedCapacity == nil || *r.AdvisedCapacity != max(page, 4096) || r.LargestRingPauseS != nil {
+		t.Errorf("sizing of an idle ring: %s", out.String())
+	}
 	if !slices.Contains(r.Owners, ownerJSON{PID: child.Pid, Comm: child.Comm()}) {
 		t.Errorf("owners %+v lack the child %d %s", r.Owners, child.Pid, child.Comm())
 	}
@@ -113,6 +126,62 @@ func TestRingsShowsAnotherProcesssRing(t *testing.T) {
 			t.Errorf("table line %q lacks %q", line, want)
 		}
 	}
+	if sizing := lineWith(out.String()[strings.Index(out.String(), "Sizing"):], fmt.Sprintf("%d ", child.MapID)); !strings.Contains(sizing,
+		"nothing produced in 100ms: any ring holds a pause at that rate; "+formatBytes(float64(max(page, 4096)))+", the smallest for what was pending, does (now 64.0KiB)") {
+		t.Errorf("sizing line %q; the output:\n%s", sizing, out.String())
+	}
+}
+
+// TestRingsSizesABurstyRing: a child writes one 16 KiB record every 20ms
+// into a ring of its own, each record one step of the producer position,
+// so every 10 ms span that `rings` measures holds whole records. The peak
+// and the advice in `rings --json` must be whole records and follow from
+// one another; the wall-clock length of the spans is the machine's
+// business, so the test holds the figures to what was written, not to a
+// rate.
+func TestRingsSizesABurstyRing(t *testing.T) {
+	testenv.RequireBPF(t)
+	child := ringchild.Start(t, ringchild.BurstRing)
+	child.Do(t, "bursts 20ms")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"rings", "--json", "--interval", "300ms", "--pause", "250ms"}, &out, &errOut); code != exitOK {
+		t.Fatalf("rings --json exited %d: %s", code, errOut.String())
+	}
+	var rings []ringJSON
+	if err := json.Unmarshal(out.Bytes(), &rings); err != nil {
+		t.Fatalf("rings --json printed %q: %v", out.String(), err)
+	}
+	i := slices.IndexFunc(rings, func(r ringJSON) bool { return r.MapID == uint32(child.MapID) })
+	if i < 0 {
+		t.Fatalf("the child's ring %d is not listed: %s", child.MapID, out.String())
+	}
+	r := rings[i]
+	const record = ringchild.BurstRecordBytes
+	if r.PeakBytes == nil || *r.PeakBytes == 0 || *r.PeakBytes%record != 0 || *r.PeakBytes > *r.ProducerPos ||
+		*r.PeakPendingBytes%record != 0 || *r.ProducerPos%record != 0 {
+		t.Fatalf("peak of %v bytes with %v pending (producer at %v); want whole %d-byte records, some", r.PeakBytes, r.PeakPendingBytes, r.ProducerPos, record)
+	}
+	rate, span := *r.PeakInBytesPerSec, *r.PeakSpanS
+	if span < hostrings.DefaultMinSpan.Seconds() || math.Abs(rate-float64(*r.PeakBytes)/span) > 1e-6*rate {
+		t.Errorf("peak rate %v over %vs; want peak_bytes / peak_span_seconds, over %v or more", rate, span, hostrings.DefaultMinSpan)
+	}
+	free := float64(ringchild.BurstRingSize - *r.PendingBytes)
+	if r.SecondsToFullAtPeak == nil || math.Abs(*r.SecondsToFullAtPeak-free/rate) > 1e-6 ||
+		math.Abs(*r.ConsumerPauseAtPeakS-ringchild.BurstRingSize/rate) > 1e-6 {
+		t.Errorf("full at peak in %v, an empty ring in %v; want %v and %v", r.SecondsToFullAtPeak, r.ConsumerPauseAtPeakS, free/rate, ringchild.BurstRingSize/rate)
+	}
+	need := uint64(math.Ceil(rate*0.25)) + *r.PeakPendingBytes
+	capacity := uint64(os.Getpagesize())
+	for capacity < need {
+		capacity *= 2
+	}
+	if *r.PauseS != 0.25 || *r.NeededBytes != need || r.AdvisedCapacity == nil || *r.AdvisedCapacity != capacity {
+		t.Errorf("advice for 250ms: need %v, capacity %v; want %d, %d", *r.NeededBytes, r.AdvisedCapacity, need, capacity)
+	}
+	if err := abi.CheckRingSize(int(capacity)); err != nil {
+		t.Errorf("advised %d, which the kernel refuses: %v", capacity, err)
+	}
+	t.Logf("peak %d bytes over %.1fms (%.0f B/s), %d pending; %d bytes hold 250ms", *r.PeakBytes, 1000*span, rate, *r.PeakPendingBytes, capacity)
 }
 
 // lineWith is the first line of s that starts with prefix.

@@ -161,8 +161,8 @@ func (c *Child) Comm() string {
 //	drain        UserRing: run the drain program once; answers the message count
 //	load         Ring: write a record every millisecond and read every 5ms, in the background
 //	stop-reading Ring: the background writing goes on, the reading stops
-//	bursts D     Ring, BurstRing: write one record every D (a duration), in the background, and
-//	             read nothing
+//	bursts D     Ring, BurstRing: write one record every D (a duration) and read it, in the
+//	             background, so that the ring never fills
 func (c *Child) Do(t testing.TB, command string) string {
 	t.Helper()
 	if _, err := fmt.Fprintln(c.in, command); err != nil {
@@ -368,7 +368,7 @@ func (k *kernelRing) load(ctx context.Context) {
 	}
 }
 
-// bursts writes one record every period, until ctx is done.
+// bursts writes one record every period and reads it, until ctx is done.
 func (k *kernelRing) bursts(ctx context.Context, every time.Duration) {
 	defer k.wg.Done()
 	tick := time.NewTicker(every)
@@ -379,6 +379,7 @@ func (k *kernelRing) bursts(ctx context.Context, every time.Duration) {
 			return
 		case <-tick.C:
 			_ = k.write(1)
+			_, _ = k.read()
 		}
 	}
 }
