@@ -192,19 +192,19 @@ func ringRows(prev, cur []hostrings.Ring, dt time.Duration) []ringRow {
 
 // ringJSON is a ring as `rings --json` prints it.
 type ringJSON struct {
-	MapID          uint32        `json:"map_id"`
-	Name           string        `json:"name"`
-	Type           string        `json:"type"`
-	CapacityBytes  uint64        `json:"capacity_bytes,omitempty"`
-	CPUs           int           `json:"cpus,omitempty"`
-	ProducerPos    *uint64       `json:"producer_pos"`
-	ConsumerPos    *uint64       `json:"consumer_pos"`
-	PendingBytes   *uint64       `json:"pending_bytes"`
-	Fill           *float64      `json:"fill"`
-	InBytesPerSec  *float64      `json:"in_bytes_per_second"`
-	OutBytesPerSec *float64      `json:"out_bytes_per_second"`
-	SecondsToFull  *float64      `json:"seconds_to_full"`        // null: not filling
-	ConsumerPauseS *float64      `json:"consumer_pause_seconds"` // null: nothing produced
+	MapID          uint32   `json:"map_id"`
+	Name           string   `json:"name"`
+	Type           string   `json:"type"`
+	CapacityBytes  uint64   `json:"capacity_bytes,omitempty"`
+	CPUs           int      `json:"cpus,omitempty"`
+	ProducerPos    *uint64  `json:"producer_pos"`
+	ConsumerPos    *uint64  `json:"consumer_pos"`
+	PendingBytes   *uint64  `json:"pending_bytes"`
+	Fill           *float64 `json:"fill"`
+	InBytesPerSec  *float64 `json:"in_bytes_per_second"`
+	OutBytesPerSec *float64 `json:"out_bytes_per_second"`
+	SecondsToFull  *float64 `json:"seconds_to_full"`        // null: not filling
+	ConsumerPauseS *float64 `json:"consumer_pause_seconds"` // null: nothing produced
 
 	// The sizing advice, at the peak: all null for a perf event array.
 	PeakInBytesPerSec    *float64 `json:"peak_in_bytes_per_second"`       // the fastest span's rate
@@ -218,10 +218,10 @@ type ringJSON struct {
 	AdvisedCapacity      *uint64  `json:"advised_capacity_bytes"`         // null: no ring holds it
 	LargestRingPauseS    *float64 `json:"largest_ring_pause_seconds"`     // when no ring holds it: what the largest holds
 
-	Stalled        bool          `json:"stalled"`
-	Ours           bool          `json:"ours"`
-	Owners         []ownerJSON   `json:"owners"`
-	Programs       []programJSON `json:"programs"`
+	Stalled  bool          `json:"stalled"`
+	Ours     bool          `json:"ours"`
+	Owners   []ownerJSON   `json:"owners"`
+	Programs []programJSON `json:"programs"`
 }
 
 type ownerJSON struct {
