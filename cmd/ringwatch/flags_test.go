@@ -234,6 +234,11 @@ func badCommandLines() []badCommandLine {
 	add(badCommandLine{"bench", "quick", []string{"--quick=x"}, "give --quick alone, or --quick=false"})
 	add(badCommandLine{"bench", "json", []string{"--json=2"}, "give --json alone, or --json=false"})
 
+	add(rows("run", "host-rings.pause", "is not positive: give a duration such as 100ms", v("host-rings.pause", "0", "-1s")...)...)
+	add(rows("run", "host-rings.pause", "is not a duration: give a number and a unit", v("host-rings.pause", "", "100", "soon", "1e30")...)...)
+	add(badCommandLine{"run", "host-rings.pause", []string{"--host-rings=false", "--host-rings.pause", "1s"},
+		"--host-rings.pause sizes the host rings, which --host-rings=false turns off: leave one of them out"})
+
 	// ringwatch rings and top
 	add(badCommandLine{"rings", "json", []string{"--json=yes"}, "give --json alone, or --json=false"})
 	add(rows("rings", "interval", "is not positive: give a duration such as 1s", v("interval", "0", "-1s")...)...)
