@@ -96,7 +96,7 @@ type runConfig struct {
 	ctlSocket    string
 	hostRings    bool          // the census of every ring on the host
 	hostPause    time.Duration // the consumer pause the host rings' advised capacity is for
-	progStats    bool // the kernel's run statistics of every program
+	progStats    bool          // the kernel's run statistics of every program
 }
 
 // runFlagValues are run's flags as given, each checked on its own.
