@@ -250,6 +250,8 @@ func badCommandLines() []badCommandLine {
 	add(rows("top", "interval", "is not positive: give a duration such as 1s", v("interval", "0", "-1s")...)...)
 	add(rows("top", "interval", "give 100ms or more", v("interval", "10ms", "99ms")...)...)
 	add(rows("top", "interval", "is not a duration: give a number and a unit", v("interval", "", "2 blinks", "1")...)...)
+	add(rows("top", "pause", "is not positive: give a duration such as 100ms", v("pause", "0", "-5ms")...)...)
+	add(rows("top", "pause", "is not a duration: give a number and a unit", v("pause", "", "100", "a blink")...)...)
 	return all
 }
 

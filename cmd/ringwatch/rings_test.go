@@ -34,7 +34,7 @@ func TestParseRingsAndTopFlags(t *testing.T) {
 		t.Errorf("rings --json --interval 250ms --pause 2s: %+v, %v", cfg, err)
 	}
 	tc, err := parseTopFlags(nil, io.Discard)
-	if err != nil || tc.once || tc.interval != time.Second {
+	if err != nil || tc.once || tc.interval != time.Second || tc.pause != 100*time.Millisecond {
 		t.Errorf("top defaults: %+v, %v", tc, err)
 	}
 	for _, bad := range []struct {
@@ -242,11 +242,16 @@ func TestTopOnceShowsTheRingAndLeavesStatsOff(t *testing.T) {
 // by hand.
 type fakeSource struct {
 	rings []hostrings.Ring
+	peaks map[ebpf.MapID]hostrings.Span
 	progs []progstats.Program
 	walks int
 }
 
-func (f *fakeSource) Rings(time.Time) []hostrings.Ring       { return slices.Clone(f.rings) }
+func (f *fakeSource) Rings(time.Time) []hostrings.Ring { return slices.Clone(f.rings) }
+func (f *fakeSource) Peak(id ebpf.MapID, _ time.Time) (hostrings.Span, bool) {
+	s, ok := f.peaks[id]
+	return s, ok
+}
 func (f *fakeSource) Programs() ([]progstats.Program, error) { return slices.Clone(f.progs), nil }
 func (f *fakeSource) Walk() error                            { f.walks++; return nil }
 
@@ -275,15 +280,25 @@ func TestTopModel(t *testing.T) {
 	src.rings[1].Producer, src.rings[1].Consumer = 2048, 1024
 	src.progs[0].RunCount, src.progs[0].RunTime = 110, 2000
 	src.progs[1].RunCount, src.progs[1].RunTime = 1100, 100000+5*time.Millisecond
+	// Busy's peak: 2048 bytes in one 10ms sample, 200 KiB/s, so 100 ms at
+	// that rate takes 20 KiB, which 32 KiB holds; with 1 KiB pending, its
+	// 3 KiB free last 15 ms. Quiet was idle.
+	src.peaks = map[ebpf.MapID]hostrings.Span{
+		10: {Start: clock.Add(-20 * time.Millisecond), End: clock.Add(-10 * time.Millisecond)},
+		11: {Start: clock.Add(-20 * time.Millisecond), End: clock.Add(-10 * time.Millisecond), Bytes: 2048},
+	}
 	if _, cmd := m.Update(tickMsg(clock)); cmd == nil || src.walks != 1 {
 		t.Fatalf("a tick walked %d times and scheduled %v; want one walk and the next tick", src.walks, cmd)
 	}
 	frame := m.frame()
 	busy := lineWith(frame, reverse+"11 ") // sorted by fill: busy first, selected
-	for _, want := range []string{"busy", "user_ringbuf", "[###.......]  25.0%", "2.0KiB", "1.0KiB", "3s", "no", "writer/5"} {
+	for _, want := range []string{"busy", "user_ringbuf", "[###.......]  25.0%", "2.0KiB", "1.0KiB", "200.0KiB", "3s", "32.0KiB", "no", "writer/5"} {
 		if !strings.Contains(busy, want) {
 			t.Errorf("busy's line %q lacks %q; frame:\n%s", busy, want, frame)
 		}
+	}
+	if want := "at its peak: fills in 15ms at 200.0KiB/s; 32.0KiB holds a 100ms pause (now 4.0KiB)"; !strings.Contains(frame, want) {
+		t.Errorf("busy's details lack %q; frame:\n%s", want, frame)
 	}
 	// Sorted by CPU share: costly (0.5% of a CPU, 1000 runs/s, 5000ns a run) first.
 	costly := lineWith(frame, "21 ")
@@ -299,6 +314,9 @@ func TestTopModel(t *testing.T) {
 	m.Update(tea.KeyPressMsg{Code: tea.KeyDown})
 	if !strings.Contains(lineWith(m.frame(), reverse+"10 "), "quiet") {
 		t.Errorf("down did not select quiet:\n%s", m.frame())
+	}
+	if want := "at its peak: nothing produced in 1s: any ring holds a pause at that rate; 4.0KiB, the smallest for what was pending, does (now 4.0KiB)"; !strings.Contains(m.frame(), want) && os.Getpagesize() == 4096 {
+		t.Errorf("quiet's details lack %q; frame:\n%s", want, m.frame())
 	}
 	m.Update(tea.KeyPressMsg{Code: 's', Text: "s"})
 	m.Update(tea.KeyPressMsg{Code: 's', Text: "s"})
