@@ -184,8 +184,8 @@ func (h hostSource) sample(ctx context.Context, every time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick.C:
-			h.peaks.Observe(h.census.Sample(now))
+		case <-tick.C:
+			h.peaks.Observe(h.census.Sample(time.Now())) // the reading's time, not the tick's (see Census.Run)
 		}
 	}
 }

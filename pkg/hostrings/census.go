@@ -313,8 +313,12 @@ func (c *Census) Run(ctx context.Context, onSample func([]Ring), onError func(er
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-sample.C:
-			rings := c.Sample(now)
+		case <-sample.C:
+			// The time of the reading, not of the tick: a tick read
+			// late carries the time it fired, and a span stamped with it
+			// would hold more bytes than its length says (the peaks
+			// take rates from these times).
+			rings := c.Sample(time.Now())
 			if onSample != nil {
 				onSample(rings)
 			}
