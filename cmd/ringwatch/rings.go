@@ -72,14 +72,9 @@ func ringsFlags() (flagSet, ringsFlagValues) {
 	return fs, ringsFlagValues{
 		json:     fs.Bool("json", false, "print a JSON array, one object per ring, instead of a table"),
 		interval: fs.Duration("interval", time.Second, true, "1s", "how long to watch: the rates are over it, the peak is the fastest 10ms sample of it; 10ms or more"),
-		pause:    fs.Duration("pause", defaultPause, true, "100ms", "the consumer pause the sizing advice is for: the ring that holds it at the peak rate"),
+		pause:    fs.Duration("pause", hostrings.DefaultPause, true, "100ms", "the consumer pause the sizing advice is for: the ring that holds it at the peak rate"),
 	}
 }
-
-// defaultPause is the consumer pause the sizing advice is for, unless
-// told: a scheduler's worst moments on a loaded machine, a garbage
-// collection, a page fault storm.
-const defaultPause = 100 * time.Millisecond
 
 // parseRingsFlags reads rings' command line. It returns flag.ErrHelp after
 // printing the help for --help.

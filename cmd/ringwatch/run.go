@@ -20,6 +20,7 @@ import (
 	"github.com/ringwatch/ringwatch/internal/privilege"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 	"github.com/ringwatch/ringwatch/pkg/control"
+	"github.com/ringwatch/ringwatch/pkg/hostrings"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 	"github.com/ringwatch/ringwatch/pkg/metrics"
 	"github.com/ringwatch/ringwatch/pkg/output"
@@ -132,7 +133,7 @@ func runFlags() (flagSet, runFlagValues) {
 		pids:      fs.String("pid", "", "comma-separated process ids the syscalls source is limited to; empty means every process but ringwatch"),
 		ctlSocket: fs.String("ctl.socket", control.DefaultSocket, "unix socket that 'ringwatch ctl' reaches this run on; empty for none"),
 		hostRings: fs.Bool("host-rings", true, "serve ringwatch_host_ring_* metrics of every BPF ring buffer and user ring on the host (needs CAP_SYS_ADMIN)"),
-		hostPause: fs.Duration("host-rings.pause", metrics.DefaultPause, true, "100ms",
+		hostPause: fs.Duration("host-rings.pause", hostrings.DefaultPause, true, "100ms",
 			"the consumer pause ringwatch_host_ring_advised_capacity_bytes is for: the ring that holds it at the ring's peak rate"),
 		progStats: fs.Bool("prog-stats", false, "turn the kernel's BPF run statistics on while running and serve ringwatch_bpf_program_* metrics of every program on the host; costs every program run on the host some 70ns"),
 	}

@@ -65,7 +65,7 @@ func topFlags() (flagSet, topFlagValues) {
 	return fs, topFlagValues{
 		once:     fs.Bool("once", false, "print one frame, from two readings --interval apart, and exit: for scripts"),
 		interval: fs.Duration("interval", time.Second, true, "1s", "time between refreshes, 100ms or more"),
-		pause:    fs.Duration("pause", defaultPause, true, "100ms", "the consumer pause the sizing advice is for: the ring that holds it at the peak rate"),
+		pause:    fs.Duration("pause", hostrings.DefaultPause, true, "100ms", "the consumer pause the sizing advice is for: the ring that holds it at the peak rate"),
 	}
 }
 
@@ -250,7 +250,7 @@ type topModel struct {
 }
 
 func newTopModel(src topSource, now func() time.Time, interval time.Duration) *topModel {
-	return &topModel{src: src, now: now, interval: interval, pause: defaultPause, width: 160, height: 48}
+	return &topModel{src: src, now: now, interval: interval, pause: hostrings.DefaultPause, width: 160, height: 48}
 }
 
 // tickMsg asks for a refresh.

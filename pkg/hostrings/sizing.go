@@ -65,6 +65,11 @@ func (s Span) Rate() float64 {
 	return 0
 }
 
+// DefaultPause is the consumer pause the sizing advice is for when no
+// other is asked: the worst moments of a loaded machine's scheduler, a
+// garbage collection, a storm of page faults.
+const DefaultPause = 100 * time.Millisecond
+
 // Defaults of [PeakOptions].
 const (
 	// DefaultMinSpan is the shortest span a peak rate is taken over: half

@@ -50,15 +50,11 @@ var (
 		"The consumer pause ringwatch_host_ring_advised_capacity_bytes is for (--host-rings.pause).", nil, nil)
 )
 
-// DefaultPause is the consumer pause the advised capacity is for, unless
-// [HostRingOptions] say otherwise.
-const DefaultPause = 100 * time.Millisecond
-
 // HostRingOptions tune a [HostRingCollector]; zero values take the
 // defaults.
 type HostRingOptions struct {
 	// Pause is the consumer pause the advised capacity is for:
-	// DefaultPause when 0.
+	// hostrings.DefaultPause when 0.
 	Pause time.Duration
 }
 
@@ -94,7 +90,7 @@ var _ prometheus.Collector = (*HostRingCollector)(nil)
 // NewHostRingCollector reads rings at each scrape.
 func NewHostRingCollector(rings RingSampler, opts HostRingOptions) *HostRingCollector {
 	if opts.Pause <= 0 {
-		opts.Pause = DefaultPause
+		opts.Pause = hostrings.DefaultPause
 	}
 	return &HostRingCollector{rings: rings, fill: map[ebpf.MapID]*fillHistogram{}, pause: opts.Pause, page: os.Getpagesize(),
 		peaks: hostrings.NewPeaks(hostrings.PeakOptions{Window: hostrings.DefaultPeakWindow}), now: time.Now}
