@@ -126,7 +126,8 @@ func TestRingsShowsAnotherProcesssRing(t *testing.T) {
 			t.Errorf("table line %q lacks %q", line, want)
 		}
 	}
-	if sizing := lineWith(out.String()[strings.Index(out.String(), "Sizing"):], fmt.Sprintf("%d ", child.MapID)); !strings.Contains(sizing,
+	_, below, _ := strings.Cut(out.String(), "\nSizing, at each ring's peak (its fastest 10ms sample in 100ms) for a 100ms consumer pause (--pause):\n")
+	if sizing := lineWith(below, fmt.Sprintf("%d ", child.MapID)); !strings.Contains(sizing,
 		"nothing produced in 100ms: any ring holds a pause at that rate; "+formatBytes(float64(max(page, 4096)))+", the smallest for what was pending, does (now 64.0KiB)") {
 		t.Errorf("sizing line %q; the output:\n%s", sizing, out.String())
 	}
