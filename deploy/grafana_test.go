@@ -185,7 +185,8 @@ func TestDashboard(t *testing.T) {
 		"ringwatch_source_missed_events_total", "ringwatch_user_ring_messages_total", "ringwatch_roundtrip_latency_seconds_bucket",
 		"ringwatch_host_ring_pending_bytes", "ringwatch_host_ring_capacity_bytes", "ringwatch_host_ring_fill_ratio_bucket",
 		"ringwatch_host_ring_produced_bytes_total", "ringwatch_host_ring_consumed_bytes_total", "ringwatch_host_ring_stalled",
-		"ringwatch_host_ring_info", "ringwatch_bpf_program_runs_total", "ringwatch_bpf_program_run_seconds_total"} {
+		"ringwatch_host_ring_info", "ringwatch_bpf_program_runs_total", "ringwatch_bpf_program_run_seconds_total",
+		"ringwatch_host_ring_peak_produced_bytes_per_second", "ringwatch_host_ring_advised_capacity_bytes"} {
 		if !slices.Contains(named, want) {
 			t.Errorf("no panel shows %s", want)
 		}

@@ -264,6 +264,13 @@ func parseFlags(fs flagSet, args []string) error {
 	return err
 }
 
+// flagGiven reports whether the command line gave flag name.
+func flagGiven(fs flagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
+
 // flagNames lists fs's flags as they are typed: "--count", ...
 func flagNames(fs flagSet) []string {
 	var names []string

@@ -234,14 +234,24 @@ func badCommandLines() []badCommandLine {
 	add(badCommandLine{"bench", "quick", []string{"--quick=x"}, "give --quick alone, or --quick=false"})
 	add(badCommandLine{"bench", "json", []string{"--json=2"}, "give --json alone, or --json=false"})
 
+	add(rows("run", "host-rings.pause", "is not positive: give a duration such as 100ms", v("host-rings.pause", "0", "-1s")...)...)
+	add(rows("run", "host-rings.pause", "is not a duration: give a number and a unit", v("host-rings.pause", "", "100", "soon", "1e30")...)...)
+	add(badCommandLine{"run", "host-rings.pause", []string{"--host-rings=false", "--host-rings.pause", "1s"},
+		"--host-rings.pause sizes the host rings, which --host-rings=false turns off: leave one of them out"})
+
 	// ringwatch rings and top
 	add(badCommandLine{"rings", "json", []string{"--json=yes"}, "give --json alone, or --json=false"})
 	add(rows("rings", "interval", "is not positive: give a duration such as 1s", v("interval", "0", "-1s")...)...)
 	add(rows("rings", "interval", "is not a duration: give a number and a unit", v("interval", "", "1 second", "1", "1e30")...)...)
+	add(rows("rings", "interval", "give 10ms or more (the peak rate is taken over 10ms census samples)", v("interval", "1ns", "9ms")...)...)
+	add(rows("rings", "pause", "is not positive: give a duration such as 100ms", v("pause", "0", "0s", "-100ms")...)...)
+	add(rows("rings", "pause", "is not a duration: give a number and a unit", v("pause", "", "100", "a moment", "1e30")...)...)
 	add(badCommandLine{"top", "once", []string{"--once=0.5"}, "give --once alone, or --once=false"})
 	add(rows("top", "interval", "is not positive: give a duration such as 1s", v("interval", "0", "-1s")...)...)
 	add(rows("top", "interval", "give 100ms or more", v("interval", "10ms", "99ms")...)...)
 	add(rows("top", "interval", "is not a duration: give a number and a unit", v("interval", "", "2 blinks", "1")...)...)
+	add(rows("top", "pause", "is not positive: give a duration such as 100ms", v("pause", "0", "-5ms")...)...)
+	add(rows("top", "pause", "is not a duration: give a number and a unit", v("pause", "", "100", "a blink")...)...)
 	return all
 }
 

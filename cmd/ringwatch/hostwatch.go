@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -31,7 +32,8 @@ type hostWatch struct {
 // (without CAP_SYS_ADMIN, both) it leaves out, and announce says so once:
 // the run carries on without it. A census walk that fails later is said
 // once on stderr.
-func startHostWatch(hostRings, progStats bool, stderr io.Writer) *hostWatch {
+// The advised capacity of each host ring is for a consumer pause of pause.
+func startHostWatch(hostRings bool, pause time.Duration, progStats bool, stderr io.Writer) *hostWatch {
 	h := &hostWatch{cancel: func() {}}
 	if hostRings {
 		census, err := hostrings.Open(hostrings.Options{})
@@ -39,7 +41,7 @@ func startHostWatch(hostRings, progStats bool, stderr io.Writer) *hostWatch {
 			h.notes = append(h.notes, fmt.Sprintf("ringwatch: no host ring metrics: %v; carrying on without them (--host-rings=false turns them off)", err))
 		} else {
 			h.census = census
-			c := metrics.NewHostRingCollector(census)
+			c := metrics.NewHostRingCollector(census, metrics.HostRingOptions{Pause: pause})
 			h.collectors = append(h.collectors, c)
 			var ctx context.Context
 			ctx, h.cancel = context.WithCancel(context.Background())

@@ -44,11 +44,20 @@ func TestRunServesHostRingsAndProgramStats(t *testing.T) {
 	const records = 100
 	child.Do(t, fmt.Sprintf("write %d", records))
 
-	cmd, stderr, banner := startRingwatch(t, io.Discard, "run", "--web.listen-address", "127.0.0.1:0", "--ctl.socket", "", "--prog-stats")
+	cmd, stderr, banner := startRingwatch(t, io.Discard, "run", "--web.listen-address", "127.0.0.1:0", "--ctl.socket", "", "--prog-stats",
+		"--host-rings.pause", "250ms")
 	url := regexp.MustCompile(`http://\S+/metrics`).FindString(banner)
 	id := strconv.FormatUint(uint64(child.MapID), 10)
-	body := scrapeUntil(t, url, regexp.MustCompile(`ringwatch_bpf_program_runs_total\{prog_id="\d+",prog_name="exec_ringbuf"`))
+	scrapeUntil(t, url, regexp.MustCompile(`ringwatch_bpf_program_runs_total\{prog_id="\d+",prog_name="exec_ringbuf"`))
+	// The advice comes once the census has measured one span of the ring.
+	body := scrapeUntil(t, url, regexp.MustCompile(`ringwatch_host_ring_advised_capacity_bytes\{map_id="`+id+`"`))
+	// The child wrote nothing since: a peak of 0, and the smallest ring
+	// for the 3200 bytes pending, for the pause asked.
 	for _, want := range []string{
+		"ringwatch_host_ring_advice_pause_seconds 0.25",
+		fmt.Sprintf(`ringwatch_host_ring_peak_produced_bytes_per_second{map_id=%q,map_name=%q} 0`, id, ringchild.RingName),
+		fmt.Sprintf(`ringwatch_host_ring_time_to_full_at_peak_seconds{map_id=%q,map_name=%q} +Inf`, id, ringchild.RingName),
+		fmt.Sprintf(`ringwatch_host_ring_advised_capacity_bytes{map_id=%q,map_name=%q} %d`, id, ringchild.RingName, max(os.Getpagesize(), 4096)),
 		fmt.Sprintf(`ringwatch_host_ring_pending_bytes{map_id=%q,map_name=%q} %d`, id, ringchild.RingName, records*ringchild.RecordBytes),
 		fmt.Sprintf(`ringwatch_host_ring_capacity_bytes{map_id=%q,map_name=%q} %d`, id, ringchild.RingName, ringchild.RingSize),
 		fmt.Sprintf(`ringwatch_host_ring_info{map_id=%q,map_name=%q,ours="false",owner=%q,programs=%q,type="ringbuf"} 1`,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,14 +21,23 @@ const ringsUsage = `Usage: ringwatch rings [flags]
 
 Lists every BPF ring on the host, whoever loaded it: ring buffers
 (BPF_MAP_TYPE_RINGBUF), user ring buffers (BPF_MAP_TYPE_USER_RINGBUF) and
-perf event arrays. It reads each ring's positions twice, --interval apart,
-and shows its capacity, fill, bytes in and out per second, how long until it
-is full at those rates, how long its consumer may pause before an empty ring
-fills (capacity / bytes in per second), whether it is stalled (bytes pending
-and the consumer unmoved over the interval), and the processes holding it and
-the programs using it. The positions are mapped read-only: ringwatch never
-writes another process's ring. A perf event array shows its CPUs but no
-positions: those live in each owner's perf buffers. Needs CAP_SYS_ADMIN.
+perf event arrays. It reads each ring's positions every 10ms for --interval,
+and shows its capacity, fill, bytes in and out per second over the interval,
+how long until it is full at those rates, how long its consumer may pause
+before an empty ring fills (capacity / bytes in per second), whether it is
+stalled (bytes pending and the consumer unmoved over the interval), and the
+processes holding it and the programs using it.
+
+Below the table, the sizing advice for each ring: its peak, the highest rate
+the producers wrote at over one 10ms sample of the interval (bursts are what
+fill rings, and an average hides them), how long the ring lasts at that rate
+if its consumer stops now, and the smallest ring the kernel accepts (a power
+of two, a multiple of the page size, at most 2GiB) that holds a consumer
+pause of --pause at that rate, with what was pending as the peak began.
+
+The positions are mapped read-only: ringwatch never writes another
+process's ring. A perf event array shows its CPUs but no positions, and gets
+no advice: those live in each owner's perf buffers. Needs CAP_SYS_ADMIN.
 
 Flags:
 `
@@ -35,7 +45,9 @@ Flags:
 const ringsExamples = `
 Examples:
   ringwatch rings
+  ringwatch rings --pause 500ms --interval 10s
   ringwatch rings --json | jq '.[] | select(.stalled)'
+  ringwatch rings --json | jq '.[] | select(.advised_capacity_bytes > .capacity_bytes)'
 
 Exit status: 0 after listing, 1 if the rings cannot be read, 2 for a wrong
 command line.
@@ -44,12 +56,13 @@ command line.
 type ringsConfig struct {
 	json     bool
 	interval time.Duration
+	pause    time.Duration // the consumer pause the sizing advice is for
 }
 
 // ringsFlagValues are rings' flags as given, each checked on its own.
 type ringsFlagValues struct {
-	json     *bool
-	interval *time.Duration
+	json            *bool
+	interval, pause *time.Duration
 }
 
 // ringsFlags defines rings' flags. The test of every flag's bad values
@@ -58,7 +71,8 @@ func ringsFlags() (flagSet, ringsFlagValues) {
 	fs := newFlagSet("rings")
 	return fs, ringsFlagValues{
 		json:     fs.Bool("json", false, "print a JSON array, one object per ring, instead of a table"),
-		interval: fs.Duration("interval", time.Second, true, "1s", "time between the two readings the rates come from"),
+		interval: fs.Duration("interval", time.Second, true, "1s", "how long to watch: the rates are over it, the peak is the fastest 10ms sample of it; 10ms or more"),
+		pause:    fs.Duration("pause", hostrings.DefaultPause, true, "100ms", "the consumer pause the sizing advice is for: the ring that holds it at the peak rate"),
 	}
 }
 
@@ -72,7 +86,11 @@ func parseRingsFlags(args []string, stderr io.Writer) (ringsConfig, error) {
 		}
 		return ringsConfig{}, err
 	}
-	return ringsConfig{json: *f.json, interval: *f.interval}, nil
+	if *f.interval < hostrings.DefaultSampleEvery {
+		return ringsConfig{}, fmt.Errorf("--interval %v: give %v or more (the peak rate is taken over %[2]v census samples)",
+			*f.interval, hostrings.DefaultSampleEvery)
+	}
+	return ringsConfig{json: *f.json, interval: *f.interval, pause: *f.pause}, nil
 }
 
 func ringsCommand(args []string, stdout, stderr io.Writer) int {
@@ -84,7 +102,7 @@ func ringsCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ringwatch rings: %v\nSee 'ringwatch rings --help'.\n", err)
 		return exitUsage
 	}
-	rows, err := sampleRings(cfg.interval)
+	rows, err := sampleRings(cfg.interval, cfg.pause)
 	if err != nil {
 		fmt.Fprintf(stderr, "ringwatch rings: %v\n", err)
 		return exitError
@@ -92,7 +110,7 @@ func ringsCommand(args []string, stdout, stderr io.Writer) int {
 	if cfg.json {
 		err = writeRingsJSON(stdout, rows)
 	} else {
-		err = writeRingsTable(stdout, rows)
+		err = writeRingsTable(stdout, rows, cfg.interval, cfg.pause)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ringwatch rings: %v\n", err)
@@ -101,24 +119,56 @@ func ringsCommand(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// sampleRings opens a census and reads it twice, interval apart.
-func sampleRings(interval time.Duration) ([]ringRow, error) {
+// sampleRings opens a census and reads it every census sample period
+// (10ms) for interval: the rates are between the first reading and the
+// last, and the peaks between each reading and the next. The advice is
+// for a consumer pause of pause.
+func sampleRings(interval, pause time.Duration) ([]ringRow, error) {
 	census, err := hostrings.Open(hostrings.Options{})
 	if err != nil {
 		return nil, err
 	}
 	defer census.Close()
+	peaks := hostrings.NewPeaks(hostrings.PeakOptions{})
+	every := census.Options().SampleEvery
 	t0 := time.Now()
 	first := census.Sample(t0)
-	time.Sleep(interval)
-	t1 := time.Now()
-	return ringRows(first, census.Sample(t1), t1.Sub(t0)), nil
+	peaks.Observe(first)
+	last, t1 := first, t0
+	for end := t0.Add(interval); t1.Before(end); {
+		time.Sleep(min(time.Until(t1.Add(every)), time.Until(end)))
+		t1 = time.Now()
+		last = census.Sample(t1)
+		peaks.Observe(last)
+	}
+	rows := ringRows(first, last, t1.Sub(t0))
+	adviseRows(rows, peaks, pause, t1)
+	return rows, nil
 }
 
 // ringRow is one ring with its rates: a line of `rings` and of `top`.
 type ringRow struct {
 	hostrings.Ring
 	hostrings.Rates
+	// Advice is the sizing model at the ring's peak, when HasAdvice: a
+	// ring with positions, one span of it measured.
+	Advice    hostrings.Advice
+	HasAdvice bool
+}
+
+// adviseRows gives every row with a peak in peaks its advice for a
+// consumer pause of pause.
+func adviseRows(rows []ringRow, peaks *hostrings.Peaks, pause time.Duration, now time.Time) {
+	page := os.Getpagesize()
+	for i := range rows {
+		r := &rows[i]
+		if !r.HasPositions() {
+			continue
+		}
+		if peak, ok := peaks.Peak(r.ID, now); ok {
+			r.Advice, r.HasAdvice = hostrings.Advise(r.Ring, peak, pause, page), true
+		}
+	}
 }
 
 // ringRows pairs the rings of two samples dt apart; a ring only in cur
@@ -137,23 +187,36 @@ func ringRows(prev, cur []hostrings.Ring, dt time.Duration) []ringRow {
 
 // ringJSON is a ring as `rings --json` prints it.
 type ringJSON struct {
-	MapID          uint32        `json:"map_id"`
-	Name           string        `json:"name"`
-	Type           string        `json:"type"`
-	CapacityBytes  uint64        `json:"capacity_bytes,omitempty"`
-	CPUs           int           `json:"cpus,omitempty"`
-	ProducerPos    *uint64       `json:"producer_pos"`
-	ConsumerPos    *uint64       `json:"consumer_pos"`
-	PendingBytes   *uint64       `json:"pending_bytes"`
-	Fill           *float64      `json:"fill"`
-	InBytesPerSec  *float64      `json:"in_bytes_per_second"`
-	OutBytesPerSec *float64      `json:"out_bytes_per_second"`
-	SecondsToFull  *float64      `json:"seconds_to_full"`        // null: not filling
-	ConsumerPauseS *float64      `json:"consumer_pause_seconds"` // null: nothing produced
-	Stalled        bool          `json:"stalled"`
-	Ours           bool          `json:"ours"`
-	Owners         []ownerJSON   `json:"owners"`
-	Programs       []programJSON `json:"programs"`
+	MapID          uint32   `json:"map_id"`
+	Name           string   `json:"name"`
+	Type           string   `json:"type"`
+	CapacityBytes  uint64   `json:"capacity_bytes,omitempty"`
+	CPUs           int      `json:"cpus,omitempty"`
+	ProducerPos    *uint64  `json:"producer_pos"`
+	ConsumerPos    *uint64  `json:"consumer_pos"`
+	PendingBytes   *uint64  `json:"pending_bytes"`
+	Fill           *float64 `json:"fill"`
+	InBytesPerSec  *float64 `json:"in_bytes_per_second"`
+	OutBytesPerSec *float64 `json:"out_bytes_per_second"`
+	SecondsToFull  *float64 `json:"seconds_to_full"`        // null: not filling
+	ConsumerPauseS *float64 `json:"consumer_pause_seconds"` // null: nothing produced
+
+	// The sizing advice, at the peak: all null for a perf event array.
+	PeakInBytesPerSec    *float64 `json:"peak_in_bytes_per_second"`       // the fastest span's rate
+	PeakBytes            *uint64  `json:"peak_bytes"`                     // bytes produced in that span
+	PeakSpanS            *float64 `json:"peak_span_seconds"`              // its length
+	PeakPendingBytes     *uint64  `json:"peak_pending_bytes"`             // pending as it began
+	SecondsToFullAtPeak  *float64 `json:"seconds_to_full_at_peak"`        // null: nothing produced
+	ConsumerPauseAtPeakS *float64 `json:"consumer_pause_at_peak_seconds"` // capacity / peak rate; null: nothing produced
+	PauseS               *float64 `json:"pause_seconds"`                  // the pause the advice is for (--pause)
+	NeededBytes          *uint64  `json:"needed_bytes"`                   // peak rate * pause + peak pending
+	AdvisedCapacity      *uint64  `json:"advised_capacity_bytes"`         // null: no ring holds it
+	LargestRingPauseS    *float64 `json:"largest_ring_pause_seconds"`     // when no ring holds it: what the largest holds
+
+	Stalled  bool          `json:"stalled"`
+	Ours     bool          `json:"ours"`
+	Owners   []ownerJSON   `json:"owners"`
+	Programs []programJSON `json:"programs"`
 }
 
 type ownerJSON struct {
@@ -179,6 +242,19 @@ func writeRingsJSON(w io.Writer, rows []ringRow) error {
 			j.InBytesPerSec, j.OutBytesPerSec = &in, &out
 			j.SecondsToFull, j.ConsumerPauseS = finiteSeconds(r.ToFull), finiteSeconds(r.ConsumerGrace)
 		}
+		if r.HasAdvice {
+			a := r.Advice
+			rate, bytes, span, pending := a.Rate, a.Peak.Bytes, a.Peak.Duration().Seconds(), a.Peak.Pending
+			pause, need := a.Pause.Seconds(), a.Need
+			j.PeakInBytesPerSec, j.PeakBytes, j.PeakSpanS, j.PeakPendingBytes = &rate, &bytes, &span, &pending
+			j.SecondsToFullAtPeak, j.ConsumerPauseAtPeakS = finiteSeconds(a.ToFull), finiteSeconds(a.Grace)
+			j.PauseS, j.NeededBytes = &pause, &need
+			if c := a.Capacity; c != 0 {
+				j.AdvisedCapacity = &c
+			} else {
+				j.LargestRingPauseS = finiteSeconds(a.LargestHolds)
+			}
+		}
 		for _, o := range r.Owners {
 			j.Owners = append(j.Owners, ownerJSON{PID: o.PID, Comm: o.Comm})
 		}
@@ -200,7 +276,7 @@ func finiteSeconds(d time.Duration) *float64 {
 	return &s
 }
 
-func writeRingsTable(w io.Writer, rows []ringRow) error {
+func writeRingsTable(w io.Writer, rows []ringRow, interval, pause time.Duration) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tCAPACITY\tFILL\tIN/s\tOUT/s\tFULL IN\tPAUSE OK\tSTALLED\tOWNER\tPROGRAMS")
 	for _, r := range rows {
@@ -217,7 +293,39 @@ func writeRingsTable(w io.Writer, rows []ringRow) error {
 			formatBytes(r.In), formatBytes(r.Out), formatWait(r.ToFull), formatWait(r.ConsumerGrace),
 			yesNo(r.Rates.Stalled), owners(r.Owners), programs(r.Programs))
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	fmt.Fprintf(tw, "\nSizing, at each ring's peak (its fastest %v sample in %v) for a %v consumer pause (--pause):\n",
+		hostrings.DefaultSampleEvery, interval, pause)
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\n", r.ID, r.Name, sizingSentence(r, interval))
+	}
 	return tw.Flush()
+}
+
+// sizingSentence is a ring's advice as a person sizing it reads it:
+// "fills in 12.3ms at 324.2MiB/s; 64.0MiB holds a 100ms pause (now 4.0MiB)".
+func sizingSentence(r ringRow, over time.Duration) string {
+	a := r.Advice
+	switch {
+	case !r.HasPositions():
+		return "perf event array: its positions are in its owner's perf buffers, not the map; no advice"
+	case !r.HasAdvice:
+		return "no span measured yet; no advice"
+	case a.Rate == 0:
+		return fmt.Sprintf("nothing produced in %v: any ring holds a pause at that rate; %s, the smallest for what was pending, does (now %s)",
+			over, formatBytes(float64(a.Capacity)), formatBytes(float64(r.Capacity)))
+	case a.Capacity == 0:
+		return fmt.Sprintf("fills in %s at %s/s; no ring holds a %v pause at that rate: the largest, %s, holds %s (now %s)",
+			formatWait(a.ToFull), formatBytes(a.Rate), a.Pause, formatBytes(hostrings.MaxCapacity), formatWait(a.LargestHolds),
+			formatBytes(float64(r.Capacity)))
+	}
+	return fmt.Sprintf("fills in %s at %s/s; %s holds a %v pause (now %s)", formatWait(a.ToFull), formatBytes(a.Rate),
+		formatBytes(float64(a.Capacity)), a.Pause, formatBytes(float64(r.Capacity)))
 }
 
 func owners(os []hostrings.Owner) string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 	"github.com/ringwatch/ringwatch/internal/testenv/ringchild"
 	"github.com/ringwatch/ringwatch/pkg/hostrings"
@@ -24,14 +26,15 @@ import (
 
 func TestParseRingsAndTopFlags(t *testing.T) {
 	cfg, err := parseRingsFlags(nil, io.Discard)
-	if err != nil || cfg.json || cfg.interval != time.Second {
+	if err != nil || cfg.json || cfg.interval != time.Second || cfg.pause != 100*time.Millisecond {
 		t.Errorf("rings defaults: %+v, %v", cfg, err)
 	}
-	if cfg, err := parseRingsFlags([]string{"--json", "--interval", "250ms"}, io.Discard); err != nil || !cfg.json || cfg.interval != 250*time.Millisecond {
-		t.Errorf("rings --json --interval 250ms: %+v, %v", cfg, err)
+	if cfg, err := parseRingsFlags([]string{"--json", "--interval", "250ms", "--pause", "2s"}, io.Discard); err != nil || !cfg.json ||
+		cfg.interval != 250*time.Millisecond || cfg.pause != 2*time.Second {
+		t.Errorf("rings --json --interval 250ms --pause 2s: %+v, %v", cfg, err)
 	}
 	tc, err := parseTopFlags(nil, io.Discard)
-	if err != nil || tc.once || tc.interval != time.Second {
+	if err != nil || tc.once || tc.interval != time.Second || tc.pause != 100*time.Millisecond {
 		t.Errorf("top defaults: %+v, %v", tc, err)
 	}
 	for _, bad := range []struct {
@@ -39,6 +42,8 @@ func TestParseRingsAndTopFlags(t *testing.T) {
 		args  []string
 	}{
 		{ringsParse, []string{"--interval", "0s"}},
+		{ringsParse, []string{"--interval", "9ms"}},
+		{ringsParse, []string{"--pause", "0s"}},
 		{ringsParse, []string{"--interval", "soon"}},
 		{ringsParse, []string{"--json=maybe"}},
 		{ringsParse, []string{"extra"}},
@@ -93,6 +98,14 @@ func TestRingsShowsAnotherProcesssRing(t *testing.T) {
 		t.Errorf("rates and state: in %v, out %v, to full %v, pause %v, stalled %v, ours %v; want 0, 0, null, null, true, false",
 			*r.InBytesPerSec, *r.OutBytesPerSec, r.SecondsToFull, r.ConsumerPauseS, r.Stalled, r.Ours)
 	}
+	// Nor at the peak: no rate, never full, and the smallest ring that
+	// holds what is pending (3200 bytes) is one page.
+	page := uint64(os.Getpagesize())
+	if r.PeakInBytesPerSec == nil || *r.PeakInBytesPerSec != 0 || *r.PeakBytes != 0 || *r.PeakPendingBytes != written ||
+		r.SecondsToFullAtPeak != nil || r.ConsumerPauseAtPeakS != nil || *r.PauseS != 0.1 || *r.NeededBytes != written ||
+		r.AdvisedCapacity == nil || *r.AdvisedCapacity != max(page, 4096) || r.LargestRingPauseS != nil {
+		t.Errorf("sizing of an idle ring: %s", out.String())
+	}
 	if !slices.Contains(r.Owners, ownerJSON{PID: child.Pid, Comm: child.Comm()}) {
 		t.Errorf("owners %+v lack the child %d %s", r.Owners, child.Pid, child.Comm())
 	}
@@ -113,6 +126,63 @@ func TestRingsShowsAnotherProcesssRing(t *testing.T) {
 			t.Errorf("table line %q lacks %q", line, want)
 		}
 	}
+	_, below, _ := strings.Cut(out.String(), "\nSizing, at each ring's peak (its fastest 10ms sample in 100ms) for a 100ms consumer pause (--pause):\n")
+	if sizing := lineWith(below, fmt.Sprintf("%d ", child.MapID)); !strings.Contains(sizing,
+		"nothing produced in 100ms: any ring holds a pause at that rate; "+formatBytes(float64(max(page, 4096)))+", the smallest for what was pending, does (now 64.0KiB)") {
+		t.Errorf("sizing line %q; the output:\n%s", sizing, out.String())
+	}
+}
+
+// TestRingsSizesABurstyRing: a child writes one 16 KiB record every 20ms
+// into a ring of its own, each record one step of the producer position,
+// so every 10 ms span that `rings` measures holds whole records. The peak
+// and the advice in `rings --json` must be whole records and follow from
+// one another; the wall-clock length of the spans is the machine's
+// business, so the test holds the figures to what was written, not to a
+// rate.
+func TestRingsSizesABurstyRing(t *testing.T) {
+	testenv.RequireBPF(t)
+	child := ringchild.Start(t, ringchild.BurstRing)
+	child.Do(t, "bursts 20ms")
+	var out, errOut bytes.Buffer
+	if code := run([]string{"rings", "--json", "--interval", "300ms", "--pause", "250ms"}, &out, &errOut); code != exitOK {
+		t.Fatalf("rings --json exited %d: %s", code, errOut.String())
+	}
+	var rings []ringJSON
+	if err := json.Unmarshal(out.Bytes(), &rings); err != nil {
+		t.Fatalf("rings --json printed %q: %v", out.String(), err)
+	}
+	i := slices.IndexFunc(rings, func(r ringJSON) bool { return r.MapID == uint32(child.MapID) })
+	if i < 0 {
+		t.Fatalf("the child's ring %d is not listed: %s", child.MapID, out.String())
+	}
+	r := rings[i]
+	const record = ringchild.BurstRecordBytes
+	if r.PeakBytes == nil || *r.PeakBytes == 0 || *r.PeakBytes%record != 0 || *r.PeakBytes > *r.ProducerPos ||
+		*r.PeakPendingBytes%record != 0 || *r.ProducerPos%record != 0 {
+		t.Fatalf("peak of %v bytes with %v pending (producer at %v); want whole %d-byte records, some", r.PeakBytes, r.PeakPendingBytes, r.ProducerPos, record)
+	}
+	rate, span := *r.PeakInBytesPerSec, *r.PeakSpanS
+	if span < hostrings.DefaultMinSpan.Seconds() || math.Abs(rate-float64(*r.PeakBytes)/span) > 1e-6*rate {
+		t.Errorf("peak rate %v over %vs; want peak_bytes / peak_span_seconds, over %v or more", rate, span, hostrings.DefaultMinSpan)
+	}
+	free := float64(ringchild.BurstRingSize - *r.PendingBytes)
+	if r.SecondsToFullAtPeak == nil || math.Abs(*r.SecondsToFullAtPeak-free/rate) > 1e-6 ||
+		math.Abs(*r.ConsumerPauseAtPeakS-ringchild.BurstRingSize/rate) > 1e-6 {
+		t.Errorf("full at peak in %v, an empty ring in %v; want %v and %v", r.SecondsToFullAtPeak, r.ConsumerPauseAtPeakS, free/rate, ringchild.BurstRingSize/rate)
+	}
+	need := uint64(math.Ceil(rate*0.25)) + *r.PeakPendingBytes
+	capacity := uint64(os.Getpagesize())
+	for capacity < need {
+		capacity *= 2
+	}
+	if *r.PauseS != 0.25 || *r.NeededBytes != need || r.AdvisedCapacity == nil || *r.AdvisedCapacity != capacity {
+		t.Errorf("advice for 250ms: need %v, capacity %v; want %d, %d", *r.NeededBytes, r.AdvisedCapacity, need, capacity)
+	}
+	if err := abi.CheckRingSize(int(capacity)); err != nil {
+		t.Errorf("advised %d, which the kernel refuses: %v", capacity, err)
+	}
+	t.Logf("peak %d bytes over %.1fms (%.0f B/s), %d pending; %d bytes hold 250ms", *r.PeakBytes, 1000*span, rate, *r.PeakPendingBytes, capacity)
 }
 
 // lineWith is the first line of s that starts with prefix.
@@ -173,11 +243,16 @@ func TestTopOnceShowsTheRingAndLeavesStatsOff(t *testing.T) {
 // by hand.
 type fakeSource struct {
 	rings []hostrings.Ring
+	peaks map[ebpf.MapID]hostrings.Span
 	progs []progstats.Program
 	walks int
 }
 
-func (f *fakeSource) Rings(time.Time) []hostrings.Ring       { return slices.Clone(f.rings) }
+func (f *fakeSource) Rings(time.Time) []hostrings.Ring { return slices.Clone(f.rings) }
+func (f *fakeSource) Peak(id ebpf.MapID, _ time.Time) (hostrings.Span, bool) {
+	s, ok := f.peaks[id]
+	return s, ok
+}
 func (f *fakeSource) Programs() ([]progstats.Program, error) { return slices.Clone(f.progs), nil }
 func (f *fakeSource) Walk() error                            { f.walks++; return nil }
 
@@ -206,15 +281,25 @@ func TestTopModel(t *testing.T) {
 	src.rings[1].Producer, src.rings[1].Consumer = 2048, 1024
 	src.progs[0].RunCount, src.progs[0].RunTime = 110, 2000
 	src.progs[1].RunCount, src.progs[1].RunTime = 1100, 100000+5*time.Millisecond
+	// Busy's peak: 2048 bytes in one 10ms sample, 200 KiB/s, so 100 ms at
+	// that rate takes 20 KiB, which 32 KiB holds; with 1 KiB pending, its
+	// 3 KiB free last 15 ms. Quiet was idle.
+	src.peaks = map[ebpf.MapID]hostrings.Span{
+		10: {Start: clock.Add(-20 * time.Millisecond), End: clock.Add(-10 * time.Millisecond)},
+		11: {Start: clock.Add(-20 * time.Millisecond), End: clock.Add(-10 * time.Millisecond), Bytes: 2048},
+	}
 	if _, cmd := m.Update(tickMsg(clock)); cmd == nil || src.walks != 1 {
 		t.Fatalf("a tick walked %d times and scheduled %v; want one walk and the next tick", src.walks, cmd)
 	}
 	frame := m.frame()
 	busy := lineWith(frame, reverse+"11 ") // sorted by fill: busy first, selected
-	for _, want := range []string{"busy", "user_ringbuf", "[###.......]  25.0%", "2.0KiB", "1.0KiB", "3s", "no", "writer/5"} {
+	for _, want := range []string{"busy", "user_ringbuf", "[###.......]  25.0%", "2.0KiB", "1.0KiB", "200.0KiB", "3s", "32.0KiB", "no", "writer/5"} {
 		if !strings.Contains(busy, want) {
 			t.Errorf("busy's line %q lacks %q; frame:\n%s", busy, want, frame)
 		}
+	}
+	if want := "at its peak: fills in 15ms at 200.0KiB/s; 32.0KiB holds a 100ms pause (now 4.0KiB)"; !strings.Contains(frame, want) {
+		t.Errorf("busy's details lack %q; frame:\n%s", want, frame)
 	}
 	// Sorted by CPU share: costly (0.5% of a CPU, 1000 runs/s, 5000ns a run) first.
 	costly := lineWith(frame, "21 ")
@@ -230,6 +315,9 @@ func TestTopModel(t *testing.T) {
 	m.Update(tea.KeyPressMsg{Code: tea.KeyDown})
 	if !strings.Contains(lineWith(m.frame(), reverse+"10 "), "quiet") {
 		t.Errorf("down did not select quiet:\n%s", m.frame())
+	}
+	if want := "at its peak: nothing produced in 1s: any ring holds a pause at that rate; 4.0KiB, the smallest for what was pending, does (now 4.0KiB)"; !strings.Contains(m.frame(), want) && os.Getpagesize() == 4096 {
+		t.Errorf("quiet's details lack %q; frame:\n%s", want, m.frame())
 	}
 	m.Update(tea.KeyPressMsg{Code: 's', Text: "s"})
 	m.Update(tea.KeyPressMsg{Code: 's', Text: "s"})

@@ -20,6 +20,7 @@ import (
 	"github.com/ringwatch/ringwatch/internal/privilege"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 	"github.com/ringwatch/ringwatch/pkg/control"
+	"github.com/ringwatch/ringwatch/pkg/hostrings"
 	"github.com/ringwatch/ringwatch/pkg/loader"
 	"github.com/ringwatch/ringwatch/pkg/metrics"
 	"github.com/ringwatch/ringwatch/pkg/output"
@@ -94,8 +95,9 @@ type runConfig struct {
 	duration     time.Duration
 	pids         []uint32
 	ctlSocket    string
-	hostRings    bool // the census of every ring on the host
-	progStats    bool // the kernel's run statistics of every program
+	hostRings    bool          // the census of every ring on the host
+	hostPause    time.Duration // the consumer pause the host rings' advised capacity is for
+	progStats    bool          // the kernel's run statistics of every program
 }
 
 // runFlagValues are run's flags as given, each checked on its own.
@@ -103,7 +105,7 @@ type runFlagValues struct {
 	source, transport, wakeup, consumerCPUs, ringSize *string
 	cpusPerRing, consumers                            *int
 	output, pids, ctlSocket                           *string
-	duration                                          *time.Duration
+	duration, hostPause                               *time.Duration
 	hostRings, progStats                              *bool
 	web                                               *webFlags
 }
@@ -131,6 +133,8 @@ func runFlags() (flagSet, runFlagValues) {
 		pids:      fs.String("pid", "", "comma-separated process ids the syscalls source is limited to; empty means every process but ringwatch"),
 		ctlSocket: fs.String("ctl.socket", control.DefaultSocket, "unix socket that 'ringwatch ctl' reaches this run on; empty for none"),
 		hostRings: fs.Bool("host-rings", true, "serve ringwatch_host_ring_* metrics of every BPF ring buffer and user ring on the host (needs CAP_SYS_ADMIN)"),
+		hostPause: fs.Duration("host-rings.pause", hostrings.DefaultPause, true, "100ms",
+			"the consumer pause ringwatch_host_ring_advised_capacity_bytes is for: the ring that holds it at the ring's peak rate"),
 		progStats: fs.Bool("prog-stats", false, "turn the kernel's BPF run statistics on while running and serve ringwatch_bpf_program_* metrics of every program on the host; costs every program run on the host some 70ns"),
 	}
 }
@@ -147,7 +151,10 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 		return runConfig{}, err
 	}
 	cfg := runConfig{web: f.web, duration: *f.duration, ctlSocket: *f.ctlSocket,
-		cpusPerRing: *f.cpusPerRing, consumers: *f.consumers, hostRings: *f.hostRings, progStats: *f.progStats}
+		cpusPerRing: *f.cpusPerRing, consumers: *f.consumers, hostRings: *f.hostRings, hostPause: *f.hostPause, progStats: *f.progStats}
+	if !cfg.hostRings && flagGiven(fs, "host-rings.pause") {
+		return runConfig{}, fmt.Errorf("--host-rings.pause sizes the host rings, which --host-rings=false turns off: leave one of them out")
+	}
 	var err error
 	if cfg.sources, err = abi.SplitList(*f.source); err != nil {
 		return runConfig{}, fmt.Errorf("--source: %w", err)
@@ -322,7 +329,7 @@ func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, side.Close()) }()
-	host := startHostWatch(cfg.hostRings, cfg.progStats, stderr)
+	host := startHostWatch(cfg.hostRings, cfg.hostPause, cfg.progStats, stderr)
 	defer func() { err = errors.Join(err, host.Close()) }()
 	// Everything that needs a capability is done: give up what running
 	// does not need, before serving anyone.

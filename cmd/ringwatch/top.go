@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/cilium/ebpf"
 
 	"github.com/ringwatch/ringwatch/pkg/hostrings"
 	"github.com/ringwatch/ringwatch/pkg/progstats"
@@ -19,8 +22,10 @@ import (
 const topUsage = `Usage: ringwatch top [flags]
 
 A live view of every BPF ring and program on the host, refreshed every
---interval. Rings: fill bar, bytes in and out per second, time until full,
-stalled, owner. Programs: runs per second, mean time per run and the share of
+--interval. Rings: fill bar, bytes in and out per second, the peak (the
+highest rate in over one 10ms sample since the last refresh), time until
+full, the size advised for a consumer pause of --pause at the peak (as in
+'ringwatch rings'), stalled, owner. Programs: runs per second, mean time per run and the share of
 one CPU they take, from the kernel's run statistics, which top turns on while
 it runs (they cost every program run on the host some 70ns) and off when it
 exits. It needs no 'ringwatch run'. Needs CAP_SYS_ADMIN.
@@ -44,12 +49,13 @@ cannot be read, 2 for a wrong command line.
 type topConfig struct {
 	once     bool
 	interval time.Duration
+	pause    time.Duration // the consumer pause the sizing advice is for
 }
 
 // topFlagValues are top's flags as given, each checked on its own.
 type topFlagValues struct {
-	once     *bool
-	interval *time.Duration
+	once            *bool
+	interval, pause *time.Duration
 }
 
 // topFlags defines top's flags. The test of every flag's bad values
@@ -59,6 +65,7 @@ func topFlags() (flagSet, topFlagValues) {
 	return fs, topFlagValues{
 		once:     fs.Bool("once", false, "print one frame, from two readings --interval apart, and exit: for scripts"),
 		interval: fs.Duration("interval", time.Second, true, "1s", "time between refreshes, 100ms or more"),
+		pause:    fs.Duration("pause", hostrings.DefaultPause, true, "100ms", "the consumer pause the sizing advice is for: the ring that holds it at the peak rate"),
 	}
 }
 
@@ -79,7 +86,7 @@ func parseTopFlags(args []string, stderr io.Writer) (topConfig, error) {
 	if *f.interval < minTopInterval {
 		return topConfig{}, fmt.Errorf("--interval %v: give %v or more", *f.interval, minTopInterval)
 	}
-	return topConfig{once: *f.once, interval: *f.interval}, nil
+	return topConfig{once: *f.once, interval: *f.interval, pause: *f.pause}, nil
 }
 
 func topCommand(args []string, stdout, stderr io.Writer) int {
@@ -112,8 +119,18 @@ func top(cfg topConfig, stdout io.Writer) (err error) {
 	}
 	defer func() { err = errors.Join(err, stats.Close()) }()
 
-	src := hostSource{census: census}
+	// The peaks need the positions every census sample period, more
+	// often than the view refreshes.
+	src := hostSource{census: census, peaks: hostrings.NewPeaks(hostrings.PeakOptions{Window: cfg.interval})}
+	ctx, stop := context.WithCancel(context.Background())
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		src.sample(ctx, census.Options().SampleEvery)
+	}()
+	defer func() { stop(); <-sampled }()
 	m := newTopModel(src, time.Now, cfg.interval)
+	m.pause = cfg.pause
 	if cfg.once {
 		m.refresh(time.Now())
 		time.Sleep(cfg.interval)
@@ -138,17 +155,40 @@ func top(cfg topConfig, stdout io.Writer) (err error) {
 // topSource is what the view reads at each refresh.
 type topSource interface {
 	Rings(now time.Time) []hostrings.Ring
+	// Peak is ring id's span of the highest producer rate since the
+	// last refresh, or about.
+	Peak(id ebpf.MapID, now time.Time) (hostrings.Span, bool)
 	Programs() ([]progstats.Program, error)
 	Walk() error
 }
 
-// hostSource reads the host: the census, walked again at each refresh, and
-// every program.
-type hostSource struct{ census *hostrings.Census }
+// hostSource reads the host: the census, walked again at each refresh, its
+// peaks, fed every census sample period by sample, and every program.
+type hostSource struct {
+	census *hostrings.Census
+	peaks  *hostrings.Peaks
+}
 
-func (h hostSource) Rings(now time.Time) []hostrings.Ring   { return h.census.Sample(now) }
+func (h hostSource) Rings(now time.Time) []hostrings.Ring { return h.census.Sample(now) }
+func (h hostSource) Peak(id ebpf.MapID, now time.Time) (hostrings.Span, bool) {
+	return h.peaks.Peak(id, now)
+}
 func (h hostSource) Programs() ([]progstats.Program, error) { return progstats.List() }
 func (h hostSource) Walk() error                            { return h.census.Walk() }
+
+// sample feeds the peaks every period until ctx is done.
+func (h hostSource) sample(ctx context.Context, every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			h.peaks.Observe(h.census.Sample(time.Now())) // the reading's time, not the tick's (see Census.Run)
+		}
+	}
+}
 
 // progRow is one program with its rates over the last refresh.
 type progRow struct {
@@ -193,6 +233,7 @@ type topModel struct {
 	src      topSource
 	now      func() time.Time
 	interval time.Duration
+	pause    time.Duration // the consumer pause the sizing advice is for
 
 	lastAt    time.Time
 	lastRings []hostrings.Ring
@@ -209,7 +250,7 @@ type topModel struct {
 }
 
 func newTopModel(src topSource, now func() time.Time, interval time.Duration) *topModel {
-	return &topModel{src: src, now: now, interval: interval, width: 160, height: 48}
+	return &topModel{src: src, now: now, interval: interval, pause: hostrings.DefaultPause, width: 160, height: 48}
 }
 
 // tickMsg asks for a refresh.
@@ -275,6 +316,13 @@ func (m *topModel) refresh(now time.Time) {
 		dt = 0
 	}
 	m.rings = ringRows(m.lastRings, rings, dt)
+	page := os.Getpagesize()
+	for i := range m.rings {
+		r := &m.rings[i]
+		if peak, ok := m.src.Peak(r.ID, now); ok && r.HasPositions() {
+			r.Advice, r.HasAdvice = hostrings.Advise(r.Ring, peak, m.pause, page), true
+		}
+	}
 	m.progs = progRows(m.lastProgs, progs, dt)
 	m.lastAt, m.lastRings, m.lastProgs = now, rings, progs
 	m.order()
@@ -358,8 +406,8 @@ func (m *topModel) frame() string {
 
 	b.WriteString("\n")
 	m.title(&b, paneRings, "RINGS", ringSorts)
-	header := fmt.Sprintf("%-7s %-16s %-12s %9s %-22s %10s %10s %9s %-7s %s",
-		"ID", "NAME", "TYPE", "CAPACITY", "FILL", "IN/s", "OUT/s", "FULL IN", "STALLED", "OWNER")
+	header := fmt.Sprintf("%-7s %-16s %-12s %9s %-22s %10s %10s %10s %9s %9s %-7s %s",
+		"ID", "NAME", "TYPE", "CAPACITY", "FILL", "IN/s", "OUT/s", "PEAK IN/s", "FULL IN", "FOR "+m.pause.String(), "STALLED", "OWNER")
 	b.WriteString(m.fit(header) + "\n")
 	start, rows := window(m.rings, m.cursor[paneRings], ringRoom)
 	for i, r := range rows {
@@ -410,8 +458,8 @@ func (m *topModel) fit(line string) string {
 func (m *topModel) details() string {
 	if m.pane == paneRings && m.cursor[paneRings] < len(m.rings) {
 		r := m.rings[m.cursor[paneRings]]
-		return fmt.Sprintf("map %d %s: owners %s; programs %s; consumer may pause %s before an empty ring fills",
-			r.ID, r.Name, owners(r.Owners), programs(r.Programs), formatWait(r.ConsumerGrace))
+		return fmt.Sprintf("map %d %s: owners %s; programs %s; consumer may pause %s before an empty ring fills; at its peak: %s",
+			r.ID, r.Name, owners(r.Owners), programs(r.Programs), formatWait(r.ConsumerGrace), sizingSentence(r, m.interval))
 	}
 	if m.pane == panePrograms && m.cursor[panePrograms] < len(m.progs) {
 		p := m.progs[m.cursor[panePrograms]]
@@ -436,12 +484,19 @@ func ringLine(r ringRow) string {
 		name += "*"
 	}
 	if !r.HasPositions() {
-		return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %9s %-7s %s", r.ID, clip(name, 16), "perf_array",
-			strconv.Itoa(r.CPUs)+" CPUs", "-", "-", "-", "-", "-", owners(r.Owners))
+		return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %10s %9s %9s %-7s %s", r.ID, clip(name, 16), "perf_array",
+			strconv.Itoa(r.CPUs)+" CPUs", "-", "-", "-", "-", "-", "-", "-", owners(r.Owners))
 	}
-	return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %9s %-7s %s", r.ID, clip(name, 16), r.Kind,
-		formatBytes(float64(r.Capacity)), fillBar(r.Fill()), formatBytes(r.In), formatBytes(r.Out),
-		formatWait(r.ToFull), yesNo(r.Rates.Stalled), owners(r.Owners))
+	peak, advised := "-", "-"
+	if r.HasAdvice {
+		peak, advised = formatBytes(r.Advice.Rate), "none"
+		if r.Advice.Capacity != 0 {
+			advised = formatBytes(float64(r.Advice.Capacity))
+		}
+	}
+	return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %10s %9s %9s %-7s %s", r.ID, clip(name, 16), r.Kind,
+		formatBytes(float64(r.Capacity)), fillBar(r.Fill()), formatBytes(r.In), formatBytes(r.Out), peak,
+		formatWait(r.ToFull), advised, yesNo(r.Rates.Stalled), owners(r.Owners))
 }
 
 // fillBar is a ten-cell bar and the percentage: [###.......]  30.0%.

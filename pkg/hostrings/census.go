@@ -61,6 +61,9 @@ type Ring struct {
 	// only grow, records' headers and padding included. 0 for perf event
 	// arrays, whose positions the census cannot see.
 	Producer, Consumer uint64
+	// SampledAt is when the positions were read: the now of
+	// [Census.Sample].
+	SampledAt time.Time
 
 	// Stalled: bytes are pending and the consumer position has not moved
 	// for longer than Options.StallAfter.
@@ -281,6 +284,7 @@ func (c *Census) Sample(now time.Time) []Ring {
 	rings := make([]Ring, 0, len(c.rings))
 	for _, h := range c.rings {
 		r := h.ring
+		r.SampledAt = now
 		if h.pos != nil {
 			r.Producer, r.Consumer = h.pos.load()
 			mo := c.motion[r.ID]
@@ -309,8 +313,12 @@ func (c *Census) Run(ctx context.Context, onSample func([]Ring), onError func(er
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-sample.C:
-			rings := c.Sample(now)
+		case <-sample.C:
+			// The time of the reading, not of the tick: a tick read
+			// late carries the time it fired, and a span stamped with it
+			// would hold more bytes than its length says (the peaks
+			// take rates from these times).
+			rings := c.Sample(time.Now())
 			if onSample != nil {
 				onSample(rings)
 			}

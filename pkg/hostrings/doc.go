@@ -17,6 +17,13 @@
 // The kernel lets only CAP_SYS_ADMIN walk map IDs; without it [Open]
 // returns an error wrapping [ErrPermission].
 //
+// [Peaks] and [Advise] are the sizing model: fed the census's samples,
+// Peaks keeps each ring's peak, the span between two samples (10 ms apart
+// in [Census.Run]) with the highest producer rate, and Advise says from it
+// how long the ring lasts at that rate with its consumer stopped, and the
+// smallest ring the kernel accepts that would hold a consumer pause of a
+// given length.
+//
 // Perf event arrays are listed with their slots (one per CPU), programs and
 // owners, but no positions: a perf buffer's head and tail live in each
 // owner's mmap of its perf event, not in the map.

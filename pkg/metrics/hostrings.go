@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,18 +39,41 @@ var (
 	hostRingInfoDesc = prometheus.NewDesc("ringwatch_host_ring_info",
 		"Always 1: a ring on the host, with its kind, the comm of the processes holding it, the programs using it, and whether it is ringwatch's own.",
 		[]string{"map_id", "map_name", "type", "owner", "programs", "ours"}, nil)
+
+	hostRingPeakRateDesc = prometheus.NewDesc("ringwatch_host_ring_peak_produced_bytes_per_second",
+		"The highest rate the ring's producers wrote at over one census sample (10ms) in the last minute: the burst a consumer pause must be sized for, which an average over the scrape interval hides.", hostRingLabels, nil)
+	hostRingToFullAtPeakDesc = prometheus.NewDesc("ringwatch_host_ring_time_to_full_at_peak_seconds",
+		"How long the ring's free bytes last at its peak rate if its consumer stops now: (capacity - pending) / peak rate; +Inf when nothing was produced in the last minute.", hostRingLabels, nil)
+	hostRingAdvisedDesc = prometheus.NewDesc("ringwatch_host_ring_advised_capacity_bytes",
+		"The smallest ring the kernel accepts (a power of two, a multiple of the page size) that holds a consumer pause of ringwatch_host_ring_advice_pause_seconds at the peak rate, with the bytes pending as the peak began; +Inf when no ring (2GiB at most) holds it.", hostRingLabels, nil)
+	hostRingAdvicePauseDesc = prometheus.NewDesc("ringwatch_host_ring_advice_pause_seconds",
+		"The consumer pause ringwatch_host_ring_advised_capacity_bytes is for (--host-rings.pause).", nil, nil)
 )
+
+// HostRingOptions tune a [HostRingCollector]; zero values take the
+// defaults.
+type HostRingOptions struct {
+	// Pause is the consumer pause the advised capacity is for:
+	// hostrings.DefaultPause when 0.
+	Pause time.Duration
+}
 
 // FillBuckets are the upper bounds of the fill ratio histogram.
 var FillBuckets = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1}
 
 // HostRingCollector exposes the host ring census: every ring buffer and
 // user ring buffer on the host, by map ID and name. Each scrape reads the
-// positions once; the fill ratio histogram is fed between scrapes by
-// [HostRingCollector.Observe], from the census's own sampling loop. A ring
-// that leaves the census leaves the metrics with it.
+// positions once; the fill ratio histogram and the peak rates
+// ([hostrings.Peaks], over the last minute) are fed between scrapes by
+// [HostRingCollector.Observe], from the census's own sampling loop, and
+// each scrape gives the sizing advice ([hostrings.Advise]) at the peak. A
+// ring that leaves the census leaves the metrics with it.
 type HostRingCollector struct {
 	rings RingSampler
+	peaks *hostrings.Peaks
+	pause time.Duration
+	page  int
+	now   func() time.Time // the clock the peak window moves by
 
 	mu   sync.Mutex
 	fill map[ebpf.MapID]*fillHistogram
@@ -63,13 +88,19 @@ type fillHistogram struct {
 var _ prometheus.Collector = (*HostRingCollector)(nil)
 
 // NewHostRingCollector reads rings at each scrape.
-func NewHostRingCollector(rings RingSampler) *HostRingCollector {
-	return &HostRingCollector{rings: rings, fill: map[ebpf.MapID]*fillHistogram{}}
+func NewHostRingCollector(rings RingSampler, opts HostRingOptions) *HostRingCollector {
+	if opts.Pause <= 0 {
+		opts.Pause = hostrings.DefaultPause
+	}
+	return &HostRingCollector{rings: rings, fill: map[ebpf.MapID]*fillHistogram{}, pause: opts.Pause, page: os.Getpagesize(),
+		peaks: hostrings.NewPeaks(hostrings.PeakOptions{Window: hostrings.DefaultPeakWindow}), now: time.Now}
 }
 
-// Observe adds each ring's fill ratio to its histogram, and forgets the
-// histograms of rings that are gone. It is the census's sample callback.
+// Observe adds each ring's fill ratio to its histogram and its positions
+// to its peaks, and forgets the rings that are gone. It is the census's
+// sample callback: each sample's spans are the census's sample periods.
 func (c *HostRingCollector) Observe(rings []hostrings.Ring) {
+	c.peaks.Observe(rings)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	seen := make(map[ebpf.MapID]bool, len(rings))
@@ -100,14 +131,19 @@ func (c *HostRingCollector) Observe(rings []hostrings.Ring) {
 // Describe sends the descriptors of every metric Collect may send.
 func (c *HostRingCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{hostRingCapacityDesc, hostRingProducedDesc, hostRingConsumedDesc,
-		hostRingPendingDesc, hostRingFillDesc, hostRingStalledDesc, hostRingInfoDesc} {
+		hostRingPendingDesc, hostRingFillDesc, hostRingStalledDesc, hostRingInfoDesc,
+		hostRingPeakRateDesc, hostRingToFullAtPeakDesc, hostRingAdvisedDesc, hostRingAdvicePauseDesc} {
 		ch <- d
 	}
 }
 
-// Collect reads every ring's positions once and sends them.
+// Collect reads every ring's positions once and sends them, with the
+// sizing advice of each ring whose peak is known (one sample period after
+// it was first observed).
 func (c *HostRingCollector) Collect(ch chan<- prometheus.Metric) {
-	rings := c.rings.Sample(time.Now())
+	now := c.now()
+	rings := c.rings.Sample(now)
+	ch <- prometheus.MustNewConstMetric(hostRingAdvicePauseDesc, prometheus.GaugeValue, c.pause.Seconds())
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range rings {
@@ -147,7 +183,25 @@ func (c *HostRingCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		ch <- prometheus.MustNewConstHistogram(hostRingFillDesc, count, sum, buckets, id, r.Name)
+		if peak, ok := c.peaks.Peak(r.ID, now); ok {
+			a := hostrings.Advise(r, peak, c.pause, c.page)
+			gauge(hostRingPeakRateDesc, a.Rate)
+			gauge(hostRingToFullAtPeakDesc, secondsOrInf(a.ToFull))
+			advised := math.Inf(1)
+			if a.Capacity != 0 {
+				advised = float64(a.Capacity)
+			}
+			gauge(hostRingAdvisedDesc, advised)
+		}
 	}
+}
+
+// secondsOrInf is d in seconds, +Inf for hostrings.Forever.
+func secondsOrInf(d time.Duration) float64 {
+	if d == hostrings.Forever {
+		return math.Inf(1)
+	}
+	return d.Seconds()
 }
 
 // ownerComms is the owners' command names, sorted, each once: a label

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"regexp"
@@ -39,14 +40,19 @@ func TestHostRingCollectorOnPlainRings(t *testing.T) {
 			Owners:   []hostrings.Owner{{PID: 10, Comm: "y"}, {PID: 11, Comm: "x"}, {PID: 12, Comm: "y"}}, Ours: true},
 		{ID: 9, Name: "perf", Kind: hostrings.PerfEventArray, CPUs: 2},
 	}
-	c := NewHostRingCollector(rings)
+	c := NewHostRingCollector(rings, HostRingOptions{})
 	// Fills 0.5 (bucket 0.5), then 0 and 1 by hand.
 	c.Observe(rings)
 	empty, full := rings[0], rings[0]
 	empty.Producer, full.Producer = empty.Consumer, empty.Consumer+4096
 	c.Observe([]hostrings.Ring{empty})
 	c.Observe([]hostrings.Ring{full})
+	// All three samples at one moment: no span, so no peak and no advice
+	// yet (see TestHostRingSizingOnPlainRings), only the pause it is for.
 	want := `
+# HELP ringwatch_host_ring_advice_pause_seconds The consumer pause ringwatch_host_ring_advised_capacity_bytes is for (--host-rings.pause).
+# TYPE ringwatch_host_ring_advice_pause_seconds gauge
+ringwatch_host_ring_advice_pause_seconds 0.1
 # HELP ringwatch_host_ring_capacity_bytes Data size of a ring buffer or user ring buffer on the host, whoever loaded it.
 # TYPE ringwatch_host_ring_capacity_bytes gauge
 ringwatch_host_ring_capacity_bytes{map_id="7",map_name="events"} 4096
@@ -91,6 +97,76 @@ ringwatch_host_ring_stalled{map_id="7",map_name="events"} 1
 	c.Observe(nil)
 	if len(c.fill) != 0 {
 		t.Errorf("histograms of rings gone are kept: %v", c.fill)
+	}
+}
+
+// TestHostRingSizingOnPlainRings feeds the collector samples by hand, on a
+// clock of its own: a ring that bursts at 340 MB/s, one that is idle, one
+// that no ring could hold a pause of, and a perf event array. The advice
+// of each is served; a minute after the last sample, the peak has left
+// the window and the advice with it.
+func TestHostRingSizingOnPlainRings(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	rings := fixedRings{
+		{ID: 1, Name: "bursty", Kind: hostrings.RingBuf, Capacity: 4 << 20},
+		{ID: 2, Name: "idle", Kind: hostrings.RingBuf, Capacity: 64 << 10, Producer: 3200},
+		{ID: 3, Name: "huge", Kind: hostrings.UserRingBuf, Capacity: 1 << 31},
+		{ID: 4, Name: "perf", Kind: hostrings.PerfEventArray, CPUs: 2},
+	}
+	c := NewHostRingCollector(rings, HostRingOptions{})
+	clock := t0
+	c.now = func() time.Time { return clock }
+	sample := func(at time.Duration, bursty, huge uint64) {
+		for i := range rings {
+			rings[i].SampledAt = t0.Add(at)
+		}
+		rings[0].Producer += bursty
+		rings[0].Consumer += bursty // the consumer keeps up: nothing pending
+		rings[2].Producer += huge
+		rings[2].Consumer += huge
+		c.Observe(rings)
+	}
+	sample(0, 0, 0)
+	sample(10*time.Millisecond, 3_400_000, 300_000_000) // 340 MB/s, 30 GB/s
+	sample(20*time.Millisecond, 10_000, 1000)
+	clock = t0.Add(30 * time.Millisecond)
+
+	families := gather(t, c)
+	page := float64(max(os.Getpagesize(), 4096))
+	for _, tc := range []struct {
+		id                     ebpf.MapID
+		rate, toFull, capacity float64
+	}{
+		{1, 340e6, float64(4<<20) / 340e6, 64 << 20},  // 34 MB in 100 ms: 64 MiB
+		{2, 0, math.Inf(1), page},                     // the smallest ring, for 3200 pending
+		{3, 30e9, float64(1<<31) / 30e9, math.Inf(1)}, // 3 GB in 100 ms: no ring holds it
+	} {
+		for name, want := range map[string]float64{
+			"ringwatch_host_ring_peak_produced_bytes_per_second": tc.rate,
+			"ringwatch_host_ring_time_to_full_at_peak_seconds":   tc.toFull,
+			"ringwatch_host_ring_advised_capacity_bytes":         tc.capacity,
+		} {
+			got, _, ok := hostSeries(families, name, tc.id)
+			if !ok || !(got == want || math.Abs(got-want) <= 1e-6*math.Abs(want)) {
+				t.Errorf("map %d: %s %v (served: %v), want %v", tc.id, name, got, ok, want)
+			}
+		}
+	}
+	if _, _, ok := hostSeries(families, "ringwatch_host_ring_advised_capacity_bytes", 4); ok {
+		t.Error("advice served for a perf event array")
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
+	}
+
+	// A minute on, with no sample since: no peak in the window.
+	clock = t0.Add(time.Minute + time.Second)
+	families = gather(t, c)
+	if got, _, ok := hostSeries(families, "ringwatch_host_ring_peak_produced_bytes_per_second", 1); ok {
+		t.Errorf("a peak (%v) served a minute after the last sample", got)
+	}
+	if _, ok := families["ringwatch_host_ring_advice_pause_seconds"]; !ok {
+		t.Error("the pause is not served")
 	}
 }
 
@@ -143,7 +219,7 @@ func TestHostRingMetricsOfAnotherProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer census.Close()
-	c := NewHostRingCollector(census)
+	c := NewHostRingCollector(census, HostRingOptions{Pause: 250 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -167,6 +243,20 @@ func TestHostRingMetricsOfAnotherProcess(t *testing.T) {
 		if got, _, ok := hostSeries(families, name, child.MapID); !ok || got != want {
 			t.Errorf("%s: %v (served: %v), want %v", name, got, ok, want)
 		}
+	}
+	// Nothing written since the census opened: a peak of 0, never full,
+	// and the advice is the smallest ring, for the 3200 bytes pending.
+	for name, want := range map[string]float64{
+		"ringwatch_host_ring_peak_produced_bytes_per_second": 0,
+		"ringwatch_host_ring_time_to_full_at_peak_seconds":   math.Inf(1),
+		"ringwatch_host_ring_advised_capacity_bytes":         float64(max(os.Getpagesize(), 4096)),
+	} {
+		if got, _, ok := hostSeries(families, name, child.MapID); !ok || got != want {
+			t.Errorf("%s: %v (served: %v), want %v", name, got, ok, want)
+		}
+	}
+	if got := families["ringwatch_host_ring_advice_pause_seconds"].GetMetric()[0].GetGauge().GetValue(); got != 0.25 {
+		t.Errorf("ringwatch_host_ring_advice_pause_seconds %v, want 0.25", got)
 	}
 	// 3200 of 65536 bytes: every sample is 0.049 full.
 	if n, _, ok := hostSeries(families, "ringwatch_host_ring_fill_ratio", child.MapID); !ok || n < 1 {
@@ -266,7 +356,7 @@ func TestHostMetricsInReadme(t *testing.T) {
 		t.Fatal(err)
 	}
 	descs := make(chan *prometheus.Desc, 32)
-	NewHostRingCollector(fixedRings{}).Describe(descs)
+	NewHostRingCollector(fixedRings{}, HostRingOptions{}).Describe(descs)
 	NewProgramCollector().Describe(descs)
 	close(descs)
 	name := regexp.MustCompile(`fqName: "([^"]+)"`)
@@ -281,7 +371,7 @@ func TestHostMetricsInReadme(t *testing.T) {
 			t.Errorf("README's metric table has no row for %s", m[1])
 		}
 	}
-	if n != 10 {
-		t.Errorf("%d metrics described, want 10", n)
+	if n != 14 {
+		t.Errorf("%d metrics described, want 14", n)
 	}
 }

@@ -51,6 +51,16 @@ const (
 	RecordBytes = 32
 	// UserRingSize is the data size of the user ring.
 	UserRingSize = 64 << 10
+
+	// BurstRingName is the BurstRing child's ring, BurstProgName its
+	// writer, BurstRingSize its data size.
+	BurstRingName = "rc_burst_ring"
+	BurstProgName = "rc_burst_write"
+	BurstRingSize = 1 << 20
+	// BurstPayload is what the burst writer writes per run: one record
+	// of BurstRecordBytes in the ring, round_up(8+16376, 8) = 16 KiB.
+	BurstPayload     = 16<<10 - 8
+	BurstRecordBytes = 16 << 10
 )
 
 // Kind chooses the child's ring.
@@ -64,6 +74,11 @@ const (
 	// BPF_MAP_TYPE_USER_RINGBUF (map user_ring) that the child writes data
 	// messages into, and the program that drains them.
 	UserRing Kind = "user_ringbuf"
+	// BurstRing: a BPF_MAP_TYPE_RINGBUF named BurstRingName and a socket
+	// filter program BurstProgName that writes one record of
+	// BurstRecordBytes per run, in one step of the producer position: a
+	// burst that a reader of the positions sees whole or not at all.
+	BurstRing Kind = "burst_ringbuf"
 	// PerfArray: a BPF_MAP_TYPE_PERF_EVENT_ARRAY named PerfName with a
 	// slot per possible CPU, and no program; its buffers are not opened.
 	PerfArray Kind = "perf_event_array"
@@ -146,6 +161,8 @@ func (c *Child) Comm() string {
 //	drain        UserRing: run the drain program once; answers the message count
 //	load         Ring: write a record every millisecond and read every 5ms, in the background
 //	stop-reading Ring: the background writing goes on, the reading stops
+//	bursts D     Ring, BurstRing: write one record every D (a duration) and read it, in the
+//	             background, so that the ring never fills
 func (c *Child) Do(t testing.TB, command string) string {
 	t.Helper()
 	if _, err := fmt.Fprintln(c.in, command); err != nil {
@@ -185,6 +202,8 @@ func serve(kind Kind, stdin io.Reader, stdout io.Writer) error {
 	switch kind {
 	case Ring:
 		r, err = newKernelRing()
+	case BurstRing:
+		r, err = newBurstRing()
 	case UserRing:
 		r, err = newUserRing()
 	case PerfArray:
@@ -311,6 +330,16 @@ func (k *kernelRing) do(verb, arg string) (string, error) {
 	case "stop-reading":
 		k.reading <- false
 		return "", nil
+	case "bursts":
+		every, err := time.ParseDuration(arg)
+		if err != nil {
+			return "", err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		k.stopLoad = cancel
+		k.wg.Add(1)
+		go k.bursts(ctx, every)
+		return "", nil
 	}
 	return "", fmt.Errorf("unknown command")
 }
@@ -339,6 +368,22 @@ func (k *kernelRing) load(ctx context.Context) {
 	}
 }
 
+// bursts writes one record every period and reads it, until ctx is done.
+func (k *kernelRing) bursts(ctx context.Context, every time.Duration) {
+	defer k.wg.Done()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			_ = k.write(1)
+			_, _ = k.read()
+		}
+	}
+}
+
 func (k *kernelRing) close() {
 	if k.stopLoad != nil {
 		k.stopLoad()
@@ -347,6 +392,52 @@ func (k *kernelRing) close() {
 	k.cons.Close()
 	k.prog.Close()
 	k.m.Close()
+}
+
+// newBurstRing is the BurstRing child: its ring, a one-entry array whose
+// value is the payload, and a writer that outputs the whole value as one
+// record with bpf_ringbuf_output(&ring, value, BurstPayload, 0).
+func newBurstRing() (*kernelRing, error) {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: BurstRingName, Type: ebpf.RingBuf, MaxEntries: BurstRingSize})
+	if err != nil {
+		return nil, fmt.Errorf("create ring buffer: %w", err)
+	}
+	payload, err := ebpf.NewMap(&ebpf.MapSpec{Name: "rc_burst_data", Type: ebpf.Array, KeySize: 4, ValueSize: BurstPayload, MaxEntries: 1})
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("create payload array: %w", err)
+	}
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Name: BurstProgName, Type: ebpf.SocketFilter, License: "Dual MIT/GPL",
+		Instructions: asm.Instructions{
+			asm.StoreImm(asm.RFP, -4, 0, asm.Word), // key 0
+			asm.LoadMapPtr(asm.R1, payload.FD()),
+			asm.Mov.Reg(asm.R2, asm.RFP),
+			asm.Add.Imm(asm.R2, -4),
+			asm.FnMapLookupElem.Call(),
+			asm.JEq.Imm(asm.R0, 0, "out"),
+			asm.LoadMapPtr(asm.R1, m.FD()),
+			asm.Mov.Reg(asm.R2, asm.R0),
+			asm.Mov.Imm(asm.R3, BurstPayload),
+			asm.Mov.Imm(asm.R4, 0),
+			asm.FnRingbufOutput.Call(),
+			asm.Mov.Imm(asm.R0, 0).WithSymbol("out"),
+			asm.Return(),
+		},
+	})
+	// The program holds the array; the child needs no descriptor of it.
+	payload.Close()
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("load burst writer: %w", err)
+	}
+	cons, err := consumer.Open(consumer.RingBuffer(BurstRingName, m))
+	if err != nil {
+		prog.Close()
+		m.Close()
+		return nil, err
+	}
+	return &kernelRing{m: m, prog: prog, cons: cons}, nil
 }
 
 // userRing is the UserRing child: ringwatch's control object (bpf/control.c)
