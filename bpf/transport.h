@@ -436,12 +436,21 @@ static __always_inline bool submit(struct output *out, void *ctx, __u32 size, co
  *   - spsc: as reserve(): a slot holds the largest record, and slot->len
  *     says how much of it is the record.
  *
- * Why not bpf_ringbuf_reserve_dynptr (Linux 5.19), which reserves a size
- * known at run time in place: its memory is reached through a dynptr, whose
- * direct pointers (bpf_dynptr_data) again need constant lengths, so the
- * string must still be read elsewhere and copied in with bpf_dynptr_write;
- * that is the copy bpf_ringbuf_output makes, plus three helper calls. Both
- * were measured on exec_ringbuf (see README, "Exec records").
+ * Two other ways were built and measured (README, "Exec records": the
+ * kernel's run time of exec_ringbuf over real execs; the three are within
+ * that measurement's noise, and this one is the smallest code that carries
+ * a record's exact length):
+ *   - bpf_ringbuf_reserve_dynptr (Linux 5.19) reserves a size known at run
+ *     time in place, but its memory is reached through bpf_dynptr_data,
+ *     which again needs a constant length, so the string is still read
+ *     elsewhere and copied in with bpf_dynptr_write: this copy, with three
+ *     more helper calls; it measured slowest.
+ *   - a ladder of constant-size bpf_ringbuf_reserve calls in 8-byte steps,
+ *     sized before the read from the tracepoint's own length of the
+ *     filename (__data_loc_filename's high 16 bits): no copy, but 33 call
+ *     sites, each a path the verifier checks, and the program's code grows
+ *     from 947 to 1710 bytes (this way: 1178), which a program that runs
+ *     cold, once per exec, may pay for in instruction cache misses.
  */
 
 /*
