@@ -17,7 +17,7 @@
 // apart from their value types (source_configs holds struct source_config).
 package ringwatch
 
-//go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir internal/abi -go-package abi -type record_type -type record_header -type exec_record -type exec_flags -type syscall_record -type source_counters -type source_config -type transport -type transport_config -type spsc_queue -type spsc_slot -type wake_state -type wakeup_mode -type sleep_state -type bench_record -type bench_args ringwatch bpf/ringwatch.c
+//go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir internal/abi -go-package abi -type record_type -type record_header -type exec_record -type exec_flags -type exec_layout -type syscall_record -type source_counters -type source_config -type transport -type transport_config -type spsc_queue -type spsc_slot -type wake_state -type wakeup_mode -type sleep_state -type bench_record -type bench_args ringwatch bpf/ringwatch.c
 //go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir internal/abi -go-package abi -type msg_type -type msg_header -type msg_ping -type msg_set_pids -type msg_source -type msg_data -type msg_reply -type msg_reject control bpf/control.c
 //go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir internal/testbpf -go-package testbpf -type fill_args -type hold_args -type hold_state testfill bpf/testfill.c
 //go:generate go tool bpf2go -target bpfel -cflags "-O2 -g -Wall -Werror -mcpu=v3" -output-dir examples/ringreader -go-package main -type record -type run_args counter examples/ringreader/bpf/counter.c

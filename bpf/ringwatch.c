@@ -27,6 +27,7 @@ struct {
 #include "settings.h"
 
 BTF_ANCHOR(enum exec_flags, anchor_exec_flags);
+BTF_ANCHOR(enum exec_layout, anchor_exec_layout);
 BTF_ANCHOR(struct exec_record, anchor_exec_record);
 BTF_ANCHOR(struct syscall_record, anchor_syscall_record);
 BTF_ANCHOR(struct spsc_slot, anchor_spsc_slot);
@@ -47,10 +48,14 @@ BTF_ANCHOR(struct bench_args, anchor_bench_args);
  * gap exactly where a record was lost. size must be a compile-time constant
  * (bpf_ringbuf_reserve takes ARG_CONST_ALLOC_SIZE_OR_ZERO), which
  * __always_inline preserves; so is transport, which leaves only the chosen
- * transport's code in each program.
+ * transport's code in each program. With SIZE_AT_SUBMIT, size is the
+ * largest the record may be, and end_record gives its length
+ * (reserve_dynamic in transport.h).
  */
+#define SIZE_FIXED false
+#define SIZE_AT_SUBMIT true
 static __always_inline void *begin_record(struct output *out, enum record_type type, __u32 size,
-					  const enum transport transport)
+					  const enum transport transport, const bool sizing)
 {
 	__u32 key = type;
 	struct source_counters *c = bpf_map_lookup_elem(&counters, &key);
@@ -74,7 +79,7 @@ static __always_inline void *begin_record(struct output *out, enum record_type t
 		c->sample_countdown = cfg->sample_every - 1;
 	seq = c->attempts++;
 
-	hdr = reserve(out, size, transport);
+	hdr = sizing == SIZE_AT_SUBMIT ? reserve_dynamic(out, size, transport) : reserve(out, size, transport);
 	if (!hdr) {
 		c->lost++;
 		return NULL;
@@ -86,14 +91,17 @@ static __always_inline void *begin_record(struct output *out, enum record_type t
 	return hdr;
 }
 
-/* Submits the record begin_record returned, counting a late refusal as lost. */
+/*
+ * Submits the record begin_record returned, size bytes long (the sizing
+ * begin_record was given), counting a late refusal as lost.
+ */
 static __always_inline void end_record(struct output *out, void *ctx, enum record_type type, __u32 size,
-				       const enum transport transport)
+				       const enum transport transport, const bool sizing)
 {
 	__u32 key = type;
 	struct source_counters *c;
 
-	if (submit(out, ctx, size, transport))
+	if (sizing == SIZE_AT_SUBMIT ? submit_dynamic(out, ctx, size, transport) : submit(out, ctx, size, transport))
 		return;
 	c = bpf_map_lookup_elem(&counters, &key);
 	if (c)
@@ -101,9 +109,46 @@ static __always_inline void end_record(struct output *out, void *ctx, enum recor
 }
 
 /*
+ * The length of an exec record whose filename, NUL included, is n bytes
+ * (1 <= n <= FILENAME_LEN), as ringwatch.h defines it; zeroes the bytes
+ * between the NUL and that length, which would otherwise carry what the
+ * scratch buffer or the ring held before. Little-endian: the last word's
+ * low bytes are the filename's.
+ */
+static __always_inline __u32 exec_record_size(struct exec_record *rec, __u32 n)
+{
+	__u32 end = __builtin_offsetof(struct exec_record, filename) + n;
+	__u32 size = (end + EXEC_RECORD_ALIGN - 1) & ~(EXEC_RECORD_ALIGN - 1);
+	__u32 kept;
+	__u64 *last;
+
+	_Static_assert(EXEC_RECORD_ALIGN == sizeof(__u64), "the last word is the alignment unit");
+	/* The verifier bounds x & ~7 by x's bound (kernel/bpf/verifier.c,
+	 * scalar32_min_max_and), 319 here, past the end of an spsc slot: say
+	 * again what is true, where the compiler cannot drop it. */
+	asm volatile("" : "+r"(size));
+	if (size > sizeof(*rec))
+		size = sizeof(*rec);
+	kept = sizeof(__u64) - (size - end); /* bytes of the last word that are content: 1 to 8 */
+	last = (void *)rec + size - sizeof(__u64);
+	if (kept < sizeof(__u64))
+		*last &= (1ULL << (kept * 8)) - 1;
+	return size;
+}
+
+/*
  * sched_process_exec fires after the new image is in place (fs/exec.c,
  * exec_binprm), so comm is already the new program's name and current's
  * tgid is the process's pid even when a non-leader thread called execve.
+ *
+ * The record is as long as its filename (see struct exec_record): it is
+ * built where reserve_dynamic says, the filename read with
+ * bpf_probe_read_kernel_str, whose return value (the bytes copied, NUL
+ * included) gives the length submit_dynamic carries. The tracepoint also
+ * gives the length before any read (the high 16 bits of
+ * __data_loc_filename: strlen + 1, include/trace/stages/
+ * stage5_get_offsets.h), which bpf_ringbuf_reserve_dynptr would need; the
+ * read's own count needs no trust in it.
  */
 static __always_inline int emit_exec(struct trace_event_raw_sched_process_exec *ctx,
 				     const enum transport transport)
@@ -114,7 +159,7 @@ static __always_inline int emit_exec(struct trace_event_raw_sched_process_exec *
 	unsigned int filename_off;
 	long n;
 
-	rec = begin_record(&out, RECORD_EXEC, sizeof(*rec), transport);
+	rec = begin_record(&out, RECORD_EXEC, sizeof(*rec), transport, SIZE_AT_SUBMIT);
 	if (!rec)
 		return 0;
 
@@ -128,12 +173,15 @@ static __always_inline int emit_exec(struct trace_event_raw_sched_process_exec *
 	filename_off = ctx->__data_loc_filename & 0xFFFF;
 	n = bpf_probe_read_kernel_str(rec->filename, sizeof(rec->filename),
 				      (void *)ctx + filename_off);
-	if (n < 0)
+	if (n <= 0) {
 		rec->filename[0] = '\0';
-	else if (n == sizeof(rec->filename))
+		n = 1;
+	} else if (n >= sizeof(rec->filename)) {
 		rec->flags |= EXEC_FILENAME_TRUNCATED;
+		n = sizeof(rec->filename);
+	}
 
-	end_record(&out, ctx, RECORD_EXEC, sizeof(*rec), transport);
+	end_record(&out, ctx, RECORD_EXEC, exec_record_size(rec, n), transport, SIZE_AT_SUBMIT);
 	return 0;
 }
 
@@ -165,13 +213,13 @@ static __always_inline int emit_sys_enter(struct bpf_raw_tracepoint_args *ctx,
 	if (!syscall_wanted(pid_tgid >> 32))
 		return 0;
 
-	rec = begin_record(&out, RECORD_SYSCALL, sizeof(*rec), transport);
+	rec = begin_record(&out, RECORD_SYSCALL, sizeof(*rec), transport, SIZE_FIXED);
 	if (!rec)
 		return 0;
 	rec->pid = pid_tgid >> 32;
 	rec->tid = (__u32)pid_tgid;
 	rec->nr = (__s64)ctx->args[1];
-	end_record(&out, ctx, RECORD_SYSCALL, sizeof(*rec), transport);
+	end_record(&out, ctx, RECORD_SYSCALL, sizeof(*rec), transport, SIZE_FIXED);
 	return 0;
 }
 

@@ -48,7 +48,17 @@ enum exec_flags {
 	EXEC_FILENAME_TRUNCATED = 1 << 0, /* filename did not fit FILENAME_LEN */
 };
 
-/* Emitted on tracepoint sched/sched_process_exec. */
+/*
+ * Emitted on tracepoint sched/sched_process_exec. A record is as long as its
+ * filename needs, not sizeof(struct exec_record): the fields up to and
+ * including comm, then filename's bytes up to and including its NUL, then
+ * zero bytes up to the next multiple of EXEC_RECORD_ALIGN. So the shortest
+ * (an empty filename) is EXEC_RECORD_MIN_SIZE rounded up, 64 bytes, and the
+ * longest, a truncated filename, is the whole struct, 312 bytes;
+ * "/usr/bin/true" makes a 72-byte record. A reader takes the filename from
+ * the record's bytes only and must accept any length from
+ * EXEC_RECORD_MIN_SIZE to the whole struct (and longer: a perf buffer pads).
+ */
 struct exec_record {
 	struct record_header hdr;
 	__u32 pid;  /* tgid of the process that exec'd */
@@ -58,6 +68,17 @@ struct exec_record {
 	char comm[COMM_LEN];         /* new comm, NUL-terminated */
 	char filename[FILENAME_LEN]; /* path given to execve, NUL-terminated */
 };
+
+/* An enum, not a macro, so that bpf2go gives it to Go (gen.go: -type). */
+enum exec_layout {
+	/* exec_record's length is a multiple of this: the next record in a
+	 * ring starts aligned with no padding of the kernel's, and the last
+	 * word can be zeroed past the NUL with one store. */
+	EXEC_RECORD_ALIGN = 8,
+};
+/* The shortest exec record's content: every field before filename, and
+ * filename's NUL. */
+#define EXEC_RECORD_MIN_SIZE (__builtin_offsetof(struct exec_record, filename) + 1)
 
 /* Emitted on raw tracepoint sys_enter (raw_syscalls/sys_enter). */
 struct syscall_record {

@@ -441,4 +441,125 @@ static __always_inline bool submit(struct output *out, void *ctx, __u32 size, co
 }
 
 
+/*
+ * Records of a size known only at run time
+ * ========================================
+ *
+ * (Added for exec records as long as their filename: a block of its own so
+ * that reserve() and submit() above stay as they are.)
+ *
+ * bpf_ringbuf_reserve takes a size the verifier knows as a constant
+ * (ARG_CONST_ALLOC_SIZE_OR_ZERO, kernel/bpf/ringbuf.c), so a record whose
+ * length is only known once its string has been read cannot be reserved in
+ * place at that length. reserve_dynamic() hands out room for max_size bytes,
+ * and submit_dynamic() then carries the first size of them, size <= max_size:
+ *
+ *   - ringbuf, percpu-ringbuf: the record is built in the per-CPU scratch of
+ *     the perfbuf programs (struct perf_scratch, with its busy flag) and
+ *     copied into the ring by bpf_ringbuf_output, whose size may vary at run
+ *     time (ARG_CONST_SIZE_OR_ZERO: bounded, not constant). The ring's room
+ *     is taken by that call, so a full ring refuses the record at submit
+ *     time: begin_record has already numbered it, and end_record counts it
+ *     lost, as it does for a perf buffer.
+ *   - perfbuf: as reserve(): the record is built in the same scratch, and
+ *     bpf_perf_event_output takes size.
+ *   - spsc: as reserve(): a slot holds the largest record, and slot->len
+ *     says how much of it is the record.
+ *
+ * Two other ways were built and measured (README, "Exec records": the
+ * kernel's run time of exec_ringbuf over real execs; the three are within
+ * that measurement's noise, and this one is the smallest code that carries
+ * a record's exact length):
+ *   - bpf_ringbuf_reserve_dynptr (Linux 5.19) reserves a size known at run
+ *     time in place, but its memory is reached through bpf_dynptr_data,
+ *     which again needs a constant length, so the string is still read
+ *     elsewhere and copied in with bpf_dynptr_write: this copy, with three
+ *     more helper calls; it measured slowest.
+ *   - a ladder of constant-size bpf_ringbuf_reserve calls in 8-byte steps,
+ *     sized before the read from the tracepoint's own length of the
+ *     filename (__data_loc_filename's high 16 bits): no copy, but 33 call
+ *     sites, each a path the verifier checks, and the program's code grows
+ *     from 947 to 1710 bytes (this way: 1178), which a program that runs
+ *     cold, once per exec, may pay for in instruction cache misses.
+ */
+
+/*
+ * Room for a record of at most max_size bytes whose length submit_dynamic
+ * gives. Returns NULL when there is none (scratch busy, queue full): the
+ * caller counts the record as lost.
+ */
+static __always_inline void *reserve_dynamic(struct output *out, __u32 max_size, const enum transport transport)
+{
+	__u32 zero = 0;
+
+	switch (transport) {
+	case TRANSPORT_RINGBUF:
+	case TRANSPORT_PERCPU_RINGBUF: {
+		struct transport_config *cfg = get_transport_config();
+		struct perf_scratch *scratch;
+
+		if (!cfg)
+			return NULL; /* cannot happen: index 0 of a 1-entry array */
+		out->cfg = cfg;
+		if (transport == TRANSPORT_RINGBUF) {
+			out->ring = &events;
+		} else {
+			__u32 ring;
+
+			if (cfg->cpus_per_ring == 0)
+				return NULL;
+			ring = bpf_get_smp_processor_id() / cfg->cpus_per_ring;
+			out->ring = bpf_map_lookup_elem(&percpu_events, &ring);
+			if (!out->ring)
+				return NULL;
+			out->ring_index = ring;
+		}
+		scratch = bpf_map_lookup_elem(&perf_scratch, &zero);
+		if (!scratch || scratch->busy)
+			return NULL;
+		scratch->busy = 1;
+		barrier();
+		out->scratch = scratch;
+		out->rec = scratch->data;
+		return out->rec;
+	}
+	default:
+		return reserve(out, max_size, transport);
+	}
+}
+
+/*
+ * Hands the first size bytes of the record reserve_dynamic returned to the
+ * consumer, waking it as submit() does. Returns false if the transport
+ * refused the record (ring or perf buffer full).
+ */
+static __always_inline bool submit_dynamic(struct output *out, void *ctx, __u32 size, const enum transport transport)
+{
+	switch (transport) {
+	case TRANSPORT_RINGBUF:
+	case TRANSPORT_PERCPU_RINGBUF: {
+		struct transport_config *cfg = out->cfg;
+		__u64 flags = BPF_RB_NO_WAKEUP; /* the flags of submit()'s ring buffer case */
+		long err;
+
+		if (cfg->wakeup == WAKEUP_EVERY)
+			flags = BPF_RB_FORCE_WAKEUP;
+		else if (cfg->wakeup == WAKEUP_KERNEL)
+			flags = 0;
+		err = bpf_ringbuf_output(out->ring, out->rec, size, flags);
+		barrier();
+		out->scratch->busy = 0;
+		if (err)
+			return false;
+		/* bpf_ringbuf_output commits with the same xchg as
+		 * bpf_ringbuf_submit: the fence WAKE_IF_ASLEEP needs. */
+		if (cfg->wakeup == WAKEUP_ADAPTIVE)
+			WAKE_IF_ASLEEP(out, bpf_ringbuf_query(out->ring, BPF_RB_AVAIL_DATA));
+		return true;
+	}
+	default:
+		return submit(out, ctx, size, transport);
+	}
+}
+
 #endif /* RINGWATCH_TRANSPORT_H */

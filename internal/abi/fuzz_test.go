@@ -20,13 +20,21 @@ func layoutBytes[T any](v *T) []byte {
 // a short one gave ErrShortRecord.
 func decodeTwice[T any](t *testing.T, in []byte, decode func([]byte) (T, error)) (T, bool) {
 	t.Helper()
+	var v T
+	return decodeTwiceFrom(t, in, int(unsafe.Sizeof(v)), decode)
+}
+
+// decodeTwiceFrom is decodeTwice for a decoder that takes records of
+// minSize bytes on.
+func decodeTwiceFrom[T any](t *testing.T, in []byte, minSize int, decode func([]byte) (T, error)) (T, bool) {
+	t.Helper()
 	var got [2]T
 	for i, fill := range []byte{0x00, 0xff} {
 		buf := append(bytes.Clone(in), bytes.Repeat([]byte{fill}, 64)...)
 		v, err := decode(buf[:len(in)])
-		if size := int(unsafe.Sizeof(v)); len(in) < size {
+		if len(in) < minSize {
 			if !errors.Is(err, ErrShortRecord) {
-				t.Fatalf("decoding %d bytes as a %d-byte %T: %v, want ErrShortRecord", len(in), size, v, err)
+				t.Fatalf("decoding %d bytes as a %T of at least %d: %v, want ErrShortRecord", len(in), v, minSize, err)
 			}
 			return v, false
 		}
@@ -57,10 +65,12 @@ func checkCString(t *testing.T, name string, field []int8, s string) {
 
 // FuzzDecodeRecords gives the record decoders arbitrary bytes, as a
 // record handed over by a ring. They must not panic, must fail exactly for
-// a record shorter than its layout, must not read past the record, and
-// must decode each field from the bytes at its offset in bpf/ringwatch.h's
-// layout: the decoded struct's memory is the record's first bytes. The
-// hand-written ParseHeader must agree with the generic Decode.
+// a record shorter than its layout (an exec record: shorter than
+// ExecMinSize, as its length follows its filename), must not read past the
+// record, and must decode each field from the bytes at its offset in
+// bpf/ringwatch.h's layout: the decoded struct's memory is the record's
+// first bytes, and an exec record's is zero past a record shorter than the
+// layout. The hand-written ParseHeader must agree with the generic Decode.
 func FuzzDecodeRecords(f *testing.F) {
 	header := func(seq uint64, typ RecordType) []byte {
 		h := Header{KtimeNs: 123456789, Seq: seq, Type: typ, Cpu: 3}
@@ -75,6 +85,17 @@ func FuzzDecodeRecords(f *testing.F) {
 	sys := SyscallRecord{Hdr: Header{Seq: 1 << 63, Type: RecordSyscall}, Pid: 7, Tid: 8, Nr: -1}
 	f.Add(header(5, RecordExec))
 	f.Add(bytes.Clone(layoutBytes(&exec)))
+	// Exec records as the producers write them: as long as the filename.
+	short := exec
+	short.Flags = 0
+	for i := range short.Filename {
+		short.Filename[i] = 0
+	}
+	copy(short.Filename[:], []int8{'/', 'b', 'i', 'n', '/', 't', 'r', 'u', 'e'})
+	f.Add(bytes.Clone(layoutBytes(&short)[:ExecRecordSize("/bin/true")]))
+	f.Add(bytes.Clone(layoutBytes(&short)[:ExecMinSize]))
+	f.Add(bytes.Clone(layoutBytes(&short)[:ExecMinSize-1]))
+	f.Add(append(bytes.Clone(layoutBytes(&short)[:ExecRecordSize("/bin/true")]), 0xff, 0xff, 0xff, 0xff)) // perf padding
 	f.Add(bytes.Clone(layoutBytes(&sys)))
 	f.Add(append(bytes.Clone(layoutBytes(&sys)), 1, 2, 3)) // ring padding after it
 	f.Add(header(0, RecordTypeLimit)[:HeaderSize-1])
@@ -99,9 +120,11 @@ func FuzzDecodeRecords(f *testing.F) {
 			}
 		}
 
-		if e, ok := decodeTwice(t, rec, DecodeExec); ok {
-			if got := layoutBytes(&e); !bytes.Equal(got, rec[:len(got)]) {
-				t.Fatalf("DecodeExec(%x) = %x", rec[:len(got)], got)
+		if e, ok := decodeTwiceFrom(t, rec, ExecMinSize, DecodeExec); ok {
+			got := layoutBytes(&e)
+			n := min(len(rec), len(got))
+			if !bytes.Equal(got[:n], rec[:n]) || !bytes.Equal(got[n:], make([]byte, len(got)-n)) {
+				t.Fatalf("DecodeExec(%x) = %x", rec[:n], got)
 			}
 			checkCString(t, "CommString", e.Comm[:], e.CommString())
 			checkCString(t, "FilenameString", e.Filename[:], e.FilenameString())

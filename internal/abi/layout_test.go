@@ -1,7 +1,9 @@
 package abi
 
 import (
+	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -73,7 +75,41 @@ func TestDecodeRejectsShortRecords(t *testing.T) {
 			t.Errorf("ParseHeader of %d bytes: %v, want ErrShortRecord", n, err)
 		}
 	}
-	if _, err := DecodeExec(full[:len(full)-1]); !errors.Is(err, ErrShortRecord) {
-		t.Errorf("DecodeExec one byte short: %v, want ErrShortRecord", err)
+	if _, err := DecodeExec(full[:ExecMinSize-1]); !errors.Is(err, ErrShortRecord) {
+		t.Errorf("DecodeExec one byte short of a NUL filename: %v, want ErrShortRecord", err)
+	}
+	for _, n := range []int{ExecMinSize, ExecRecordSize(""), ExecMaxSize - 1, ExecMaxSize, ExecMaxSize + 4} {
+		if _, err := DecodeExec(append(bytes.Clone(full), 0, 0, 0, 0)[:n]); err != nil {
+			t.Errorf("DecodeExec of %d bytes: %v", n, err)
+		}
+	}
+}
+
+// TestExecRecordSize pins the exec record's length rule of bpf/ringwatch.h
+// (struct exec_record): fields to comm, the filename and its NUL, rounded
+// up to 8; the kernel tests check the producers write exactly this.
+func TestExecRecordSize(t *testing.T) {
+	for _, c := range []struct {
+		filename string
+		want     int
+	}{
+		{"", 64},                         // 56 + 1
+		{"/bin/sh", 64},                  // 56 + 8
+		{"/bin/true", 72},                // 56 + 10
+		{"/usr/bin/true", 72},            // 56 + 14
+		{strings.Repeat("x", 254), 312},  // 56 + 255
+		{strings.Repeat("x", 255), 312},  // 56 + 256: fills the field
+		{strings.Repeat("x", 4096), 312}, // truncated
+		{strings.Repeat("x", 100), 160},  // 56 + 101 = 157
+		{strings.Repeat("x", 103), 160},  // 56 + 104
+		{strings.Repeat("x", 104), 168},  // 56 + 105
+	} {
+		if got := ExecRecordSize(c.filename); got != c.want {
+			t.Errorf("ExecRecordSize of a %d-byte filename = %d, want %d", len(c.filename), got, c.want)
+		}
+	}
+	if ExecFilenameOffset != 56 || ExecMinSize != 57 || ExecMaxSize != 312 || ExecRecordAlign != 8 {
+		t.Errorf("exec layout: filename at %d, records %d to %d bytes, aligned to %d; want 56, 57 to 312, 8",
+			ExecFilenameOffset, ExecMinSize, ExecMaxSize, ExecRecordAlign)
 	}
 }

@@ -48,6 +48,32 @@ const (
 	ExecFilenameTruncated = uint32(ringwatchExecFlagsEXEC_FILENAME_TRUNCATED)
 )
 
+// An exec record is as long as its filename needs, not the whole
+// ExecRecord (bpf/ringwatch.h, struct exec_record): the fields up to and
+// including Comm, the filename's bytes and NUL, zeros up to a multiple of
+// ExecRecordAlign.
+const (
+	// ExecFilenameOffset is where the filename starts in an exec record.
+	ExecFilenameOffset = int(unsafe.Offsetof(ExecRecord{}.Filename))
+	// ExecMinSize is the shortest exec record a decoder accepts: every
+	// field before the filename, and the filename's NUL.
+	ExecMinSize = ExecFilenameOffset + 1
+	// ExecMaxSize is the longest exec record, the whole layout: a
+	// filename of FILENAME_LEN bytes, truncated.
+	ExecMaxSize = int(unsafe.Sizeof(ExecRecord{}))
+	// ExecRecordAlign is what an exec record's length is a multiple of:
+	// enum exec_layout.
+	ExecRecordAlign = int(ringwatchExecLayoutEXEC_RECORD_ALIGN)
+)
+
+// ExecRecordSize is the length of the exec record the producers write for
+// filename, the path given to execve: a longer one is cut to fit, as the
+// producer truncates it.
+func ExecRecordSize(filename string) int {
+	n := min(len(filename)+1, ExecMaxSize-ExecFilenameOffset)
+	return (ExecFilenameOffset + n + ExecRecordAlign - 1) &^ (ExecRecordAlign - 1)
+}
+
 // Source names, as --source takes them: each writes records of one type.
 const (
 	SourceExec     = "exec"
@@ -126,8 +152,18 @@ func shortRecord(n int, v any) error {
 	return fmt.Errorf("%d-byte record, %T needs %d: %w", n, v, reflect.TypeOf(v).Size(), ErrShortRecord)
 }
 
-// DecodeExec decodes a record of type RecordExec.
-func DecodeExec(rec []byte) (ExecRecord, error) { return Decode[ExecRecord](rec) }
+// DecodeExec decodes a record of type RecordExec, of any length from
+// ExecMinSize on: the filename is what the record holds of it, and the
+// rest of the ExecRecord's Filename is zero. Bytes past ExecMaxSize (a
+// perf buffer's padding) are not read.
+func DecodeExec(rec []byte) (ExecRecord, error) {
+	var v ExecRecord
+	if len(rec) < ExecMinSize {
+		return v, fmt.Errorf("%d-byte record, %T needs at least %d: %w", len(rec), v, ExecMinSize, ErrShortRecord)
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&v)), ExecMaxSize), rec)
+	return v, nil
+}
 
 // DecodeSyscall decodes a record of type RecordSyscall.
 func DecodeSyscall(rec []byte) (SyscallRecord, error) { return Decode[SyscallRecord](rec) }

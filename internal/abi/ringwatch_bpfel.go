@@ -37,6 +37,12 @@ const (
 	ringwatchExecFlagsEXEC_FILENAME_TRUNCATED ringwatchExecFlags = 1
 )
 
+type ringwatchExecLayout uint32
+
+const (
+	ringwatchExecLayoutEXEC_RECORD_ALIGN ringwatchExecLayout = 8
+)
+
 type ringwatchExecRecord struct {
 	_        structs.HostLayout
 	Hdr      ringwatchRecordHeader

@@ -1,6 +1,7 @@
 package consumer_test
 
 import (
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -18,10 +19,24 @@ const runPathRingSize = 4 << 20
 
 // runPathProducer writes records of one source from several CPUs,
 // interleaved as CPUs share a ring, each CPU numbering its records from 0.
+// Exec records are as long as their filename, as the producers write them,
+// and take their filenames in turn from runPathFilenames.
 type runPathProducer struct {
-	record []byte // the record's memory; its header is hdr
-	hdr    *abi.Header
-	next   []uint64 // by CPU: the sequence number to write next
+	records [][]byte      // each record's memory, written in turn; its header is hdrs[i]
+	hdrs    []*abi.Header // of records
+	next    []uint64      // by CPU: the sequence number to write next
+	bytes   uint64        // of every record written
+}
+
+// runPathFilenames are paths that exec records carry, of lengths seen on
+// a Linux host: 72-byte to 104-byte records.
+var runPathFilenames = []string{
+	"/usr/bin/true",
+	"/bin/sh",
+	"/usr/lib/jvm/java-17-openjdk-amd64/bin/java",
+	"/usr/local/bin/node",
+	"/usr/bin/git",
+	"/usr/lib/git-core/git-remote-https",
 }
 
 func newRunPathProducer(typ abi.RecordType, cpus int) *runPathProducer {
@@ -29,15 +44,22 @@ func newRunPathProducer(typ abi.RecordType, cpus int) *runPathProducer {
 	switch typ {
 	case abi.RecordSyscall:
 		r := &abi.SyscallRecord{Pid: 4242, Tid: 4243, Nr: 0}
-		p.record, p.hdr = unsafe.Slice((*byte)(unsafe.Pointer(r)), unsafe.Sizeof(*r)), &r.Hdr
+		p.records = append(p.records, unsafe.Slice((*byte)(unsafe.Pointer(r)), unsafe.Sizeof(*r)))
+		p.hdrs = append(p.hdrs, &r.Hdr)
 	case abi.RecordExec:
-		r := &abi.ExecRecord{Pid: 4242, Ppid: 1}
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&r.Filename[0])), len(r.Filename)), "/usr/bin/true")
-		p.record, p.hdr = unsafe.Slice((*byte)(unsafe.Pointer(r)), unsafe.Sizeof(*r)), &r.Hdr
+		for _, name := range runPathFilenames {
+			r := &abi.ExecRecord{Pid: 4242, Ppid: 1}
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(&r.Comm[0])), len(r.Comm)), name[strings.LastIndexByte(name, '/')+1:])
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(&r.Filename[0])), len(r.Filename)), name)
+			p.records = append(p.records, unsafe.Slice((*byte)(unsafe.Pointer(r)), abi.ExecRecordSize(name)))
+			p.hdrs = append(p.hdrs, &r.Hdr)
+		}
 	default:
 		panic("no layout for record type")
 	}
-	p.hdr.Type = typ
+	for _, h := range p.hdrs {
+		h.Type = typ
+	}
 	return p
 }
 
@@ -46,12 +68,14 @@ func newRunPathProducer(typ abi.RecordType, cpus int) *runPathProducer {
 func (p *runPathProducer) fill(m *consumer.MemoryRing) int {
 	stamp := uint64(consumer.MonotonicNow() - 3000)
 	for n := 0; ; n++ {
-		cpu := n % len(p.next)
-		p.hdr.Cpu, p.hdr.Seq, p.hdr.KtimeNs = uint32(cpu), p.next[cpu], stamp
-		if !m.Put(p.record) {
+		cpu, i := n%len(p.next), n%len(p.records)
+		h := p.hdrs[i]
+		h.Cpu, h.Seq, h.KtimeNs = uint32(cpu), p.next[cpu], stamp
+		if !m.Put(p.records[i]) {
 			return n
 		}
 		p.next[cpu]++
+		p.bytes += uint64(len(p.records[i]))
 	}
 }
 
@@ -67,7 +91,7 @@ var runPathSources = []struct {
 	typ  abi.RecordType
 }{
 	{abi.SourceSyscalls, abi.RecordSyscall}, // 40-byte records
-	{abi.SourceExec, abi.RecordExec},        // 312-byte records
+	{abi.SourceExec, abi.RecordExec},        // 64- to 104-byte records: runPathFilenames
 }
 
 // TestRunPathCountsEveryRecord drains full rings, past the ring's end
@@ -92,7 +116,7 @@ func TestRunPathCountsEveryRecord(t *testing.T) {
 				}
 			}
 			tally := tr.Source(src.name)
-			want := accounting.SourceTally{Records: p.written(), Bytes: p.written() * uint64(len(p.record))}
+			want := accounting.SourceTally{Records: p.written(), Bytes: p.bytes}
 			if tally != want {
 				t.Fatalf("tally %+v, want %+v", tally, want)
 			}

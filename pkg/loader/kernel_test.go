@@ -1,11 +1,13 @@
 package loader
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -215,6 +217,114 @@ func testExecEventsArriveExactly(t *testing.T, cfg setup) {
 	}
 	if counters[0].Lost != 0 || counters[0].Attempts < n {
 		t.Errorf("exec counters: %d attempted, %d lost; want at least %d and 0", counters[0].Attempts, counters[0].Lost, n)
+	}
+}
+
+// execPaths are paths of /bin/true of several lengths, made under dir: its
+// own path, one of about 100 bytes, and one longer than FILENAME_LEN, which
+// the record truncates.
+func execPaths(t *testing.T, dir string) []string {
+	t.Helper()
+	mid := filepath.Join(dir, strings.Repeat("m", max(1, 100-len(dir)-1)))
+	long := filepath.Join(dir, strings.Repeat("d", 200), strings.Repeat("l", 100))
+	if err := os.Mkdir(filepath.Dir(long), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{mid, long} {
+		if err := os.Symlink("/bin/true", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return []string{"/bin/true", mid, long}
+}
+
+// perfRawSize is the length a perf buffer hands over for a record of n
+// bytes: the kernel rounds the raw data up so that it and its u32 size
+// make a multiple of 8 bytes (kernel/events/core.c, perf_prepare_sample).
+func perfRawSize(n int) int { return (n+4+7)&^7 - 4 }
+
+// TestExecRecordsAreAsLongAsTheirFilename execs /bin/true through paths of
+// several lengths, one longer than the record holds, on every transport:
+// each record must be exactly as long as bpf/ringwatch.h's rule says for
+// its filename (abi.ExecRecordSize; a perf buffer adds its padding), zero
+// from the filename's NUL to its end, with filename, comm and the
+// truncation flag what the exec gave.
+func TestExecRecordsAreAsLongAsTheirFilename(t *testing.T) {
+	forEachTransport(t, setup{Options: Options{Sources: sourcesNamed(t, abi.SourceExec)}}, testExecRecordsAreAsLongAsTheirFilename)
+}
+
+func testExecRecordsAreAsLongAsTheirFilename(t *testing.T, cfg setup) {
+	testenv.RequireBPF(t)
+	testenv.RequireTracefs(t)
+	paths := execPaths(t, t.TempDir())
+	p, c := openProducers(t, cfg)
+
+	self := uint32(os.Getpid())
+	type arrival struct {
+		rec  abi.ExecRecord
+		size int
+		tail []byte // from the filename's NUL to the end of the record
+	}
+	ours := map[uint32]arrival{}
+	finish := consume(t, p, c, func(rec []byte) {
+		e, err := abi.DecodeExec(rec)
+		if err != nil || e.Hdr.Type != abi.RecordExec {
+			t.Errorf("exec source wrote a %d-byte record of type %d (%v)", len(rec), e.Hdr.Type, err)
+			return
+		}
+		if e.Ppid != self {
+			return // another process on the machine
+		}
+		end := min(len(rec), abi.ExecFilenameOffset+len(e.FilenameString()))
+		ours[e.Pid] = arrival{e, len(rec), bytes.Clone(rec[end:])}
+	})
+	const rounds = 3
+	want := map[uint32]string{} // filename, by pid
+	for range rounds {
+		for _, path := range paths {
+			cmd := exec.Command(path)
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("run %s: %v", path, err)
+			}
+			want[uint32(cmd.Process.Pid)] = path
+		}
+	}
+	counters := finish()
+
+	for pid, path := range want {
+		got, ok := ours[pid]
+		if !ok {
+			t.Errorf("no exec record for pid %d (%s)", pid, path)
+			continue
+		}
+		filename, truncated := path, false
+		if max := abi.ExecMaxSize - abi.ExecFilenameOffset - 1; len(path) > max {
+			filename, truncated = path[:max], true
+		}
+		size := abi.ExecRecordSize(path)
+		if cfg.kind == abi.Perfbuf {
+			size = perfRawSize(size)
+		}
+		comm := filepath.Base(path)
+		comm = comm[:min(len(comm), 15)]
+		e := got.rec
+		switch {
+		case got.size != size:
+			t.Errorf("%d-byte path: %d-byte record, want %d", len(path), got.size, size)
+		case e.FilenameString() != filename:
+			t.Errorf("%d-byte path: filename %q, want %q", len(path), e.FilenameString(), filename)
+		case e.CommString() != comm:
+			t.Errorf("%d-byte path: comm %q, want %q", len(path), e.CommString(), comm)
+		case (e.Flags&abi.ExecFilenameTruncated != 0) != truncated:
+			t.Errorf("%d-byte path: flags %#x, want truncated %v", len(path), e.Flags, truncated)
+		}
+		// The bytes a perf buffer pads with are not the producer's.
+		if tail := got.tail[:min(len(got.tail), abi.ExecRecordSize(path)-abi.ExecFilenameOffset-len(filename))]; !bytes.Equal(tail, make([]byte, len(tail))) {
+			t.Errorf("%d-byte path: record ends % x after the filename, want zeros", len(path), tail)
+		}
+	}
+	if counters[0].Lost != 0 {
+		t.Errorf("exec counters: %d lost, want 0", counters[0].Lost)
 	}
 }
 

@@ -22,7 +22,6 @@ const (
 	syscallTidOff = unsafe.Offsetof(abi.SyscallRecord{}.Tid)
 	syscallNrOff  = unsafe.Offsetof(abi.SyscallRecord{}.Nr)
 
-	execSize        = int(unsafe.Sizeof(abi.ExecRecord{}))
 	execPidOff      = unsafe.Offsetof(abi.ExecRecord{}.Pid)
 	execPpidOff     = unsafe.Offsetof(abi.ExecRecord{}.Ppid)
 	execUIDOff      = unsafe.Offsetof(abi.ExecRecord{}.Uid)
@@ -55,7 +54,7 @@ func AppendJSON(dst, rec []byte) ([]byte, error) {
 	}
 	switch h.Type {
 	case abi.RecordExec:
-		if len(rec) < execSize {
+		if len(rec) < abi.ExecMinSize { // records are as long as their filename
 			_, err := abi.DecodeExec(rec) // the same error as every decoder's
 			return dst, err
 		}
@@ -67,7 +66,7 @@ func AppendJSON(dst, rec []byte) ([]byte, error) {
 		dst = append(b[:n], `,"comm":`...)
 		dst = appendJSONString(dst, cString(rec[execCommOff:execCommEnd]))
 		dst = append(dst, `,"filename":`...)
-		dst = appendJSONString(dst, cString(rec[execFilenameOff:execFilenameEnd]))
+		dst = appendJSONString(dst, cString(rec[execFilenameOff:min(len(rec), int(execFilenameEnd))]))
 		if binary.NativeEndian.Uint32(rec[execFlagsOff:])&abi.ExecFilenameTruncated != 0 {
 			return append(dst, `,"filename_truncated":true}`...), nil
 		}

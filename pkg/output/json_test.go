@@ -30,10 +30,21 @@ func setCString(dst []int8, s string) {
 	}
 }
 
+// execBytes is rec as the producers write it: as long as its filename
+// needs (abi.ExecRecordSize), not the whole layout.
+func execBytes(rec *abi.ExecRecord) []byte {
+	return bytesOf(rec)[:abi.ExecRecordSize(rec.FilenameString())]
+}
+
 func TestAppendJSONRejectsShortRecords(t *testing.T) {
 	full := bytesOf(&abi.ExecRecord{Hdr: abi.Header{Type: abi.RecordExec}})
-	if _, err := AppendJSON(nil, full[:40]); !errors.Is(err, abi.ErrShortRecord) {
-		t.Errorf("AppendJSON of a cut exec record: %v, want abi.ErrShortRecord", err)
+	for _, n := range []int{40, abi.ExecFilenameOffset, abi.ExecMinSize - 1} {
+		if _, err := AppendJSON(nil, full[:n]); !errors.Is(err, abi.ErrShortRecord) {
+			t.Errorf("AppendJSON of an exec record cut to %d bytes: %v, want abi.ErrShortRecord", n, err)
+		}
+	}
+	if _, err := AppendJSON(nil, full[:abi.ExecMinSize]); err != nil {
+		t.Errorf("AppendJSON of the shortest exec record, %d bytes: %v", abi.ExecMinSize, err)
 	}
 }
 
@@ -53,6 +64,11 @@ func TestAppendJSON(t *testing.T) {
 		full.Comm[i] = 'x'
 	}
 
+	// A filename that runs to the record's end has no NUL in it: it ends
+	// there, whatever lies beyond (here the rest of the layout).
+	cut := exec
+	setCString(cut.Filename[:], "/bin/truexxxx")
+
 	sys := abi.SyscallRecord{Hdr: abi.Header{KtimeNs: 99, Seq: 3, Type: abi.RecordSyscall, Cpu: 0}, Pid: 10, Tid: 11, Nr: 39}
 
 	for _, tc := range []struct {
@@ -69,6 +85,23 @@ func TestAppendJSON(t *testing.T) {
 		{"exec with a full comm", bytesOf(&full), map[string]any{
 			"type": "exec", "cpu": 1.0, "seq": 7.0, "ktime_ns": 5123456789.0, "pid": 4242.0, "ppid": 4200.0, "uid": 1000.0,
 			"comm": "xxxxxxxxxxxxxxxx", "filename": "/bin/true", "filename_truncated": false}},
+		// Records as the producers write them, as long as their content:
+		// the same objects as the whole layouts above.
+		{"exec as written", execBytes(&exec), map[string]any{
+			"type": "exec", "cpu": 1.0, "seq": 7.0, "ktime_ns": 5123456789.0, "pid": 4242.0, "ppid": 4200.0, "uid": 1000.0,
+			"comm": "true", "filename": "/bin/true", "filename_truncated": false}},
+		{"exec with escapes as written", execBytes(&odd), map[string]any{
+			"type": "exec", "cpu": 1.0, "seq": 7.0, "ktime_ns": 5123456789.0, "pid": 4242.0, "ppid": 4200.0, "uid": 1000.0,
+			"comm": "a\"b\\c\td\x01", "filename": "/tmp/café/\ufffd", "filename_truncated": true}},
+		{"exec with a perf buffer's padding", append(execBytes(&exec), 0, 0, 0, 0), map[string]any{
+			"type": "exec", "cpu": 1.0, "seq": 7.0, "ktime_ns": 5123456789.0, "pid": 4242.0, "ppid": 4200.0, "uid": 1000.0,
+			"comm": "true", "filename": "/bin/true", "filename_truncated": false}},
+		{"exec cut inside its filename", bytesOf(&cut)[:abi.ExecFilenameOffset+9], map[string]any{
+			"type": "exec", "cpu": 1.0, "seq": 7.0, "ktime_ns": 5123456789.0, "pid": 4242.0, "ppid": 4200.0, "uid": 1000.0,
+			"comm": "true", "filename": "/bin/true", "filename_truncated": false}},
+		{"exec with an empty filename", bytesOf(&abi.ExecRecord{Hdr: exec.Hdr})[:abi.ExecMinSize], map[string]any{
+			"type": "exec", "cpu": 1.0, "seq": 7.0, "ktime_ns": 5123456789.0, "pid": 0.0, "ppid": 0.0, "uid": 0.0,
+			"comm": "", "filename": "", "filename_truncated": false}},
 		{"syscall", bytesOf(&sys), map[string]any{
 			"type": "syscalls", "cpu": 0.0, "seq": 3.0, "ktime_ns": 99.0, "pid": 10.0, "tid": 11.0, "nr": 39.0}},
 	} {
@@ -240,7 +273,17 @@ func TestAppendJSONMatchesReference(t *testing.T) {
 				Uid: uint32(interestingUint(r)), Flags: uint32(r.IntN(2))}
 			randomString(rec.Comm[:])
 			randomString(rec.Filename[:])
-			checkAgainstReference(t, bytesOf(&rec))
+			// As long as the content, or cut anywhere, or padded after.
+			b := bytesOf(&rec)
+			switch r.IntN(3) {
+			case 0:
+				b = execBytes(&rec)
+			case 1:
+				b = b[:abi.ExecMinSize-1+r.IntN(len(b)-abi.ExecMinSize+2)]
+			default:
+				b = append(bytes.Clone(b), 1, 2, 3, 4)
+			}
+			checkAgainstReference(t, b)
 		} else {
 			hdr.Type = abi.RecordSyscall
 			rec := abi.SyscallRecord{Hdr: hdr, Pid: uint32(interestingUint(r)), Tid: uint32(interestingUint(r)),
@@ -257,6 +300,8 @@ func FuzzAppendJSON(f *testing.F) {
 	exec := abi.ExecRecord{Hdr: abi.Header{Type: abi.RecordExec, Seq: 7}, Pid: 1}
 	setCString(exec.Filename[:], "/bin/true")
 	f.Add(bytesOf(&exec))
+	f.Add(execBytes(&exec))
+	f.Add(bytesOf(&exec)[:abi.ExecMinSize])
 	f.Add(bytesOf(&abi.SyscallRecord{Hdr: abi.Header{Type: abi.RecordSyscall, Seq: 99}, Nr: -1}))
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, rec []byte) { checkAgainstReference(t, rec) })

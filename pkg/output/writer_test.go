@@ -26,12 +26,23 @@ func syscallRecord(cpu uint32, seq uint64) []byte {
 	return bytes.Clone(bytesOf(&r))
 }
 
+// execRecord is an exec record of the given CPU and sequence number, as
+// long as its filename needs: 72 bytes.
 func execRecord(cpu uint32, seq uint64) []byte {
+	return execRecordOf(cpu, seq, "/usr/bin/true")
+}
+
+// longExecRecord is an exec record of a 254-byte filename: 312 bytes.
+func longExecRecord(cpu uint32, seq uint64) []byte {
+	return execRecordOf(cpu, seq, "/"+strings.Repeat("x", 253))
+}
+
+func execRecordOf(cpu uint32, seq uint64, filename string) []byte {
 	r := abi.ExecRecord{Hdr: abi.Header{KtimeNs: 1000 + seq, Seq: seq, Type: abi.RecordExec, Cpu: cpu},
 		Pid: 4242, Ppid: 4200, Uid: 1000}
 	setCString(r.Comm[:], "true")
-	setCString(r.Filename[:], "/usr/bin/true")
-	return bytes.Clone(bytesOf(&r))
+	setCString(r.Filename[:], filename)
+	return bytes.Clone(execBytes(&r))
 }
 
 // lockedBuffer is a bytes.Buffer for one writer and a reader after Close.
@@ -128,7 +139,7 @@ func TestWriterExact(t *testing.T) {
 		batch := make([][]byte, size)
 		for i := range batch {
 			if (seq % 7) == 3 {
-				batch[i] = execRecord(0, seq) // 312 bytes: more than a block
+				batch[i] = longExecRecord(0, seq) // 312 bytes: more than a block
 			} else {
 				batch[i] = syscallRecord(0, seq)
 			}
