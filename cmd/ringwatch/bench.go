@@ -41,7 +41,10 @@ Scenarios (--scenario):
   drain        fill one ring with nobody reading, then time the drain alone:
                ns per record and GB/s
   saturation   a full-speed producer for --records records: delivered
-               fraction, lost, producer rate, consumer CPU
+               fraction, lost, producer rate, consumer CPU, and beside the
+               consumer's CPU ns per record the drain's (a full ring of the
+               same transport and size, drained in the same session), and
+               their ratio
   latency      --rates records per second for --duration each: delivery
                latency p50, p99, p99.9 and max (kernel timestamp at produce,
                CLOCK_MONOTONIC at consume) and consumer CPU seconds per
@@ -51,8 +54,8 @@ Scenarios (--scenario):
   scale        --producers producer threads at full speed, each pinned to a
                CPU of its own (from the second CPU it may use on), for
                --max-time, read by --consumers consumers: delivered
-               fraction, total and per-producer rate, consumer CPU seconds
-               per million records. Not in the default set: ask for it by
+               fraction, total and per-producer rate, consumer CPU ns per
+               record. Not in the default set: ask for it by
                name
 
 Every measurement checks that delivered + lost equals what the producer
