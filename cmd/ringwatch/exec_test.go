@@ -25,18 +25,7 @@ import (
 func TestRunExecJSONOnEveryTransport(t *testing.T) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
-	dir := t.TempDir()
-	mid := filepath.Join(dir, strings.Repeat("m", max(1, 100-len(dir)-1)))
-	long := filepath.Join(dir, strings.Repeat("d", 200), strings.Repeat("l", 100))
-	if err := os.Mkdir(filepath.Dir(long), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{mid, long} {
-		if err := os.Symlink("/bin/true", p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	paths := []string{"/bin/true", mid, long}
+	paths := testenv.ExecPaths(t, t.TempDir())
 	keys := []string{"comm", "cpu", "filename", "filename_truncated", "ktime_ns", "pid", "ppid", "seq", "type", "uid"}
 
 	for _, transport := range []string{"ringbuf", "percpu-ringbuf", "perfbuf", "spsc"} {

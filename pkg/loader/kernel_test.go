@@ -220,24 +220,6 @@ func testExecEventsArriveExactly(t *testing.T, cfg setup) {
 	}
 }
 
-// execPaths are paths of /bin/true of several lengths, made under dir: its
-// own path, one of about 100 bytes, and one longer than FILENAME_LEN, which
-// the record truncates.
-func execPaths(t *testing.T, dir string) []string {
-	t.Helper()
-	mid := filepath.Join(dir, strings.Repeat("m", max(1, 100-len(dir)-1)))
-	long := filepath.Join(dir, strings.Repeat("d", 200), strings.Repeat("l", 100))
-	if err := os.Mkdir(filepath.Dir(long), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{mid, long} {
-		if err := os.Symlink("/bin/true", p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return []string{"/bin/true", mid, long}
-}
-
 // perfRawSize is the length a perf buffer hands over for a record of n
 // bytes: the kernel rounds the raw data up so that it and its u32 size
 // make a multiple of 8 bytes (kernel/events/core.c, perf_prepare_sample).
@@ -256,7 +238,7 @@ func TestExecRecordsAreAsLongAsTheirFilename(t *testing.T) {
 func testExecRecordsAreAsLongAsTheirFilename(t *testing.T, cfg setup) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
-	paths := execPaths(t, t.TempDir())
+	paths := testenv.ExecPaths(t, t.TempDir())
 	p, c := openProducers(t, cfg)
 
 	self := uint32(os.Getpid())
