@@ -1,0 +1,134 @@
+package main
+
+import (
+	"fmt"
+	"path"
+	"strings"
+	"time"
+)
+
+// A target is one boot of the matrix: a Debian kernel, an architecture, a
+// CPU count, and the tests to run there.
+type target struct {
+	name    string // kernel-arch-cpus: 6.12-amd64-2
+	suite   string // Debian suite the kernel comes from
+	arch    string
+	cpus    int
+	set     string // which tests: see sets
+	ci      bool   // run with CI=1: a skip fails
+	cmdline string // extra kernel command line
+	limit   time.Duration
+}
+
+// matrix is what `make vmtest` boots, in order. Emulation is slow (TCG on
+// 2 host cores), so only one kernel runs every root test the VM can run
+// (trixie's 6.12, the kernel of Debian stable); the others run the tests
+// that carry records through each transport and the control path, and the
+// 16-CPU boots run what needs many CPUs. README, "Tested on", lists this.
+var matrix = []target{
+	{name: "6.12-amd64-2", suite: "trixie", arch: "amd64", cpus: 2, set: "full", ci: true, limit: 25 * time.Minute},
+	{name: "6.1-amd64-2", suite: "bookworm", arch: "amd64", cpus: 2, set: "core", ci: true, limit: 15 * time.Minute},
+	{name: "7.x-amd64-2", suite: "sid", arch: "amd64", cpus: 2, set: "core", ci: true, limit: 15 * time.Minute},
+	{name: "7.x-amd64-16", suite: "sid", arch: "amd64", cpus: 16, set: "many", ci: true, limit: 15 * time.Minute},
+	{name: "6.1-amd64-16", suite: "bookworm", arch: "amd64", cpus: 16, set: "many", ci: true, limit: 15 * time.Minute},
+	{name: "7.x-arm64-2", suite: "sid", arch: "arm64", cpus: 2, set: "core", ci: true, limit: 20 * time.Minute},
+	// Bullseye's 5.10 predates the BPF atomics every producer uses
+	// (5.12): the tests run without CI so that they skip, and the
+	// "old" set checks that each command says so.
+	{name: "5.10-amd64-2", suite: "bullseye", arch: "amd64", cpus: 2, set: "old", ci: false, limit: 10 * time.Minute},
+}
+
+// A run is one test binary's run in the guest: its package, and which of
+// its tests (-test.run and -test.skip patterns; empty: all).
+type run struct {
+	pkg       string // relative to the module: pkg/consumer
+	only      string
+	skip      string
+	short     bool
+	limitMins int
+}
+
+// notInVM are the tests the guest cannot run, and why: they need tools the
+// initramfs does not have (it holds busybox and the test binaries, no
+// systemd, no Go toolchain, no promtool, no util-linux setpriv), so with
+// CI set they would fail for what the VM lacks, not for what ringwatch
+// does. The host's `make test` runs them.
+var notInVM = map[string]string{
+	"cmd/ringwatch": "TestRunAsUserWithAmbientCapabilities|TestRunServesHostRingsAndProgramStats|TestCommandsAsNobodySayWhatToDo|TestRingsShowsAnotherProcesssRing|TestTopInAPseudoTerminal",
+	"pkg/metrics":   "TestHostMetricsInReadme",
+}
+
+// sets name the runs of each kind of target.
+var sets = map[string][]run{
+	// Everything in the packages whose tests load BPF, less notInVM.
+	"full": {
+		{pkg: "pkg/transport"}, {pkg: "pkg/consumer", short: true}, {pkg: "pkg/loader", short: true},
+		{pkg: "pkg/session"}, {pkg: "pkg/userring"}, {pkg: "pkg/control"}, {pkg: "pkg/metrics"},
+		{pkg: "pkg/hostrings"}, {pkg: "pkg/progstats"}, {pkg: "pkg/bench"}, {pkg: "pkg/output"},
+		{pkg: "internal/abi"}, {pkg: "internal/testenv"}, {pkg: "internal/privilege"},
+		{pkg: "examples/ringreader"}, {pkg: "cmd/ringwatch", limitMins: 10},
+	},
+	// Every transport end to end, the sleep handshake, the user ring and
+	// the commands on top.
+	"core": {
+		{pkg: "internal/abi", only: "TestLayoutsMatchBTF|TestSPSCLayoutIsWhatTheConsumerReads"},
+		{pkg: "pkg/transport"},
+		{pkg: "pkg/loader", short: true},
+		{pkg: "pkg/session"},
+		{pkg: "pkg/userring"},
+		{pkg: "pkg/control"},
+		{pkg: "cmd/ringwatch", only: "TestRunEndToEnd|TestRunStopsCleanly|TestCtlChangesARunningRun|TestPingCommand|TestBenchRunsAsACommand|TestRunCarriesOnWithoutTheUserRing"},
+	},
+	// What only many CPUs have: the default 4 consumers and their groups
+	// of rings, --cpus-per-ring, spsc queue groups, each producer waking
+	// only its own consumer, and 15 producers on every transport.
+	"many": {
+		{pkg: "pkg/transport"},
+		{pkg: "pkg/session"},
+		{pkg: "cmd/ringwatch", only: "ManyCPUs|TestCPUFlagsFollowTheAffinity|TestRunEndToEnd"},
+	},
+	// A kernel older than ringwatch needs: every test skips or passes,
+	// and the commands refuse with the missing feature named.
+	"old": {
+		{pkg: "pkg/transport"}, {pkg: "pkg/loader"}, {pkg: "pkg/session"},
+		{pkg: "cmd/ringwatch", only: "TestOldKernel|TestRunEndToEnd"},
+	},
+}
+
+// step is one line of the guest's init: a run made concrete.
+type step struct {
+	id    string
+	dir   string
+	limit time.Duration
+	argv  []string
+}
+
+// testBinary is the name of pkg's test binary in the guest.
+func testBinary(pkg string) string { return path.Base(pkg) + ".test" }
+
+// steps turns a set into init's steps.
+func steps(set []run) []step {
+	var out []step
+	for _, r := range set {
+		limit := 5
+		if r.limitMins > 0 {
+			limit = r.limitMins
+		}
+		argv := []string{"/tests/" + testBinary(r.pkg), "-test.v", "-test.count=1", fmt.Sprintf("-test.timeout=%dm", limit)}
+		if r.only != "" {
+			argv = append(argv, "-test.run="+r.only)
+		}
+		skip := r.skip
+		if s := notInVM[r.pkg]; s != "" {
+			skip = strings.Trim(skip+"|"+s, "|")
+		}
+		if skip != "" {
+			argv = append(argv, "-test.skip="+skip)
+		}
+		if r.short {
+			argv = append(argv, "-test.short")
+		}
+		out = append(out, step{id: r.pkg, dir: r.pkg, limit: time.Duration(limit)*time.Minute + 30*time.Second, argv: argv})
+	}
+	return out
+}
