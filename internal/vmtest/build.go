@@ -21,9 +21,12 @@ func buildBinaries(out, arch string) (string, error) {
 		return "", err
 	}
 	var pkgs []string
-	for _, set := range sets {
+	for name, set := range sets {
+		if name == "custom" {
+			continue
+		}
 		for _, r := range set {
-			if !slices.Contains(pkgs, "./"+r.pkg) {
+			if r.pkg != "" && !slices.Contains(pkgs, "./"+r.pkg) {
 				pkgs = append(pkgs, "./"+r.pkg)
 			}
 		}
@@ -64,14 +67,14 @@ func buildInitramfs(out string, t target, bins, busybox string) (string, error) 
 	if t.ci {
 		env = append(env, "CI=1")
 	}
-	st := steps(sets[t.set])
+	st := steps(t)
 	entries := guestFiles(busybox, initScript(st, env))
 	entries = append(entries,
 		cpioEntry{name: "bin/ringwatch", mode: 0o755, src: filepath.Join(bins, "ringwatch")},
 		cpioEntry{name: "bin/getpidloop", mode: 0o755, src: filepath.Join(bins, "getpidloop")})
 	var done []string
 	for _, r := range sets[t.set] {
-		if slices.Contains(done, r.pkg) {
+		if r.pkg == "" || slices.Contains(done, r.pkg) {
 			continue
 		}
 		done = append(done, r.pkg)

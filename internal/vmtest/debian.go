@@ -204,8 +204,8 @@ func fetchKernel(a *archive, cacheDir, suite, arch string) (debianKernel, error)
 		}
 	}
 	files := map[string]string{
-		"./boot/vmlinuz-" + k.Release:                  k.Image,
-		"./boot/config-" + k.Release:                   k.Config,
+		"./boot/vmlinuz-" + k.Release:                 k.Image,
+		"./boot/config-" + k.Release:                  k.Config,
 		"./usr/lib/modules/" + k.Release + "/vmlinuz": k.Image,
 		"./usr/lib/modules/" + k.Release + "/config":  k.Config,
 	}

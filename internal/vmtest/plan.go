@@ -18,6 +18,19 @@ type target struct {
 	ci      bool   // run with CI=1: a skip fails
 	cmdline string // extra kernel command line
 	limit   time.Duration
+	// skip are tests this kernel fails for a reason README gives
+	// ("Tested on"), by package: -test.skip patterns.
+	skip map[string]string
+}
+
+// missedOn7 are the tests that require every system call of a child to
+// reach the producer: on Debian's 7.x kernels the kernel skips the
+// syscalls source's program for some of them (its recursion_misses, which
+// ringwatch reports as missed), so they fail there; README, "Tested on",
+// says why.
+var missedOn7 = map[string]string{
+	"pkg/loader":  "TestSyscallsWithPIDFilterArriveExactly",
+	"pkg/session": "TestRunCarriesEveryRecordAndLeavesNothing",
 }
 
 // matrix is what `make vmtest` boots, in order. Emulation is slow (TCG on
@@ -28,10 +41,10 @@ type target struct {
 var matrix = []target{
 	{name: "6.12-amd64-2", suite: "trixie", arch: "amd64", cpus: 2, set: "full", ci: true, limit: 25 * time.Minute},
 	{name: "6.1-amd64-2", suite: "bookworm", arch: "amd64", cpus: 2, set: "core", ci: true, limit: 15 * time.Minute},
-	{name: "7.x-amd64-2", suite: "sid", arch: "amd64", cpus: 2, set: "core", ci: true, limit: 15 * time.Minute},
-	{name: "7.x-amd64-16", suite: "sid", arch: "amd64", cpus: 16, set: "many", ci: true, limit: 15 * time.Minute},
+	{name: "7.x-amd64-2", suite: "sid", arch: "amd64", cpus: 2, set: "core", ci: true, limit: 15 * time.Minute, skip: missedOn7},
+	{name: "7.x-amd64-16", suite: "sid", arch: "amd64", cpus: 16, set: "many", ci: true, limit: 15 * time.Minute, skip: missedOn7},
 	{name: "6.1-amd64-16", suite: "bookworm", arch: "amd64", cpus: 16, set: "many", ci: true, limit: 15 * time.Minute},
-	{name: "7.x-arm64-2", suite: "sid", arch: "arm64", cpus: 2, set: "core", ci: true, limit: 20 * time.Minute},
+	{name: "7.x-arm64-2", suite: "sid", arch: "arm64", cpus: 2, set: "core", ci: true, limit: 20 * time.Minute, skip: missedOn7},
 	// Bullseye's 5.10 predates the BPF atomics every producer uses
 	// (5.12): the tests run without CI so that they skip, and the
 	// "old" set checks that each command says so.
@@ -46,6 +59,10 @@ type run struct {
 	skip      string
 	short     bool
 	limitMins int
+	// cmd, instead of a package's tests, is a command to run in the
+	// guest's /, named id.
+	cmd []string
+	id  string
 }
 
 // notInVM are the tests the guest cannot run, and why: they need tools the
@@ -91,7 +108,10 @@ var sets = map[string][]run{
 	// and the commands refuse with the missing feature named.
 	"old": {
 		{pkg: "pkg/transport"}, {pkg: "pkg/loader"}, {pkg: "pkg/session"},
-		{pkg: "cmd/ringwatch", only: "TestOldKernel|TestRunEndToEnd"},
+		{pkg: "cmd/ringwatch", only: "TestRunEndToEnd|TestCtlChangesARunningRun"},
+		// ringwatch run must refuse to start, and its message (in the
+		// console log) is what README quotes for this kernel.
+		{id: "run-refuses", cmd: []string{"sh", "-c", "! ringwatch run --source syscalls --duration 2s --web.listen-address 127.0.0.1:0"}},
 	},
 }
 
@@ -106,10 +126,14 @@ type step struct {
 // testBinary is the name of pkg's test binary in the guest.
 func testBinary(pkg string) string { return path.Base(pkg) + ".test" }
 
-// steps turns a set into init's steps.
-func steps(set []run) []step {
+// steps turns t's set into init's steps.
+func steps(t target) []step {
 	var out []step
-	for _, r := range set {
+	for _, r := range sets[t.set] {
+		if r.cmd != nil {
+			out = append(out, step{id: r.id, dir: ".", limit: 2 * time.Minute, argv: r.cmd})
+			continue
+		}
 		limit := 5
 		if r.limitMins > 0 {
 			limit = r.limitMins
@@ -119,8 +143,10 @@ func steps(set []run) []step {
 			argv = append(argv, "-test.run="+r.only)
 		}
 		skip := r.skip
-		if s := notInVM[r.pkg]; s != "" {
-			skip = strings.Trim(skip+"|"+s, "|")
+		for _, s := range []string{notInVM[r.pkg], t.skip[r.pkg]} {
+			if s != "" {
+				skip = strings.Trim(skip+"|"+s, "|")
+			}
 		}
 		if skip != "" {
 			argv = append(argv, "-test.skip="+skip)

@@ -82,9 +82,22 @@ func runQEMU(ctx context.Context, arch, kernel, initrd string, cpus, memMiB int,
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", m.qemu, err)
 	}
+	b := readConsole(out, nonce, live, start)
+	b.exitErr = cmd.Wait()
+	b.wall = time.Since(start)
+	if ctx.Err() != nil {
+		b.exitErr = fmt.Errorf("qemu ran past %v and was killed", limit)
+	}
+	return b, nil
+}
+
+// readConsole reads a guest's console to its end: every line into
+// b.console, and the steps as the markers of this boot's nonce frame them.
+// Markers of another nonce are output like any other.
+func readConsole(out io.Reader, nonce string, live io.Writer, start time.Time) *boot {
 	b := &boot{}
 	prefix := marker + " " + nonce + " "
-	var cur *stepResult
+	cur := -1 // index of the step running, in b.steps
 	sc := bufio.NewScanner(out)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -96,13 +109,13 @@ func runQEMU(ctx context.Context, arch, kernel, initrd string, cpus, memMiB int,
 		// A marker may follow kernel output on the same line.
 		i := strings.Index(line, prefix)
 		if i < 0 {
-			if cur != nil {
-				cur.output = append(cur.output, line)
+			if cur >= 0 {
+				b.steps[cur].output = append(b.steps[cur].output, line)
 			}
 			continue
 		}
-		if i > 0 && cur != nil {
-			cur.output = append(cur.output, line[:i])
+		if i > 0 && cur >= 0 {
+			b.steps[cur].output = append(b.steps[cur].output, line[:i])
 		}
 		word := line[i+len(prefix):]
 		switch {
@@ -111,24 +124,20 @@ func runQEMU(ctx context.Context, arch, kernel, initrd string, cpus, memMiB int,
 			b.bootTime = time.Since(start)
 		case strings.HasPrefix(word, "start "):
 			b.steps = append(b.steps, stepResult{id: strings.TrimSpace(strings.TrimPrefix(word, "start "))})
-			cur = &b.steps[len(b.steps)-1]
+			cur = len(b.steps) - 1
 		case strings.HasPrefix(word, "end "):
-			if m := endLine.FindStringSubmatch(word); m != nil && cur != nil && m[1] == cur.id {
-				cur.rc, _ = strconv.Atoi(m[2])
-				cur.seconds, _ = strconv.ParseFloat(m[3], 64)
-				cur.ended = true
+			if m := endLine.FindStringSubmatch(word); m != nil && cur >= 0 && m[1] == b.steps[cur].id {
+				s := &b.steps[cur]
+				s.rc, _ = strconv.Atoi(m[2])
+				s.seconds, _ = strconv.ParseFloat(m[3], 64)
+				s.ended = true
 			}
-			cur = nil
+			cur = -1
 		case word == "done":
 			b.done = true
 		}
 	}
-	b.exitErr = cmd.Wait()
-	b.wall = time.Since(start)
-	if ctx.Err() != nil {
-		b.exitErr = fmt.Errorf("qemu ran past %v and was killed", limit)
-	}
-	return b, nil
+	return b
 }
 
 // logf prints a line of the harness's own progress.
