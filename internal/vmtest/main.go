@@ -46,6 +46,7 @@ func main() {
 type options struct {
 	cache, out, accel, cmdline string
 	targets                    []target
+	quiet                      string
 	retries, memMiB            int
 	live                       bool
 }
@@ -65,6 +66,7 @@ func mainErr() error {
 	flag.StringVar(&o.cmdline, "cmdline", "", "more kernel command line for every boot")
 	flag.IntVar(&o.memMiB, "mem", 3072, "guest memory in MiB")
 	flag.BoolVar(&o.live, "live", false, "print each guest's console as it comes")
+	flag.StringVar(&o.quiet, "quiet-file", "/tmp/ringwatch-quiet", "while this file exists (someone on a shared machine is measuring), wait before each build and boot; empty: never wait")
 	list := flag.Bool("list", false, "list the matrix and exit")
 	only := flag.String("run", "", "instead of each target's set, run these: PKG[=REGEXP] separated by spaces (for trying one test on every kernel)")
 	flag.Parse()
@@ -146,6 +148,9 @@ func runMatrix(ctx context.Context, o options) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
+		if err := waitQuiet(ctx, o.quiet); err != nil {
+			return err
+		}
 		if built[t.arch] == "" {
 			if built[t.arch], err = buildBinaries(o.out, t.arch); err != nil {
 				return err
@@ -157,6 +162,9 @@ func runMatrix(ctx context.Context, o options) error {
 		}
 		res := outcome{t: t, kernel: k}
 		for res.boots = 1; ; res.boots++ {
+			if err := waitQuiet(ctx, o.quiet); err != nil {
+				return err
+			}
 			logf("%s: booting Linux %s (%s %s, %s) on %d virtual CPUs, boot %d", t.name, k.Release, t.suite, k.Version, t.arch, t.cpus, res.boots)
 			var live io.Writer
 			if o.live {
@@ -192,6 +200,24 @@ func runMatrix(ctx context.Context, o options) error {
 	for _, r := range results {
 		if len(r.failures) > 0 {
 			return errors.New("some tests failed in the VMs: see above")
+		}
+	}
+	return nil
+}
+
+// waitQuiet returns once file does not exist, checking every 30 s.
+func waitQuiet(ctx context.Context, file string) error {
+	for said := false; file != ""; said = true {
+		if _, err := os.Stat(file); err != nil {
+			return nil
+		}
+		if !said {
+			logf("%s exists: someone is measuring; waiting for it to go", file)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(30 * time.Second):
 		}
 	}
 	return nil
