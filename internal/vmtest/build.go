@@ -72,6 +72,9 @@ func buildInitramfs(out string, t target, bins, busybox string) (string, error) 
 	entries = append(entries,
 		cpioEntry{name: "bin/ringwatch", mode: 0o755, src: filepath.Join(bins, "ringwatch")},
 		cpioEntry{name: "bin/getpidloop", mode: 0o755, src: filepath.Join(bins, "getpidloop")})
+	for _, f := range repoFiles {
+		entries = append(entries, cpioEntry{name: filepath.Join("src", f), mode: 0o644, src: filepath.Join(repo, f)})
+	}
 	var done []string
 	for _, r := range sets[t.set] {
 		if r.pkg == "" || slices.Contains(done, r.pkg) {
