@@ -101,9 +101,9 @@ func guestFiles(busybox, init string) []cpioEntry {
 	return entries
 }
 
-// packageFiles are a package directory's files other than Go sources, and
-// its testdata, which its tests may read relative to their directory as
-// go test runs them.
+// packageFiles are a package directory's files, and its testdata, which
+// its tests may read relative to their directory as go test runs them
+// (pkg/consumer's tests read its Go sources).
 func packageFiles(repo, dir string) ([]cpioEntry, error) {
 	var entries []cpioEntry
 	root := filepath.Join(repo, dir)
@@ -118,7 +118,7 @@ func packageFiles(repo, dir string) ([]cpioEntry, error) {
 			}
 			return nil
 		}
-		if strings.HasSuffix(path, ".go") || !d.Type().IsRegular() {
+		if !d.Type().IsRegular() {
 			return nil
 		}
 		info, err := d.Info()

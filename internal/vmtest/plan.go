@@ -23,6 +23,17 @@ type target struct {
 	skip map[string]string
 }
 
+// benchOn6_1 are the tests that load the bench's synthetic producer
+// (bpf/ringwatch.c, bench_*) or the test fillers (bpf/testfill.c): both
+// loop with the open-coded iterator kfuncs bpf_iter_num_* of Linux 6.4,
+// which 6.1 lacks, so they fail to load there ("kfunc bpf_iter_num_new:
+// not supported"), and so does `ringwatch bench`. README, "Tested on".
+var benchOn6_1 = map[string]string{
+	"pkg/transport": "TestFitsIsWhatTheKernelHolds",
+	"pkg/loader":    "TestDiscardThenSubmitWakesTheConsumer|TestKernelWakeupsMissASubmitBehindANoWakeupDiscard|TestHeldReservationStopsTheReader|TestSleepHandshakeManyRounds",
+	"cmd/ringwatch": "TestBenchRunsAsACommand|TestScaleBenchManyCPUs",
+}
+
 // missedOn7 are the tests that require every system call of a child to
 // reach the producer: on Debian's 7.x kernels the kernel skips the
 // syscalls source's program for some of them (its recursion_misses, which
@@ -40,10 +51,10 @@ var missedOn7 = map[string]string{
 // 16-CPU boots run what needs many CPUs. README, "Tested on", lists this.
 var matrix = []target{
 	{name: "6.12-amd64-2", suite: "trixie", arch: "amd64", cpus: 2, set: "full", ci: true, limit: 25 * time.Minute},
-	{name: "6.1-amd64-2", suite: "bookworm", arch: "amd64", cpus: 2, set: "core", ci: true, limit: 15 * time.Minute},
+	{name: "6.1-amd64-2", suite: "bookworm", arch: "amd64", cpus: 2, set: "core", ci: true, limit: 15 * time.Minute, skip: benchOn6_1},
 	{name: "7.x-amd64-2", suite: "sid", arch: "amd64", cpus: 2, set: "core", ci: true, limit: 15 * time.Minute, skip: missedOn7},
 	{name: "7.x-amd64-16", suite: "sid", arch: "amd64", cpus: 16, set: "many", ci: true, limit: 15 * time.Minute, skip: missedOn7},
-	{name: "6.1-amd64-16", suite: "bookworm", arch: "amd64", cpus: 16, set: "many", ci: true, limit: 15 * time.Minute},
+	{name: "6.1-amd64-16", suite: "bookworm", arch: "amd64", cpus: 16, set: "many", ci: true, limit: 15 * time.Minute, skip: benchOn6_1},
 	{name: "7.x-arm64-2", suite: "sid", arch: "arm64", cpus: 2, set: "core", ci: true, limit: 20 * time.Minute, skip: missedOn7},
 	// Bullseye's 5.10 predates the BPF atomics every producer uses
 	// (5.12): the tests run without CI so that they skip, and the
@@ -71,8 +82,13 @@ type run struct {
 // setpriv lacks those options), so with CI set they would fail for what
 // the VM lacks, not for what ringwatch does. The host's `make test` runs
 // them.
+// TestRunRefusesBadWebSetup's "port taken" case listens on 127.0.0.1:1
+// first and expects the next address to be refused as taken; the guest
+// refuses port 1 itself ("bind: permission denied", root as it is), which
+// the test does not expect. (-test.skip cannot name one subtest beside
+// whole tests: its pattern splits at each slash.)
 var notInVM = map[string]string{
-	"cmd/ringwatch": "TestRunAsUserWithAmbientCapabilities|TestRunWithoutHostRings",
+	"cmd/ringwatch": "TestRunAsUserWithAmbientCapabilities|TestRunWithoutHostRings|TestRunRefusesBadWebSetup",
 }
 
 // repoFiles are files outside the tested packages that tests read by a
