@@ -104,7 +104,7 @@ func TestGetpidloopManyCPUs(t *testing.T) {
 			const wait = 8 * time.Second
 			var loopOut bytes.Buffer
 			lc := exec.Command(loop, "--threads", "15", "--first-cpu", "1", "--wait", wait.String(), "--duration", "2s")
-			lc.Stderr = &loopOut
+			lc.Stdout, lc.Stderr = &loopOut, &loopOut
 			launched := time.Now()
 			if err := lc.Start(); err != nil {
 				t.Fatal(err)
@@ -166,9 +166,15 @@ func checkManyCPUSummary(t *testing.T, summary, transport string, cpusPerRing in
 	t.Helper()
 	num := func(s string) uint64 { n, _ := strconv.ParseUint(s, 10, 64); return n }
 	rings := manyRingLine.FindAllStringSubmatch(summary, -1)
+	// One consumer per 4 rings of CPUs; spsc names one ring per consumer,
+	// over its group of queues; ringbuf has one ring.
+	wantConsumers := max(1, runtime.NumCPU()/cpusPerRing/4)
 	wantRings := runtime.NumCPU() / cpusPerRing
-	if transport == "ringbuf" {
-		wantRings = 1
+	switch transport {
+	case "ringbuf":
+		wantRings, wantConsumers = 1, 1
+	case "spsc":
+		wantRings = wantConsumers
 	}
 	if len(rings) != wantRings {
 		t.Fatalf("%d rings in the summary, want %d", len(rings), wantRings)
@@ -181,13 +187,13 @@ func checkManyCPUSummary(t *testing.T, summary, transport string, cpusPerRing in
 		// Ring i holds CPUs i*cpusPerRing and on; a getpid thread runs on
 		// each of CPUs 1-15, so only ring 0 of a ring per CPU may be
 		// quiet.
-		if attempted == 0 && (i > 0 || cpusPerRing > 1 || transport == "ringbuf") {
+		if attempted == 0 && (i > 0 || cpusPerRing > 1 || transport == "ringbuf" || transport == "spsc") {
 			t.Errorf("ring %s carried nothing, yet a getpid thread ran on its CPUs", r[1])
 		}
 	}
 	consumers := manyConsumerLine.FindAllStringSubmatch(summary, -1)
-	if want := max(1, wantRings/4); len(consumers) != want {
-		t.Errorf("%d consumers of %d rings, want %d (one per 4 rings)", len(consumers), wantRings, want)
+	if len(consumers) != wantConsumers {
+		t.Errorf("%d consumers of %d rings, want %d (one per 4 rings of CPUs)", len(consumers), wantRings, wantConsumers)
 	}
 	read := map[string]int{}
 	for _, c := range consumers {
