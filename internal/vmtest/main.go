@@ -289,17 +289,22 @@ func failedTests(out []string) string {
 	return b.String()
 }
 
-// skips names each test that skipped, with its reason (the line after).
+// skips names each test that skipped, once, with its reason: the log
+// line go test -v prints just before "--- SKIP".
 func skips(out []string) []string {
 	var s []string
+	seen := map[string]bool{}
 	for i, l := range out {
-		if m := skipLine.FindStringSubmatch(l); m != nil {
-			reason := ""
-			if i+1 < len(out) {
-				reason = strings.TrimSpace(out[i+1])
-			}
-			s = append(s, m[1]+": "+reason)
+		m := skipLine.FindStringSubmatch(l)
+		if m == nil || seen[m[1]] {
+			continue
 		}
+		seen[m[1]] = true
+		reason := ""
+		if i > 0 && strings.Contains(out[i-1], "_test.go:") {
+			_, reason, _ = strings.Cut(strings.TrimSpace(out[i-1]), ": ")
+		}
+		s = append(s, m[1]+": "+reason)
 	}
 	return s
 }
