@@ -15,7 +15,7 @@ GENERATED := internal/abi/ringwatch_bpfel.go internal/abi/ringwatch_bpfel.o \
 	internal/testbpf/testfill_bpfel.go internal/testbpf/testfill_bpfel.o \
 	examples/ringreader/counter_bpfel.go examples/ringreader/counter_bpfel.o
 
-.PHONY: all generate vmlinux check-generate build run test soak lint bench tracefs image clean
+.PHONY: all generate vmlinux check-generate build run test soak lint bench tracefs image vmtest clean
 
 all: build
 
@@ -35,24 +35,47 @@ check-generate: generate
 		{ git status --porcelain -- internal/abi internal/testbpf examples/ringreader >&2; echo "untracked generated files in internal/abi, internal/testbpf or examples/ringreader" >&2; exit 1; }
 
 # Without cgo: a binary linked with cgo cannot drop its capabilities after
-# attaching (see internal/privilege).
+# attaching (see internal/privilege). GOARCH=arm64 cross-builds (no C
+# toolchain needed, since there is no cgo) into bin/ringwatch-linux-arm64.
+HOSTARCH := $(shell $(GO) env GOHOSTARCH)
+GOARCH ?= $(HOSTARCH)
+ifneq ($(GOARCH),$(HOSTARCH))
+BIN := bin/ringwatch-linux-$(GOARCH)
+endif
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ringwatch
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/ringwatch
 
 # The exec source attaches to a tracepoint, which needs tracefs mounted.
 tracefs:
 	@mountpoint -q $(TRACEFS) || mount -t tracefs nodev $(TRACEFS)
 
-# The container image: a static binary (no cgo, so no libc to ship) in an
-# OCI archive, written by deploy/image with go-containerregistry; no
-# container engine needed. Load it with podman load, skopeo copy oci-archive:...,
-# ctr image import or docker load; see README, "Deploying".
+# The container image: a static binary (no cgo, so no libc to ship) per
+# architecture of IMAGE_ARCHES, in one OCI archive whose index lists an
+# image for each platform, written by deploy/image with
+# go-containerregistry; no container engine needed. Load it with podman
+# load, skopeo copy oci-archive:..., ctr image import or docker load; see
+# README, "Deploying". STATIC_BIN is the host's architecture's binary; the
+# others are STATIC_BIN-ARCH.
 STATIC_BIN ?= bin/ringwatch-static
 IMAGE ?= bin/ringwatch-image.tar
+IMAGE_ARCHES ?= amd64 arm64
 image:
 	@mkdir -p $(dir $(STATIC_BIN)) $(dir $(IMAGE))
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(STATIC_BIN) ./cmd/ringwatch
-	$(GO) run ./deploy/image --binary $(STATIC_BIN) --version $(VERSION) --out $(IMAGE)
+	@set -e; bins=; for arch in $(IMAGE_ARCHES); do \
+		out=$(STATIC_BIN)-$$arch; [ $$arch = $(HOSTARCH) ] && out=$(STATIC_BIN); \
+		echo "CGO_ENABLED=0 GOARCH=$$arch $(GO) build -o $$out ./cmd/ringwatch"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$out ./cmd/ringwatch; \
+		bins=$$bins$${bins:+,}$$out; \
+	done; \
+	$(GO) run ./deploy/image --binary $$bins --version $(VERSION) --out $(IMAGE)
+
+# Boots Debian's kernels (bookworm's 6.1, trixie's 6.12, sid's newest, and
+# bullseye's 5.10; amd64 and arm64) under qemu and runs the root tests
+# inside, static, with CI=1: see README, "Tested on". Kernels are fetched
+# once into ~/.cache/ringwatch-vm. VMTEST_ARGS='--targets 6.12-amd64-2
+# --live' boots one; `go run ./internal/vmtest --list` lists them.
+vmtest:
+	$(GO) run ./internal/vmtest $(VMTEST_ARGS)
 
 run: build tracefs
 	./$(BIN) run $(ARGS)

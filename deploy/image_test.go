@@ -9,9 +9,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -28,6 +30,10 @@ type ociDescriptor struct {
 	Digest      string            `json:"digest"`
 	Size        int64             `json:"size"`
 	Annotations map[string]string `json:"annotations"`
+	Platform    struct {
+		OS           string `json:"os"`
+		Architecture string `json:"architecture"`
+	} `json:"platform"` // of index.json's manifests
 }
 
 type ociManifest struct {
@@ -64,7 +70,7 @@ func TestImage(t *testing.T) {
 	if layoutFile := files["oci-layout"]; !bytes.Contains(layoutFile, []byte(`"imageLayoutVersion":"1.0.0"`)) {
 		t.Errorf("oci-layout: %q", layoutFile)
 	}
-	blob := func(d ociDescriptor) []byte {
+	blob := func(t *testing.T, d ociDescriptor) []byte {
 		t.Helper()
 		hexDigest, ok := strings.CutPrefix(d.Digest, "sha256:")
 		b, found := files["blobs/sha256/"+hexDigest]
@@ -79,19 +85,60 @@ func TestImage(t *testing.T) {
 
 	var index ociManifest
 	decodeJSON(t, "index.json", files["index.json"], &index)
-	if len(index.Manifests) != 1 {
-		t.Fatalf("index.json lists %d manifests, want 1", len(index.Manifests))
+	// make image builds one image per architecture of IMAGE_ARCHES: the
+	// host's binary is STATIC_BIN, the others STATIC_BIN-ARCH.
+	wantArch := map[string]string{"amd64": bin + "-amd64", "arm64": bin + "-arm64"}
+	wantArch[runtime.GOARCH] = bin
+	if len(index.Manifests) != len(wantArch) {
+		t.Fatalf("index.json lists %d manifests, want one for each of %v", len(index.Manifests), slices.Collect(maps.Keys(wantArch)))
 	}
-	if got := index.Manifests[0].Annotations["org.opencontainers.image.ref.name"]; got != imageVersion {
+	seen := map[string]bool{}
+	for _, m := range index.Manifests {
+		if m.Platform.OS != "linux" || wantArch[m.Platform.Architecture] == "" || seen[m.Platform.Architecture] {
+			t.Fatalf("index.json lists a manifest for %s/%s: want one each for linux/amd64 and linux/arm64", m.Platform.OS, m.Platform.Architecture)
+		}
+		seen[m.Platform.Architecture] = true
+		t.Run(m.Platform.Architecture, func(t *testing.T) {
+			checkImage(t, m, blob, wantArch[m.Platform.Architecture], m.Platform.Architecture == runtime.GOARCH)
+		})
+	}
+
+	// go-containerregistry reads the unpacked layout back as a registry
+	// client would, and checks the index, manifest and config agree (the
+	// layer's contents were checked above; Fast skips reading it again).
+	unpacked := filepath.Join(dir, "layout")
+	for name, data := range files {
+		p := filepath.Join(unpacked, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx, err := layout.ImageIndexFromPath(unpacked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := validate.Index(idx, validate.Fast); err != nil {
+		t.Errorf("the archive does not validate: %v", err)
+	}
+}
+
+// checkImage checks the image of one platform d names: its manifest and
+// config, and that its one layer holds exactly the static binary bin, for
+// that architecture; runs says bin runs here.
+func checkImage(t *testing.T, d ociDescriptor, blob func(*testing.T, ociDescriptor) []byte, bin string, runs bool) {
+	if got := d.Annotations["org.opencontainers.image.ref.name"]; got != imageVersion {
 		t.Errorf("ref.name %q, want the VERSION given to make", got)
 	}
 	var manifest ociManifest
-	decodeJSON(t, "manifest", blob(index.Manifests[0]), &manifest)
+	decodeJSON(t, "manifest", blob(t, d), &manifest)
 	if manifest.MediaType != "application/vnd.oci.image.manifest.v1+json" || manifest.Config.MediaType != "application/vnd.oci.image.config.v1+json" {
 		t.Errorf("manifest %s with config %s: want OCI media types", manifest.MediaType, manifest.Config.MediaType)
 	}
 	var config ociConfig
-	decodeJSON(t, "config", blob(manifest.Config), &config)
+	decodeJSON(t, "config", blob(t, manifest.Config), &config)
 	if !slices.Equal(config.Config.Entrypoint, []string{"/ringwatch"}) {
 		t.Errorf("entrypoint %q, want [/ringwatch]", config.Config.Entrypoint)
 	}
@@ -101,14 +148,14 @@ func TestImage(t *testing.T) {
 	if _, ok := config.Config.ExposedPorts["9477/tcp"]; !ok {
 		t.Errorf("exposed ports %v, want 9477/tcp", config.Config.ExposedPorts)
 	}
-	if config.OS != "linux" || config.Architecture == "" {
+	if config.OS != "linux" || config.Architecture != d.Platform.Architecture {
 		t.Errorf("platform %s/%s", config.OS, config.Architecture)
 	}
 
 	if len(manifest.Layers) != 1 || len(config.RootFS.DiffIDs) != 1 {
 		t.Fatalf("%d layers, %d diff_ids: want 1", len(manifest.Layers), len(config.RootFS.DiffIDs))
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(blob(manifest.Layers[0])))
+	zr, err := gzip.NewReader(bytes.NewReader(blob(t, manifest.Layers[0])))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,32 +198,18 @@ func TestImage(t *testing.T) {
 			t.Error("/ringwatch is dynamically linked: the image has no libc")
 		}
 	}
+	machine := map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}[d.Platform.Architecture]
+	if f.Machine != machine {
+		t.Errorf("/ringwatch of the %s image is for %v", d.Platform.Architecture, f.Machine)
+	}
 	// And it is ringwatch: it names its version.
-	out, err := exec.Command(bin, "version").Output()
-	if err != nil || !strings.HasPrefix(string(out), "ringwatch "+imageVersion+" ") {
-		t.Errorf("ringwatch version: %q %v", out, err)
+	if runs {
+		out, err := exec.Command(bin, "version").Output()
+		if err != nil || !strings.HasPrefix(string(out), "ringwatch "+imageVersion+" ") {
+			t.Errorf("ringwatch version: %q %v", out, err)
+		}
 	}
 
-	// go-containerregistry reads the unpacked layout back as a registry
-	// client would, and checks the index, manifest and config agree (the
-	// layer's contents were checked above; Fast skips reading it again).
-	unpacked := filepath.Join(dir, "layout")
-	for name, data := range files {
-		p := filepath.Join(unpacked, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	idx, err := layout.ImageIndexFromPath(unpacked)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := validate.Index(idx, validate.Fast); err != nil {
-		t.Errorf("the archive does not validate: %v", err)
-	}
 }
 
 func mustOpen(t *testing.T, path string) io.Reader {

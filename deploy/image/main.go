@@ -1,10 +1,12 @@
 // Command image builds ringwatch's container image without a container
-// engine: one layer holding the static binary as /ringwatch, written as an
-// OCI image layout in a tar file (an "oci-archive"), which podman load,
+// engine: for each static binary given (one per architecture), an image of
+// one layer holding it as /ringwatch, all written as one OCI image layout
+// in a tar file (an "oci-archive") whose index lists each image with its
+// platform, so that a runtime picks its own architecture's; podman load,
 // skopeo copy oci-archive:..., ctr image import and docker load (25 and
-// later) all read. `make image` runs it:
+// later) all read it. `make image` runs it:
 //
-//	go run ./deploy/image --binary bin/ringwatch-static --version v1.2.3 --out bin/ringwatch-image.tar
+//	go run ./deploy/image --binary bin/ringwatch-static,bin/ringwatch-static-arm64 --version v1.2.3 --out bin/ringwatch-image.tar
 //
 // The image is reproducible: every timestamp in it is SOURCE_DATE_EPOCH (0
 // when unset), so the same binary gives the same digest.
@@ -21,6 +23,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -34,12 +37,12 @@ import (
 const metricsPort = "9477/tcp"
 
 func main() {
-	binary := flag.String("binary", "", "the ringwatch binary to put in the image; it must be statically linked (CGO_ENABLED=0)")
+	binary := flag.String("binary", "", "the ringwatch binaries to put in the image, comma-separated, one per architecture; each must be statically linked (CGO_ENABLED=0)")
 	out := flag.String("out", "", "the OCI archive to write")
 	version := flag.String("version", "dev", "the image's version label and the tag in its reference name")
 	flag.Parse()
 	if *binary == "" || *out == "" || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "usage: image --binary bin/ringwatch-static --out bin/ringwatch-image.tar [--version v1.2.3]")
+		fmt.Fprintln(os.Stderr, "usage: image --binary bin/ringwatch-static[,bin/ringwatch-static-arm64] --out bin/ringwatch-image.tar [--version v1.2.3]")
 		os.Exit(2)
 	}
 	if err := run(*binary, *out, *version); err != nil {
@@ -48,28 +51,37 @@ func main() {
 	}
 }
 
-func run(binary, out, version string) error {
+func run(binaries, out, version string) error {
 	created, err := sourceDate()
 	if err != nil {
 		return err
 	}
-	exe, err := os.ReadFile(binary)
-	if err != nil {
-		return fmt.Errorf("read binary: %w", err)
-	}
-	arch, err := staticArch(exe)
-	if err != nil {
-		return fmt.Errorf("%s: %w", binary, err)
-	}
-	img, err := build(exe, arch, version, created)
-	if err != nil {
-		return err
+	var imgs []v1.Image
+	seen := map[string]string{}
+	for binary := range strings.SplitSeq(binaries, ",") {
+		exe, err := os.ReadFile(binary)
+		if err != nil {
+			return fmt.Errorf("read binary: %w", err)
+		}
+		arch, err := staticArch(exe)
+		if err != nil {
+			return fmt.Errorf("%s: %w", binary, err)
+		}
+		if other, ok := seen[arch]; ok {
+			return fmt.Errorf("%s and %s are both for %s: give one binary per architecture", other, binary, arch)
+		}
+		seen[arch] = binary
+		img, err := build(exe, arch, version, created)
+		if err != nil {
+			return err
+		}
+		imgs = append(imgs, img)
 	}
 	f, err := os.Create(out)
 	if err != nil {
 		return fmt.Errorf("create image archive: %w", err)
 	}
-	if err := writeOCIArchive(f, img, version, created); err != nil {
+	if err := writeOCIArchive(f, imgs, version, created); err != nil {
 		f.Close()
 		return fmt.Errorf("write %s: %w", out, err)
 	}
@@ -184,12 +196,13 @@ func binaryLayer(exe []byte, created time.Time) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// writeOCIArchive writes img as an OCI image layout (image-layout.md of the
-// OCI image spec: oci-layout, index.json, blobs/sha256/...) in a tar. The
-// index names it twice, as the tools that read it expect: tag alone in
+// writeOCIArchive writes imgs as an OCI image layout (image-layout.md of
+// the OCI image spec: oci-layout, index.json, blobs/sha256/...) in a tar,
+// the index listing each image with its platform. The index names each
+// twice, as the tools that read it expect: tag alone in
 // org.opencontainers.image.ref.name (skopeo, umoci, podman), and the full
 // name ringwatch:tag in io.containerd.image.name (ctr, docker load).
-func writeOCIArchive(w io.Writer, img v1.Image, tag string, created time.Time) error {
+func writeOCIArchive(w io.Writer, imgs []v1.Image, tag string, created time.Time) error {
 	tw := tar.NewWriter(w)
 	add := func(name string, data []byte) error {
 		return writeFile(tw, name, data, created)
@@ -197,7 +210,12 @@ func writeOCIArchive(w io.Writer, img v1.Image, tag string, created time.Time) e
 	dir := func(name string) error {
 		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755, ModTime: created, Format: tar.FormatPAX})
 	}
+	written := map[v1.Hash]bool{}
 	blob := func(h v1.Hash, data []byte) error {
+		if written[h] {
+			return nil
+		}
+		written[h] = true
 		return add("blobs/"+h.Algorithm+"/"+h.Hex, data)
 	}
 
@@ -210,67 +228,22 @@ func writeOCIArchive(w io.Writer, img v1.Image, tag string, created time.Time) e
 	if err := dir("blobs/sha256/"); err != nil {
 		return err
 	}
-	layers, err := img.Layers()
-	if err != nil {
-		return fmt.Errorf("list layers: %w", err)
-	}
-	for _, l := range layers {
-		h, err := l.Digest()
+	var manifests []v1.Descriptor
+	for _, img := range imgs {
+		d, err := writeImage(img, blob)
 		if err != nil {
-			return fmt.Errorf("digest layer: %w", err)
-		}
-		rc, err := l.Compressed()
-		if err != nil {
-			return fmt.Errorf("compress layer: %w", err)
-		}
-		data, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("compress layer: %w", err)
-		}
-		if err := blob(h, data); err != nil {
 			return err
 		}
-	}
-	config, err := img.RawConfigFile()
-	if err != nil {
-		return fmt.Errorf("encode config: %w", err)
-	}
-	configHash, err := img.ConfigName()
-	if err != nil {
-		return fmt.Errorf("digest config: %w", err)
-	}
-	if err := blob(configHash, config); err != nil {
-		return err
-	}
-	manifest, err := img.RawManifest()
-	if err != nil {
-		return fmt.Errorf("encode manifest: %w", err)
-	}
-	digest, err := img.Digest()
-	if err != nil {
-		return fmt.Errorf("digest manifest: %w", err)
-	}
-	if err := blob(digest, manifest); err != nil {
-		return err
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return fmt.Errorf("read config: %w", err)
+		d.Annotations = map[string]string{
+			"org.opencontainers.image.ref.name": tag,
+			"io.containerd.image.name":          "docker.io/library/ringwatch:" + tag,
+		}
+		manifests = append(manifests, d)
 	}
 	index, err := json.Marshal(v1.IndexManifest{
 		SchemaVersion: 2,
 		MediaType:     types.OCIImageIndex,
-		Manifests: []v1.Descriptor{{
-			MediaType: types.OCIManifestSchema1,
-			Size:      int64(len(manifest)),
-			Digest:    digest,
-			Annotations: map[string]string{
-				"org.opencontainers.image.ref.name": tag,
-				"io.containerd.image.name":          "docker.io/library/ringwatch:" + tag,
-			},
-			Platform: &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture},
-		}},
+		Manifests:     manifests,
 	})
 	if err != nil {
 		return fmt.Errorf("encode index: %w", err)
@@ -279,6 +252,66 @@ func writeOCIArchive(w io.Writer, img v1.Image, tag string, created time.Time) e
 		return err
 	}
 	return tw.Close()
+}
+
+// writeImage writes img's layers, config and manifest with blob and
+// returns the manifest's descriptor, with its platform.
+func writeImage(img v1.Image, blob func(v1.Hash, []byte) error) (v1.Descriptor, error) {
+	var d v1.Descriptor
+	layers, err := img.Layers()
+	if err != nil {
+		return d, fmt.Errorf("list layers: %w", err)
+	}
+	for _, l := range layers {
+		h, err := l.Digest()
+		if err != nil {
+			return d, fmt.Errorf("digest layer: %w", err)
+		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return d, fmt.Errorf("compress layer: %w", err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return d, fmt.Errorf("compress layer: %w", err)
+		}
+		if err := blob(h, data); err != nil {
+			return d, err
+		}
+	}
+	config, err := img.RawConfigFile()
+	if err != nil {
+		return d, fmt.Errorf("encode config: %w", err)
+	}
+	configHash, err := img.ConfigName()
+	if err != nil {
+		return d, fmt.Errorf("digest config: %w", err)
+	}
+	if err := blob(configHash, config); err != nil {
+		return d, err
+	}
+	manifest, err := img.RawManifest()
+	if err != nil {
+		return d, fmt.Errorf("encode manifest: %w", err)
+	}
+	digest, err := img.Digest()
+	if err != nil {
+		return d, fmt.Errorf("digest manifest: %w", err)
+	}
+	if err := blob(digest, manifest); err != nil {
+		return d, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return d, fmt.Errorf("read config: %w", err)
+	}
+	return v1.Descriptor{
+		MediaType: types.OCIManifestSchema1,
+		Size:      int64(len(manifest)),
+		Digest:    digest,
+		Platform:  &v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture},
+	}, nil
 }
 
 func writeFile(tw *tar.Writer, name string, data []byte, mtime time.Time) error {

@@ -12,12 +12,32 @@ import (
 // do: one built with -race links cgo, and a binary linked with cgo cannot
 // drop its capabilities (privilege.ErrCgo). The binary is in a directory
 // every user may read and enter, for tests that run it as another user,
-// and is removed when t ends.
+// and is removed when t ends. Where RINGWATCH_TEST_RINGWATCH names a
+// binary built that way (make vmtest's guests, which have no Go
+// toolchain), it returns that instead.
 func BuildRingwatch(t testing.TB) string {
 	t.Helper()
+	return build(t, "RINGWATCH_TEST_RINGWATCH", "github.com/ringwatch/ringwatch/cmd/ringwatch")
+}
+
+// BuildGetpidloop builds examples/getpidloop, the load of the scaling
+// measurement, without cgo, or returns RINGWATCH_TEST_GETPIDLOOP if set.
+func BuildGetpidloop(t testing.TB) string {
+	t.Helper()
+	return build(t, "RINGWATCH_TEST_GETPIDLOOP", "github.com/ringwatch/ringwatch/examples/getpidloop")
+}
+
+func build(t testing.TB, env, pkg string) string {
+	t.Helper()
+	if bin := os.Getenv(env); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("%s: %v", env, err)
+		}
+		return bin
+	}
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		Unavailable(t, "needs the go command in PATH to build ringwatch: "+err.Error())
+		Unavailable(t, "needs the go command in PATH to build "+pkg+" (or "+env+" naming a built one): "+err.Error())
 	}
 	dir, err := os.MkdirTemp("", "ringwatch-bin-")
 	if err != nil {
@@ -27,11 +47,11 @@ func BuildRingwatch(t testing.TB) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := filepath.Join(dir, "ringwatch")
-	cmd := exec.Command(goTool, "build", "-trimpath", "-o", bin, "github.com/ringwatch/ringwatch/cmd/ringwatch")
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command(goTool, "build", "-trimpath", "-o", bin, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build ringwatch: %v\n%s", err, out)
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
 }

@@ -8,7 +8,7 @@
 //     Snapshot and WaitForObjects, Main.
 //   - features.go: RequireSyscallProgs, and the probe of BPF atomics that
 //     RequireBPF makes; userring.go: RequireUserRing.
-//   - build.go: BuildRingwatch, a ringwatch built as `make build` does.
+//   - build.go: BuildRingwatch and BuildGetpidloop, built as `make build` does.
 //   - child.go: SyscallChild, a process that makes getpid() calls on
 //     command, for tests that need syscalls of a known pid and tid.
 package testenv

@@ -197,7 +197,7 @@ func (r *rig) awaitSleep(t *testing.T) {
 		}
 		nr, _, _ := strings.Cut(string(b), " ")
 		if n, err := strconv.Atoi(strings.TrimSpace(nr)); err == nil &&
-			(n == unix.SYS_EPOLL_WAIT || n == unix.SYS_EPOLL_PWAIT || n == unix.SYS_EPOLL_PWAIT2) {
+			(n == sysEpollWait || n == unix.SYS_EPOLL_PWAIT || n == unix.SYS_EPOLL_PWAIT2) {
 			return
 		}
 		if time.Since(start) > deadline {

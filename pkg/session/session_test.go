@@ -215,7 +215,13 @@ func TestProducersWakeOnlyTheirConsumer(t *testing.T) {
 			if mine.Woken == 0 {
 				t.Errorf("the consumer of CPU 0's rings was never woken: did it sleep?")
 			}
-			if counters[0].Attempts != counters[0].Lost+stats[s.RingOf(0)].Records {
+			// Every ring: the child's runtime threads may make a few system
+			// calls on other CPUs (68 of 101,676 at 16 CPUs).
+			var records uint64
+			for _, st := range stats {
+				records += st.Records
+			}
+			if counters[0].Attempts != counters[0].Lost+records {
 				t.Errorf("counters %+v, ring stats %+v", counters, stats)
 			}
 		})
