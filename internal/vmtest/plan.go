@@ -30,7 +30,7 @@ type target struct {
 // not supported"), and so does `ringwatch bench`. README, "Tested on".
 var benchOn6_1 = map[string]string{
 	"pkg/transport": "TestFitsIsWhatTheKernelHolds",
-	"pkg/loader":    "TestDiscardThenSubmitWakesTheConsumer|TestKernelWakeupsMissASubmitBehindANoWakeupDiscard|TestHeldReservationStopsTheReader|TestSleepHandshakeManyRounds",
+	"pkg/loader":    "TestLazySleeperWokenAtItsWatermark|TestDiscardThenSubmitWakesTheConsumer|TestKernelWakeupsMissASubmitBehindANoWakeupDiscard|TestHeldReservationStopsTheReader|TestSleepHandshakeManyRounds",
 	"cmd/ringwatch": "TestBenchRunsAsACommand|TestScaleBenchManyCPUs",
 }
 
