@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -35,7 +34,7 @@ func TestRunExecJSONOnEveryTransport(t *testing.T) {
 				"--output", "json", "--web.listen-address", "127.0.0.1:0")
 			want := map[int]string{} // filename, by pid
 			for _, path := range paths {
-				c := exec.Command(path)
+				c := testenv.TrueAt(path)
 				if err := c.Run(); err != nil {
 					t.Fatalf("run %s: %v", path, err)
 				}

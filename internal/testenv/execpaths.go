@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,4 +25,15 @@ func ExecPaths(t testing.TB, dir string) []string {
 		}
 	}
 	return []string{"/bin/true", mid, long}
+}
+
+// TrueAt is a command that execs the /bin/true behind path, one of
+// ExecPaths, with argv[0] "true": where /bin/true is a link to busybox (the
+// VM matrix's guests), busybox picks its applet by argv[0], and a link's
+// own name would make it exit 127. The kernel's record of the exec still
+// names path (the tracepoint takes the filename execve was given).
+func TrueAt(path string) *exec.Cmd {
+	cmd := exec.Command(path)
+	cmd.Args[0] = "true"
+	return cmd
 }
