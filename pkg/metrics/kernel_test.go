@@ -253,9 +253,10 @@ func TestMetricsOverHTTPMatchTheConsumer(t *testing.T) {
 		families := scrape(t, srv.URL)
 		after := pl.Stats()[0]
 		if before.Records != after.Records || pl.tracker.Source(abi.SourceExec) != sourceBefore {
-			if try == 20 {
+			if try == 200 {
 				t.Fatal("records kept arriving during every scrape")
 			}
+			time.Sleep(time.Millisecond)
 			continue
 		}
 		counters, err := pl.Counters()
