@@ -11,6 +11,13 @@ import (
 type flow struct {
 	at       int64    // CLOCK_MONOTONIC ns of the last look; 0 before the first
 	produced []uint64 // each ring's producer position then
+	// hold: a look that finds no records this soon after the last
+	// measured interval leaves the rates as they were, and the next
+	// look measures over both. One empty pass among records that still
+	// flow then does not read as "nothing flows" (which would make an
+	// adaptive consumer sleep deeply and its producers ring for each
+	// record); a quiet hold does.
+	hold int64
 
 	// Of the last interval between two looks:
 	recordRate float64 // records delivered per second
@@ -25,9 +32,14 @@ type flow struct {
 // passes closer than this leave the last rate in place.
 const minInterval = time.Microsecond
 
-func newFlow() flow { return flow{untilFull: math.Inf(1)} }
+func newFlow(hold time.Duration) flow { return flow{untilFull: math.Inf(1), hold: hold.Nanoseconds()} }
 
-// look measures the rings at now, after a pass that delivered records.
+// holdSleeps is how many lazy sleeps an adaptive consumer's flow holds its
+// last rate through without a record: past that it sleeps deeply.
+const holdSleeps = 4
+
+// look measures the rings at now, after a pass that delivered records
+// (records may be 0).
 func (f *flow) look(rings []ring, now int64, records int) {
 	if len(f.produced) != len(rings) {
 		f.produced = make([]uint64, len(rings))
@@ -38,7 +50,7 @@ func (f *flow) look(rings []ring, now int64, records int) {
 		return
 	}
 	dt := time.Duration(now - f.at)
-	if dt < minInterval {
+	if dt < minInterval || records == 0 && int64(dt) < f.hold {
 		return
 	}
 	secs := dt.Seconds()

@@ -36,7 +36,7 @@ func near(got, want, tolerance float64) bool { return math.Abs(got-want) <= tole
 
 func TestFlowMeasuresRateAndTimeToFull(t *testing.T) {
 	m, r := flowRing(t)
-	f := newFlow()
+	f := newFlow(0)
 	var clock fakeClock
 	rings := []ring{r}
 	f.look(rings, clock.advance(time.Millisecond), 0) // the first look only sets the start
@@ -81,7 +81,7 @@ func TestFlowTakesTheRingThatFillsFirst(t *testing.T) {
 	full, fullR := flowRing(t)
 	// full holds all but 11,000 bytes before the first look.
 	atomic.StoreUint64(&full.pos[1], 1<<20-11_000)
-	f := newFlow()
+	f := newFlow(0)
 	var clock fakeClock
 	rings := []ring{fastR, fullR}
 	f.look(rings, clock.advance(time.Millisecond), 0)
@@ -127,7 +127,7 @@ func TestPaceIsAFractionOfTimeToFullBoundedByTheLazySleep(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := &sleeper{mode: c.mode, lazyFor: lazy, flow: newFlow(), paces: true}
+			s := &sleeper{mode: c.mode, lazyFor: lazy, flow: newFlow(0), paces: true}
 			s.flow.byteRate, s.flow.recordRate, s.flow.capacity = c.byteRate, c.recordRate, 1<<20
 			if c.byteRate > 0 {
 				s.flow.untilFull = float64(1<<20) / c.byteRate
@@ -142,7 +142,7 @@ func TestPaceIsAFractionOfTimeToFullBoundedByTheLazySleep(t *testing.T) {
 		})
 	}
 	t.Run("never lazy", func(t *testing.T) {
-		s := &sleeper{mode: WakeupAdaptive, lazyFor: lazySleep(-1), flow: newFlow(), paces: true}
+		s := &sleeper{mode: WakeupAdaptive, lazyFor: lazySleep(-1), flow: newFlow(0), paces: true}
 		s.flow.byteRate, s.flow.recordRate, s.flow.untilFull = 1e9, 1e7, 0.001
 		if got := s.pace(); got != 0 {
 			t.Fatalf("a consumer with a negative MaxDelay paces %v", got)
@@ -150,16 +150,22 @@ func TestPaceIsAFractionOfTimeToFullBoundedByTheLazySleep(t *testing.T) {
 	})
 }
 
-func TestWatermarkIsTwiceTheExpectedFillCappedAtHalf(t *testing.T) {
+func TestWatermarkIsTwiceTheExpectedFillBetweenAQuarterAndHalf(t *testing.T) {
 	m, r := flowRing(t)
 	var wm uint32
-	s := &sleeper{mode: WakeupAdaptive, flow: newFlow(), watermark: &wm}
+	s := &sleeper{mode: WakeupAdaptive, flow: newFlow(0), watermark: &wm}
 	s.flow.capacity, s.flow.pending = 1<<20, 4096
-	// 100 MB/s for 1 ms: 100,000 bytes expected, so 4096 + 200,000.
+	// 200 MB/s for 1 ms: 200,000 bytes expected, so 4096 + 400,000.
+	s.flow.byteRate = 2e8
+	s.setWatermark([]ring{r}, time.Millisecond)
+	if wm != 4096+400_000 {
+		t.Fatalf("watermark %d bytes, want %d", wm, 4096+400_000)
+	}
+	// 100 MB/s would be 204,096: a quarter of the ring instead.
 	s.flow.byteRate = 1e8
 	s.setWatermark([]ring{r}, time.Millisecond)
-	if wm != 4096+200_000 {
-		t.Fatalf("watermark %d bytes, want %d", wm, 4096+200_000)
+	if wm != 1<<18 {
+		t.Fatalf("watermark %d bytes, want a quarter of the ring, %d", wm, 1<<18)
 	}
 	// 1 GB/s for 1 ms would be 2 MB: half the ring instead.
 	s.flow.byteRate = 1e9
@@ -167,22 +173,23 @@ func TestWatermarkIsTwiceTheExpectedFillCappedAtHalf(t *testing.T) {
 	if wm != 1<<19 {
 		t.Fatalf("watermark %d bytes, want half the ring, %d", wm, 1<<19)
 	}
-	// No rate measured and nothing pending: one unit, the first record.
-	s.flow = newFlow()
+	// No rate measured and nothing pending: a quarter, not the first
+	// record.
+	s.flow = newFlow(0)
 	s.setWatermark([]ring{r}, time.Millisecond)
-	if wm != 1 {
-		t.Fatalf("watermark %d with no rate, want 1", wm)
+	if wm != 1<<18 {
+		t.Fatalf("watermark %d with no rate, want a quarter of the ring, %d", wm, 1<<18)
 	}
 	_ = m
 	// SPSC producers count slots: the same level in 72-byte slots.
 	q := newMemQueues(t, 1, 1000, 72)
 	defer q.bell.close()
 	sq := q.reader()
-	s.flow = newFlow()
-	s.flow.capacity, s.flow.byteRate = sq.capacity(), 72e6 // 1 M slots/s
+	s.flow = newFlow(0)
+	s.flow.capacity, s.flow.byteRate = sq.capacity(), 108e6 // 1.5 M slots/s
 	s.setWatermark([]ring{sq}, 100*time.Microsecond)
-	if wm != 200 {
-		t.Fatalf("spsc watermark %d slots, want 200", wm)
+	if wm != 300 {
+		t.Fatalf("spsc watermark %d slots, want 300", wm)
 	}
 	s.flow.byteRate = 72e9
 	s.setWatermark([]ring{sq}, 100*time.Microsecond)
@@ -197,7 +204,7 @@ func TestWatermarkIsTwiceTheExpectedFillCappedAtHalf(t *testing.T) {
 // make it longer), so the test holds only to that.
 func TestReadPacesAFlowingRing(t *testing.T) {
 	m := newMemRing(1 << 16)
-	c, err := newConsumer([]ring{m.reader()}, &sleeper{mode: WakeupBusy, flow: newFlow()})
+	c, err := newConsumer([]ring{m.reader()}, &sleeper{mode: WakeupBusy, flow: newFlow(0)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,5 +231,52 @@ func TestReadPacesAFlowingRing(t *testing.T) {
 	c.sleeper.flow.look(c.rings, MonotonicNow()+int64(time.Second), 0)
 	if wait := c.sleeper.pace(); wait != 0 {
 		t.Fatalf("pace %v after a second with nothing", wait)
+	}
+}
+
+// TestFlowHoldsItsRateAcrossAnEmptyPass: an adaptive consumer's empty pass
+// among records that still flow leaves the rate in place, and the next
+// pass with records measures over both; a quiet hold makes the rate 0.
+func TestFlowHoldsItsRateAcrossAnEmptyPass(t *testing.T) {
+	m, r := flowRing(t)
+	lazy := lazySleep(DefaultMaxDelay)
+	s := &sleeper{mode: WakeupAdaptive, lazyFor: lazy, flow: newFlow(holdSleeps * lazy), paces: true}
+	f := &s.flow
+	var clock fakeClock
+	rings := []ring{r}
+	f.look(rings, clock.advance(time.Millisecond), 0)
+	// One record of 64 bytes per millisecond: 0.8 per lazy sleep, enough
+	// for a lazy sleep (lazyFrom) though not for a pace.
+	produce(m, 64)
+	consume(m)
+	f.look(rings, clock.advance(time.Millisecond), 1)
+	if !near(f.recordRate, 1000, 1e-9) || !s.flowing() || s.pace() != 0 {
+		t.Fatalf("1 record/ms: rate %v, flowing %v, pace %v; want 1000, true, 0", f.recordRate, s.flowing(), s.pace())
+	}
+	// An empty pass half a millisecond later holds the rate.
+	f.look(rings, clock.advance(500*time.Microsecond), 0)
+	if !near(f.recordRate, 1000, 1e-9) || !s.flowing() {
+		t.Fatalf("after an empty pass: rate %v, flowing %v; want 1000 held", f.recordRate, s.flowing())
+	}
+	// The next record, 1.5 ms after the last: measured over 1.5 ms.
+	produce(m, 64)
+	consume(m)
+	f.look(rings, clock.advance(time.Millisecond), 1)
+	if !near(f.recordRate, 1000/1.5, 1e-9) || !near(f.byteRate, 64000/1.5, 1e-9) {
+		t.Fatalf("over an empty pass: %v records/s, %v B/s; want %v and %v", f.recordRate, f.byteRate, 1000/1.5, 64000/1.5)
+	}
+	// A hold's length with nothing: nothing flows, and it sleeps deeply.
+	f.look(rings, clock.advance(holdSleeps*lazy), 0)
+	if f.recordRate != 0 || s.flowing() {
+		t.Fatalf("after a quiet hold: rate %v, flowing %v; want 0, false", f.recordRate, s.flowing())
+	}
+	// Half a record per sleep is still lazy; less is deep.
+	f.recordRate = lazyFrom / lazy.Seconds()
+	if !s.flowing() {
+		t.Fatalf("%v records/s (%v per lazy sleep) is not flowing", f.recordRate, lazyFrom)
+	}
+	f.recordRate *= 0.99
+	if s.flowing() {
+		t.Fatalf("%v records/s is flowing", f.recordRate)
 	}
 }

@@ -56,7 +56,8 @@ func (m *memQueues) reader() *spsc {
 // sleeper is an adaptive sleeper whose handshake is the queues' flag and
 // doorbell; maxDelay < 0 makes every sleep deep.
 func (m *memQueues) sleeper(maxDelay time.Duration) *sleeper {
-	return &sleeper{mode: WakeupAdaptive, lazyFor: lazySleep(maxDelay), flow: newFlow(),
+	lazy := lazySleep(maxDelay)
+	return &sleeper{mode: WakeupAdaptive, lazyFor: lazy, flow: newFlow(holdSleeps * max(lazy, 0)),
 		sleeping: &m.sleeping, watermark: &m.watermark, bell: m.bell}
 }
 

@@ -90,7 +90,8 @@ func openSleeper(mode Wakeup, maxDelay time.Duration, withBell bool, doorbellMap
 	if !slices.Contains(abi.Wakeups(), mode) {
 		return nil, fmt.Errorf("unknown wakeup mode %q", given)
 	}
-	s := &sleeper{mode: mode, lazyFor: lazySleep(maxDelay), flow: newFlow()}
+	lazy := lazySleep(maxDelay)
+	s := &sleeper{mode: mode, lazyFor: lazy, flow: newFlow(holdSleeps * max(lazy, 0))}
 	if mode != WakeupAdaptive && !withBell {
 		return s, nil
 	}
@@ -196,6 +197,17 @@ func (s *sleeper) pace() time.Duration {
 	return min(wait, seconds(f.untilFull/paceFraction))
 }
 
+// lazyFrom is the fewest records a lazy sleep must be expected to find to
+// be chosen over a deep one. At half a record it costs two timer wakeups
+// per record, about what a doorbell costs the producer and its wakeup the
+// consumer; below it, deep sleeps cost less.
+const lazyFrom = 0.5
+
+// flowing reports whether records come often enough for a lazy sleep.
+func (s *sleeper) flowing() bool {
+	return s.lazyFor > 0 && s.flow.recordRate*s.lazyFor.Seconds() >= lazyFrom
+}
+
 // prepare gets ready to sleep and returns how long for (negative: until
 // woken), or false if a ring is ready and the consumer must read instead.
 //
@@ -215,7 +227,7 @@ func (s *sleeper) prepare(rings []ring) (time.Duration, bool) {
 	state := sleepAwake // the producers wake us by themselves
 	if s.mode == WakeupAdaptive {
 		state = sleepDeep
-		if s.lazyFor > 0 && s.flow.recordRate*s.lazyFor.Seconds() >= 1 {
+		if s.flowing() {
 			state, timeout = sleepLazy, min(s.lazyFor, seconds(s.flow.untilFull/paceFraction))
 			s.setWatermark(rings, timeout)
 		}
@@ -254,11 +266,13 @@ func (s *sleeper) preparePause(rings []ring, wait time.Duration) bool {
 
 // setWatermark tells the producers when a lazy sleep of d must end early:
 // once the ring that fills first holds what it held plus twice what it
-// would gain in d at the rate just measured, or half of it, whichever is
-// less. Then a rate that doubles wakes us with half a ring to spare. The
-// store needs no barrier: the flag raised after it is an XCHG, and a
-// producer that reads an older watermark reads one that was as valid a
-// sleep before.
+// would gain in d at the rate just measured, but at least a quarter of it
+// and at most half. Then a rate that doubles wakes us with half a ring to
+// spare, and a trickle of records, which cannot fill a ring, waits for the
+// timer instead of ringing for each record. The doorbell only guards
+// against overflow: the timer bounds the delay. The store needs no
+// barrier: the flag raised after it is an XCHG, and a producer that reads
+// an older watermark reads one that was as valid a sleep before.
 func (s *sleeper) setWatermark(rings []ring, d time.Duration) {
 	f := &s.flow
 	capacity := f.capacity
@@ -266,7 +280,7 @@ func (s *sleeper) setWatermark(rings []ring, d time.Duration) {
 		capacity = rings[0].capacity()
 	}
 	level := float64(f.pending) + 2*f.byteRate*d.Seconds()
-	bytes := min(uint64(min(level, float64(capacity))), capacity/2)
+	bytes := min(max(uint64(min(level, float64(capacity))), capacity/4), capacity/2)
 	w := max(rings[0].units(bytes), 1)
 	atomic.StoreUint32(s.watermark, uint32(min(w, 1<<32-1)))
 }
