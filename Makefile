@@ -101,8 +101,8 @@ bench: tracefs
 	$(GO) build -tags libbpf -trimpath -ldflags '$(LDFLAGS)' -o bin/ringwatch-libbpf ./cmd/ringwatch
 	./bin/ringwatch-libbpf bench --quick
 	$(GO) test -run '^$$' -bench 'Drain|Walk' -benchmem -benchtime 5x ./pkg/consumer
-	$(GO) test -tags libbpf -run '^$$' -bench 'LibbpfDrain' -benchtime 5x ./pkg/bench
-	$(GO) test -run '^$$' -bench 'TrackerObserve' -benchmem ./pkg/accounting
+	$(GO) test -tags libbpf -run '^$$' -bench 'LibbpfDrain' -benchtime 5x ./internal/bench
+	$(GO) test -run '^$$' -bench 'TrackerObserve' -benchmem ./internal/accounting
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); test -z "$$out" || { echo "gofmt needed: $$out" >&2; exit 1; }

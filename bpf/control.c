@@ -18,7 +18,7 @@
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
-/* User space to kernel. max_entries is the data size; pkg/loader sets it. */
+/* User space to kernel. max_entries is the data size; internal/loader sets it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_USER_RINGBUF);
 	__uint(max_entries, 64 << 10);
@@ -53,7 +53,7 @@ struct {
 
 /*
  * The producers' settings maps, from the header bpf/ringwatch.c includes
- * too: pkg/loader replaces them with the producers' own maps when it loads
+ * too: internal/loader replaces them with the producers' own maps when it loads
  * this object next to the producers.
  */
 #include "settings.h"

@@ -224,7 +224,7 @@ static __always_inline int emit_sys_enter(struct bpf_raw_tracepoint_args *ctx,
 }
 
 /*
- * The programs: every source on every transport. pkg/loader finds them by
+ * The programs: every source on every transport. internal/loader finds them by
  * name, <source program>_<transport>.
  */
 /*
@@ -260,7 +260,7 @@ SOURCE_PROGRAMS(spsc, TRANSPORT_SPSC)
 
 /*
  * The synthetic producer of `ringwatch bench`: a syscall program that
- * pkg/bench runs with BPF_PROG_TEST_RUN from a thread pinned to one CPU.
+ * internal/bench runs with BPF_PROG_TEST_RUN from a thread pinned to one CPU.
  * Each run writes args->count records of a fixed size, through the same
  * reserve and submit as the sources, so it measures the transports as the
  * sources use them. The loop is an open-coded iterator (Linux 6.4), which

@@ -126,7 +126,7 @@ struct syscall_filter {
 
 /*
  * How records travel from ring 0 to ring 3. Every source has one program per
- * transport; pkg/loader loads only the chosen transport's.
+ * transport; internal/loader loads only the chosen transport's.
  */
 enum transport {
 	TRANSPORT_RINGBUF = 1,        /* one BPF_MAP_TYPE_RINGBUF shared by all CPUs */
@@ -198,7 +198,7 @@ struct spsc_queue {
 /*
  * A slot of the spsc_slots array: queue k owns slots [k * spsc_slots,
  * (k + 1) * spsc_slots). The array's value size, and so the largest record a
- * slot holds, is set by pkg/loader to fit the chosen sources' records.
+ * slot holds, is set by internal/loader to fit the chosen sources' records.
  */
 struct spsc_slot {
 	__u32 len; /* bytes of data that are the record */

@@ -3,7 +3,7 @@
  * The producers' run-time settings maps, and the BTF anchor macro, shared
  * by both BPF objects: ringwatch.c (the producers, which read the settings)
  * and control.c (the user ring's control program, which writes them).
- * pkg/loader loads the control program next to the producers with these
+ * internal/loader loads the control program next to the producers with these
  * maps replaced by the producers' own (ebpf.CollectionOptions.
  * MapReplacements checks that type, sizes and flags match, which one
  * definition guarantees). Include after vmlinux.h, bpf_helpers.h and

@@ -2,7 +2,7 @@
 
 // SPDX-License-Identifier: (GPL-2.0-only OR MIT)
 /*
- * Test fillers: syscall programs that pkg/loader's tests run with
+ * Test fillers: syscall programs that internal/loader's tests run with
  * BPF_PROG_TEST_RUN to put into a real ring what ringwatch's own producers
  * never do, discarded records and a reservation held open, through the very
  * reserve() and submit() of bpf/transport.h. They live in an object of
@@ -140,7 +140,7 @@ FILL_PROGRAMS(percpu_ringbuf, TRANSPORT_PERCPU_RINGBUF)
 
 /*
  * The producers' floor: the least a syscall producer can do, for
- * BenchmarkProducerCost (pkg/loader) to set ringwatch's producers beside.
+ * BenchmarkProducerCost (internal/loader) to set ringwatch's producers beside.
  * On raw_syscalls/sys_enter, for the processes in floor_pids (a hash, as
  * the syscalls source's allow-list is), it reserves a 40-byte record (the
  * size of a struct syscall_record), stores the syscall number and submits

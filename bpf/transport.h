@@ -14,7 +14,7 @@
 
 /*
  * The kernel-to-user transports. Each source has one program per transport
- * (see the end of bpf/ringwatch.c) and pkg/loader loads only the chosen
+ * (see the end of bpf/ringwatch.c) and internal/loader loads only the chosen
  * transport's programs and the maps they use; it also sets every size below
  * that depends on the machine or on the command line.
  */
@@ -81,7 +81,7 @@ struct {
 } spsc_queues SEC(".maps");
 
 /*
- * The slots of every queue. No BTF value type: pkg/loader sets value_size to
+ * The slots of every queue. No BTF value type: internal/loader sets value_size to
  * the slot size, which the verifier then checks every record write against.
  */
 struct {
@@ -103,7 +103,7 @@ struct {
 
 /*
  * Each consumer's doorbell: a ring buffer only so that epoll can wait on it,
- * one per consumer in an array of maps that pkg/transport fills.
+ * one per consumer in an array of maps that internal/transport fills.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
@@ -358,7 +358,7 @@ static __always_inline void ring_doorbell(struct wake_state *ws, __u32 state, __
  * consumer's flag, not at positions) and WAKEUP_EVERY (BPF_RB_FORCE_WAKEUP)
  * do not depend on that rule; WAKEUP_KERNEL does: in that mode a discard
  * must pass flags 0 (which wakes a consumer waiting at that position) or
- * the next submit BPF_RB_FORCE_WAKEUP. pkg/loader's tests run every mode
+ * the next submit BPF_RB_FORCE_WAKEUP. internal/loader's tests run every mode
  * through bpf/testfill.c's discarding filler.
  */
 static __always_inline bool submit(struct output *out, void *ctx, __u32 size, const enum transport transport)

@@ -20,9 +20,9 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/ringwatch/ringwatch/internal/control"
 	"github.com/ringwatch/ringwatch/internal/privilege"
 	"github.com/ringwatch/ringwatch/internal/testenv"
-	"github.com/ringwatch/ringwatch/pkg/control"
 )
 
 // wantCapabilities are the capabilities the DaemonSet's container must add

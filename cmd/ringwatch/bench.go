@@ -19,9 +19,10 @@ import (
 	"time"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
-	"github.com/ringwatch/ringwatch/pkg/bench"
-	"github.com/ringwatch/ringwatch/pkg/loader"
-	tpt "github.com/ringwatch/ringwatch/pkg/transport"
+	"github.com/ringwatch/ringwatch/internal/bench"
+	"github.com/ringwatch/ringwatch/internal/loader"
+	tpt "github.com/ringwatch/ringwatch/internal/transport"
+	"github.com/ringwatch/ringwatch/pkg/consumer"
 )
 
 const benchUsage = `Usage: ringwatch bench [flags]
@@ -191,12 +192,12 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		n, _ := strconv.Atoi(size) // one of bench.RecordSizes
 		o.Sizes = append(o.Sizes, n)
 	}
-	wakeups, err := nameList("--wakeup", *f.wakeups, abi.Wakeups())
+	wakeups, err := nameList("--wakeup", *f.wakeups, consumer.Wakeups())
 	if err != nil {
 		return cfg, err
 	}
 	for _, w := range wakeups {
-		o.Wakeups = append(o.Wakeups, abi.Wakeup(w))
+		o.Wakeups = append(o.Wakeups, consumer.Wakeup(w))
 	}
 	if o.Producers, err = intList("--producers", *f.producers, 1, len(allowed),
 		"each on a CPU of its own: this process may run on "+plural(len(allowed), "CPU")); err != nil {

@@ -15,10 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
-	"github.com/ringwatch/ringwatch/pkg/control"
-	"github.com/ringwatch/ringwatch/pkg/loader"
-	"github.com/ringwatch/ringwatch/pkg/metrics"
-	"github.com/ringwatch/ringwatch/pkg/session"
+	"github.com/ringwatch/ringwatch/internal/control"
+	"github.com/ringwatch/ringwatch/internal/loader"
+	"github.com/ringwatch/ringwatch/internal/metrics"
+	"github.com/ringwatch/ringwatch/internal/session"
 )
 
 const ctlUsage = `Usage: ringwatch ctl [flags] ACTION...

@@ -18,8 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwatch/ringwatch/internal/control"
 	"github.com/ringwatch/ringwatch/internal/testenv"
-	"github.com/ringwatch/ringwatch/pkg/control"
 )
 
 func TestParseCtlFlagsKeepsTheOrder(t *testing.T) {

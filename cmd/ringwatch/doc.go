@@ -14,7 +14,7 @@
 //   - ctl.go: `ringwatch ctl`, and the control side of `ringwatch run`:
 //     control program, channel, socket, heartbeat, metrics.
 //   - ping.go: `ringwatch ping`: round trips through the user ring.
-//   - bench.go: `ringwatch bench`: flags and result tables of pkg/bench.
+//   - bench.go: `ringwatch bench`: flags and result tables of internal/bench.
 //   - flags.go: the checked flag values every command defines its flags
 //     with, and the parse that refuses a wrong command line in one line
 //     naming the flag and what is valid, before anything is loaded.

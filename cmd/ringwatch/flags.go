@@ -17,8 +17,8 @@ import (
 // message that names the flag, quotes what was given and says what is
 // valid. Checks that take several flags together, or the names a list may
 // hold, come after parsing, in each command's parse function, from the
-// packages that define the options (internal/abi, pkg/transport,
-// pkg/loader). Either way the command exits exitUsage before it loads
+// packages that define the options (internal/abi, internal/transport,
+// internal/loader). Either way the command exits exitUsage before it loads
 // anything.
 
 // maxCount is the largest count a flag takes when nothing smaller bounds

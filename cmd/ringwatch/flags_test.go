@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/ringwatch/ringwatch/internal/testenv"
-	tpt "github.com/ringwatch/ringwatch/pkg/transport"
+	tpt "github.com/ringwatch/ringwatch/internal/transport"
 )
 
 // commandFlags are each command's flag set, as its --help lists them, and

@@ -10,9 +10,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringwatch/ringwatch/internal/metrics"
+	"github.com/ringwatch/ringwatch/internal/progstats"
 	"github.com/ringwatch/ringwatch/pkg/hostrings"
-	"github.com/ringwatch/ringwatch/pkg/metrics"
-	"github.com/ringwatch/ringwatch/pkg/progstats"
 )
 
 // hostWatch is what `run` shows of the whole host, beside its own rings:

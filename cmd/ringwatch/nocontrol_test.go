@@ -9,10 +9,10 @@ import (
 	"testing"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/control"
+	"github.com/ringwatch/ringwatch/internal/loader"
+	"github.com/ringwatch/ringwatch/internal/session"
 	"github.com/ringwatch/ringwatch/internal/testenv"
-	"github.com/ringwatch/ringwatch/pkg/control"
-	"github.com/ringwatch/ringwatch/pkg/loader"
-	"github.com/ringwatch/ringwatch/pkg/session"
 )
 
 // TestRunCarriesOnWithoutTheUserRing plays a kernel before 6.1: the control

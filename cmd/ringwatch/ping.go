@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
-	"github.com/ringwatch/ringwatch/pkg/control"
-	"github.com/ringwatch/ringwatch/pkg/session"
+	"github.com/ringwatch/ringwatch/internal/control"
+	"github.com/ringwatch/ringwatch/internal/session"
 )
 
 const pingUsage = `Usage: ringwatch ping [flags]

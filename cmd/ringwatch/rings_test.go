@@ -18,10 +18,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/progstats"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 	"github.com/ringwatch/ringwatch/internal/testenv/ringchild"
 	"github.com/ringwatch/ringwatch/pkg/hostrings"
-	"github.com/ringwatch/ringwatch/pkg/progstats"
 )
 
 func TestParseRingsAndTopFlags(t *testing.T) {

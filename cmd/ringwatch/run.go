@@ -17,15 +17,15 @@ import (
 	"unicode"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/control"
+	"github.com/ringwatch/ringwatch/internal/loader"
+	"github.com/ringwatch/ringwatch/internal/metrics"
+	"github.com/ringwatch/ringwatch/internal/output"
 	"github.com/ringwatch/ringwatch/internal/privilege"
+	"github.com/ringwatch/ringwatch/internal/session"
+	tpt "github.com/ringwatch/ringwatch/internal/transport"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
-	"github.com/ringwatch/ringwatch/pkg/control"
 	"github.com/ringwatch/ringwatch/pkg/hostrings"
-	"github.com/ringwatch/ringwatch/pkg/loader"
-	"github.com/ringwatch/ringwatch/pkg/metrics"
-	"github.com/ringwatch/ringwatch/pkg/output"
-	"github.com/ringwatch/ringwatch/pkg/session"
-	tpt "github.com/ringwatch/ringwatch/pkg/transport"
 )
 
 const runUsage = `Usage: ringwatch run [flags]
@@ -85,7 +85,7 @@ while running, 2 for a wrong command line.
 type runConfig struct {
 	sources      []string
 	transport    abi.Transport
-	wakeup       abi.Wakeup
+	wakeup       consumer.Wakeup
 	cpusPerRing  int
 	consumers    int
 	consumerCPUs []int
@@ -119,7 +119,7 @@ func runFlags() (flagSet, runFlagValues) {
 			"comma-separated sources to carry: "+strings.Join(loader.SourceNames(), ", ")),
 		transport: fs.String("transport", string(abi.Ringbuf),
 			"how records travel to user space: "+joinNames(abi.Transports())),
-		wakeup: fs.String("wakeup", string(abi.WakeupAdaptive),
+		wakeup: fs.String("wakeup", string(consumer.WakeupAdaptive),
 			"when producers wake the consumer: adaptive (only when it sleeps; after records flowed it sleeps lazily, waking at an eighth of the ring or after 1ms), every (every record), busy (never: the consumer polls a CPU)"),
 		cpusPerRing: fs.Int("cpus-per-ring", 1, 1, maxCount, "", "percpu-ringbuf: how many CPUs share one ring buffer"),
 		consumers: fs.Int("consumers", 0, 0, maxCount, fmt.Sprintf("0 is one consumer per %d rings", tpt.RingsPerConsumer),
@@ -223,15 +223,11 @@ func parseTransport(name string) (abi.Transport, error) {
 	return t, nil
 }
 
-func parseWakeup(name string) (abi.Wakeup, error) {
-	if name == "" {
-		return "", fmt.Errorf("--wakeup: %w", abi.Choose("wakeup mode", name, abi.Wakeups()))
+func parseWakeup(name string) (consumer.Wakeup, error) {
+	if w := consumer.Wakeup(name); slices.Contains(consumer.Wakeups(), w) {
+		return w, nil
 	}
-	w, err := abi.ParseWakeup(name)
-	if err != nil {
-		return "", fmt.Errorf("--wakeup: %w", err)
-	}
-	return w, nil
+	return "", fmt.Errorf("--wakeup: %w", abi.Choose("wakeup mode", name, consumer.Wakeups()))
 }
 
 // checkListenAddress refuses an address no listener could take, before

@@ -15,8 +15,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/cilium/ebpf"
 
+	"github.com/ringwatch/ringwatch/internal/progstats"
 	"github.com/ringwatch/ringwatch/pkg/hostrings"
-	"github.com/ringwatch/ringwatch/pkg/progstats"
 )
 
 const topUsage = `Usage: ringwatch top [flags]

@@ -19,7 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ringwatch/ringwatch/pkg/transport"
+	"github.com/ringwatch/ringwatch/internal/transport"
 )
 
 func main() {

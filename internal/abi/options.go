@@ -39,17 +39,6 @@ func Choose[T ~string](what string, value string, names []T) error {
 	return Problemf(ErrInvalidOption, "unknown %s %q: choose from %s", what, value, strings.Join(list, ", "))
 }
 
-// ParseWakeup checks a wakeup mode a user gave; "" means WakeupAdaptive.
-func ParseWakeup(name string) (Wakeup, error) {
-	if name == "" {
-		return WakeupAdaptive, nil
-	}
-	if w := Wakeup(name); slices.Contains(Wakeups(), w) {
-		return w, nil
-	}
-	return "", Choose("wakeup mode", name, Wakeups())
-}
-
 // MaxRingSize is the largest ring: a map's max_entries, a ring buffer's
 // data size, is a 32-bit number, and a power of two.
 const MaxRingSize = 1 << 31

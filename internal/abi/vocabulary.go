@@ -3,7 +3,7 @@ package abi
 import "unsafe"
 
 // Transport names a way records travel from the kernel to user space:
-// --transport's values. pkg/transport has one type for each.
+// --transport's values. internal/transport has one type for each.
 type Transport string
 
 // The transports, default first in [Transports].
@@ -22,45 +22,22 @@ const (
 // Transports lists every transport, default first.
 func Transports() []Transport { return []Transport{Ringbuf, PercpuRingbuf, Perfbuf, SPSC} }
 
-// Wakeup says when the producers wake a sleeping consumer: --wakeup's
-// values, and the producers' transport_config.wakeup.
-type Wakeup string
-
-const (
-	// WakeupAdaptive: producers submit without waking anyone, and ring the
-	// doorbell only when the consumer has said it sleeps. After records
-	// have flowed, the consumer sleeps lazily: woken when the watermark of
-	// pending data is reached, or by itself after a bounded delay. After
-	// a lazy sleep that found nothing it sleeps deeply: woken by the next
-	// record. A busy consumer costs the producers no wakeups at all.
-	WakeupAdaptive Wakeup = "adaptive"
-	// WakeupEvery: every record wakes the consumer.
-	WakeupEvery Wakeup = "every"
-	// WakeupBusy: nothing wakes the consumer; it polls the rings without
-	// sleeping, burning a CPU for the lowest latency.
-	WakeupBusy Wakeup = "busy"
-	// WakeupKernel: ring buffers submit with flags 0, so the kernel wakes
-	// the consumer when a commit finds it caught up: the rule libbpf's and
-	// cilium/ebpf's readers expect, which `ringwatch bench` gives its peers.
-	// A consumer reads it as it reads WakeupEvery: no handshake.
-	WakeupKernel Wakeup = "kernel"
-)
-
-// Wakeups lists the wakeup modes a user chooses from, default first.
-// WakeupKernel is for the peers of `ringwatch bench` only.
-func Wakeups() []Wakeup { return []Wakeup{WakeupAdaptive, WakeupEvery, WakeupBusy} }
-
-var wakeupModes = map[Wakeup]WakeupMode{
-	WakeupAdaptive: ringwatchWakeupModeWAKEUP_ADAPTIVE,
-	WakeupEvery:    ringwatchWakeupModeWAKEUP_EVERY,
-	WakeupBusy:     ringwatchWakeupModeWAKEUP_BUSY,
-	WakeupKernel:   ringwatchWakeupModeWAKEUP_KERNEL,
+// wakeupModes are the producers' transport_config.wakeup for each of
+// pkg/consumer's wakeup modes, by name: abi sits below the consumer, so it
+// takes the name (TestWakeupModesCoverTheConsumers holds the two lists
+// together).
+var wakeupModes = map[string]WakeupMode{
+	"adaptive": ringwatchWakeupModeWAKEUP_ADAPTIVE,
+	"every":    ringwatchWakeupModeWAKEUP_EVERY,
+	"busy":     ringwatchWakeupModeWAKEUP_BUSY,
+	"kernel":   ringwatchWakeupModeWAKEUP_KERNEL,
 }
 
-// Mode is w as the producers take it in transport_config.wakeup, and false
-// for a name that is no mode.
-func (w Wakeup) Mode() (WakeupMode, bool) {
-	m, ok := wakeupModes[w]
+// WakeupModeOf is the wakeup mode named name (a consumer.Wakeup) as the
+// producers take it in transport_config.wakeup, and false for a name that
+// is no mode.
+func WakeupModeOf[T ~string](name T) (WakeupMode, bool) {
+	m, ok := wakeupModes[string(name)]
 	return m, ok
 }
 

@@ -29,9 +29,9 @@ type target struct {
 // which 6.1 lacks, so they fail to load there ("kfunc bpf_iter_num_new:
 // not supported"), and so does `ringwatch bench`. README, "Tested on".
 var benchOn6_1 = map[string]string{
-	"pkg/transport": "TestFitsIsWhatTheKernelHolds",
-	"pkg/loader":    "TestLazySleeperWokenAtItsWatermark|TestDiscardThenSubmitWakesTheConsumer|TestKernelWakeupsMissASubmitBehindANoWakeupDiscard|TestHeldReservationStopsTheReader|TestSleepHandshakeManyRounds",
-	"cmd/ringwatch": "TestBenchRunsAsACommand|TestScaleBenchManyCPUs",
+	"internal/transport": "TestFitsIsWhatTheKernelHolds",
+	"internal/loader":    "TestLazySleeperWokenAtItsWatermark|TestDiscardThenSubmitWakesTheConsumer|TestKernelWakeupsMissASubmitBehindANoWakeupDiscard|TestHeldReservationStopsTheReader|TestSleepHandshakeManyRounds",
+	"cmd/ringwatch":      "TestBenchRunsAsACommand|TestScaleBenchManyCPUs",
 }
 
 // missedOn7 are the tests that require every system call of a child to
@@ -40,8 +40,8 @@ var benchOn6_1 = map[string]string{
 // ringwatch reports as missed), so they fail there; README, "Tested on",
 // says why.
 var missedOn7 = map[string]string{
-	"pkg/loader":  "TestSyscallsWithPIDFilterArriveExactly",
-	"pkg/session": "TestRunCarriesEveryRecordAndLeavesNothing",
+	"internal/loader":  "TestSyscallsWithPIDFilterArriveExactly",
+	"internal/session": "TestRunCarriesEveryRecordAndLeavesNothing",
 }
 
 // matrix is what `make vmtest` boots, in order. Emulation is slow (TCG on
@@ -100,9 +100,9 @@ var repoFiles = []string{"README.md", "deploy/web-config.yml"}
 var sets = map[string][]run{
 	// Everything in the packages whose tests load BPF, less notInVM.
 	"full": {
-		{pkg: "pkg/transport"}, {pkg: "pkg/consumer", short: true}, {pkg: "pkg/loader", short: true},
-		{pkg: "pkg/session"}, {pkg: "pkg/userring"}, {pkg: "pkg/control"}, {pkg: "pkg/metrics"},
-		{pkg: "pkg/hostrings"}, {pkg: "pkg/progstats"}, {pkg: "pkg/bench"}, {pkg: "pkg/output"},
+		{pkg: "internal/transport"}, {pkg: "pkg/consumer", short: true}, {pkg: "internal/loader", short: true},
+		{pkg: "internal/session"}, {pkg: "pkg/userring"}, {pkg: "internal/control"}, {pkg: "internal/metrics"},
+		{pkg: "pkg/hostrings"}, {pkg: "internal/progstats"}, {pkg: "internal/bench"}, {pkg: "internal/output"},
 		{pkg: "internal/abi"}, {pkg: "internal/testenv"}, {pkg: "internal/privilege"},
 		{pkg: "examples/ringreader"}, {pkg: "cmd/ringwatch", limitMins: 10},
 	},
@@ -110,19 +110,19 @@ var sets = map[string][]run{
 	// the commands on top.
 	"core": {
 		{pkg: "internal/abi", only: "TestLayoutsMatchBTF|TestSPSCLayoutIsWhatTheConsumerReads"},
-		{pkg: "pkg/transport"},
-		{pkg: "pkg/loader", short: true},
-		{pkg: "pkg/session"},
+		{pkg: "internal/transport"},
+		{pkg: "internal/loader", short: true},
+		{pkg: "internal/session"},
 		{pkg: "pkg/userring"},
-		{pkg: "pkg/control"},
+		{pkg: "internal/control"},
 		{pkg: "cmd/ringwatch", only: "TestRunEndToEnd|TestRunStopsCleanly|TestCtlChangesARunningRun|TestPingCommand|TestBenchRunsAsACommand|TestRunCarriesOnWithoutTheUserRing"},
 	},
 	// What only many CPUs have: the default 4 consumers and their groups
 	// of rings, --cpus-per-ring, spsc queue groups, each producer waking
 	// only its own consumer, and 15 producers on every transport.
 	"many": {
-		{pkg: "pkg/transport"},
-		{pkg: "pkg/session"},
+		{pkg: "internal/transport"},
+		{pkg: "internal/session"},
 		{pkg: "cmd/ringwatch", only: "ManyCPUs|TestCPUFlagsFollowTheAffinity|TestRunEndToEnd"},
 	},
 	// A kernel older than ringwatch needs (5.10: no BPF atomics):

@@ -1,7 +1,7 @@
 package consumer
 
 // This file lends the external tests (package consumer_test, which may
-// import pkg/accounting where this package's own tests may not: accounting
+// import internal/accounting where this package's own tests may not: accounting
 // imports consumer) a Consumer over plain Go memory. It is compiled into
 // the tests only.
 

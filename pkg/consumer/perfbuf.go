@@ -10,7 +10,6 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/ringwatch/ringwatch/internal/abi"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,7 +36,7 @@ const MaxPerfRecord = (perfMaxRecord &^ 7) - perfRawOffset
 // at index cpu, where bpf_perf_event_output(..., BPF_F_CURRENT_CPU, ...) on
 // that CPU finds it; Close takes it out again.
 func PerfBuffer(name string, array *ebpf.Map, cpu, size int) Ring {
-	return Ring{Name: name, m: array, open: func(mode abi.Wakeup) (ring, error) { return openPerfbuf(array, cpu, size, mode) }}
+	return Ring{Name: name, m: array, open: func(mode Wakeup) (ring, error) { return openPerfbuf(array, cpu, size, mode) }}
 }
 
 // perfbuf reads one CPU's perf buffer of a BPF_MAP_TYPE_PERF_EVENT_ARRAY.
@@ -76,7 +75,7 @@ type perfbuf struct {
 // openPerfbuf opens a BPF output perf event on cpu, maps its buffer of size
 // data bytes, and stores it in array at index cpu, where
 // bpf_perf_event_output(..., BPF_F_CURRENT_CPU, ...) on that CPU finds it.
-func openPerfbuf(array *ebpf.Map, cpu, size int, mode abi.Wakeup) (_ *perfbuf, err error) {
+func openPerfbuf(array *ebpf.Map, cpu, size int, mode Wakeup) (_ *perfbuf, err error) {
 	if array == nil || array.Type() != ebpf.PerfEventArray {
 		return nil, fmt.Errorf("map %v is not a PerfEventArray", array)
 	}
@@ -93,7 +92,7 @@ func openPerfbuf(array *ebpf.Map, cpu, size int, mode abi.Wakeup) (_ *perfbuf, e
 		// records waiting until the batch filled.
 		Wakeup: 1,
 	}
-	if mode == abi.WakeupAdaptive || mode == abi.WakeupBusy {
+	if mode == WakeupAdaptive || mode == WakeupBusy {
 		// The producers ring the doorbell of a consumer asleep for the
 		// next record, and a lazy sleeper wakes itself (or a busy one
 		// never sleeps): perf need only wake it with half the buffer

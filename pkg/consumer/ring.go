@@ -4,8 +4,6 @@ import (
 	"errors"
 
 	"github.com/cilium/ebpf"
-
-	"github.com/ringwatch/ringwatch/internal/abi"
 )
 
 // ErrCorrupt is wrapped by errors about ring contents that break the
@@ -23,7 +21,7 @@ type Ring struct {
 	Name string
 	m    *ebpf.Map // the ring buffer, or the perf event array
 	// open maps the ring for a consumer whose producers wake it in mode.
-	open func(mode abi.Wakeup) (ring, error)
+	open func(mode Wakeup) (ring, error)
 	// doorbell: woken through [Config.Doorbell], not its own descriptor.
 	doorbell bool
 }

@@ -8,8 +8,6 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/ringwatch/ringwatch/internal/abi"
-
 	"github.com/ringwatch/ringwatch/internal/ringmap"
 )
 
@@ -23,7 +21,7 @@ const (
 
 // RingBuffer is a BPF_MAP_TYPE_RINGBUF to read, named name.
 func RingBuffer(name string, m *ebpf.Map) Ring {
-	return Ring{Name: name, m: m, open: func(abi.Wakeup) (ring, error) { return openRingbuf(m) }}
+	return Ring{Name: name, m: m, open: func(Wakeup) (ring, error) { return openRingbuf(m) }}
 }
 
 // ringbuf reads one BPF_MAP_TYPE_RINGBUF, mapped by internal/ringmap (the

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
-	"github.com/ringwatch/ringwatch/pkg/accounting"
+	"github.com/ringwatch/ringwatch/internal/accounting"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 )
 

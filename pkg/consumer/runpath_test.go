@@ -6,7 +6,7 @@ import (
 	"unsafe"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
-	"github.com/ringwatch/ringwatch/pkg/accounting"
+	"github.com/ringwatch/ringwatch/internal/accounting"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 )
 
@@ -160,7 +160,7 @@ func benchmarkRunPath(b *testing.B, typ abi.RecordType, account bool) {
 	tr := accounting.NewTracker(1, 1)
 	fn := func(consumer.Batch) {}
 	if account {
-		fn = tr.Shard(0).Observe // as pkg/session hands it to Read
+		fn = tr.Shard(0).Observe // as internal/session hands it to Read
 	}
 	p := newRunPathProducer(typ, 2)
 	records := 0

@@ -34,7 +34,7 @@ func SPSCQueues(name string, queues, slots *ebpf.Map, slotsPerQueue int) Ring {
 // to the last), so that several consumers can share the queues, each
 // reading its own.
 func SPSCQueueRange(name string, queues, slots *ebpf.Map, slotsPerQueue, first, n int) Ring {
-	return Ring{Name: name, m: queues, doorbell: true, open: func(abi.Wakeup) (ring, error) {
+	return Ring{Name: name, m: queues, doorbell: true, open: func(Wakeup) (ring, error) {
 		return openSPSC(queues, slots, slotsPerQueue, first, n)
 	}}
 }

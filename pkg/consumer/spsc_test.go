@@ -478,7 +478,7 @@ func TestLazySleepDeliversWithinItsDelay(t *testing.T) {
 	tids := make(chan int)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		runtime.LockOSThread() // as pkg/session's consumers are
+		runtime.LockOSThread() // as internal/session's consumers are
 		defer runtime.UnlockOSThread()
 		tids <- unix.Gettid()
 		for ctx.Err() == nil {

@@ -11,7 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/ringwatch/ringwatch/pkg/progstats"
+	"github.com/ringwatch/ringwatch/internal/progstats"
 )
 
 // Kind is the kind of a ring in the census.

@@ -21,7 +21,7 @@
 //
 // Something on the kernel side must call bpf_user_ringbuf_drain for
 // samples to move: a Writer only fills the ring. ringwatch's drain is a
-// BPF_PROG_TYPE_SYSCALL program run on demand (pkg/loader: Control.Doorbell).
+// BPF_PROG_TYPE_SYSCALL program run on demand (internal/loader: Control.Doorbell).
 //
 // [pkg/consumer]: https://pkg.go.dev/github.com/ringwatch/ringwatch/pkg/consumer
 package userring

@@ -11,9 +11,9 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/control"
+	"github.com/ringwatch/ringwatch/internal/loader"
 	"github.com/ringwatch/ringwatch/internal/testenv"
-	"github.com/ringwatch/ringwatch/pkg/control"
-	"github.com/ringwatch/ringwatch/pkg/loader"
 	"github.com/ringwatch/ringwatch/pkg/userring"
 )
 

@@ -25,9 +25,9 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/control"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
-	"github.com/ringwatch/ringwatch/pkg/control"
 	"github.com/ringwatch/ringwatch/pkg/userring"
 )
 

@@ -1,0 +1,29 @@
+// Package bench measures the transports and consumers side by side, in one
+// run, with one synthetic producer: the bench program of bpf/ringwatch.c,
+// run with BPF_PROG_TEST_RUN from a thread pinned to one CPU, while the
+// consumer reads on a thread pinned to another. It is what `ringwatch
+// bench` prints.
+//
+// Scenarios:
+//   - drain: fill the ring with nobody reading, then time the drain alone.
+//   - saturation: a producer at full speed for N records, read as they
+//     come: delivered fraction, losses, producer rate, consumer CPU.
+//   - latency: a fixed rate for a while: delivery latency percentiles
+//     (kernel timestamp at produce, CLOCK_MONOTONIC at consume) and
+//     consumer CPU per million records.
+//   - roundtrip: pings through the user ring and back.
+//   - scale: P producers, each on its own CPU, read by C consumers.
+//
+// Consumers: ringwatch's, and the peers cilium/ebpf ringbuf.Reader
+// (ReadInto) on the ringbuf transport and perf.Reader on perfbuf, each a
+// session.Reader (readers.go), driven by the same internal/session lifecycle.
+//
+//   - bench.go: [Run], [Options], [Result], the scenarios, and the
+//     synthetic producer (a loader.Source that is run, never attached).
+//   - readers.go: the cilium/ebpf readers behind session.Reader, and the
+//     registry a tagged file adds peers to.
+//   - libbpf.go (build tag libbpf, cgo): libbpf's ring_buffer as a peer of
+//     the ringbuf transport in drain and saturation; its C callback counts
+//     each record, so no call into Go per record handicaps it.
+//   - scale.go: P pinned producers and C consumers.
+package bench

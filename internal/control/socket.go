@@ -1,0 +1,314 @@
+package control
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/loader"
+)
+
+// DefaultSocket is where `ringwatch run` listens for `ringwatch ctl`.
+const DefaultSocket = "/run/ringwatch/ctl.sock"
+
+// Operations an Action may ask for.
+const (
+	OpSetPIDs     = "set_pids"
+	OpSetSampling = "set_sampling"
+	OpPause       = "pause"
+	OpResume      = "resume"
+)
+
+// Action is one change to the producers' settings.
+type Action struct {
+	Op     string   `json:"op"`
+	Source string   `json:"source,omitempty"` // set_sampling, pause, resume
+	PIDs   []uint32 `json:"pids,omitempty"`   // set_pids; empty means every process but ringwatch
+	Every  uint32   `json:"every,omitempty"`  // set_sampling: keep one event in Every; 0 and 1 keep all
+}
+
+// Request is what a client sends: actions, applied in order.
+type Request struct {
+	Actions []Action `json:"actions"`
+}
+
+// Response is the server's answer.
+type Response struct {
+	// Applied is how many actions the kernel acted on: all or, with
+	// Error set, none that can be relied on.
+	Applied   int    `json:"applied"`
+	RoundTrip int64  `json:"roundtrip_ns"` // of the ping that confirmed them
+	Error     string `json:"error,omitempty"`
+}
+
+// maxRequest bounds what the server reads from one client: a request with
+// a full pid list is about 12 KiB of JSON.
+const maxRequest = 64 << 10
+
+// exchangeTimeout bounds how long one request may take.
+const exchangeTimeout = 10 * time.Second
+
+// encode checks a and turns it into its message. carried names the
+// sources the running producers carry.
+func (a Action) encode(carried []string) ([]byte, error) {
+	if a.Op == OpSetPIDs {
+		if a.Source != "" || a.Every != 0 {
+			return nil, fmt.Errorf("set_pids takes only pids")
+		}
+		if !slices.Contains(carried, abi.SourceSyscalls) {
+			return nil, fmt.Errorf("this ringwatch run does not carry the syscalls source (it carries %s): start it with --source %s,syscalls",
+				strings.Join(carried, ","), strings.Join(carried, ","))
+		}
+		if len(a.PIDs) > loader.MaxSyscallPIDs {
+			return nil, fmt.Errorf("%d pids given, at most %d fit the filter", len(a.PIDs), loader.MaxSyscallPIDs)
+		}
+		if slices.Contains(a.PIDs, 0) {
+			return nil, fmt.Errorf("pid 0 is not a process")
+		}
+		// With no pids, every process but this one, as at start.
+		return AppendSetPIDs(nil, a.PIDs, uint32(os.Getpid())), nil
+	}
+
+	var t abi.MessageType
+	switch a.Op {
+	case OpSetSampling:
+		t = abi.MsgSetSampling
+	case OpPause:
+		t = abi.MsgPause
+	case OpResume:
+		t = abi.MsgResume
+	default:
+		return nil, fmt.Errorf("unknown operation %q: choose from %s, %s, %s, %s", a.Op, OpSetPIDs, OpSetSampling, OpPause, OpResume)
+	}
+	if len(a.PIDs) > 0 || (t != abi.MsgSetSampling && a.Every != 0) {
+		return nil, fmt.Errorf("%s takes only a source", a.Op)
+	}
+	typ := abi.RecordTypeOf(a.Source)
+	if typ == 0 {
+		return nil, abi.Choose("source", a.Source, loader.SourceNames())
+	}
+	if !slices.Contains(carried, a.Source) {
+		return nil, fmt.Errorf("this ringwatch run does not carry the %s source (it carries %s)", a.Source, strings.Join(carried, ","))
+	}
+	return AppendSource(nil, t, typ, a.Every), nil
+}
+
+// A Server listens on a unix socket for requests and applies them through
+// a Channel.
+type Server struct {
+	ln      *net.UnixListener
+	ch      *Channel
+	carried []string
+	wg      sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+}
+
+// Listen creates the socket at path and serves requests on it until Close.
+// The directory is created mode 0700 if missing, the socket is mode 0600,
+// and every connection is checked with SO_PEERCRED: only root and this
+// process's own user are served. A socket left at path by a ringwatch that
+// is gone is replaced; one that answers is not.
+func Listen(path string, ch *Channel, carried []string) (*Server, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create the control socket's directory: %w", err)
+	}
+	if err := removeStale(path); err != nil {
+		return nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("listen on control socket %s: %w", path, err)
+	}
+	// Between bind and chmod the socket has the umask's mode; the
+	// SO_PEERCRED check below is what keeps others out in any case.
+	if err := os.Chmod(path, 0o600); err != nil {
+		return nil, errors.Join(fmt.Errorf("restrict control socket %s: %w", path, err), ln.Close())
+	}
+	s := &Server{ln: ln, ch: ch, carried: carried}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Go(s.serve)
+	return s, nil
+}
+
+// removeStale removes a socket at path that nobody answers on.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check control socket %s: %w", path, err)
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket: remove it, or choose another --ctl.socket", path)
+	}
+	conn, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		conn.Close()
+		return fmt.Errorf("another ringwatch is listening on %s: stop it, or give this one another --ctl.socket (or --ctl.socket '' for none)", path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("check control socket %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove stale control socket %s: %w", path, err)
+	}
+	return nil
+}
+
+// Path is where the server listens.
+func (s *Server) Path() string { return s.ln.Addr().String() }
+
+func (s *Server) serve() {
+	for {
+		conn, err := s.ln.AcceptUnix()
+		if err != nil {
+			return // closed; any other accept error would repeat forever
+		}
+		s.wg.Go(func() {
+			defer conn.Close()
+			s.handle(conn)
+		})
+	}
+}
+
+func (s *Server) handle(conn *net.UnixConn) {
+	ctx, cancel := context.WithTimeout(s.ctx, exchangeTimeout)
+	defer cancel()
+	_ = conn.SetDeadline(time.Now().Add(exchangeTimeout))
+	resp := s.respond(ctx, conn)
+	// A client that went away cannot be told anything more.
+	_ = json.NewEncoder(conn).Encode(resp)
+}
+
+func (s *Server) respond(ctx context.Context, conn *net.UnixConn) Response {
+	if err := checkPeer(conn); err != nil {
+		return Response{Error: err.Error()}
+	}
+	line, err := bufio.NewReader(io.LimitReader(conn, maxRequest)).ReadBytes('\n')
+	if errors.Is(err, io.EOF) && len(line) == maxRequest {
+		return Response{Error: fmt.Sprintf("request longer than the %d KiB a request may be: send fewer pids or actions at a time",
+			maxRequest>>10)}
+	}
+	if err != nil {
+		return Response{Error: fmt.Sprintf("read request: %v", err)}
+	}
+	msgs, err := parseRequest(line, s.carried)
+	if err != nil {
+		return Response{Error: err.Error()}
+	}
+	pong, err := s.ch.Apply(ctx, msgs...)
+	if err != nil {
+		return Response{Error: err.Error(), RoundTrip: int64(pong.RoundTrip)}
+	}
+	return Response{Applied: len(msgs), RoundTrip: int64(pong.RoundTrip)}
+}
+
+// parseRequest decodes a client's request, one line of JSON, into the
+// messages of its actions, for a run that carries the sources carried. It
+// fails unless every action is sound: nothing is sent otherwise.
+func parseRequest(line []byte, carried []string) ([][]byte, error) {
+	var req Request
+	if err := json.Unmarshal(line, &req); err != nil {
+		return nil, fmt.Errorf("request is not JSON: %w", err)
+	}
+	if len(req.Actions) == 0 {
+		return nil, errors.New("request has no actions")
+	}
+	msgs := make([][]byte, len(req.Actions))
+	for i, a := range req.Actions {
+		var err error
+		if msgs[i], err = a.encode(carried); err != nil {
+			return nil, fmt.Errorf("action %d (%s): %w", i+1, a.Op, err)
+		}
+	}
+	return msgs, nil
+}
+
+// checkPeer admits root and this process's own user.
+func checkPeer(conn *net.UnixConn) error {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("read peer credentials: %w", err)
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return fmt.Errorf("read peer credentials: %w", err)
+	}
+	if credErr != nil {
+		return fmt.Errorf("read peer credentials: %w", credErr)
+	}
+	if cred.Uid != 0 && cred.Uid != uint32(os.Geteuid()) {
+		return fmt.Errorf("permission denied: uid %d may not control ringwatch; run ringwatch ctl as root (sudo)", cred.Uid)
+	}
+	return nil
+}
+
+// Close stops listening, removes the socket, cancels requests in flight
+// and waits for their handlers. It is idempotent.
+func (s *Server) Close() error {
+	s.cancel()
+	err := s.ln.Close()
+	s.wg.Wait()
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Send connects to the server at path, sends req and returns its answer.
+// A Response with Error set is returned with a nil error: the server
+// refused or failed the request, and Error says why.
+func Send(ctx context.Context, path string, req Request) (Response, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return Response{}, fmt.Errorf("no ringwatch run is listening on %s: start one with 'ringwatch run', or give --socket the --ctl.socket it was started with", path)
+	case errors.Is(err, fs.ErrPermission):
+		return Response{}, fmt.Errorf("permission denied on %s: run ringwatch ctl as root (sudo)", path)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return Response{}, fmt.Errorf("nothing answers on %s: the ringwatch run that made it is gone", path)
+	case err != nil:
+		return Response{}, fmt.Errorf("connect to %s: %w", path, err)
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return Response{}, fmt.Errorf("encode request: %w", err)
+	}
+	_, writeErr := conn.Write(append(b, '\n'))
+	// A run that refuses this peer answers at once and closes, so the write
+	// can fail with EPIPE after the answer is already in the socket: read
+	// it either way, and report the write only if there is no answer.
+	var resp Response
+	if err := json.NewDecoder(io.LimitReader(conn, maxRequest)).Decode(&resp); err != nil {
+		if writeErr != nil {
+			return Response{}, fmt.Errorf("send request to %s: %w", path, writeErr)
+		}
+		return Response{}, fmt.Errorf("read the answer from %s: %w", path, err)
+	}
+	return resp, nil
+}
