@@ -189,9 +189,13 @@ func TestProducersWakeOnlyTheirConsumer(t *testing.T) {
 			var counters []loader.Counters
 			var runErr error
 			wg.Go(func() { counters, runErr = s.Run(ctx, nil) })
+			// Between bursts, longer than an adaptive consumer's flow
+			// holds its rate through empty passes (four lazy sleeps of
+			// 0.8 ms), so consumer 0 sleeps deeply and the next burst's
+			// first record rings its doorbell.
 			for range 20 {
 				child.Getpid(t, 5_000)
-				time.Sleep(2 * time.Millisecond) // let consumer 0 fall asleep
+				time.Sleep(10 * time.Millisecond)
 			}
 			cancel()
 			wg.Wait()

@@ -11,6 +11,8 @@
 // The files, in the order a record meets them, each depending only on the
 // ones before it:
 //
+//   - wakeup.go: [Wakeup], the modes a consumer and its producers agree
+//     on, which a ring is opened for.
 //   - ring.go: [Ring], what to read, and the ring interface every walk
 //     implements: the walk from the read position to the write position
 //     that turns shared memory into a batch of record slices.
@@ -25,10 +27,10 @@
 //     bpf_ktime_get_ns(), so delivery latency is a plain subtraction.
 //   - poller.go: the epoll set, the eventfd that interrupts its wait on
 //     Close or context cancellation, and epoll_pwait2's fine timeouts.
-//   - wake.go: the wakeup modes, and the sleeper: how the consumer paces
-//     its passes and sleeps (deep, lazy, not at all) by the flow model,
-//     and the flag-and-doorbell handshake that lets producers wake it
-//     without polling.
+//   - wake.go: the sleeper, which carries out the wakeup mode: how the
+//     consumer paces its passes and sleeps (deep, lazy, not at all) by
+//     the flow model, and the flag-and-doorbell handshake that lets
+//     producers wake it without polling.
 //   - consumer.go: [Consumer], which owns its rings, poller, sleeper and
 //     counters ([RingStats]); [Consumer.Read] and [Consumer.Drain].
 //   - open.go: [Open] and [OpenConfig], which put the pieces together.
