@@ -97,7 +97,7 @@ func metricNames(expr string) ([]string, error) {
 
 // TestDashboard loads the dashboard as Grafana would import it and parses
 // every query; each metric a query names must be one a live `ringwatch
-// run` exports (or, for one that needs another feature, in README's
+// run` exports (or, for one that needs another feature, in docs/metrics.md's
 // table), so no panel is empty for a name that does not exist.
 func TestDashboard(t *testing.T) {
 	d := loadDashboard(t)

@@ -14,7 +14,7 @@ import (
 const (
 	rulesFile     = "prometheus/ringwatch-rules.yml"
 	rulesTestFile = "prometheus/ringwatch-rules.test.yml"
-	readmeURL     = "https://github.com/ringwatch/ringwatch#"
+	readmeURL     = "https://github.com/ringwatch/ringwatch/blob/main/docs/metrics.md#"
 )
 
 type ruleFile struct {
@@ -109,7 +109,7 @@ func alerts(t *testing.T) []string {
 }
 
 // TestRulesRunbooks: every alert has a severity, a summary, and a
-// runbook_url leading to a README section of its own name that says what
+// runbook_url leading to a section of docs/metrics.md of its own name that says what
 // to do.
 func TestRulesRunbooks(t *testing.T) {
 	sections := readmeSections(t)
@@ -130,7 +130,7 @@ func TestRulesRunbooks(t *testing.T) {
 				continue
 			}
 			if text, ok := sections[anchor]; !ok || len(strings.Fields(text)) < 10 {
-				t.Errorf("%s: README has no runbook under a heading %q", r.Alert, r.Alert)
+				t.Errorf("%s: %s has no runbook under a heading %q", r.Alert, metricsDoc, r.Alert)
 			}
 		}
 	}

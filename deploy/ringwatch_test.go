@@ -173,11 +173,16 @@ func sampleNames(t *testing.T, body string) map[string]bool {
 	return names
 }
 
-// readmeMetrics are the metric names in README's "Metrics" table, with
+// readmeMetrics are the metric names in the "Metrics" table of
+// docs/metrics.md (README's metrics reference), with
 // _bucket, _sum and _count added for its histograms.
+// metricsDoc is the page of every metric and the alerts' runbooks, relative
+// to the repository's root.
+const metricsDoc = "docs/metrics.md"
+
 func readmeMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	readme := readFile(t, filepath.Join(repoRoot, "README.md"))
+	readme := readFile(t, filepath.Join(repoRoot, metricsDoc))
 	names := map[string]bool{}
 	for _, m := range regexp.MustCompile("(?m)^\\| `(ringwatch_[a-z_]+)` \\| (\\w+) \\|").FindAllStringSubmatch(readme, -1) {
 		names[m[1]] = true
@@ -188,23 +193,23 @@ func readmeMetrics(t *testing.T) map[string]bool {
 		}
 	}
 	if len(names) < 20 {
-		t.Fatalf("README's metric table has %d names: has its format changed?", len(names))
+		t.Fatalf("%s's metric table has %d names: has its format changed?", metricsDoc, len(names))
 	}
 	return names
 }
 
 // checkMetricsExist fails t for each name neither in the live scrape nor,
 // for metrics that need more than `ringwatch run` on this machine shows, in
-// README's table.
+// docs/metrics.md's table.
 func checkMetricsExist(t *testing.T, where string, names []string, scraped, readme map[string]bool) {
 	t.Helper()
 	for _, n := range names {
 		switch {
 		case scraped[n]:
 		case readme[n]:
-			t.Logf("%s: %s is not in the scrape of ringwatch run, but is in README's table", where, n)
+			t.Logf("%s: %s is not in the scrape of ringwatch run, but is in %s's table", where, n, metricsDoc)
 		default:
-			t.Errorf("%s names %s, which ringwatch run does not export and README does not list", where, n)
+			t.Errorf("%s names %s, which ringwatch run does not export and %s does not list", where, n, metricsDoc)
 		}
 	}
 }
@@ -218,7 +223,7 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-// githubAnchor is the anchor GitHub gives a README heading.
+// githubAnchor is the anchor GitHub gives a Markdown heading.
 func githubAnchor(heading string) string {
 	var b strings.Builder
 	for _, r := range strings.ToLower(heading) {
@@ -232,14 +237,15 @@ func githubAnchor(heading string) string {
 	return b.String()
 }
 
-// readmeSections maps each README heading's anchor to the text under it, up
+// readmeSections maps each heading's anchor in docs/metrics.md, where the
+// alerts' runbooks are, to the text under it, up
 // to the next heading.
 func readmeSections(t *testing.T) map[string]string {
 	t.Helper()
 	sections := map[string]string{}
 	var anchor string
 	inCode := false
-	for line := range strings.Lines(readFile(t, filepath.Join(repoRoot, "README.md"))) {
+	for line := range strings.Lines(readFile(t, filepath.Join(repoRoot, metricsDoc))) {
 		if strings.HasPrefix(line, "```") {
 			inCode = !inCode
 		}

@@ -23,9 +23,9 @@ import (
 // loopback only, so that exposing them is a choice.
 const defaultListenAddress = "127.0.0.1:9477"
 
-// metricsReference is README's table of every metric, linked from the
+// metricsReference is the table of every metric in docs/metrics.md, linked from the
 // landing page.
-const metricsReference = "https://github.com/ringwatch/ringwatch#metrics"
+const metricsReference = "https://github.com/ringwatch/ringwatch/blob/main/docs/metrics.md#metrics"
 
 // webFlags are the flags of the Prometheus exporter-toolkit, the same names
 // and meanings as every exporter built on it, on the standard flag package
@@ -198,7 +198,7 @@ func (m *metricsServer) serve(reg *prometheus.Registry, stderr io.Writer, failed
 		Links:       []web.LandingLinks{{Address: *m.flags.telemetryPath, Text: "Metrics"}},
 		// Links are taken as paths under the landing page; an address
 		// elsewhere goes in the page's own HTML.
-		ExtraHTML: `<p>What each metric means: <a href="` + metricsReference + `">the metrics table in ringwatch's README</a></p>`,
+		ExtraHTML: `<p>What each metric means: <a href="` + metricsReference + `">the metrics table in ringwatch's documentation</a></p>`,
 	})
 	if err != nil {
 		return fmt.Errorf("make the landing page: %w", err)

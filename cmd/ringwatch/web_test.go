@@ -84,7 +84,7 @@ func TestRunServesTLSAndBasicAuth(t *testing.T) {
 	if code, _ := scrape(tlsClient, url[0], "prometheus", "wrong horse"); code != http.StatusUnauthorized {
 		t.Errorf("TLS scrape with a wrong password: %d, want 401", code)
 	}
-	// The landing page links the metrics and README's table of them.
+	// The landing page links the metrics and docs/metrics.md's table of them.
 	code, page := scrape(tlsClient, "https://"+url[1]+"/", "prometheus", "right horse")
 	if code != http.StatusOK || !strings.Contains(page, `href="/metrics"`) ||
 		!strings.Contains(page, `href="`+metricsReference+`"`) {

@@ -94,7 +94,7 @@ var notInVM = map[string]string{
 // repoFiles are files outside the tested packages that tests read by a
 // path relative to their package (../../README.md), copied to the same
 // place under the guest's /src.
-var repoFiles = []string{"README.md", "deploy/web-config.yml"}
+var repoFiles = []string{"README.md", "docs/metrics.md", "deploy/web-config.yml"}
 
 // sets name the runs of each kind of target.
 var sets = map[string][]run{
