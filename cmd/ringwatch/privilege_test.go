@@ -118,9 +118,9 @@ func TestRunAsUserWithAmbientCapabilities(t *testing.T) {
 	// CAP_DAC_READ_SEARCH), but not the one after the drop: the toolkit
 	// reads it at every handshake, as the user.
 	t.Run("key unreadable after the drop", func(t *testing.T) {
-		writeCertificate(t, dir, "tls.crt", "tls.key")
+		testenv.WriteCertificate(t, dir, "tls.crt", "tls.key")
 		config := filepath.Join(dir, "web.yml")
-		writeFile(t, config, "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n")
+		testenv.WriteFile(t, config, "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n")
 		for _, f := range []string{config, filepath.Join(dir, "tls.crt")} {
 			if err := os.Chmod(f, 0o644); err != nil {
 				t.Fatal(err)

@@ -18,11 +18,8 @@ import (
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/control"
+	"github.com/ringwatch/ringwatch/internal/daemon"
 	"github.com/ringwatch/ringwatch/internal/loader"
-	"github.com/ringwatch/ringwatch/internal/metrics"
-	"github.com/ringwatch/ringwatch/internal/output"
-	"github.com/ringwatch/ringwatch/internal/privilege"
-	"github.com/ringwatch/ringwatch/internal/session"
 	tpt "github.com/ringwatch/ringwatch/internal/transport"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 	"github.com/ringwatch/ringwatch/pkg/hostrings"
@@ -271,7 +268,17 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ringwatch run: %v\nSee 'ringwatch run --help'.\n", err)
 		return exitUsage
 	}
-	if err := carry(cfg, stdout, stderr); err != nil {
+	// From here on a stop signal ends the run cleanly, even one that
+	// arrives while the producers are still loading.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if cfg.jsonOutput {
+		// A reader that goes away (ringwatch run --output json | head)
+		// should end the run cleanly, with a summary: with SIGPIPE
+		// ignored, the write fails with EPIPE instead of killing us.
+		signal.Ignore(syscall.SIGPIPE)
+	}
+	if _, err := daemon.Run(ctx, cfg.daemon(), stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "ringwatch: %v\n", err)
 		if errors.Is(err, abi.ErrInvalidOption) {
 			return exitUsage
@@ -281,187 +288,15 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// carry is the main job: load, consume, serve metrics, and on a stop
-// signal detach, drain and summarise.
-func carry(cfg runConfig, stdout, stderr io.Writer) (err error) {
-	// From here on a stop signal ends the run cleanly, even one that
-	// arrives while the producers are still loading.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	// Without the privileges nothing else matters: say so first, not
-	// that the port is taken.
-	if err := loader.CheckPrivileges(); err != nil {
-		return err
-	}
-	// Listen, and check the web configuration, before loading anything,
-	// so a taken port or a bad file fails fast.
-	srv, err := listenMetrics(cfg.web)
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	if err := checkControlSocket(cfg.ctlSocket); err != nil {
-		return err
-	}
-
-	sources, err := loader.ParseSources(cfg.sources)
-	if err != nil {
-		return err
-	}
-	s, err := session.Open(session.Options{Sources: sources, Transport: cfg.transport, Wakeup: cfg.wakeup,
-		Rings:        tpt.Options{RingSize: cfg.ringSize, CPUsPerRing: cfg.cpusPerRing, Consumers: consumerCount(cfg.consumers)},
-		ConsumerCPUs: cfg.consumerCPUs, SyscallPIDs: cfg.pids})
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, s.Close()) }()
-
-	producers := s.Producers()
-	rings := s.RingNames()
-	collector := metrics.NewCollector(version, string(cfg.transport), rings, producers.Sources(), s, s.Tracker())
-	side, err := startControl(cfg.ctlSocket, s, stderr)
-	if err != nil {
-		return err
-	}
-	defer func() { err = errors.Join(err, side.Close()) }()
-	host := startHostWatch(cfg.hostRings, cfg.hostPause, cfg.progStats, stderr)
-	defer func() { err = errors.Join(err, host.Close()) }()
-	// Everything that needs a capability is done: give up what running
-	// does not need, before serving anyone.
-	if err := side.firstPing(); err != nil {
-		return err
-	}
-	keep := privilege.MustParse(privilege.Run)
-	if host.census != nil || host.stats != nil {
-		keep |= privilege.MustParse(privilege.Census)
-	}
-	caps, err := dropCapabilities(keep)
-	if err != nil {
-		return err
-	}
-	metricsFailed := make(chan error, 1)
-	if err := srv.serve(newRegistry(append(append(side.collectors(), host.collectors...), collector)...), stderr, metricsFailed); err != nil {
-		return err
-	}
-
-	fmt.Fprintf(stderr, "ringwatch %s: carrying %s over %s, %s of %s (%s), %s; metrics on %s\n",
-		version, strings.Join(producers.Sources(), ","), cfg.transport, plural(len(rings), "ring"),
-		abi.FormatSize(cfg.ringSize), strings.Join(rings, ","), plural(len(s.ConsumerStats()), "consumer"),
-		srv.urls())
-	side.announce(stderr)
-	fmt.Fprintln(stderr, caps)
-	host.announce(stderr)
-
-	if cfg.duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, cfg.duration)
-		defer cancel()
-	}
-	ctx, cancelRun := context.WithCancelCause(ctx)
-	defer cancelRun(nil)
-	stopOnMetricsFailure(ctx, metricsFailed, cancelRun)
-
-	// The accounting sees every batch in the session; the callback only
-	// prints.
-	var handle func(consumer.Batch)
-	var out *output.Writer
-	if cfg.jsonOutput {
-		// A reader that goes away (ringwatch run --output json | head)
-		// should end the run cleanly, with a summary: with SIGPIPE
-		// ignored, the write fails with EPIPE instead of killing us.
-		signal.Ignore(syscall.SIGPIPE)
-		// The consumers only copy each batch; an encoder goroutine
-		// prints it, and a full buffer stalls them, so any loss is the
-		// kernel's, and counted. A write error (EPIPE) ends the run at
-		// once, even while no batch comes.
-		out = output.NewWriterConfig(stdout, output.Config{OnError: cancelRun})
-		defer out.Close() // for the early returns; idempotent
-		handle = func(b consumer.Batch) {
-			if err := out.Write(b.Records); err != nil {
-				cancelRun(err)
-			}
-		}
-		// Once told to stop, a run whose stdout is no longer read must
-		// still end: give the output outputGrace to move, then drop what
-		// is left, counted in the summary.
-		stopWatch := context.AfterFunc(ctx, func() {
-			time.AfterFunc(outputGrace, func() { out.Abort(errOutputStalled) })
-		})
-		defer stopWatch()
-	}
-	if err := s.Read(ctx, handle); err != nil {
-		return err
-	}
-	metricsErr := metricsFailure(ctx)
-	if cause := context.Cause(ctx); cause != nil && metricsErr == nil && !errors.Is(cause, context.Canceled) &&
-		!errors.Is(cause, context.DeadlineExceeded) && !errors.Is(cause, syscall.EPIPE) {
-		return fmt.Errorf("write events: %w", cause)
-	}
-	// Detach the producers, drain what the rings still hold, and close
-	// the books with the kernel's final counts.
-	if _, err := s.Finish(handle); err != nil {
-		return err
-	}
-	if out != nil {
-		// Every queued record is written before the summary.
-		if err := out.Close(); err != nil && !errors.Is(err, syscall.EPIPE) && !errors.Is(err, errOutputStalled) {
-			return fmt.Errorf("write events: %w", err)
-		}
-	}
-	fmt.Fprintln(stderr, "ringwatch: stopped; carried:")
-	if err := collector.WriteSummary(stderr); err != nil {
-		return err
-	}
-	if out != nil {
-		st := out.Stats()
-		line := fmt.Sprintf("output: %d records written as JSON", st.Records)
-		if missed := st.Accepted - st.Records - st.Invalid; missed > 0 {
-			line += fmt.Sprintf(", %d not written (%v)", missed, out.Err())
-		}
-		fmt.Fprintln(stderr, line)
-	}
-	return errors.Join(side.writeSummary(stderr), metricsErr)
+// daemon is the run as internal/daemon takes it.
+func (c runConfig) daemon() daemon.Config {
+	return daemon.Config{Version: version, Sources: c.sources, Transport: c.transport, Wakeup: c.wakeup,
+		Rings:        tpt.Options{RingSize: c.ringSize, CPUsPerRing: c.cpusPerRing, Consumers: consumerCount(c.consumers)},
+		ConsumerCPUs: c.consumerCPUs, PIDs: c.pids, JSONOutput: c.jsonOutput, Duration: c.duration, CtlSocket: c.ctlSocket,
+		HostRings: c.hostRings, HostPause: c.hostPause, ProgStats: c.progStats,
+		Web: daemon.Web{ListenAddresses: c.web.listen.addresses, SystemdSocket: *c.web.systemdSocket,
+			ConfigFile: *c.web.configFile, TelemetryPath: *c.web.telemetryPath}}
 }
-
-// dropCapabilities gives up every capability but keep, on every thread,
-// and returns the line that says what is left. A binary built with cgo
-// cannot: it keeps its capabilities and the line says so.
-func dropCapabilities(keep privilege.Set) (string, error) {
-	effective, err := privilege.Drop(keep)
-	if errors.Is(err, privilege.ErrCgo) {
-		return fmt.Sprintf("ringwatch: warning: kept every capability: %v", err), nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("drop capabilities after attaching: %w", err)
-	}
-	return fmt.Sprintf("ringwatch: attached; running with capabilities: %s", effective), nil
-}
-
-// firstPing runs the control program once while the capabilities are
-// still there: cilium/ebpf checks for BPF_PROG_RUN, by loading a program
-// of its own, the first time any program runs, and loading needs CAP_BPF.
-// It also proves at start that the control path answers.
-//
-// Not under the run's context: a stop signal that came during loading still
-// ends the run cleanly, after this ping.
-func (s *controlSide) firstPing() error {
-	if s == nil || s.ch == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), heartbeatInterval)
-	defer cancel()
-	if _, err := s.ch.Ping(ctx); err != nil {
-		return fmt.Errorf("ping the control program: %w", err)
-	}
-	return nil
-}
-
-// outputGrace is how long a stopping run waits for its stdout to take the
-// events still queued before it drops them.
-const outputGrace = 5 * time.Second
-
-var errOutputStalled = errors.New("stdout's reader stopped reading while the run was stopping")
 
 // consumerCount is --consumers as the transport takes it: 0 is automatic.
 func consumerCount(flag int) int {

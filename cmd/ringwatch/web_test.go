@@ -1,16 +1,9 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -20,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"go.yaml.in/yaml/v2"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/ringwatch/ringwatch/internal/daemon"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 )
 
@@ -36,13 +29,13 @@ func TestRunServesTLSAndBasicAuth(t *testing.T) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
 	dir := t.TempDir()
-	roots := writeCertificate(t, dir, "tls.crt", "tls.key")
+	roots := testenv.WriteCertificate(t, dir, "tls.crt", "tls.key")
 	hash, err := bcrypt.GenerateFromPassword([]byte("right horse"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
 	config := filepath.Join(dir, "web.yml")
-	writeFile(t, config, fmt.Sprintf("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nbasic_auth_users:\n  prometheus: %s\n", hash))
+	testenv.WriteFile(t, config, fmt.Sprintf("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nbasic_auth_users:\n  prometheus: %s\n", hash))
 
 	cmd, stderr, banner := startRingwatch(t, io.Discard, "run", "--web.config.file", config,
 		"--web.listen-address", "127.0.0.1:0", "--ctl.socket", "")
@@ -87,7 +80,7 @@ func TestRunServesTLSAndBasicAuth(t *testing.T) {
 	// The landing page links the metrics and docs/metrics.md's table of them.
 	code, page := scrape(tlsClient, "https://"+url[1]+"/", "prometheus", "right horse")
 	if code != http.StatusOK || !strings.Contains(page, `href="/metrics"`) ||
-		!strings.Contains(page, `href="`+metricsReference+`"`) {
+		!strings.Contains(page, `href="`+daemon.MetricsReference+`"`) {
 		t.Errorf("landing page: %d\n%s", code, page)
 	}
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
@@ -105,7 +98,7 @@ func TestRunServesTLSAndBasicAuth(t *testing.T) {
 // wrong. No privilege is needed to get that far.
 func TestRunRefusesBadWebSetup(t *testing.T) {
 	dir := t.TempDir()
-	writeCertificate(t, dir, "tls.crt", "tls.key")
+	testenv.WriteCertificate(t, dir, "tls.crt", "tls.key")
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +124,7 @@ func TestRunRefusesBadWebSetup(t *testing.T) {
 			args := []string{"run", "--ctl.socket", ""}
 			if tc.config != "" {
 				path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".yml")
-				writeFile(t, path, tc.config)
+				testenv.WriteFile(t, path, tc.config)
 				args = append(args, "--web.config.file", path)
 			}
 			if tc.name != "port taken" && tc.name != "no systemd socket" {
@@ -148,85 +141,5 @@ func TestRunRefusesBadWebSetup(t *testing.T) {
 				t.Errorf("ringwatch started before refusing:\n%s", out)
 			}
 		})
-	}
-}
-
-// TestExampleWebConfig checks deploy/web-config.yml the way run checks a
-// --web.config.file, beside a certificate and key of the names it gives, and
-// that its user's password is the one its comment says.
-func TestExampleWebConfig(t *testing.T) {
-	example, err := os.ReadFile("../../deploy/web-config.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c struct {
-		TLS struct {
-			Cert string `yaml:"cert_file"`
-			Key  string `yaml:"key_file"`
-		} `yaml:"tls_server_config"`
-		Users map[string]string `yaml:"basic_auth_users"`
-	}
-	if err := yaml.Unmarshal(example, &c); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	writeCertificate(t, dir, c.TLS.Cert, c.TLS.Key)
-	config := filepath.Join(dir, "web-config.yml")
-	writeFile(t, config, string(example))
-	scheme, err := checkWebConfig(config)
-	if err != nil || scheme != "https" {
-		t.Errorf("checkWebConfig(example) = %q, %v; want https", scheme, err)
-	}
-	m := regexp.MustCompile(`user (\S+), password "([^"]+)"`).FindStringSubmatch(string(example))
-	if m == nil {
-		t.Fatal("the example's comment names no user and password")
-	}
-	if err := bcrypt.CompareHashAndPassword([]byte(c.Users[m[1]]), []byte(m[2])); err != nil {
-		t.Errorf("the hash of user %s is not that of %q: %v", m[1], m[2], err)
-	}
-}
-
-// writeCertificate writes a self-signed certificate for 127.0.0.1 and its
-// key into dir, and returns a pool that trusts it.
-func writeCertificate(t *testing.T, dir, certName, keyName string) *x509.CertPool {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "ringwatch test"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, certName), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, filepath.Join(dir, keyName), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})))
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return pool
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }

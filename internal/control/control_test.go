@@ -361,3 +361,46 @@ func TestListenReplacesOnlyStaleSockets(t *testing.T) {
 		t.Errorf("the regular file now holds %q", b)
 	}
 }
+
+// TestCheckSocketChangesNothing is the stale-socket check a run makes before
+// it loads anything: it tells a live socket from a stale one and from a
+// file, and removes nothing.
+func TestCheckSocketChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "stale.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: stale, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	live := filepath.Join(dir, "live.sock")
+	ln, err = net.ListenUnix("unix", &net.UnixAddr{Name: live, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("keep"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, path := range []string{"", filepath.Join(dir, "none.sock"), stale} {
+		if err := CheckSocket(path); err != nil {
+			t.Errorf("CheckSocket(%q): %v, want nil", path, err)
+		}
+	}
+	var inUse *SocketInUseError
+	if err := CheckSocket(live); !errors.As(err, &inUse) || inUse.Path != live ||
+		!strings.Contains(err.Error(), "another ringwatch is listening on "+live) {
+		t.Errorf("CheckSocket(live): %v, want a SocketInUseError", err)
+	}
+	if err := CheckSocket(file); err == nil || errors.As(err, &inUse) || !strings.Contains(err.Error(), "is not a socket") {
+		t.Errorf("CheckSocket(file): %v", err)
+	}
+	for _, path := range []string{stale, file} {
+		if _, err := os.Lstat(path); err != nil {
+			t.Errorf("%s after CheckSocket: %v", path, err)
+		}
+	}
+}

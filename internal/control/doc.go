@@ -17,7 +17,8 @@
 //     [Channel.Ping] measures the round trip user -> kernel -> user.
 //   - socket.go: [Server] serves [Request]s on a unix socket that only root
 //     and ringwatch's own user can use (mode 0600 and SO_PEERCRED), and
-//     [Send] is the client. The running process stays the user ring's only
+//     [Send] is the client; [CheckSocket] tells a live socket from a stale
+//     one before a run loads anything. The running process stays the user ring's only
 //     writer, which the ring's format requires.
 //
 // [userring.Writer]: https://pkg.go.dev/github.com/ringwatch/ringwatch/pkg/userring#Writer

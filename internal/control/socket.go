@@ -146,25 +146,58 @@ func Listen(path string, ch *Channel, carried []string) (*Server, error) {
 	return s, nil
 }
 
-// removeStale removes a socket at path that nobody answers on.
-func removeStale(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
+// SocketInUseError is CheckSocket's refusal of a socket that another
+// ringwatch answers on.
+type SocketInUseError struct{ Path string }
+
+func (e *SocketInUseError) Error() string {
+	return fmt.Sprintf("another ringwatch is listening on %s: stop it, or give this one another --ctl.socket (or --ctl.socket '' for none)", e.Path)
+}
+
+// CheckSocket is the one check of what is at a control socket's path,
+// changing nothing: nil for nothing there (or an empty path) and for a
+// stale socket, one nobody answers on, which Listen replaces; a
+// [*SocketInUseError] when another ringwatch answers; otherwise why path
+// cannot be listened on. A run calls it before loading anything, so that a
+// second run beside a first fails fast.
+func CheckSocket(path string) error {
+	if path == "" {
 		return nil
 	}
+	_, err := stale(path)
+	return err
+}
+
+// stale reports whether path holds a socket nobody answers on, or why it
+// cannot be listened on.
+func stale(path string) (bool, error) {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
 	if err != nil {
-		return fmt.Errorf("check control socket %s: %w", path, err)
+		return false, fmt.Errorf("check control socket %s: %w", path, err)
 	}
 	if fi.Mode().Type() != fs.ModeSocket {
-		return fmt.Errorf("%s exists and is not a socket: remove it, or choose another --ctl.socket", path)
+		return false, fmt.Errorf("%s exists and is not a socket: remove it, or choose another --ctl.socket", path)
 	}
 	conn, err := net.DialTimeout("unix", path, time.Second)
 	if err == nil {
 		conn.Close()
-		return fmt.Errorf("another ringwatch is listening on %s: stop it, or give this one another --ctl.socket (or --ctl.socket '' for none)", path)
+		return false, &SocketInUseError{Path: path}
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
-		return fmt.Errorf("check control socket %s: %w", path, err)
+		return false, fmt.Errorf("check control socket %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// removeStale removes a socket at path that nobody answers on, and refuses
+// anything else but nothing.
+func removeStale(path string) error {
+	isStale, err := stale(path)
+	if err != nil || !isStale {
+		return err
 	}
 	if err := os.Remove(path); err != nil {
 		return fmt.Errorf("remove stale control socket %s: %w", path, err)

@@ -11,4 +11,6 @@
 //   - build.go: BuildRingwatch and BuildGetpidloop, built as `make build` does.
 //   - child.go: SyscallChild, a process that makes getpid() calls on
 //     command, for tests that need syscalls of a known pid and tid.
+//   - cert.go: WriteCertificate and WriteFile, for the tests of serving
+//     metrics over TLS.
 package testenv

@@ -1,12 +1,12 @@
-package main
+package daemon
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"syscall"
-	"time"
+
+	"github.com/ringwatch/ringwatch/internal/control"
 )
 
 // What `ringwatch run` does when a second run starts beside it, and when
@@ -27,19 +27,15 @@ func listenError(addr string, err error) error {
 // checkControlSocket refuses, before anything is loaded into the kernel,
 // a control socket that another run answers on. Two runs with distinct
 // --web.listen-address and --ctl.socket coexist: each loads its own BPF
-// objects and counts on its own. A socket nobody answers on is left to
-// control.Listen, which replaces it.
+// objects and counts on its own. Anything else at path is left to
+// control.Listen, which replaces a stale socket and refuses the rest.
 func checkControlSocket(path string) error {
-	if path == "" {
-		return nil
+	var inUse *control.SocketInUseError
+	if err := control.CheckSocket(path); errors.As(err, &inUse) {
+		return fmt.Errorf("another ringwatch is listening on %s: stop it, or give this run another --ctl.socket "+
+			"(or --ctl.socket '' for none) and another --web.listen-address", path)
 	}
-	conn, err := net.DialTimeout("unix", path, time.Second)
-	if err != nil {
-		return nil
-	}
-	conn.Close()
-	return fmt.Errorf("another ringwatch is listening on %s: stop it, or give this run another --ctl.socket "+
-		"(or --ctl.socket '' for none) and another --web.listen-address", path)
+	return nil
 }
 
 // metricsError is the metrics server's failure while the run was carrying
@@ -58,7 +54,7 @@ func (e *metricsError) Unwrap() error { return e.err }
 // stopOnMetricsFailure cancels the run with the server's failure, if one
 // comes before ctx is done. A run whose endpoint is gone would go on
 // carrying records nobody can see, so it stops, drains, and prints its
-// summary, and main exits 1 so that a supervisor restarts it.
+// summary, and the command exits 1 so that a supervisor restarts it.
 func stopOnMetricsFailure(ctx context.Context, failed <-chan error, cancel context.CancelCauseFunc) {
 	go func() {
 		select {

@@ -1,12 +1,13 @@
-package main
+package daemon
 
 import (
-	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/control"
@@ -18,8 +19,8 @@ import (
 // TestRunCarriesOnWithoutTheUserRing plays a kernel before 6.1: the control
 // program's feature probe fails as loader.OpenControl reports it there
 // (ErrUnsupportedKernel). run must say there is no control socket and why,
-// create none, and still carry events and exit 0 with its summary, without
-// the user ring's line.
+// create none, and still carry events and end without error with its
+// summary, without the user ring's line.
 func TestRunCarriesOnWithoutTheUserRing(t *testing.T) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
@@ -32,12 +33,13 @@ func TestRunCarriesOnWithoutTheUserRing(t *testing.T) {
 	t.Cleanup(func() { openControl = session.OpenControl })
 
 	socket := filepath.Join(t.TempDir(), "ctl.sock")
-	var stdout, stderr bytes.Buffer
-	code := run([]string{"run", "--source", "exec", "--duration", "300ms", "--web.listen-address", "127.0.0.1:0",
-		"--ctl.socket", socket}, &stdout, &stderr)
+	cfg := testConfig(socket)
+	cfg.Duration = 300 * time.Millisecond
+	var stdout, stderr syncBuffer
+	_, err := Run(context.Background(), cfg, &stdout, &stderr)
 	out := stderr.String()
-	if code != exitOK {
-		t.Fatalf("run exited %d, want %d:\n%s", code, exitOK, out)
+	if err != nil {
+		t.Fatalf("Run: %v:\n%s", err, out)
 	}
 	if probed != 1 {
 		t.Errorf("the control program was opened %d times, want once", probed)
