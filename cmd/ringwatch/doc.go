@@ -15,6 +15,6 @@
 //   - flags.go: the checked flag values every command defines its flags
 //     with, and the parse that refuses a wrong command line in one line
 //     naming the flag and what is valid, before anything is loaded.
-//   - rings.go: `ringwatch rings`: every ring on the host, once.
-//   - top.go: `ringwatch top`: rings and programs, live, with Bubble Tea.
+//   - rings.go, top.go: the flags of `ringwatch rings` and `ringwatch
+//     top`; what they show is internal/hostview.
 package main
