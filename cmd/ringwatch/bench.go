@@ -8,14 +8,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"os"
 	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
@@ -79,9 +77,8 @@ command line.
 `
 
 type benchConfig struct {
-	opts  bench.Options
-	json  bool
-	quick bool
+	opts bench.Options // with Quick set by --quick
+	json bool
 }
 
 // benchFlagValues are bench's flags as given.
@@ -91,10 +88,6 @@ type benchFlagValues struct {
 	records, pings, producerCPU, consumerCPU, consumers               *int
 	maxTime, duration                                                 *time.Duration
 }
-
-// maxLatencyRecords bounds a latency measurement's records, rate times
-// duration: the latency of each is kept, 8 bytes a record.
-const maxLatencyRecords = 100_000_000
 
 // benchFlags defines bench's flags, its CPU flags over allowed, the CPUs
 // this process may run on (tpt.AllowedCPUs, never empty). The test of
@@ -128,19 +121,6 @@ func benchFlags(allowed []int) (flagSet, benchFlagValues) {
 	}
 }
 
-// benchFlagScenarios are the scenarios that use each flag that not all
-// of them use: a flag given for none of the chosen ones is refused.
-var benchFlagScenarios = map[string][]string{
-	"records":   {bench.Saturation},
-	"max-time":  {bench.Saturation, bench.Scale},
-	"rates":     {bench.Latency},
-	"duration":  {bench.Latency},
-	"pings":     {bench.RoundTrip},
-	"producers": {bench.Scale},
-	"consumers": {bench.Scale},
-	"wakeup":    {bench.Saturation, bench.Latency},
-}
-
 // parseBenchFlags reads bench's command line and checks it whole: nothing
 // is loaded before it passes. It returns flag.ErrHelp after printing the
 // help for --help.
@@ -159,7 +139,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	cfg := benchConfig{json: *f.json, quick: *f.quick}
+	cfg := benchConfig{json: *f.json}
 	o := &cfg.opts
 	o.Peers = *f.peers
 	o.Records, o.Duration, o.Pings, o.MaxTime = *f.records, *f.duration, *f.pings, *f.maxTime
@@ -167,8 +147,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	if o.Scenarios, err = nameList("--scenario", *f.scenarios, bench.Scenarios()); err != nil {
 		return cfg, err
 	}
-	for _, name := range slices.Sorted(maps.Keys(benchFlagScenarios)) {
-		uses := benchFlagScenarios[name]
+	for _, name := range slices.Sorted(maps.Keys(bench.OptionScenarios)) {
+		uses := bench.OptionScenarios[name]
 		if set[name] && !slices.ContainsFunc(uses, func(s string) bool { return slices.Contains(o.Scenarios, s) }) {
 			return cfg, fmt.Errorf("--%s applies only to --scenario %s, which --scenario %s leaves out: add it, or leave --%s out",
 				name, strings.Join(uses, " or "), strings.Join(o.Scenarios, ","), name)
@@ -228,29 +208,11 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	}
 	if *f.quick {
 		// Flags given explicitly win over the quick defaults.
-		if !set["size"] {
-			o.Sizes = []int{16, 64, 256}
-		}
-		if !set["records"] {
-			o.Records = 1 << 20
-		}
-		if !set["max-time"] {
-			o.MaxTime = time.Second
-		}
-		if !set["duration"] {
-			o.Duration = 300 * time.Millisecond
-		}
-		if !set["pings"] {
-			o.Pings = 1000
-		}
+		o.SetQuick(set)
 	}
-	if slices.Contains(o.Scenarios, bench.Latency) {
-		for _, rate := range o.Rates {
-			if n := float64(rate) * o.Duration.Seconds(); n > maxLatencyRecords {
-				return cfg, fmt.Errorf("--rates %d for --duration %v is %.0f records, and latency keeps each record's delivery time: keep rate times duration at most %d",
-					rate, o.Duration, n, maxLatencyRecords)
-			}
-		}
+	if rate, n := o.LatencyOverflow(); rate > 0 {
+		return cfg, fmt.Errorf("--rates %d for --duration %v is %.0f records, and latency keeps each record's delivery time: keep rate times duration at most %d",
+			rate, o.Duration, n, bench.MaxLatencyRecords)
 	}
 	return cfg, nil
 }
@@ -338,7 +300,7 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 
 	o := cfg.opts
 	o.Progress = stderr
-	results, err := runBench(ctx, o, cfg.quick)
+	results, err := bench.Run(ctx, o)
 	if cfg.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -346,123 +308,11 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 			err = jerr
 		}
 	} else {
-		writeBenchTables(stdout, results)
+		bench.WriteTables(stdout, results)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ringwatch bench: %v\n", err)
 		return exitError
 	}
 	return exitOK
-}
-
-// runBench runs each scenario with the sizes that suit it: latency and
-// scale at the middle size asked for; in a quick run, saturation only at the sizes up to
-// 64 bytes, where its target is, if any were asked for; the rest at every
-// size.
-func runBench(ctx context.Context, o bench.Options, quick bool) ([]bench.Result, error) {
-	var all []bench.Result
-	for _, scenario := range o.Scenarios {
-		so := o
-		so.Scenarios = []string{scenario}
-		switch scenario {
-		case bench.Latency, bench.Scale:
-			so.Sizes = []int{o.Sizes[len(o.Sizes)/2]}
-		case bench.Saturation:
-			small := slices.DeleteFunc(slices.Clone(o.Sizes), func(n int) bool { return n > 64 })
-			if quick && len(small) > 0 {
-				so.Sizes = small
-			}
-		}
-		results, err := bench.Run(ctx, so)
-		all = append(all, results...)
-		if err != nil {
-			return all, err
-		}
-	}
-	return all, nil
-}
-
-// writeBenchTables prints one table per scenario, with ratios of
-// ringwatch's figure to the peer's for the same transport and size.
-func writeBenchTables(w io.Writer, results []bench.Result) {
-	// vsPeers is ringwatch's figure over each peer's in the same
-	// measurement, as "0.10x cilium-ringbuf, 1.20x libbpf".
-	vsPeers := func(r bench.Result, figure func(bench.Result) float64, unit string) string {
-		if r.Consumer != bench.Ringwatch {
-			return ""
-		}
-		var out []string
-		for _, p := range results {
-			if p.Scenario == r.Scenario && p.Transport == r.Transport && p.RecordSize == r.RecordSize &&
-				p.Rate == r.Rate && p.Consumer != bench.Ringwatch && p.Consumer != bench.Baseline && figure(p) > 0 {
-				out = append(out, fmt.Sprintf("%.2fx%s %s", figure(r)/figure(p), unit, p.Consumer))
-			}
-		}
-		return strings.Join(out, ", ")
-	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	defer tw.Flush()
-	us := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/1e3) }
-	last := ""
-	for _, r := range results {
-		if r.Scenario != last {
-			if last != "" {
-				fmt.Fprintln(tw)
-			}
-			last = r.Scenario
-			switch r.Scenario {
-			case bench.Drain:
-				fmt.Fprintln(tw, "DRAIN\ttransport\tsize\tconsumer\trecords\tns/record\tGB/s\tvs peers\t")
-			case bench.Saturation:
-				fmt.Fprintln(tw, "SATURATION\ttransport\tsize\tconsumer\twakeup\tattempted\tdelivered\tlost\tproduced/s\tconsumer CPU s\tCPU ns/rec\tdrain ns/rec\tlive/drain\twakeups\tdelivered vs peers\t")
-			case bench.Latency:
-				fmt.Fprintln(tw, "LATENCY\ttransport\tsize\trate/s\tconsumer\twakeup\tdelivered\tp50 us\tp99 us\tp99.9 us\tmax us\tCPU s/M\twakeups\tp99 vs peers\t")
-			case bench.RoundTrip:
-				fmt.Fprintln(tw, "ROUNDTRIP\tpings\tp50 us\tp99 us\tp99.9 us\tmax us\t")
-			case bench.Scale:
-				fmt.Fprintln(tw, "SCALE\ttransport\tsize\tproducers\tconsumers\tattempted\tdelivered\tlost\tproduced/s\tper producer/s\tconsumer CPU s\tCPU ns/rec\t")
-			}
-		}
-		switch r.Scenario {
-		case bench.Drain:
-			ratio := vsPeers(r, func(r bench.Result) float64 { return r.NsPerRecord }, "")
-			fmt.Fprintf(tw, "\t%s\t%d\t%s\t%d\t%.1f\t%.2f\t%s\t\n", r.Transport, r.RecordSize, r.Consumer, r.Delivered, r.NsPerRecord, r.GBPerSecond, ratio)
-		case bench.Saturation:
-			ratio := vsPeers(r, func(r bench.Result) float64 { return r.DeliveredRatio }, "")
-			drain, gap := "-", "-"
-			if r.DrainNsPerRecord > 0 {
-				drain = fmt.Sprintf("%.1f", r.DrainNsPerRecord)
-				gap = fmt.Sprintf("%.1fx", r.CPUPerMillion*1e3/r.DrainNsPerRecord)
-			}
-			fmt.Fprintf(tw, "\t%s\t%d\t%s\t%s\t%d\t%s\t%d\t%.2fM\t%.3f\t%.1f\t%s\t%s\t%d\t%s\t\n", r.Transport, r.RecordSize, r.Consumer, r.Wakeup,
-				r.Attempted, percent(r.DeliveredRatio), r.Lost, r.ProducerRate/1e6, r.ConsumerCPU, r.CPUPerMillion*1e3, drain, gap, r.Wakeups, ratio)
-		case bench.Latency:
-			ratio := vsPeers(r, func(r bench.Result) float64 { return float64(r.P99) }, "")
-			transport, size := r.Transport, strconv.Itoa(r.RecordSize)
-			if r.Consumer == bench.Baseline {
-				transport, size = "-", "-"
-			}
-			fmt.Fprintf(tw, "\t%s\t%s\t%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%.2f\t%d\t%s\t\n", transport, size, r.Rate, r.Consumer, r.Wakeup,
-				r.Delivered, us(r.P50), us(r.P99), us(r.P999), us(r.Max), r.CPUPerMillion, r.Wakeups, ratio)
-		case bench.RoundTrip:
-			fmt.Fprintf(tw, "\t%d\t%s\t%s\t%s\t%s\t\n", r.Delivered, us(r.P50), us(r.P99), us(r.P999), us(r.Max))
-		case bench.Scale:
-			fmt.Fprintf(tw, "\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%.2fM\t%.2fM\t%.3f\t%.1f\t\n", r.Transport, r.RecordSize,
-				r.Producers, r.Consumers, r.Attempted, percent(r.DeliveredRatio), r.Lost, r.ProducerRate/1e6, r.PerProducer/1e6,
-				r.ConsumerCPU, r.CPUPerMillion*1e3)
-		}
-	}
-}
-
-// percent prints a delivered fraction with as many decimals as it takes to
-// tell a loss: 99.99% and 100% must not round to the same figure, so a
-// fraction below 1 never prints as 100.00%.
-func percent(f float64) string {
-	switch {
-	case f >= 1:
-		return "100%"
-	case f >= 0.9999:
-		return fmt.Sprintf("%.4f%%", math.Floor(f*1e6)/1e4)
-	}
-	return fmt.Sprintf("%.2f%%", math.Floor(f*1e4)/1e2)
 }

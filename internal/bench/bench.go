@@ -84,6 +84,84 @@ type Options struct {
 	ProducerCPU, ConsumerCPU int
 	// Progress, if not nil, gets a line as each measurement starts.
 	Progress io.Writer
+	// Quick is a quick run (SetQuick): saturation then runs only at the
+	// sizes up to 64 bytes, where its target is, if any were asked for.
+	Quick bool
+}
+
+// OptionScenarios are the scenarios that use each option that not all of
+// them use, by the name of its flag in `ringwatch bench`: an option given
+// for none of the chosen scenarios is a mistake.
+var OptionScenarios = map[string][]string{
+	"records":   {Saturation},
+	"max-time":  {Saturation, Scale},
+	"rates":     {Latency},
+	"duration":  {Latency},
+	"pings":     {RoundTrip},
+	"producers": {Scale},
+	"consumers": {Scale},
+	"wakeup":    {Saturation, Latency},
+}
+
+// SetQuick makes o a quick run of every scenario, under 2 minutes: sizes
+// 16, 64 and 256 (saturation 16 and 64, latency 64), 1Mi records or 1s,
+// 0.3s per rate, 1000 pings. The options named in given, by their flags'
+// names as in OptionScenarios, keep the values they have.
+func (o *Options) SetQuick(given map[string]bool) {
+	o.Quick = true
+	if !given["size"] {
+		o.Sizes = []int{16, 64, 256}
+	}
+	if !given["records"] {
+		o.Records = 1 << 20
+	}
+	if !given["max-time"] {
+		o.MaxTime = time.Second
+	}
+	if !given["duration"] {
+		o.Duration = 300 * time.Millisecond
+	}
+	if !given["pings"] {
+		o.Pings = 1000
+	}
+}
+
+// MaxLatencyRecords bounds a latency measurement's records, rate times
+// duration: the latency of each is kept, 8 bytes a record.
+const MaxLatencyRecords = 100_000_000
+
+// LatencyOverflow is the first of o.Rates whose records over o.Duration,
+// n, exceed MaxLatencyRecords in a run with the latency scenario; rate 0
+// when none does.
+func (o Options) LatencyOverflow() (rate int, n float64) {
+	if !slices.Contains(o.Scenarios, Latency) {
+		return 0, 0
+	}
+	for _, rate := range o.Rates {
+		if n := float64(rate) * o.Duration.Seconds(); n > MaxLatencyRecords {
+			return rate, n
+		}
+	}
+	return 0, 0
+}
+
+// sizesFor are the record sizes that suit scenario: latency and scale at
+// the middle size asked for; in a quick run, saturation only at the sizes
+// up to 64 bytes, if any were asked for; the rest at every size.
+func (o Options) sizesFor(scenario string) []int {
+	if len(o.Sizes) == 0 {
+		return nil
+	}
+	switch scenario {
+	case Latency, Scale:
+		return []int{o.Sizes[len(o.Sizes)/2]}
+	case Saturation:
+		small := slices.DeleteFunc(slices.Clone(o.Sizes), func(n int) bool { return n > 64 })
+		if o.Quick && len(small) > 0 {
+			return small
+		}
+	}
+	return o.Sizes
 }
 
 // Result is one measurement. Fields that do not apply to its scenario are
@@ -123,8 +201,9 @@ type Result struct {
 	Max  time.Duration `json:"max_ns,omitempty"`
 }
 
-// Run measures every combination Options asks for, in a fixed order, and
-// returns the results as they come; on error it returns those so far.
+// Run measures every combination Options asks for, each scenario at the
+// record sizes that suit it, in a fixed order, and returns the results as
+// they come; on error it returns those so far.
 func Run(ctx context.Context, opts Options) ([]Result, error) {
 	var results []Result
 	progress := func(format string, args ...any) {
@@ -133,6 +212,7 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 		}
 	}
 	for _, scenario := range opts.Scenarios {
+		sizes := opts.sizesFor(scenario)
 		if scenario == RoundTrip {
 			progress("roundtrip: %d pings", opts.Pings)
 			r, err := roundTrip(ctx, opts.Pings)
@@ -144,7 +224,7 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 		}
 		if scenario == Scale {
 			for _, t := range opts.Transports {
-				for _, size := range opts.Sizes {
+				for _, size := range sizes {
 					for _, producers := range opts.Producers {
 						if err := ctx.Err(); err != nil {
 							return results, err
@@ -171,7 +251,7 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 			}
 		}
 		for _, t := range opts.Transports {
-			for _, size := range opts.Sizes {
+			for _, size := range sizes {
 				for _, c := range consumersFor(scenario, t, opts) {
 					rates := []int{0}
 					if scenario == Latency {

@@ -18,8 +18,12 @@
 // (ReadInto) on the ringbuf transport and perf.Reader on perfbuf, each a
 // session.Reader (readers.go), driven by the same internal/session lifecycle.
 //
-//   - bench.go: [Run], [Options], [Result], the scenarios, and the
-//     synthetic producer (a loader.Source that is run, never attached).
+//   - bench.go: [Run], [Options] with the rules of each scenario (the
+//     sizes it runs at, the options it uses, a quick run), [Result], the
+//     scenarios, and the synthetic producer (a loader.Source that is run,
+//     never attached).
+//   - table.go: [WriteTables], the results as `ringwatch bench` prints
+//     them.
 //   - readers.go: the cilium/ebpf readers behind session.Reader, and the
 //     registry a tagged file adds peers to.
 //   - libbpf.go (build tag libbpf, cgo): libbpf's ring_buffer as a peer of
