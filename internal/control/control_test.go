@@ -398,6 +398,20 @@ func TestCheckSocketChangesNothing(t *testing.T) {
 	if err := CheckSocket(file); err == nil || errors.As(err, &inUse) || !strings.Contains(err.Error(), "is not a socket") {
 		t.Errorf("CheckSocket(file): %v", err)
 	}
+	// A link to the live socket is in use too; a link to the stale one is
+	// not a socket Listen may replace.
+	liveLink, staleLink := filepath.Join(dir, "live.link"), filepath.Join(dir, "stale.link")
+	for link, target := range map[string]string{liveLink: live, staleLink: stale} {
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := CheckSocket(liveLink); !errors.As(err, &inUse) || inUse.Path != liveLink {
+		t.Errorf("CheckSocket(link to live): %v, want a SocketInUseError", err)
+	}
+	if err := CheckSocket(staleLink); err == nil || errors.As(err, &inUse) || !strings.Contains(err.Error(), "is not a socket") {
+		t.Errorf("CheckSocket(link to stale): %v", err)
+	}
 	for _, path := range []string{stale, file} {
 		if _, err := os.Lstat(path); err != nil {
 			t.Errorf("%s after CheckSocket: %v", path, err)

@@ -179,6 +179,14 @@ func stale(path string) (bool, error) {
 		return false, fmt.Errorf("check control socket %s: %w", path, err)
 	}
 	if fi.Mode().Type() != fs.ModeSocket {
+		// A link to a socket another ringwatch answers on is that run's,
+		// as the run's check before loading always said.
+		if fi.Mode().Type() == fs.ModeSymlink {
+			if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
+				conn.Close()
+				return false, &SocketInUseError{Path: path}
+			}
+		}
 		return false, fmt.Errorf("%s exists and is not a socket: remove it, or choose another --ctl.socket", path)
 	}
 	conn, err := net.DialTimeout("unix", path, time.Second)
