@@ -16,18 +16,10 @@
 //
 // Consumers: ringwatch's, and the peers cilium/ebpf ringbuf.Reader
 // (ReadInto) on the ringbuf transport and perf.Reader on perfbuf, each a
-// session.Reader (readers.go), driven by the same internal/session lifecycle.
+// session.Reader, driven by the same internal/session lifecycle. With the
+// libbpf build tag (cgo), libbpf's ring_buffer joins drain and saturation
+// as a peer of the ringbuf transport; its C callback counts each record,
+// so no call into Go per record handicaps it.
 //
-//   - bench.go: [Run], [Options] with the rules of each scenario (the
-//     sizes it runs at, the options it uses, a quick run), [Result], the
-//     scenarios, and the synthetic producer (a loader.Source that is run,
-//     never attached).
-//   - table.go: [WriteTables], the results as `ringwatch bench` prints
-//     them.
-//   - readers.go: the cilium/ebpf readers behind session.Reader, and the
-//     registry a tagged file adds peers to.
-//   - libbpf.go (build tag libbpf, cgo): libbpf's ring_buffer as a peer of
-//     the ringbuf transport in drain and saturation; its C callback counts
-//     each record, so no call into Go per record handicaps it.
-//   - scale.go: P pinned producers and C consumers.
+// The synthetic producer is a loader.Source that is run, never attached.
 package bench

@@ -3,23 +3,19 @@
 // sends them through the user ring, and lets `ringwatch ctl` reach a
 // running `ringwatch run`.
 //
-//   - messages.go: the message encoding. The Append functions
-//     ([AppendPing], [AppendData], [AppendSetPIDs], [AppendSource]) write
-//     the layouts of bpf/control.h, whose generated types are in
-//     internal/abi, and [ParseReply] reads a ping's answer. Messages are
-//     plain bytes, so the encoding is tested without the kernel.
-//   - channel.go: [Channel] writes messages with a [userring.Writer], rings
-//     the control program's doorbell ([loader.Control.Doorbell]) and reads
-//     the answer to a ping from the replies ring with a [consumer.Consumer].
-//     [Channel.Apply] sends control messages followed by a ping, so that
-//     when it returns the kernel has acted on all of them, in order, and
-//     checks from the kernel's own counts that none was rejected.
-//     [Channel.Ping] measures the round trip user -> kernel -> user.
-//   - socket.go: [Server] serves [Request]s on a unix socket that only root
-//     and ringwatch's own user can use (mode 0600 and SO_PEERCRED), and
-//     [Send] is the client; [CheckSocket] tells a live socket from a stale
-//     one before a run loads anything. The running process stays the user ring's only
-//     writer, which the ring's format requires.
+// Messages are plain bytes in the layouts of bpf/control.h (the Append
+// functions, and [ParseReply] for a ping's answer), so the encoding is
+// tested without the kernel. A [Channel] writes them with a
+// [userring.Writer], rings the control program's doorbell
+// ([loader.Control.Doorbell]) and reads a ping's answer from the replies
+// ring with a [consumer.Consumer]. [Channel.Apply] sends messages followed
+// by a ping, so that when it returns the kernel has acted on all of them,
+// in order, and checks from the kernel's own counts that none was rejected.
+//
+// A [Server] serves [Request]s on a unix socket that only root and
+// ringwatch's own user can use (mode 0600 and SO_PEERCRED), and [Send] is
+// the client: the running process stays the user ring's only writer, which
+// the ring's format requires.
 //
 // [userring.Writer]: https://pkg.go.dev/github.com/ringwatch/ringwatch/pkg/userring#Writer
 // [loader.Control.Doorbell]: https://pkg.go.dev/github.com/ringwatch/ringwatch/internal/loader#Control.Doorbell

@@ -6,12 +6,9 @@
 // sizes them (internal/transport, asked through [Transport]), nor decodes
 // records (internal/abi).
 //
-//   - loader.go: [Source], [Open], [Options], [Producers]: load, attach,
-//     counters, detach, close.
-//   - checks.go: the checks [Open] makes before touching the kernel, each
-//     with an error that says what to do.
-//   - control.go: [Control], the control program of bpf/control.c, loaded
-//     on its own ([OpenControl]) or sharing the producers' settings maps
-//     ([Producers.OpenControl]), and its doorbell. Its messages are encoded
-//     by internal/control.
+// [Open] checks the machine before touching the kernel, each check with an
+// error that says what to do. [Control] is the control program of
+// bpf/control.c, loaded on its own ([OpenControl]) or sharing the
+// producers' settings maps ([Producers.OpenControl]), with its doorbell;
+// internal/control encodes its messages.
 package loader

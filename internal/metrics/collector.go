@@ -33,49 +33,49 @@ var (
 	ringOnlyLabels = []string{"ring"}
 
 	ringRecordsDesc = prometheus.NewDesc("ringwatch_ring_records_total",
-		"Records the consumer read from the ring and handed on.", ringLabels, nil)
+		"Records the consumer read from the ring.", ringLabels, nil)
 	ringBytesDesc = prometheus.NewDesc("ringwatch_ring_bytes_total",
-		"Record payload bytes the consumer read from the ring, ring headers and padding excluded.", ringLabels, nil)
+		"Record payload bytes the consumer read from the ring.", ringLabels, nil)
 	ringLostDesc = prometheus.NewDesc("ringwatch_ring_lost_records_total",
-		"Records the kernel producers could not write because the ring was full, as the producers counted them.", ringLabels, nil)
+		"Records the producers could not write because the ring was full.", ringLabels, nil)
 	ringKernelLostDesc = prometheus.NewDesc("ringwatch_ring_kernel_lost_records_total",
-		"Records the kernel itself reported dropped on the ring: perf buffers' lost-sample records, which arrive with the next sample that fits; 0 on the other transports.", ringLabels, nil)
+		"Records the kernel itself reported dropped on the ring.", ringLabels, nil)
 	ringAttemptedDesc = prometheus.NewDesc("ringwatch_ring_attempted_records_total",
-		"Records the kernel producers of the CPUs writing to the ring tried to write, each under the next sequence number of its source and CPU: delivered plus lost, once the ring is drained.", ringLabels, nil)
+		"Records the producers tried to write to the ring.", ringLabels, nil)
 	ringGapsDesc = prometheus.NewDesc("ringwatch_ring_sequence_gaps_total",
-		"Records missing from the per-CPU sequence numbers the consumer saw: losses detected independently of the kernel's count.", ringLabels, nil)
+		"Records missing from the per-CPU sequence numbers the consumer saw.", ringLabels, nil)
 	ringDiscardedDesc = prometheus.NewDesc("ringwatch_ring_discarded_records_total",
-		"Records a producer reserved and then discarded; the consumer skips them.", ringLabels, nil)
+		"Records a producer reserved and then discarded.", ringLabels, nil)
 	ringInvalidDesc = prometheus.NewDesc("ringwatch_ring_invalid_records_total",
-		"Records read from the ring that were too short for their header or of an unknown type.", ringLabels, nil)
+		"Records too short for their header or of an unknown type.", ringLabels, nil)
 	ringCapacityDesc = prometheus.NewDesc("ringwatch_ring_capacity_bytes",
 		"Size of the ring's data area in bytes.", ringOnlyLabels, nil)
 	ringPendingDesc = prometheus.NewDesc("ringwatch_ring_pending_bytes",
-		"Bytes the producers have reserved in the ring and the consumer has not yet released, record headers included.", ringOnlyLabels, nil)
+		"Bytes reserved in the ring and not yet released by the consumer.", ringOnlyLabels, nil)
 	wakeupsDesc = prometheus.NewDesc("ringwatch_consumer_wakeups_total",
-		"Times epoll woke the consumer because the ring had data.", ringOnlyLabels, nil)
+		"Times epoll woke the consumer for the ring.", ringOnlyLabels, nil)
 	batchesDesc = prometheus.NewDesc("ringwatch_consumer_batches_total",
-		"Batches of records the consumer read from the ring, each released to the producers with one store.", ringOnlyLabels, nil)
+		"Batches of records the consumer read from the ring.", ringOnlyLabels, nil)
 	latencyDesc = prometheus.NewDesc("ringwatch_delivery_latency_seconds",
-		"Time from the kernel's timestamp on a record to the consumer reading it, both on CLOCK_MONOTONIC.", ringOnlyLabels, nil)
+		"Time from a record's kernel timestamp to the consumer reading it.", ringOnlyLabels, nil)
 	sourceEventsDesc = prometheus.NewDesc("ringwatch_source_events_total",
-		"Records of the source that the consumer received.", []string{"source"}, nil)
+		"Records of the source the consumer received.", []string{"source"}, nil)
 	sourceLostDesc = prometheus.NewDesc("ringwatch_source_lost_records_total",
-		"Records of the source that the kernel producers could not write because the ring was full.", []string{"source"}, nil)
+		"Records of the source lost to a full ring.", []string{"source"}, nil)
 	sourceAttemptedDesc = prometheus.NewDesc("ringwatch_source_attempted_records_total",
-		"Records of the source the kernel producers tried to write, each under the next sequence number of its CPU: delivered plus lost, once the rings are drained.", []string{"source"}, nil)
+		"Records of the source the producers tried to write.", []string{"source"}, nil)
 	sourceGapsDesc = prometheus.NewDesc("ringwatch_source_sequence_gaps_total",
-		"Records of the source missing from its per-CPU sequence numbers, found by the consumer.", []string{"source"}, nil)
+		"Records of the source missing from its per-CPU sequence numbers.", []string{"source"}, nil)
 	sourceMissedDesc = prometheus.NewDesc("ringwatch_source_missed_events_total",
-		"Events the kernel did not run the source's BPF program for, because another BPF program was running on the same CPU.", []string{"source"}, nil)
+		"Events the kernel did not run the source's BPF program for.", []string{"source"}, nil)
 	sourceSkippedDesc = prometheus.NewDesc("ringwatch_source_skipped_events_total",
-		"Events the source left out on purpose, while paused or by sampling; they are not attempts and not lost.", []string{"source"}, nil)
+		"Events the source left out on purpose, while paused or by sampling.", []string{"source"}, nil)
 	consumerBusyDesc = prometheus.NewDesc("ringwatch_consumer_busy_seconds_total",
-		"CPU time the consumer's thread spent reading its rings, from its thread CPU clock: a consumer near one second per second cannot keep up, and more consumers (--consumers) would help.", []string{"consumer"}, nil)
+		"CPU time the consumer's thread spent reading its rings.", []string{"consumer"}, nil)
 	consumerInfoDesc = prometheus.NewDesc("ringwatch_ring_consumer_info",
-		"Always 1: the consumer, by index, that reads the ring.", []string{"ring", "consumer"}, nil)
+		"Always 1: which consumer reads the ring.", []string{"ring", "consumer"}, nil)
 	buildInfoDesc = prometheus.NewDesc("ringwatch_build_info",
-		"Always 1; its labels give the ringwatch version and the Go version that built it.", []string{"version", "goversion"}, nil)
+		"Always 1, labelled with the ringwatch and Go versions.", []string{"version", "goversion"}, nil)
 )
 
 // Collector exposes ringwatch's transport metrics. Each scrape reads the

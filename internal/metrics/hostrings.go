@@ -25,29 +25,29 @@ var (
 	hostRingLabels = []string{"map_id", "map_name"}
 
 	hostRingCapacityDesc = prometheus.NewDesc("ringwatch_host_ring_capacity_bytes",
-		"Data size of a ring buffer or user ring buffer on the host, whoever loaded it.", hostRingLabels, nil)
+		"Data size of a ring on the host, whoever loaded it.", hostRingLabels, nil)
 	hostRingProducedDesc = prometheus.NewDesc("ringwatch_host_ring_produced_bytes_total",
-		"The ring's producer position: bytes ever produced into it, record headers and padding included; its rate is the throughput in.", hostRingLabels, nil)
+		"Bytes ever produced into the ring: its producer position.", hostRingLabels, nil)
 	hostRingConsumedDesc = prometheus.NewDesc("ringwatch_host_ring_consumed_bytes_total",
-		"The ring's consumer position: bytes ever consumed from it, record headers and padding included; its rate is the throughput out.", hostRingLabels, nil)
+		"Bytes ever consumed from the ring: its consumer position.", hostRingLabels, nil)
 	hostRingPendingDesc = prometheus.NewDesc("ringwatch_host_ring_pending_bytes",
-		"Bytes produced into the ring and not yet consumed: producer position minus consumer position.", hostRingLabels, nil)
+		"Bytes produced into the ring and not yet consumed.", hostRingLabels, nil)
 	hostRingFillDesc = prometheus.NewDesc("ringwatch_host_ring_fill_ratio",
-		"Pending bytes as a fraction of the ring's capacity, sampled every 10ms, so that a burst between two scrapes shows.", hostRingLabels, nil)
+		"Pending bytes as a fraction of the ring's capacity, sampled between scrapes.", hostRingLabels, nil)
 	hostRingStalledDesc = prometheus.NewDesc("ringwatch_host_ring_stalled",
-		"1 while bytes are pending and the consumer position has not moved for longer than the stall threshold (5s), else 0.", hostRingLabels, nil)
+		"1 while bytes are pending and the consumer position stands still.", hostRingLabels, nil)
 	hostRingInfoDesc = prometheus.NewDesc("ringwatch_host_ring_info",
-		"Always 1: a ring on the host, with its kind, the comm of the processes holding it, the programs using it, and whether it is ringwatch's own.",
+		"Always 1: a ring on the host, with its kind, owners and programs.",
 		[]string{"map_id", "map_name", "type", "owner", "programs", "ours"}, nil)
 
 	hostRingPeakRateDesc = prometheus.NewDesc("ringwatch_host_ring_peak_produced_bytes_per_second",
-		"The highest rate the ring's producers wrote at over one census sample (10ms) in the last minute: the burst a consumer pause must be sized for, which an average over the scrape interval hides.", hostRingLabels, nil)
+		"The highest rate the ring's producers wrote at over one census sample.", hostRingLabels, nil)
 	hostRingToFullAtPeakDesc = prometheus.NewDesc("ringwatch_host_ring_time_to_full_at_peak_seconds",
-		"How long the ring's free bytes last at its peak rate if its consumer stops now: (capacity - pending) / peak rate; +Inf when nothing was produced in the last minute.", hostRingLabels, nil)
+		"How long the ring's free bytes last at its peak rate if its consumer stops.", hostRingLabels, nil)
 	hostRingAdvisedDesc = prometheus.NewDesc("ringwatch_host_ring_advised_capacity_bytes",
-		"The smallest ring the kernel accepts (a power of two, a multiple of the page size) that holds a consumer pause of ringwatch_host_ring_advice_pause_seconds at the peak rate, with the bytes pending as the peak began; +Inf when no ring (2GiB at most) holds it.", hostRingLabels, nil)
+		"The smallest ring that holds the advised consumer pause at the peak rate.", hostRingLabels, nil)
 	hostRingAdvicePauseDesc = prometheus.NewDesc("ringwatch_host_ring_advice_pause_seconds",
-		"The consumer pause ringwatch_host_ring_advised_capacity_bytes is for (--host-rings.pause).", nil, nil)
+		"The consumer pause the advised capacity is for.", nil, nil)
 )
 
 // HostRingOptions tune a [HostRingCollector]; zero values take the

@@ -50,16 +50,16 @@ func TestHostRingCollectorOnPlainRings(t *testing.T) {
 	// All three samples at one moment: no span, so no peak and no advice
 	// yet (see TestHostRingSizingOnPlainRings), only the pause it is for.
 	want := `
-# HELP ringwatch_host_ring_advice_pause_seconds The consumer pause ringwatch_host_ring_advised_capacity_bytes is for (--host-rings.pause).
+# HELP ringwatch_host_ring_advice_pause_seconds The consumer pause the advised capacity is for.
 # TYPE ringwatch_host_ring_advice_pause_seconds gauge
 ringwatch_host_ring_advice_pause_seconds 0.1
-# HELP ringwatch_host_ring_capacity_bytes Data size of a ring buffer or user ring buffer on the host, whoever loaded it.
+# HELP ringwatch_host_ring_capacity_bytes Data size of a ring on the host, whoever loaded it.
 # TYPE ringwatch_host_ring_capacity_bytes gauge
 ringwatch_host_ring_capacity_bytes{map_id="7",map_name="events"} 4096
-# HELP ringwatch_host_ring_consumed_bytes_total The ring's consumer position: bytes ever consumed from it, record headers and padding included; its rate is the throughput out.
+# HELP ringwatch_host_ring_consumed_bytes_total Bytes ever consumed from the ring: its consumer position.
 # TYPE ringwatch_host_ring_consumed_bytes_total counter
 ringwatch_host_ring_consumed_bytes_total{map_id="7",map_name="events"} 8192
-# HELP ringwatch_host_ring_fill_ratio Pending bytes as a fraction of the ring's capacity, sampled every 10ms, so that a burst between two scrapes shows.
+# HELP ringwatch_host_ring_fill_ratio Pending bytes as a fraction of the ring's capacity, sampled between scrapes.
 # TYPE ringwatch_host_ring_fill_ratio histogram
 ringwatch_host_ring_fill_ratio_bucket{map_id="7",map_name="events",le="0.01"} 1
 ringwatch_host_ring_fill_ratio_bucket{map_id="7",map_name="events",le="0.05"} 1
@@ -73,17 +73,17 @@ ringwatch_host_ring_fill_ratio_bucket{map_id="7",map_name="events",le="1"} 3
 ringwatch_host_ring_fill_ratio_bucket{map_id="7",map_name="events",le="+Inf"} 3
 ringwatch_host_ring_fill_ratio_sum{map_id="7",map_name="events"} 1.5
 ringwatch_host_ring_fill_ratio_count{map_id="7",map_name="events"} 3
-# HELP ringwatch_host_ring_info Always 1: a ring on the host, with its kind, the comm of the processes holding it, the programs using it, and whether it is ringwatch's own.
+# HELP ringwatch_host_ring_info Always 1: a ring on the host, with its kind, owners and programs.
 # TYPE ringwatch_host_ring_info gauge
 ringwatch_host_ring_info{map_id="7",map_name="events",ours="true",owner="x,y",programs="a,b",type="ringbuf"} 1
 ringwatch_host_ring_info{map_id="9",map_name="perf",ours="false",owner="",programs="",type="perf_event_array"} 1
-# HELP ringwatch_host_ring_pending_bytes Bytes produced into the ring and not yet consumed: producer position minus consumer position.
+# HELP ringwatch_host_ring_pending_bytes Bytes produced into the ring and not yet consumed.
 # TYPE ringwatch_host_ring_pending_bytes gauge
 ringwatch_host_ring_pending_bytes{map_id="7",map_name="events"} 2048
-# HELP ringwatch_host_ring_produced_bytes_total The ring's producer position: bytes ever produced into it, record headers and padding included; its rate is the throughput in.
+# HELP ringwatch_host_ring_produced_bytes_total Bytes ever produced into the ring: its producer position.
 # TYPE ringwatch_host_ring_produced_bytes_total counter
 ringwatch_host_ring_produced_bytes_total{map_id="7",map_name="events"} 10240
-# HELP ringwatch_host_ring_stalled 1 while bytes are pending and the consumer position has not moved for longer than the stall threshold (5s), else 0.
+# HELP ringwatch_host_ring_stalled 1 while bytes are pending and the consumer position stands still.
 # TYPE ringwatch_host_ring_stalled gauge
 ringwatch_host_ring_stalled{map_id="7",map_name="events"} 1
 `

@@ -13,9 +13,9 @@ var (
 	progLabels = []string{"prog_id", "prog_name", "prog_type"}
 
 	progRunsDesc = prometheus.NewDesc("ringwatch_bpf_program_runs_total",
-		"Times the BPF program ran while the kernel's run statistics were on (BPF_ENABLE_STATS), every program on the host.", progLabels, nil)
+		"Times the BPF program ran while the kernel's run statistics were on.", progLabels, nil)
 	progRunTimeDesc = prometheus.NewDesc("ringwatch_bpf_program_run_seconds_total",
-		"Time the BPF program spent running while the kernel's run statistics were on; divided by the runs it is the mean cost of a run.", progLabels, nil)
+		"Time the BPF program spent running while the kernel's run statistics were on.", progLabels, nil)
 	progInfoDesc = prometheus.NewDesc("ringwatch_bpf_program_info",
 		"Always 1: a BPF program on the host, with the IDs of the maps it uses.", append(progLabels, "map_ids"), nil)
 )

@@ -24,11 +24,11 @@ type UserRingReader interface {
 
 var (
 	userRingMessagesDesc = prometheus.NewDesc("ringwatch_user_ring_messages_total",
-		"Messages the kernel's control program read from the user ring and acted on, by message type.", []string{"type"}, nil)
+		"Messages the kernel's control program acted on, by type.", []string{"type"}, nil)
 	userRingRejectedDesc = prometheus.NewDesc("ringwatch_user_ring_rejected_total",
-		"Messages the kernel's control program read from the user ring and refused, as malformed or out of range or because a map update failed; they changed nothing.", nil, nil)
+		"Messages the kernel's control program refused.", nil, nil)
 	userRingFullDesc = prometheus.NewDesc("ringwatch_user_ring_full_total",
-		"Messages that found the user ring full: each either waited for the kernel to drain or was returned to its sender as an error, never dropped.", nil, nil)
+		"Messages that found the user ring full.", nil, nil)
 )
 
 // NewRoundTripHistogram makes the histogram of ping round trips, for
@@ -37,7 +37,7 @@ var (
 func NewRoundTripHistogram() prometheus.Histogram {
 	return prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "ringwatch_roundtrip_latency_seconds",
-		Help:    "Round trip of a ping from user space through the user ring to the kernel's control program and back through its replies ring, on CLOCK_MONOTONIC.",
+		Help:    "Round trip of a ping through the user ring to the kernel and back.",
 		Buckets: prometheus.ExponentialBuckets(accounting.LatencyBound(0), 2, accounting.LatencyBuckets),
 	})
 }

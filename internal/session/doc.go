@@ -7,10 +7,6 @@
 //
 // `ringwatch run` reads with ringwatch's consumer and accounting;
 // `ringwatch bench` also reads with cilium/ebpf's readers, through the
-// same [Reader] interface.
-//
-//   - session.go: [Options], [Open], [Session]: the lifecycle, and what
-//     metrics read of it (Stats, Counters, RingOf).
-//   - control.go: [OpenControl], the user ring's control program and its
-//     channel, beside a session's producers or on their own.
+// same [Reader] interface. [OpenControl] opens the user ring's control
+// program and its channel, beside a session's producers or on their own.
 package session
