@@ -4,6 +4,7 @@
 // Run `ringwatch help` for the commands and `ringwatch run --help` for the
 // main job's flags. This package owns the command line: the commands, their
 // flags and the checks that refuse a wrong command line in one line naming
-// the flag, the HTTP side of `ringwatch run`, signals and exit statuses. The
-// work itself is done by the internal/ packages and pkg/.
+// the flag, signals and exit statuses. The work itself is done by the
+// internal/ packages and pkg/: `ringwatch run` is internal/daemon, `rings`
+// and `top` are internal/hostview.
 package main

@@ -22,4 +22,7 @@
 // so no call into Go per record handicaps it.
 //
 // The synthetic producer is a loader.Source that is run, never attached.
+// [Options] hold each scenario's rules (the sizes it runs at, the options
+// it uses, the quick run), and [WriteTables] prints the results as
+// `ringwatch bench` shows them.
 package bench

@@ -6,5 +6,6 @@
 // tests run, built as `make build` does; and child processes that make
 // system calls on command, for tests that need a known pid and tid. And
 // the probes a test of the kernel side needs: whether a thread sleeps in
-// epoll, a thread without a capability, exec paths of chosen lengths.
+// epoll, a thread without a capability, exec paths of chosen lengths; and
+// certificates for the tests that serve metrics over TLS.
 package testenv
