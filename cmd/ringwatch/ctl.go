@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/cli"
 	"github.com/ringwatch/ringwatch/internal/control"
 	"github.com/ringwatch/ringwatch/internal/loader"
 	"github.com/ringwatch/ringwatch/internal/metrics"
@@ -79,7 +80,7 @@ func ctlFlags() (flagSet, ctlFlagValues) {
 	// Each action's value is checked as it is read, so a refusal names
 	// the flag and the value.
 	fs.Action("pid", "comma-separated process ids the syscalls source is limited to; empty for every process but ringwatch", func(s string) error {
-		pids, err := abi.ParsePIDs(s, loader.MaxSyscallPIDs)
+		pids, err := cli.ParsePIDs(s, loader.MaxSyscallPIDs)
 		if err != nil {
 			return err
 		}
@@ -149,7 +150,7 @@ func parseCtlFlags(args []string, stderr io.Writer) (ctlConfig, error) {
 	if *f.socket == "" {
 		return ctlConfig{}, fmt.Errorf("--socket is empty: give the --ctl.socket of the ringwatch run to change (default %s)", control.DefaultSocket)
 	}
-	if err := abi.CheckSocketPath(*f.socket); err != nil {
+	if err := cli.CheckSocketPath(*f.socket); err != nil {
 		return ctlConfig{}, fmt.Errorf("--socket: %w", err)
 	}
 	return ctlConfig{socket: *f.socket, timeout: *f.timeout, actions: *f.actions}, nil

@@ -309,3 +309,13 @@ func printUsage(fs flagSet, w io.Writer, usage, examples string) {
 	})
 	fmt.Fprint(w, examples)
 }
+
+// flagOf names, for each option a library refuses by its own name (an
+// abi.OptionError's), the flag that sets it. Messages from the libraries
+// go through cli.Reword with it before they are printed.
+var flagOf = map[string]string{
+	"Consumers":   "--consumers",
+	"CPUsPerRing": "--cpus-per-ring",
+	"Transport":   "--transport",
+	"Sources":     "--source",
+}
