@@ -168,11 +168,11 @@ func ctlCommand(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
 	resp, err := control.Send(ctx, cfg.socket, control.Request{Actions: cfg.actions})
-	if err == nil && resp.Error != "" {
-		err = errors.New(resp.Error)
+	if err == nil {
+		err = resp.Err()
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ringwatch ctl: %v\n", err)
+		fmt.Fprintf(stderr, "ringwatch ctl: %v\n", cli.Reword(err, flagOf))
 		return exitError
 	}
 	ops := make([]string, len(cfg.actions))

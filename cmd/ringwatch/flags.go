@@ -318,4 +318,7 @@ var flagOf = map[string]string{
 	"CPUsPerRing": "--cpus-per-ring",
 	"Transport":   "--transport",
 	"Sources":     "--source",
+	// The control socket a run listens on, and the one ctl sends to.
+	"control socket": "--ctl.socket",
+	"socket":         "--socket",
 }

@@ -106,6 +106,24 @@ func (e *OptionError) Text(name func(option string) string) string {
 	return b.String()
 }
 
+// OptionErrors are the OptionErrors in err's tree, however deep, in the
+// order errors.As would meet them.
+func OptionErrors(err error) []*OptionError {
+	switch e := err.(type) {
+	case *OptionError:
+		return []*OptionError{e}
+	case interface{ Unwrap() error }:
+		return OptionErrors(e.Unwrap())
+	case interface{ Unwrap() []error }:
+		var found []*OptionError
+		for _, inner := range e.Unwrap() {
+			found = append(found, OptionErrors(inner)...)
+		}
+		return found
+	}
+	return nil
+}
+
 // MaxRingSize is the largest ring: a map's max_entries, a ring buffer's
 // data size, is a 32-bit number, and a power of two.
 const MaxRingSize = 1 << 31

@@ -12,7 +12,7 @@ import (
 // so errors.Is and errors.As see what they saw; nil stays nil, and an
 // error that holds no OptionError is returned as it is.
 func Reword(err error, flags map[string]string) error {
-	refusals := optionErrors(err, nil)
+	refusals := abi.OptionErrors(err)
 	if len(refusals) == 0 {
 		return err
 	}
@@ -27,21 +27,6 @@ func Reword(err error, flags map[string]string) error {
 		msg = strings.Replace(msg, oe.Error(), oe.Text(name), 1)
 	}
 	return &reworded{msg: msg, err: err}
-}
-
-// optionErrors appends every OptionError in err's tree to found.
-func optionErrors(err error, found []*abi.OptionError) []*abi.OptionError {
-	switch e := err.(type) {
-	case *abi.OptionError:
-		return append(found, e)
-	case interface{ Unwrap() error }:
-		return optionErrors(e.Unwrap(), found)
-	case interface{ Unwrap() []error }:
-		for _, inner := range e.Unwrap() {
-			found = optionErrors(inner, found)
-		}
-	}
-	return found
 }
 
 type reworded struct {
