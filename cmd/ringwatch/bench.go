@@ -18,6 +18,7 @@ import (
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/bench"
+	"github.com/ringwatch/ringwatch/internal/cli"
 	"github.com/ringwatch/ringwatch/internal/loader"
 	tpt "github.com/ringwatch/ringwatch/internal/transport"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
@@ -161,7 +162,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	for _, name := range names {
 		o.Transports = append(o.Transports, abi.Transport(name))
 		if err := tpt.CheckOptions(abi.Transport(name), tpt.Options{Consumers: consumerCount(o.Consumers)}); err != nil {
-			return cfg, err
+			return cfg, cli.Reword(err, flagOf)
 		}
 	}
 	sizes, err := nameList("--size", *f.sizes, strings.Fields(strings.Trim(fmt.Sprint(bench.RecordSizes), "[]")))
@@ -186,7 +187,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	if o.Rates, err = intList("--rates", *f.rates, 1, maxCount, "records per second"); err != nil {
 		return cfg, err
 	}
-	if o.RingSize, err = abi.ParseRingSize(*f.ringSize); err != nil {
+	if o.RingSize, err = cli.ParseRingSize(*f.ringSize); err != nil {
 		return cfg, fmt.Errorf("--ring-size: %w", err)
 	}
 	// The defaults are not checked as they are read, and a CPU between
@@ -237,7 +238,7 @@ func defaultProducers(cpus int) string {
 
 // nameList reads a list flag of names, each one of names, at least one.
 func nameList[T ~string](flagName, s string, names []T) ([]string, error) {
-	list, err := abi.SplitList(s)
+	list, err := cli.SplitList(s)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", flagName, err)
 	}
@@ -255,7 +256,7 @@ func nameList[T ~string](flagName, s string, names []T) ([]string, error) {
 // intList reads a list flag of whole numbers from min to max, at least
 // one; note, if any, says what they are.
 func intList(flagName, s string, min, max int, note string) ([]int, error) {
-	list, err := abi.SplitList(s)
+	list, err := cli.SplitList(s)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", flagName, err)
 	}

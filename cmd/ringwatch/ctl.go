@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/cli"
 	"github.com/ringwatch/ringwatch/internal/control"
 	"github.com/ringwatch/ringwatch/internal/loader"
 )
@@ -74,7 +75,7 @@ func ctlFlags() (flagSet, ctlFlagValues) {
 	// Each action's value is checked as it is read, so a refusal names
 	// the flag and the value.
 	fs.Action("pid", "comma-separated process ids the syscalls source is limited to; empty for every process but ringwatch", func(s string) error {
-		pids, err := abi.ParsePIDs(s, loader.MaxSyscallPIDs)
+		pids, err := cli.ParsePIDs(s, loader.MaxSyscallPIDs)
 		if err != nil {
 			return err
 		}
@@ -144,7 +145,7 @@ func parseCtlFlags(args []string, stderr io.Writer) (ctlConfig, error) {
 	if *f.socket == "" {
 		return ctlConfig{}, fmt.Errorf("--socket is empty: give the --ctl.socket of the ringwatch run to change (default %s)", control.DefaultSocket)
 	}
-	if err := abi.CheckSocketPath(*f.socket); err != nil {
+	if err := cli.CheckSocketPath(*f.socket); err != nil {
 		return ctlConfig{}, fmt.Errorf("--socket: %w", err)
 	}
 	return ctlConfig{socket: *f.socket, timeout: *f.timeout, actions: *f.actions}, nil
@@ -162,11 +163,11 @@ func ctlCommand(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
 	resp, err := control.Send(ctx, cfg.socket, control.Request{Actions: cfg.actions})
-	if err == nil && resp.Error != "" {
-		err = errors.New(resp.Error)
+	if err == nil {
+		err = resp.Err()
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "ringwatch ctl: %v\n", err)
+		fmt.Fprintf(stderr, "ringwatch ctl: %v\n", cli.Reword(err, flagOf))
 		return exitError
 	}
 	ops := make([]string, len(cfg.actions))

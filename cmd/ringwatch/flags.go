@@ -309,3 +309,33 @@ func printUsage(fs flagSet, w io.Writer, usage, examples string) {
 	})
 	fmt.Fprint(w, examples)
 }
+
+// flagName is flagOf as a function, an option it lacks keeping its name.
+func flagName(option string) string {
+	if flag, ok := flagOf[option]; ok {
+		return flag
+	}
+	return option
+}
+
+// flagOf names, for each option a library refuses by its own name (an
+// abi.OptionError's), the flag that sets it. Messages from the libraries
+// go through cli.Reword with it before they are printed.
+var flagOf = map[string]string{
+	"Consumers":   "--consumers",
+	"CPUsPerRing": "--cpus-per-ring",
+	"Transport":   "--transport",
+	"Sources":     "--source",
+	// The control socket a run listens on, and the one ctl sends to.
+	"control socket":     "--ctl.socket",
+	"web listen address": "--web.listen-address",
+	"web config file":    "--web.config.file",
+	"systemd socket":     "--web.systemd-socket",
+	"host rings off":     "--host-rings=false",
+	// Where a run's announcement sends its reader.
+	"control client help": "'ringwatch ctl --help'",
+	// ringwatch rings and top.
+	"pause":  "--pause",
+	"once":   "--once",
+	"socket": "--socket",
+}

@@ -96,7 +96,7 @@ func ringsCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ringwatch rings: %v\nSee 'ringwatch rings --help'.\n", err)
 		return exitUsage
 	}
-	if err := hostview.WriteRings(stdout, hostview.RingsOptions{JSON: cfg.json, Interval: cfg.interval, Pause: cfg.pause}); err != nil {
+	if err := hostview.WriteRings(stdout, hostview.RingsOptions{JSON: cfg.json, Interval: cfg.interval, Pause: cfg.pause, Names: flagName}); err != nil {
 		fmt.Fprintf(stderr, "ringwatch rings: %v\n", err)
 		return exitError
 	}

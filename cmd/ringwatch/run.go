@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/cli"
 	"github.com/ringwatch/ringwatch/internal/control"
 	"github.com/ringwatch/ringwatch/internal/daemon"
 	"github.com/ringwatch/ringwatch/internal/loader"
@@ -153,7 +154,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 		return runConfig{}, fmt.Errorf("--host-rings.pause sizes the host rings, which --host-rings=false turns off: leave one of them out")
 	}
 	var err error
-	if cfg.sources, err = abi.SplitList(*f.source); err != nil {
+	if cfg.sources, err = cli.SplitList(*f.source); err != nil {
 		return runConfig{}, fmt.Errorf("--source: %w", err)
 	}
 	if len(cfg.sources) == 0 {
@@ -177,12 +178,12 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 			return runConfig{}, fmt.Errorf("--consumer-cpus: %w", err)
 		}
 	}
-	if cfg.ringSize, err = abi.ParseRingSize(*f.ringSize); err != nil {
+	if cfg.ringSize, err = cli.ParseRingSize(*f.ringSize); err != nil {
 		return runConfig{}, fmt.Errorf("--ring-size: %w", err)
 	}
 	if err := tpt.CheckOptions(cfg.transport, tpt.Options{RingSize: cfg.ringSize, CPUsPerRing: cfg.cpusPerRing,
 		Consumers: consumerCount(cfg.consumers)}); err != nil {
-		return runConfig{}, err
+		return runConfig{}, cli.Reword(err, flagOf)
 	}
 	if err := f.web.check(); err != nil {
 		return runConfig{}, err
@@ -194,14 +195,14 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 	default:
 		return runConfig{}, fmt.Errorf("--output %q: choose none or json", *f.output)
 	}
-	if cfg.pids, err = abi.ParsePIDs(*f.pids, loader.MaxSyscallPIDs); err != nil {
+	if cfg.pids, err = cli.ParsePIDs(*f.pids, loader.MaxSyscallPIDs); err != nil {
 		return runConfig{}, fmt.Errorf("--pid: %w", err)
 	}
 	if len(cfg.pids) > 0 && !slices.Contains(cfg.sources, abi.SourceSyscalls) {
 		return runConfig{}, fmt.Errorf("--pid limits the syscalls source, which --source %s leaves out: add it, such as --source %s,%s",
 			*f.source, strings.Join(cfg.sources, ","), abi.SourceSyscalls)
 	}
-	if err := abi.CheckSocketPath(cfg.ctlSocket); err != nil {
+	if err := cli.CheckSocketPath(cfg.ctlSocket); err != nil {
 		return runConfig{}, fmt.Errorf("--ctl.socket: %w", err)
 	}
 	return cfg, nil
@@ -279,7 +280,7 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 		signal.Ignore(syscall.SIGPIPE)
 	}
 	if _, err := daemon.Run(ctx, cfg.daemon(), stdout, stderr); err != nil {
-		fmt.Fprintf(stderr, "ringwatch: %v\n", err)
+		fmt.Fprintf(stderr, "ringwatch: %v\n", cli.Reword(err, flagOf))
 		if errors.Is(err, abi.ErrInvalidOption) {
 			return exitUsage
 		}
@@ -293,7 +294,7 @@ func (c runConfig) daemon() daemon.Config {
 	return daemon.Config{Version: version, Sources: c.sources, Transport: c.transport, Wakeup: c.wakeup,
 		Rings:        tpt.Options{RingSize: c.ringSize, CPUsPerRing: c.cpusPerRing, Consumers: consumerCount(c.consumers)},
 		ConsumerCPUs: c.consumerCPUs, PIDs: c.pids, JSONOutput: c.jsonOutput, Duration: c.duration, CtlSocket: c.ctlSocket,
-		HostRings: c.hostRings, HostPause: c.hostPause, ProgStats: c.progStats,
+		HostRings: c.hostRings, HostPause: c.hostPause, ProgStats: c.progStats, Names: flagName,
 		Web: daemon.Web{ListenAddresses: c.web.listen.addresses, SystemdSocket: *c.web.systemdSocket,
 			ConfigFile: *c.web.configFile, TelemetryPath: *c.web.telemetryPath}}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/ringwatch/ringwatch/internal/cli"
 	"github.com/ringwatch/ringwatch/internal/hostview"
 	"github.com/ringwatch/ringwatch/pkg/hostrings"
 )
@@ -91,7 +92,7 @@ func topCommand(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if err := hostview.Top(stdout, hostview.TopOptions{Once: cfg.once, Interval: cfg.interval, Pause: cfg.pause}); err != nil {
-		fmt.Fprintf(stderr, "ringwatch top: %v\n", err)
+		fmt.Fprintf(stderr, "ringwatch top: %v\n", cli.Reword(err, flagOf))
 		return exitError
 	}
 	return exitOK

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -39,6 +38,103 @@ func Choose[T ~string](what string, value string, names []T) error {
 	return Problemf(ErrInvalidOption, "unknown %s %q: choose from %s", what, value, strings.Join(list, ", "))
 }
 
+// OptionError is an option's value a library refuses: which option, which
+// value, and why. Its message names options as the library's API does (a
+// field such as CPUsPerRing), never as a program's flags, so a program
+// with other flags can still use the library: it writes the message with
+// its own names through [OptionError.Text]. It unwraps to Err, which
+// [RefuseOption] sets to the kind it is given, such as ErrInvalidOption.
+type OptionError struct {
+	Option string `json:"option"` // the option refused, as its library names it
+	Value  string `json:"value"`  // the value refused, as given
+	// Message is the whole message, in which each option it names, Option
+	// included, is written in braces: "{CPUsPerRing} 2 applies only to
+	// {Transport} percpu-ringbuf". A literal brace is doubled.
+	Message string `json:"message"`
+	Err     error  `json:"-"`
+}
+
+// RefuseOption is the OptionError of kind for option's value. format and
+// args say why, as for fmt.Sprintf; an option format names is written in
+// braces, such as {Consumers}, and the braces in args are taken literally.
+func RefuseOption(kind error, option string, value any, format string, args ...any) *OptionError {
+	literal := strings.NewReplacer("{", "{{", "}", "}}")
+	escaped := make([]any, len(args))
+	for i, a := range args {
+		switch a := a.(type) {
+		case string:
+			escaped[i] = literal.Replace(a)
+		case error:
+			escaped[i] = literal.Replace(a.Error())
+		default:
+			escaped[i] = a
+		}
+	}
+	return &OptionError{Option: option, Value: fmt.Sprint(value), Message: fmt.Sprintf(format, escaped...), Err: kind}
+}
+
+// Words is a line a library prints, such as a note or a hint, with each
+// option it names, written in braces as for [RefuseOption], called
+// name(option); a nil name keeps the library's names. Programs pass their
+// flags' names, as [OptionError.Text] does for errors.
+func Words(name func(option string) string, format string, args ...any) string {
+	if name == nil {
+		name = func(option string) string { return option }
+	}
+	return RefuseOption(nil, "", "", format, args...).Text(name)
+}
+
+// Error names each option as the library does.
+func (e *OptionError) Error() string { return e.Text(func(option string) string { return option }) }
+
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// Text is the message with each option it names called name(option).
+func (e *OptionError) Text(name func(option string) string) string {
+	var b strings.Builder
+	rest := e.Message
+	for rest != "" {
+		i := strings.IndexAny(rest, "{}")
+		if i < 0 {
+			b.WriteString(rest)
+			break
+		}
+		b.WriteString(rest[:i])
+		rest = rest[i:]
+		switch {
+		case strings.HasPrefix(rest, "{{"), strings.HasPrefix(rest, "}}"):
+			b.WriteByte(rest[0])
+			rest = rest[2:]
+		case rest[0] == '{' && strings.Contains(rest, "}"):
+			end := strings.IndexByte(rest, '}')
+			b.WriteString(name(rest[1:end]))
+			rest = rest[end+1:]
+		default: // a lone brace: keep it
+			b.WriteByte(rest[0])
+			rest = rest[1:]
+		}
+	}
+	return b.String()
+}
+
+// OptionErrors are the OptionErrors in err's tree, however deep, in the
+// order errors.As would meet them.
+func OptionErrors(err error) []*OptionError {
+	switch e := err.(type) {
+	case *OptionError:
+		return []*OptionError{e}
+	case interface{ Unwrap() error }:
+		return OptionErrors(e.Unwrap())
+	case interface{ Unwrap() []error }:
+		var found []*OptionError
+		for _, inner := range e.Unwrap() {
+			found = append(found, OptionErrors(inner)...)
+		}
+		return found
+	}
+	return nil
+}
+
 // MaxRingSize is the largest ring: a map's max_entries, a ring buffer's
 // data size, is a 32-bit number, and a power of two.
 const MaxRingSize = 1 << 31
@@ -63,108 +159,11 @@ func CheckRingSize(size int) error {
 		FormatSize(size), FormatSize(page), FormatSize(suggest))
 }
 
+// sizeUnits are the binary units FormatSize writes, largest first.
 var sizeUnits = []struct {
 	suffix string
 	shift  uint
 }{{"GiB", 30}, {"MiB", 20}, {"KiB", 10}}
-
-// sizeHint says what a ring size looks like.
-const sizeHint = "give a number of bytes, with KiB, MiB or GiB (binary units) or no unit, such as 4MiB, 256KiB or 65536"
-
-// ParseRingSize reads a ring size such as "4MiB", "256KiB", "1GiB" or a
-// plain number of bytes, and checks it with [CheckRingSize]. The suffixes
-// are binary; "4M" and "4m" are accepted as "4MiB".
-func ParseRingSize(s string) (int, error) {
-	num, shift := strings.TrimSpace(s), uint(0)
-	for _, u := range sizeUnits {
-		for _, suffix := range []string{u.suffix, u.suffix[:1], strings.ToLower(u.suffix[:1])} {
-			if strings.HasSuffix(num, suffix) {
-				num, shift = strings.TrimSpace(strings.TrimSuffix(num, suffix)), u.shift
-				break
-			}
-		}
-		if shift != 0 {
-			break
-		}
-	}
-	if num == "" || strings.Trim(num, "0123456789") != "" {
-		return 0, Problemf(ErrInvalidOption, "ring size %q is not a size: %s", s, sizeHint)
-	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || n > MaxRingSize>>shift {
-		// Only digits, so the number is too large for 64 bits or for a ring.
-		return 0, Problemf(ErrInvalidOption, "ring size %q is larger than a ring can be (%s: the kernel takes a 32-bit size): choose %s or less",
-			s, FormatSize(MaxRingSize), FormatSize(MaxRingSize))
-	}
-	size := int(n << shift)
-	return size, CheckRingSize(size)
-}
-
-// SplitList reads a comma-separated list a user gave, such as
-// "exec, syscalls": each item trimmed of spaces, none empty, none twice.
-// An empty or all-blank s is an empty list. Its errors wrap
-// ErrInvalidOption.
-func SplitList(s string) ([]string, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	var items []string
-	for _, item := range strings.Split(s, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			return nil, Problemf(ErrInvalidOption, "%q has an empty item: separate the items with single commas, such as a,b", s)
-		}
-		if slices.Contains(items, item) {
-			return nil, Problemf(ErrInvalidOption, "%q is listed twice: give each once", item)
-		}
-		items = append(items, item)
-	}
-	return items, nil
-}
-
-// MaxPID is the largest process id Linux hands out on a 64-bit machine:
-// PID_MAX_LIMIT, 4M (include/linux/threads.h).
-const MaxPID = 4 << 20
-
-// ParsePIDs reads a comma-separated list of at most max process ids, as
-// [SplitList] does; "" is none. Its errors wrap ErrInvalidOption.
-func ParsePIDs(s string, max int) ([]uint32, error) {
-	items, err := SplitList(s)
-	if err != nil {
-		return nil, err
-	}
-	if len(items) > max {
-		return nil, Problemf(ErrInvalidOption, "%d process ids given: at most %d fit the filter", len(items), max)
-	}
-	pids := make([]uint32, 0, len(items))
-	for _, item := range items {
-		n, err := strconv.ParseUint(item, 10, 32)
-		if err != nil || n == 0 || n > MaxPID {
-			return nil, Problemf(ErrInvalidOption, "%q is not a process id: give whole numbers from 1 to %d, such as 1234,5678", item, MaxPID)
-		}
-		pids = append(pids, uint32(n))
-	}
-	return pids, nil
-}
-
-// MaxSocketPath is the longest path a unix socket can have: sun_path holds
-// 108 bytes with the terminating NUL (include/uapi/linux/un.h).
-const MaxSocketPath = 107
-
-// CheckSocketPath reports whether path can name a unix socket. "" is
-// allowed: it means none. Its errors wrap ErrInvalidOption.
-func CheckSocketPath(path string) error {
-	switch {
-	case len(path) > MaxSocketPath:
-		return Problemf(ErrInvalidOption, "socket path %q is %d bytes, and a unix socket's path can be at most %d: choose a shorter one",
-			path, len(path), MaxSocketPath)
-	case strings.ContainsRune(path, 0):
-		return Problemf(ErrInvalidOption, "socket path %q holds a NUL byte: choose a plain path", path)
-	case path != "" && strings.HasSuffix(path, "/"):
-		return Problemf(ErrInvalidOption, "socket path %q names a directory: give the socket's file name too, such as %sctl.sock", path, path)
-	}
-	return nil
-}
 
 // FormatSize writes a byte count in the largest binary unit that divides
 // it exactly: 4194304 is "4MiB", 6000 is "6000B".

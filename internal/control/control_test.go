@@ -3,6 +3,7 @@ package control
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -229,6 +230,37 @@ func TestApplyMoreThanTheRingHolds(t *testing.T) {
 	}
 }
 
+// TestRefusalsNameOptionsForTheClient holds a refusal that names an
+// option to reach the client with the option, so that ctl can name it by
+// its flag: the server's message names no flag.
+func TestRefusalsNameOptionsForTheClient(t *testing.T) {
+	_, err := parseRequest([]byte(`{"actions":[{"op":"set_pids","pids":[1]}]}`), []string{abi.SourceExec})
+	b, jerr := json.Marshal(refuse(err))
+	if jerr != nil {
+		t.Fatal(jerr)
+	}
+	var resp Response
+	if err := json.Unmarshal(b, &resp); err != nil {
+		t.Fatal(err)
+	}
+	got := resp.Err()
+	var oe *abi.OptionError
+	if !errors.As(got, &oe) || oe.Option != "Sources" || oe.Value != abi.SourceExec {
+		t.Fatalf("Err() = %#v, want the refused Sources %q", got, abi.SourceExec)
+	}
+	const plain = "action 1 (set_pids): this ringwatch run does not carry the syscalls source (it carries exec): start it with Sources exec,syscalls"
+	if got.Error() != plain {
+		t.Errorf("Err() = %q, want %q", got, plain)
+	}
+	flags := func(option string) string { return "--source" }
+	if text := oe.Text(flags); !strings.HasSuffix(text, "(it carries exec): start it with --source exec,syscalls") {
+		t.Errorf("Text = %q, want it to end with the flag", text)
+	}
+	if (Response{Applied: 1}).Err() != nil {
+		t.Error("a Response without Error has an Err")
+	}
+}
+
 func TestActionsAreCheckedBeforeAnythingIsSent(t *testing.T) {
 	carried := []string{abi.SourceExec}
 	for _, tc := range []struct {
@@ -238,7 +270,7 @@ func TestActionsAreCheckedBeforeAnythingIsSent(t *testing.T) {
 		{Action{Op: "reboot"}, `unknown operation "reboot"`},
 		{Action{Op: OpPause, Source: "forks"}, `unknown source "forks"`},
 		{Action{Op: OpPause, Source: abi.SourceSyscalls}, "does not carry the syscalls source"},
-		{Action{Op: OpSetPIDs, PIDs: []uint32{1}}, "start it with --source exec,syscalls"},
+		{Action{Op: OpSetPIDs, PIDs: []uint32{1}}, "start it with Sources exec,syscalls"},
 		{Action{Op: OpPause, Source: abi.SourceExec, Every: 3}, "takes only a source"},
 	} {
 		if _, err := tc.a.encode(carried); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -390,12 +422,12 @@ func TestCheckSocketChangesNothing(t *testing.T) {
 			t.Errorf("CheckSocket(%q): %v, want nil", path, err)
 		}
 	}
-	var inUse *SocketInUseError
-	if err := CheckSocket(live); !errors.As(err, &inUse) || inUse.Path != live ||
+	var inUse *abi.OptionError
+	if err := CheckSocket(live); !errors.Is(err, ErrSocketInUse) || !errors.As(err, &inUse) || inUse.Value != live ||
 		!strings.Contains(err.Error(), "another ringwatch is listening on "+live) {
-		t.Errorf("CheckSocket(live): %v, want a SocketInUseError", err)
+		t.Errorf("CheckSocket(live): %v, want a refusal wrapping ErrSocketInUse", err)
 	}
-	if err := CheckSocket(file); err == nil || errors.As(err, &inUse) || !strings.Contains(err.Error(), "is not a socket") {
+	if err := CheckSocket(file); err == nil || errors.Is(err, ErrSocketInUse) || !strings.Contains(err.Error(), "is not a socket") {
 		t.Errorf("CheckSocket(file): %v", err)
 	}
 	// A link to the live socket is in use too; a link to the stale one is
@@ -406,10 +438,10 @@ func TestCheckSocketChangesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := CheckSocket(liveLink); !errors.As(err, &inUse) || inUse.Path != liveLink {
-		t.Errorf("CheckSocket(link to live): %v, want a SocketInUseError", err)
+	if err := CheckSocket(liveLink); !errors.Is(err, ErrSocketInUse) || !errors.As(err, &inUse) || inUse.Value != liveLink {
+		t.Errorf("CheckSocket(link to live): %v, want a refusal wrapping ErrSocketInUse", err)
 	}
-	if err := CheckSocket(staleLink); err == nil || errors.As(err, &inUse) || !strings.Contains(err.Error(), "is not a socket") {
+	if err := CheckSocket(staleLink); err == nil || errors.Is(err, ErrSocketInUse) || !strings.Contains(err.Error(), "is not a socket") {
 		t.Errorf("CheckSocket(link to stale): %v", err)
 	}
 	for _, path := range []string{stale, file} {

@@ -54,6 +54,33 @@ type Response struct {
 	Applied   int    `json:"applied"`
 	RoundTrip int64  `json:"roundtrip_ns"` // of the ping that confirmed them
 	Error     string `json:"error,omitempty"`
+	// Refused are the options Error names, so that the client can name
+	// them as its user knows them (see Err).
+	Refused []*abi.OptionError `json:"refused,omitempty"`
+}
+
+// Err is the server's refusal or failure, nil if none: an error whose
+// message is Error, and which wraps each of Refused.
+func (r Response) Err() error {
+	if r.Error == "" {
+		return nil
+	}
+	return &refusal{msg: r.Error, refused: r.Refused}
+}
+
+type refusal struct {
+	msg     string
+	refused []*abi.OptionError
+}
+
+func (r *refusal) Error() string { return r.msg }
+
+func (r *refusal) Unwrap() []error {
+	errs := make([]error, len(r.refused))
+	for i, oe := range r.refused {
+		errs[i] = oe
+	}
+	return errs
 }
 
 // maxRequest bounds what the server reads from one client: a request with
@@ -71,7 +98,8 @@ func (a Action) encode(carried []string) ([]byte, error) {
 			return nil, fmt.Errorf("set_pids takes only pids")
 		}
 		if !slices.Contains(carried, abi.SourceSyscalls) {
-			return nil, fmt.Errorf("this ringwatch run does not carry the syscalls source (it carries %s): start it with --source %s,syscalls",
+			return nil, abi.RefuseOption(nil, "Sources", strings.Join(carried, ","),
+				"this ringwatch run does not carry the syscalls source (it carries %s): start it with {Sources} %s,syscalls",
 				strings.Join(carried, ","), strings.Join(carried, ","))
 		}
 		if len(a.PIDs) > loader.MaxSyscallPIDs {
@@ -123,7 +151,8 @@ type Server struct {
 // The directory is created mode 0700 if missing, the socket is mode 0600,
 // and every connection is checked with SO_PEERCRED: only root and this
 // process's own user are served. A socket left at path by a ringwatch that
-// is gone is replaced; one that answers is not.
+// is gone is replaced; one that answers is not, nor anything else at path:
+// that error is an *abi.OptionError for the option "control socket".
 func Listen(path string, ch *Channel, carried []string) (*Server, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create the control socket's directory: %w", err)
@@ -146,18 +175,20 @@ func Listen(path string, ch *Channel, carried []string) (*Server, error) {
 	return s, nil
 }
 
-// SocketInUseError is CheckSocket's refusal of a socket that another
-// ringwatch answers on.
-type SocketInUseError struct{ Path string }
+// ErrSocketInUse is what CheckSocket's and Listen's refusal of a socket that
+// another ringwatch answers on wraps: an [*abi.OptionError] for the option
+// "control socket".
+var ErrSocketInUse = errors.New("control socket in use")
 
-func (e *SocketInUseError) Error() string {
-	return fmt.Sprintf("another ringwatch is listening on %s: stop it, or give this one another --ctl.socket (or --ctl.socket '' for none)", e.Path)
+func socketInUse(path string) error {
+	return abi.RefuseOption(ErrSocketInUse, "control socket", path,
+		"another ringwatch is listening on %s: stop it, or give this one another {control socket} (or {control socket} '' for none)", path)
 }
 
 // CheckSocket is the one check of what is at a control socket's path,
 // changing nothing: nil for nothing there (or an empty path) and for a
 // stale socket, one nobody answers on, which Listen replaces; a
-// [*SocketInUseError] when another ringwatch answers; otherwise why path
+// refusal wrapping [ErrSocketInUse] when another ringwatch answers; otherwise why path
 // cannot be listened on. A run calls it before loading anything, so that a
 // second run beside a first fails fast.
 func CheckSocket(path string) error {
@@ -184,15 +215,15 @@ func stale(path string) (bool, error) {
 		if fi.Mode().Type() == fs.ModeSymlink {
 			if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
 				conn.Close()
-				return false, &SocketInUseError{Path: path}
+				return false, socketInUse(path)
 			}
 		}
-		return false, fmt.Errorf("%s exists and is not a socket: remove it, or choose another --ctl.socket", path)
+		return false, abi.RefuseOption(nil, "control socket", path, "%s exists and is not a socket: remove it, or choose another {control socket}", path)
 	}
 	conn, err := net.DialTimeout("unix", path, time.Second)
 	if err == nil {
 		conn.Close()
-		return false, &SocketInUseError{Path: path}
+		return false, socketInUse(path)
 	}
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		return false, fmt.Errorf("check control socket %s: %w", path, err)
@@ -252,13 +283,19 @@ func (s *Server) respond(ctx context.Context, conn *net.UnixConn) Response {
 	}
 	msgs, err := parseRequest(line, s.carried)
 	if err != nil {
-		return Response{Error: err.Error()}
+		return refuse(err)
 	}
 	pong, err := s.ch.Apply(ctx, msgs...)
 	if err != nil {
 		return Response{Error: err.Error(), RoundTrip: int64(pong.RoundTrip)}
 	}
 	return Response{Applied: len(msgs), RoundTrip: int64(pong.RoundTrip)}
+}
+
+// refuse is the answer to a request err refuses: its message, and the
+// options it names for the client to name its own way.
+func refuse(err error) Response {
+	return Response{Error: err.Error(), Refused: abi.OptionErrors(err)}
 }
 
 // parseRequest decodes a client's request, one line of JSON, into the
@@ -318,13 +355,16 @@ func (s *Server) Close() error {
 
 // Send connects to the server at path, sends req and returns its answer.
 // A Response with Error set is returned with a nil error: the server
-// refused or failed the request, and Error says why.
+// refused or failed the request, and Error (or Err) says why. With no
+// server at path, the error is an *abi.OptionError for the option
+// "socket", path, which it tells to match the server's "control socket".
 func Send(ctx context.Context, path string, req Request) (Response, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return Response{}, fmt.Errorf("no ringwatch run is listening on %s: start one with 'ringwatch run', or give --socket the --ctl.socket it was started with", path)
+		return Response{}, abi.RefuseOption(nil, "socket", path,
+			"no ringwatch run is listening on %s: start one with 'ringwatch run', or give {socket} the {control socket} it was started with", path)
 	case errors.Is(err, fs.ErrPermission):
 		return Response{}, fmt.Errorf("permission denied on %s: run ringwatch ctl as root (sudo)", path)
 	case errors.Is(err, syscall.ECONNREFUSED):

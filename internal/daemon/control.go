@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/control"
 	"github.com/ringwatch/ringwatch/internal/loader"
 	"github.com/ringwatch/ringwatch/internal/metrics"
@@ -24,7 +25,7 @@ const heartbeatInterval = 10 * time.Second
 // controlSide is the user-to-kernel half of `ringwatch run`: the control
 // program loaded next to the producers, the channel to it, the socket ctl
 // reaches it through, and its metrics. A nil *controlSide is a run without
-// one (an empty --ctl.socket); its methods then do nothing.
+// one (an empty control socket path); its methods then do nothing.
 type controlSide struct {
 	// unavailable says why there is no control side on this kernel; the
 	// other fields are then nil.
@@ -34,6 +35,7 @@ type controlSide struct {
 	collector   *metrics.UserRingCollector
 	stop        context.CancelFunc
 	wg          sync.WaitGroup
+	names       func(option string) string // the program's names, for announce
 }
 
 // openControl is session.OpenControl. A test replaces it with what it
@@ -43,11 +45,11 @@ var openControl = session.OpenControl
 
 // startControl loads the control program next to the session's producers
 // and listens on socket. On error nothing stays open.
-func startControl(socket string, sess *session.Session, stderr io.Writer) (_ *controlSide, err error) {
+func startControl(socket string, sess *session.Session, stderr io.Writer, names func(string) string) (_ *controlSide, err error) {
 	if socket == "" {
 		return nil, nil
 	}
-	s := &controlSide{}
+	s := &controlSide{names: names}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, s.Close())
@@ -117,7 +119,7 @@ func (s *controlSide) announce(w io.Writer) {
 		fmt.Fprintf(w, "ringwatch: no control socket: %v\n", s.unavailable)
 		return
 	}
-	fmt.Fprintf(w, "ringwatch: control socket %s; see 'ringwatch ctl --help'\n", s.srv.Path())
+	fmt.Fprintln(w, abi.Words(s.names, "ringwatch: control socket %s; see {control client help}", s.srv.Path()))
 }
 
 // writeSummary adds the user ring's line to the exit summary.

@@ -37,6 +37,10 @@ type Config struct {
 	HostRings    bool          // the census of every ring on the host
 	HostPause    time.Duration // the consumer pause the host rings' advised capacity is for
 	ProgStats    bool          // the kernel's run statistics of every program
+	// Names names an option as the program's command line does, in the
+	// lines Run prints (errors name options as abi.OptionErrors do); nil
+	// keeps the options' own names.
+	Names func(option string) string
 }
 
 // Summary is the books of a finished run, as its summary printed them: what
@@ -97,12 +101,12 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ Summary, 
 	producers := s.Producers()
 	rings := s.RingNames()
 	collector := metrics.NewCollector(cfg.Version, string(cfg.Transport), rings, producers.Sources(), s, s.Tracker())
-	side, err := startControl(cfg.CtlSocket, s, stderr)
+	side, err := startControl(cfg.CtlSocket, s, stderr, cfg.Names)
 	if err != nil {
 		return Summary{}, err
 	}
 	defer func() { err = errors.Join(err, side.Close()) }()
-	host := startHostWatch(cfg.HostRings, cfg.HostPause, cfg.ProgStats, stderr)
+	host := startHostWatch(cfg.HostRings, cfg.HostPause, cfg.ProgStats, stderr, cfg.Names)
 	defer func() { err = errors.Join(err, host.Close()) }()
 	// Everything that needs a capability is done: give up what running
 	// does not need, before serving anyone.

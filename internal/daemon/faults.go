@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"syscall"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/control"
 )
 
@@ -18,22 +19,21 @@ import (
 // it.
 func listenError(addr string, err error) error {
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("listen for metrics on %s: %w: another ringwatch run, or another program, has it: "+
-			"stop that, or give this run another --web.listen-address (and, beside another ringwatch run, another --ctl.socket)", addr, err)
+		return abi.RefuseOption(err, "web listen address", addr, "listen for metrics on %s: %v: another ringwatch run, or another program, has it: "+
+			"stop that, or give this run another {web listen address} (and, beside another ringwatch run, another {control socket})", addr, err)
 	}
-	return fmt.Errorf("listen for metrics on %s: %w (choose another with --web.listen-address)", addr, err)
+	return abi.RefuseOption(err, "web listen address", addr, "listen for metrics on %s: %v (choose another with {web listen address})", addr, err)
 }
 
 // checkControlSocket refuses, before anything is loaded into the kernel,
 // a control socket that another run answers on. Two runs with distinct
-// --web.listen-address and --ctl.socket coexist: each loads its own BPF
+// listen addresses and control sockets coexist: each loads its own BPF
 // objects and counts on its own. Anything else at path is left to
 // control.Listen, which replaces a stale socket and refuses the rest.
 func checkControlSocket(path string) error {
-	var inUse *control.SocketInUseError
-	if err := control.CheckSocket(path); errors.As(err, &inUse) {
-		return fmt.Errorf("another ringwatch is listening on %s: stop it, or give this run another --ctl.socket "+
-			"(or --ctl.socket '' for none) and another --web.listen-address", path)
+	if err := control.CheckSocket(path); errors.Is(err, control.ErrSocketInUse) {
+		return abi.RefuseOption(err, "control socket", path, "another ringwatch is listening on %s: stop it, or give this run another {control socket} "+
+			"(or {control socket} '' for none) and another {web listen address}", path)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/metrics"
 	"github.com/ringwatch/ringwatch/internal/progstats"
 	"github.com/ringwatch/ringwatch/pkg/hostrings"
@@ -33,12 +34,12 @@ type hostWatch struct {
 // the run carries on without it. A census walk that fails later is said
 // once on stderr.
 // The advised capacity of each host ring is for a consumer pause of pause.
-func startHostWatch(hostRings bool, pause time.Duration, progStats bool, stderr io.Writer) *hostWatch {
+func startHostWatch(hostRings bool, pause time.Duration, progStats bool, stderr io.Writer, names func(string) string) *hostWatch {
 	h := &hostWatch{cancel: func() {}}
 	if hostRings {
 		census, err := hostrings.Open(hostrings.Options{})
 		if err != nil {
-			h.notes = append(h.notes, fmt.Sprintf("ringwatch: no host ring metrics: %v; carrying on without them (--host-rings=false turns them off)", err))
+			h.notes = append(h.notes, abi.Words(names, "ringwatch: no host ring metrics: %v; carrying on without them ({host rings off} turns them off)", err))
 		} else {
 			h.census = census
 			c := metrics.NewHostRingCollector(census, metrics.HostRingOptions{Pause: pause})

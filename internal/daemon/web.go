@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"go.yaml.in/yaml/v2"
 )
 
@@ -76,7 +77,7 @@ func listenMetrics(w Web, version string) (*metricsServer, error) {
 			}
 		}
 		if len(m.listeners) == 0 {
-			return nil, errors.New("--web.systemd-socket: systemd passed no listening socket: start ringwatch through its .socket unit, or drop --web.systemd-socket")
+			return nil, abi.RefuseOption(nil, "systemd socket", true, "{systemd socket}: systemd passed no listening socket: start ringwatch through its .socket unit, or drop {systemd socket}")
 		}
 		return m, nil
 	}
@@ -91,7 +92,7 @@ func listenMetrics(w Web, version string) (*metricsServer, error) {
 	return m, nil
 }
 
-// checkWebConfig validates a --web.config.file with the toolkit (the same
+// checkWebConfig validates a web configuration file with the toolkit (the same
 // checks it makes when it serves: keys, users' bcrypt hashes, certificate
 // and key) and returns the scheme it serves, http or https.
 func checkWebConfig(path string) (string, error) {
@@ -99,15 +100,15 @@ func checkWebConfig(path string) (string, error) {
 		return "http", nil
 	}
 	if err := web.Validate(path); err != nil {
-		return "", fmt.Errorf("--web.config.file %s: %w", path, err)
+		return "", abi.RefuseOption(err, "web config file", path, "{web config file} %s: %v", path, err)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("--web.config.file %s: %w", path, err)
+		return "", abi.RefuseOption(err, "web config file", path, "{web config file} %s: %v", path, err)
 	}
 	var c web.Config
 	if err := yaml.Unmarshal(b, &c); err != nil {
-		return "", fmt.Errorf("--web.config.file %s: %w", path, err)
+		return "", abi.RefuseOption(err, "web config file", path, "{web config file} %s: %v", path, err)
 	}
 	if c.TLSConfig.IsEnabled() {
 		return "https", nil

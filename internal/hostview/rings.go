@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/hostrings"
 )
 
@@ -20,6 +21,9 @@ type RingsOptions struct {
 	JSON     bool          // a JSON array, one object a ring, instead of a table
 	Interval time.Duration // how long to watch: the rates are over it
 	Pause    time.Duration // the consumer pause the sizing advice is for
+	// Names names an option as the program's command line does, in the
+	// table's words; nil keeps the options' own names.
+	Names func(option string) string
 }
 
 // WriteRings watches every ring on the host for o.Interval and writes them
@@ -32,7 +36,7 @@ func WriteRings(w io.Writer, o RingsOptions) error {
 	if o.JSON {
 		return writeRingsJSON(w, rows)
 	}
-	return writeRingsTable(w, rows, o.Interval, o.Pause)
+	return writeRingsTable(w, rows, o.Interval, o.Pause, o.Names)
 }
 
 // sampleRings opens a census and reads it every census sample period
@@ -194,7 +198,7 @@ func finiteSeconds(d time.Duration) *float64 {
 	return &s
 }
 
-func writeRingsTable(w io.Writer, rows []ringRow, interval, pause time.Duration) error {
+func writeRingsTable(w io.Writer, rows []ringRow, interval, pause time.Duration, names func(string) string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tCAPACITY\tFILL\tIN/s\tOUT/s\tFULL IN\tPAUSE OK\tSTALLED\tOWNER\tPROGRAMS")
 	for _, r := range rows {
@@ -217,8 +221,8 @@ func writeRingsTable(w io.Writer, rows []ringRow, interval, pause time.Duration)
 	if len(rows) == 0 {
 		return nil
 	}
-	fmt.Fprintf(tw, "\nSizing, at each ring's peak (its fastest %v sample in %v) for a %v consumer pause (--pause):\n",
-		hostrings.DefaultSampleEvery, interval, pause)
+	fmt.Fprintln(tw, abi.Words(names, "\nSizing, at each ring's peak (its fastest %v sample in %v) for a %v consumer pause ({pause}):",
+		hostrings.DefaultSampleEvery, interval, pause))
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%d\t%s\t%s\n", r.ID, r.Name, sizingSentence(r, interval))
 	}

@@ -14,6 +14,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/cilium/ebpf"
 
+	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/progstats"
 	"github.com/ringwatch/ringwatch/pkg/hostrings"
 )
@@ -65,7 +66,7 @@ func Top(stdout io.Writer, o TopOptions) (err error) {
 	}
 	final, err := tea.NewProgram(m, tea.WithOutput(stdout)).Run()
 	if err != nil {
-		return fmt.Errorf("run the terminal view: %w (without a terminal, use --once)", err)
+		return abi.RefuseOption(err, "once", "", "run the terminal view: %v (without a terminal, use {once})", err)
 	}
 	if fm, ok := final.(*topModel); ok && fm.err != nil {
 		return fm.err

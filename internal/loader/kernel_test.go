@@ -513,8 +513,8 @@ func TestOpenRejectsBadOptionsFirst(t *testing.T) {
 		{"ring size", nil, nil, "", transport.Options{RingSize: 3 << 20}, "ring size 3MiB is not a power-of-two multiple of the page size"},
 		{"too many pids", []string{abi.SourceSyscalls}, make([]uint32, MaxSyscallPIDs+1), "", transport.Options{}, "at most 1024 fit"},
 		{"unknown transport", nil, nil, "pigeon", transport.Options{}, `unknown transport "pigeon": choose from ringbuf, percpu-ringbuf, perfbuf, spsc`},
-		{"cpus per ring elsewhere", nil, nil, abi.Perfbuf, transport.Options{CPUsPerRing: 2}, "applies only to --transport percpu-ringbuf"},
-		{"negative cpus per ring", nil, nil, abi.PercpuRingbuf, transport.Options{CPUsPerRing: -1}, "give 1 or more"},
+		{"cpus per ring elsewhere", nil, nil, abi.Perfbuf, transport.Options{CPUsPerRing: 2}, "CPUsPerRing 2 applies only to Transport percpu-ringbuf"},
+		{"negative cpus per ring", nil, nil, abi.PercpuRingbuf, transport.Options{CPUsPerRing: -1}, "CPUsPerRing -1: give 1 or more"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := func() error {

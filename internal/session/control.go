@@ -16,8 +16,8 @@ type Control struct {
 
 // OpenControl loads the control program and opens a channel to it: beside
 // s's producers, sharing their settings maps, so that its messages steer
-// them (`ringwatch run`); or, with s nil, on its own, where its messages
-// change nothing that runs (`ringwatch ping`). An error wrapping
+// them; or, with s nil, on its own, where its messages change nothing that
+// runs, which is enough to measure the round trip. An error wrapping
 // loader.ErrUnsupportedKernel means the kernel lacks the user ring. On
 // error nothing stays open.
 func OpenControl(s *Session, opts control.Options) (*Control, error) {

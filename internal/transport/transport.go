@@ -53,7 +53,7 @@ const RingsPerConsumer = 4
 // ReaderConfig; Close frees what it created. Its methods are not safe for
 // concurrent use while it is being planned and bound.
 type Transport interface {
-	// Name is the transport's --transport name.
+	// Name is the transport's name, one of abi.Transports.
 	Name() abi.Transport
 	// RingSize is the data size of each ring in bytes.
 	RingSize() int
@@ -105,8 +105,9 @@ func ParseName(name string) (abi.Transport, error) {
 }
 
 // CheckOptions checks opts for the named transport. Its errors wrap
-// abi.ErrInvalidOption and say what to choose; they name the options as
-// the command line does.
+// abi.ErrInvalidOption and say what to choose; one about a field of opts
+// is an *abi.OptionError that names it as Options does (Consumers,
+// CPUsPerRing, and Transport for name), so a command can name its flags.
 func CheckOptions(name abi.Transport, opts Options) error {
 	if opts.RingSize != 0 {
 		if err := abi.CheckRingSize(opts.RingSize); err != nil {
@@ -114,15 +115,16 @@ func CheckOptions(name abi.Transport, opts Options) error {
 		}
 	}
 	if opts.Consumers < AutoConsumers {
-		return abi.Problemf(abi.ErrInvalidOption, "--consumers %d: give 1 or more, or 0 for one per %d rings",
-			opts.Consumers, RingsPerConsumer)
+		return abi.RefuseOption(abi.ErrInvalidOption, "Consumers", opts.Consumers,
+			"{Consumers} %d: give 1 or more, or 0 for one per %d rings", opts.Consumers, RingsPerConsumer)
 	}
 	if opts.CPUsPerRing < 0 {
-		return abi.Problemf(abi.ErrInvalidOption, "--cpus-per-ring %d: give 1 or more", opts.CPUsPerRing)
+		return abi.RefuseOption(abi.ErrInvalidOption, "CPUsPerRing", opts.CPUsPerRing,
+			"{CPUsPerRing} %d: give 1 or more", opts.CPUsPerRing)
 	}
 	if opts.CPUsPerRing > 1 && name != abi.PercpuRingbuf {
-		return abi.Problemf(abi.ErrInvalidOption, "--cpus-per-ring %d applies only to --transport %s",
-			opts.CPUsPerRing, abi.PercpuRingbuf)
+		return abi.RefuseOption(abi.ErrInvalidOption, "CPUsPerRing", opts.CPUsPerRing,
+			"{CPUsPerRing} %d applies only to {Transport} %s", opts.CPUsPerRing, abi.PercpuRingbuf)
 	}
 	return nil
 }
