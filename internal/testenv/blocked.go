@@ -14,7 +14,7 @@ import (
 
 // epollWaits are the system calls a thread sleeps in epoll with: Go's
 // unix.EpollWait is epoll_wait on amd64 and epoll_pwait elsewhere, and
-// pkg/consumer waits with a timeout in epoll_pwait2.
+// internal/epoll waits with a timeout in epoll_pwait2.
 var epollWaits = func() []uint64 {
 	calls := []uint64{unix.SYS_EPOLL_PWAIT, unix.SYS_EPOLL_PWAIT2}
 	if runtime.GOARCH == "amd64" {

@@ -25,14 +25,14 @@
 //     positions.
 //   - clock.go: CLOCK_MONOTONIC in nanoseconds, the clock of
 //     bpf_ktime_get_ns(), so delivery latency is a plain subtraction.
-//   - poller.go: the epoll set, the eventfd that interrupts its wait on
-//     Close or context cancellation, and epoll_pwait2's fine timeouts.
 //   - wake.go: the sleeper, which carries out the wakeup mode: how the
 //     consumer paces its passes and sleeps (deep, lazy, not at all) by
 //     the flow model, and the flag-and-doorbell handshake that lets
 //     producers wake it without polling.
-//   - consumer.go: [Consumer], which owns its rings, poller, sleeper and
-//     counters ([RingStats]); [Consumer.Read] and [Consumer.Drain].
+//   - consumer.go: [Consumer], which owns its rings, sleeper, counters
+//     ([RingStats]) and the epoll set it waits in (internal/epoll, whose
+//     eventfd interrupts the wait on Close or context cancellation);
+//     [Consumer.Read] and [Consumer.Drain].
 //   - open.go: [Open] and [OpenConfig], which put the pieces together.
 //
 // A Consumer shares nothing mutable with another, so several may read side

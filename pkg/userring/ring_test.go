@@ -38,7 +38,7 @@ func (m *memRing) ring() *ring { return newRing(&m.pos[0], &m.pos[1], m.data) }
 // writer wraps the ring in a Writer without file descriptors: enough for
 // everything but ReserveWait.
 func (m *memRing) writer() *Writer {
-	return &Writer{ring: m.ring(), epollFD: -1, wakeFD: -1}
+	return &Writer{ring: m.ring()}
 }
 
 // errEmpty and errFormat are what the kernel's peek would return.
