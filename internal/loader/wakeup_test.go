@@ -196,8 +196,7 @@ func (r *rig) awaitSleep(t *testing.T) {
 			t.Fatalf("read %s: %v", path, err)
 		}
 		nr, _, _ := strings.Cut(string(b), " ")
-		if n, err := strconv.Atoi(strings.TrimSpace(nr)); err == nil &&
-			(n == sysEpollWait || n == unix.SYS_EPOLL_PWAIT || n == unix.SYS_EPOLL_PWAIT2) {
+		if n, err := strconv.ParseUint(strings.TrimSpace(nr), 10, 64); err == nil && testenv.IsEpollWait(n) {
 			return
 		}
 		if time.Since(start) > deadline {

@@ -62,7 +62,7 @@ func zeroedRecord(size int) asm.Instructions {
 // fill writes records until the ring is full and returns how many fit.
 func fill(b *testing.B, prog *ebpf.Program, ring *ebpf.Map, size int) int {
 	b.Helper()
-	n := int(ring.MaxEntries()) / (size + ringbufHeaderSize)
+	n := int(ring.MaxEntries()) / (size + unix.BPF_RINGBUF_HDR_SZ)
 	if _, err := prog.Run(&ebpf.RunOptions{Data: make([]byte, 14), Repeat: uint32(n)}); err != nil {
 		b.Fatalf("fill ring: %v", err)
 	}
