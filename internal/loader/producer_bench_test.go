@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/testbpf"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 	"github.com/ringwatch/ringwatch/internal/transport"
@@ -36,7 +37,7 @@ import (
 func BenchmarkProducerCost(b *testing.B) {
 	testenv.RequireBPF(b)
 	testenv.RequireCPUs(b, 2)
-	cpus, err := transport.AllowedCPUs()
+	cpus, err := cpus.Allowed()
 	if err != nil {
 		b.Fatal(err)
 	}

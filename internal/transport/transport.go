@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -261,23 +259,3 @@ func (b *base) Close() error {
 // of the consumer's (kernel/bpf/ringbuf.c: __bpf_ringbuf_reserve), so a
 // ring is never filled to its last byte.
 func ringbufSlots(ringSize, size int) int { return (ringSize - 1) / ((8 + size + 7) &^ 7) }
-
-// onlineCPUs reads which of cpus possible CPUs are online: a perf event
-// cannot be opened on an offline one.
-func onlineCPUs(cpus int) ([]int, error) {
-	raw, err := os.ReadFile("/sys/devices/system/cpu/online")
-	if err != nil {
-		return nil, fmt.Errorf("read online CPUs: %w", err)
-	}
-	online, err := parseCPUList(strings.TrimSpace(string(raw)), func(int) error { return nil })
-	if err != nil {
-		return nil, fmt.Errorf("read online CPUs: %w", err)
-	}
-	kept := online[:0]
-	for _, cpu := range online {
-		if cpu < cpus {
-			kept = append(kept, cpu)
-		}
-	}
-	return kept, nil
-}
