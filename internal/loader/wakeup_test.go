@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/ringmap"
 	"github.com/ringwatch/ringwatch/internal/testbpf"
 	"github.com/ringwatch/ringwatch/internal/testenv"
@@ -622,9 +623,7 @@ func testLazyWatermark(t *testing.T, kind abi.Transport) {
 		t.Helper()
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		var set unix.CPUSet
-		set.Set(0) // one CPU, so one ring or queue fills
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
+		if err := cpus.PinThread(0); err != nil { // one CPU, so one ring or queue fills
 			t.Fatal(err)
 		}
 		if _, err := prog.Run(&ebpf.RunOptions{Context: abi.BenchArgs{Count: 1}}); err != nil {
