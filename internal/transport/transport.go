@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
@@ -254,8 +255,10 @@ func (b *base) Close() error {
 }
 
 // ringbufSlots is how many records of size bytes a BPF ring buffer of
-// ringSize bytes holds: each takes an 8-byte header and is padded to 8
-// bytes, and the producer position may run at most ringSize-1 bytes ahead
-// of the consumer's (kernel/bpf/ringbuf.c: __bpf_ringbuf_reserve), so a
-// ring is never filled to its last byte.
-func ringbufSlots(ringSize, size int) int { return (ringSize - 1) / ((8 + size + 7) &^ 7) }
+// ringSize bytes holds: each takes an 8-byte header (BPF_RINGBUF_HDR_SZ)
+// and is padded to 8 bytes, and the producer position may run at most
+// ringSize-1 bytes ahead of the consumer's (kernel/bpf/ringbuf.c:
+// __bpf_ringbuf_reserve), so a ring is never filled to its last byte.
+func ringbufSlots(ringSize, size int) int {
+	return (ringSize - 1) / ((unix.BPF_RINGBUF_HDR_SZ + size + 7) &^ 7)
+}
