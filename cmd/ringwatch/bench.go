@@ -19,6 +19,7 @@ import (
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/bench"
 	"github.com/ringwatch/ringwatch/internal/cli"
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/loader"
 	tpt "github.com/ringwatch/ringwatch/internal/transport"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
@@ -91,7 +92,7 @@ type benchFlagValues struct {
 }
 
 // benchFlags defines bench's flags, its CPU flags over allowed, the CPUs
-// this process may run on (tpt.AllowedCPUs, never empty). The test of
+// this process may run on (cpus.Allowed, never empty). The test of
 // every flag's bad values enumerates it: a flag added here needs rows
 // there.
 func benchFlags(allowed []int) (flagSet, benchFlagValues) {
@@ -99,7 +100,7 @@ func benchFlags(allowed []int) (flagSet, benchFlagValues) {
 	// The first two allowed CPUs by default; with fewer, parseBenchFlags
 	// refuses the command line whatever these are.
 	cpuAt := func(i int) int { return allowed[min(i, len(allowed)-1)] }
-	cpus := fmt.Sprintf("CPUs this process may run on: %s", tpt.FormatCPUList(allowed))
+	cpus := fmt.Sprintf("CPUs this process may run on: %s", cpus.FormatList(allowed))
 	return fs, benchFlagValues{
 		scenarios:   fs.String("scenario", "drain,saturation,latency,roundtrip", "comma-separated scenarios to run"),
 		transports:  fs.String("transport", strings.ReplaceAll(joinNames(abi.Transports()), " ", ""), "comma-separated transports to measure"),
@@ -126,7 +127,7 @@ func benchFlags(allowed []int) (flagSet, benchFlagValues) {
 // is loaded before it passes. It returns flag.ErrHelp after printing the
 // help for --help.
 func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
-	allowed, err := tpt.AllowedCPUs()
+	allowed, err := cpus.Allowed()
 	if err != nil {
 		return benchConfig{}, err
 	}
@@ -194,14 +195,14 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	// two allowed ones passes the flags' range.
 	if len(allowed) < 2 {
 		return cfg, fmt.Errorf("--producer-cpu and --consumer-cpu: this process may use %s (its CPU affinity, set by taskset or a container's cpuset), and bench needs two CPUs: allow it two or more",
-			tpt.AllowedPhrase(allowed))
+			cpus.AllowedPhrase(allowed))
 	}
 	for _, c := range []struct {
 		flag string
 		cpu  int
 	}{{"--producer-cpu", o.ProducerCPU}, {"--consumer-cpu", o.ConsumerCPU}} {
 		if !slices.Contains(allowed, c.cpu) {
-			return cfg, fmt.Errorf("%s %d: %w", c.flag, c.cpu, tpt.NotAllowed(c.cpu, allowed))
+			return cfg, fmt.Errorf("%s %d: %w", c.flag, c.cpu, cpus.NotAllowed(c.cpu, allowed))
 		}
 	}
 	if o.ProducerCPU == o.ConsumerCPU {

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 )
 
@@ -26,21 +24,7 @@ func runOnlyOn(t *testing.T, cpu int, args ...string) (int, string) {
 	cmd := ringwatchCmd(args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	err := func() error {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		var old, one unix.CPUSet
-		if err := unix.SchedGetaffinity(0, &old); err != nil {
-			return fmt.Errorf("read CPU affinity: %w", err)
-		}
-		one.Set(cpu)
-		if err := unix.SchedSetaffinity(0, &one); err != nil {
-			return fmt.Errorf("pin to CPU %d: %w", cpu, err)
-		}
-		defer unix.SchedSetaffinity(0, &old)
-		return cmd.Start()
-	}()
-	if err != nil {
+	if err := cpus.RunOn(cpu, cmd.Start); err != nil {
 		t.Fatalf("start ringwatch %s on CPU %d alone: %v", strings.Join(args, " "), cpu, err)
 	}
 	kill := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/testenv"
-	tpt "github.com/ringwatch/ringwatch/internal/transport"
 )
 
 // commandFlags are each command's flag set, as its --help lists them, and
@@ -57,8 +57,8 @@ type badCommandLine struct {
 // with no row of its own here.
 func badCommandLines() []badCommandLine {
 	allowed := allowedCPUs()
-	cpus, firstCPU, lastCPU := len(allowed), allowed[0], allowed[len(allowed)-1]
-	mayUse := "it may use " + tpt.AllowedPhrase(allowed) + " (its CPU affinity, set by taskset or a container's cpuset)"
+	ncpus, firstCPU, lastCPU := len(allowed), allowed[0], allowed[len(allowed)-1]
+	mayUse := "it may use " + cpus.AllowedPhrase(allowed) + " (its CPU affinity, set by taskset or a container's cpuset)"
 	longSocket := "/tmp/" + strings.Repeat("s", 120)
 	manyPIDs := make([]string, 1025)
 	for i := range manyPIDs {
@@ -205,9 +205,9 @@ func badCommandLines() []badCommandLine {
 	add(badCommandLine{"bench", "duration", []string{"--scenario", "drain", "--duration", "1s"}, "--duration applies only to --scenario latency"})
 	add(rows("bench", "pings", "give 1 to 1000000", v("pings", "", "0", "-1", "abc", "2000000")...)...)
 	add(badCommandLine{"bench", "pings", []string{"--scenario", "drain", "--pings", "5"}, "--pings applies only to --scenario roundtrip"})
-	cpuRange := fmt.Sprintf("give %d to %d (CPUs this process may run on: %s)", firstCPU, lastCPU, tpt.FormatCPUList(allowed))
+	cpuRange := fmt.Sprintf("give %d to %d (CPUs this process may run on: %s)", firstCPU, lastCPU, cpus.FormatList(allowed))
 	add(rows("bench", "producer-cpu", cpuRange, v("producer-cpu", "", strconv.Itoa(firstCPU-1), "4096", "abc")...)...)
-	if cpus >= 2 { // the defaults are the first two allowed CPUs
+	if ncpus >= 2 { // the defaults are the first two allowed CPUs
 		add(rows("bench", "producer-cpu", fmt.Sprintf("--producer-cpu %d and --consumer-cpu %[1]d must be two different CPUs", allowed[1]),
 			v("producer-cpu", strconv.Itoa(allowed[1]))...)...)
 	}
@@ -216,7 +216,7 @@ func badCommandLines() []badCommandLine {
 		v("consumer-cpu", strconv.Itoa(firstCPU))...)...)
 	// A CPU between two the process may use passes the range, and is
 	// refused by name.
-	for i := 1; i < cpus; i++ {
+	for i := 1; i < ncpus; i++ {
 		if gap := allowed[i-1] + 1; gap < allowed[i] {
 			add(rows("bench", "consumer-cpu", fmt.Sprintf("--consumer-cpu %d: CPU %[1]d is not one this process may run on: %s", gap, mayUse),
 				v("consumer-cpu", strconv.Itoa(gap))...)...)
@@ -225,7 +225,7 @@ func badCommandLines() []badCommandLine {
 	}
 	for _, value := range []string{"0", "-1", "4096", "x"} {
 		add(badCommandLine{"bench", "producers", []string{"--scenario", "scale", "--producers", value},
-			fmt.Sprintf("give comma-separated whole numbers from 1 to %d (each on a CPU of its own: this process may run on %s)", cpus, plural(cpus, "CPU"))})
+			fmt.Sprintf("give comma-separated whole numbers from 1 to %d (each on a CPU of its own: this process may run on %s)", ncpus, plural(ncpus, "CPU"))})
 	}
 	add(badCommandLine{"bench", "producers", []string{"--scenario", "scale", "--producers", "1,1"}, `"1" is listed twice`})
 	add(badCommandLine{"bench", "producers", []string{"--producers", "1"}, "--producers applies only to --scenario scale"})
@@ -435,7 +435,7 @@ func TestExamplesInTheHelpAreAccepted(t *testing.T) {
 // allowedCPUs are the CPUs this test process may run on, as the commands
 // see them.
 func allowedCPUs() []int {
-	allowed, err := tpt.AllowedCPUs()
+	allowed, err := cpus.Allowed()
 	if err != nil {
 		panic(err) // a process always has its affinity to read
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/ringwatch/ringwatch/internal/cli"
 	"github.com/ringwatch/ringwatch/internal/control"
 	"github.com/ringwatch/ringwatch/internal/daemon"
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/loader"
 	tpt "github.com/ringwatch/ringwatch/internal/transport"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
@@ -170,11 +171,11 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 		return runConfig{}, err
 	}
 	if *f.consumerCPUs != "" {
-		allowed, err := tpt.AllowedCPUs()
+		allowed, err := cpus.Allowed()
 		if err != nil {
 			return runConfig{}, fmt.Errorf("--consumer-cpus: %w", err)
 		}
-		if cfg.consumerCPUs, err = tpt.ParseCPUList(*f.consumerCPUs, allowed); err != nil {
+		if cfg.consumerCPUs, err = cpus.ParseList(*f.consumerCPUs, allowed); err != nil {
 			return runConfig{}, fmt.Errorf("--consumer-cpus: %w", err)
 		}
 	}

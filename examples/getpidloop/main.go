@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ringwatch/ringwatch/internal/transport"
+	"github.com/ringwatch/ringwatch/internal/cpus"
 )
 
 func main() {
@@ -25,14 +25,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "getpidloop: --threads must be 1 or more and --duration positive")
 		os.Exit(2)
 	}
-	allowed, err := transport.AllowedCPUs()
+	allowed, err := cpus.Allowed()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "getpidloop: %v\n", err)
 		os.Exit(1)
 	}
 	start := slices.Index(allowed, *first)
 	if start < 0 {
-		fmt.Fprintf(os.Stderr, "getpidloop: --first-cpu: %v\n", transport.NotAllowed(*first, allowed))
+		fmt.Fprintf(os.Stderr, "getpidloop: --first-cpu: %v\n", cpus.NotAllowed(*first, allowed))
 		os.Exit(2)
 	}
 	fmt.Fprintf(os.Stderr, "getpidloop: pid %d, %d threads from CPU %d, starting in %v\n", os.Getpid(), *threads, *first, *wait)
@@ -44,9 +44,7 @@ func main() {
 	for i := range *threads {
 		wg.Go(func() {
 			runtime.LockOSThread()
-			var set unix.CPUSet
-			set.Set(allowed[(start+i)%len(allowed)])
-			if err := unix.SchedSetaffinity(0, &set); err != nil {
+			if err := cpus.PinThread(allowed[(start+i)%len(allowed)]); err != nil {
 				fmt.Fprintf(os.Stderr, "getpidloop: pin thread %d: %v\n", i, err)
 				os.Exit(1)
 			}

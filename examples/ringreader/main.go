@@ -98,12 +98,6 @@ func checksum(records []counterRecord) uint64 {
 	return sum
 }
 
-// Capability numbers from include/uapi/linux/capability.h.
-const (
-	capSysAdmin = 21
-	capBPF      = 39
-)
-
 // checkPrivileges fails, saying what to do, unless this process may create
 // a BPF_MAP_TYPE_RINGBUF and load a BPF_PROG_TYPE_SYSCALL program: both
 // need CAP_BPF, or CAP_SYS_ADMIN, which root has (kernel/bpf/syscall.c,
@@ -119,7 +113,7 @@ func checkPrivileges() error {
 
 // privilegesFrom judges a set of effective capabilities.
 func privilegesFrom(effective uint64) error {
-	if effective&(1<<capSysAdmin|1<<capBPF) != 0 {
+	if effective&(1<<unix.CAP_SYS_ADMIN|1<<unix.CAP_BPF) != 0 {
 		return nil
 	}
 	return fmt.Errorf("%w: loading BPF programs needs root (or CAP_BPF), which this process lacks: run ringreader with sudo",

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/testenv"
 )
@@ -73,8 +74,8 @@ func TestPrivilegesFrom(t *testing.T) {
 	}{
 		{"none", 0, false},
 		{"CAP_PERFMON alone", 1 << 38, false},
-		{"CAP_BPF", 1 << capBPF, true},
-		{"CAP_SYS_ADMIN", 1 << capSysAdmin, true},
+		{"CAP_BPF", 1 << unix.CAP_BPF, true},
+		{"CAP_SYS_ADMIN", 1 << unix.CAP_SYS_ADMIN, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := privilegesFrom(tc.effective)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/control"
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/loader"
 	"github.com/ringwatch/ringwatch/internal/session"
 	"github.com/ringwatch/ringwatch/internal/transport"
@@ -442,13 +442,13 @@ func fillAndDrain(s *session.Session, p *producer, k *sink, opts Options, size i
 	n := s.Transport().Fits(size)
 	perRecord := make([]float64, 0, drainRounds)
 	for range drainRounds {
-		if err := onCPU(opts.ProducerCPU, func() error { return runProducer(p, n, 0, time.Time{}, nil) }); err != nil {
+		if err := cpus.RunOn(opts.ProducerCPU, func() error { return runProducer(p, n, 0, time.Time{}, nil) }); err != nil {
 			return 0, err
 		}
 		k.collect()
 		records := k.records
 		var took time.Duration
-		err := onCPU(opts.ConsumerCPU, func() error {
+		err := cpus.RunOn(opts.ConsumerCPU, func() error {
 			start := time.Now()
 			err := s.Drain(k.onBatch)
 			took = time.Since(start)
@@ -483,15 +483,16 @@ func flow(ctx context.Context, s *session.Session, p *producer, k *sink, opts Op
 	var readErr error
 	var cpu time.Duration
 	wg.Go(func() {
-		readErr = onCPU(opts.ConsumerCPU, func() error {
-			before := threadCPU()
+		readErr = cpus.RunOn(opts.ConsumerCPU, func() error {
+			before, _ := cpus.ThreadTime(0)
 			err := s.Read(readCtx, k.onBatch)
-			cpu = threadCPU() - before
+			after, _ := cpus.ThreadTime(0)
+			cpu = after - before
 			return err
 		})
 	})
 	var produced time.Duration
-	err := onCPU(opts.ProducerCPU, func() error {
+	err := cpus.RunOn(opts.ProducerCPU, func() error {
 		start := time.Now()
 		var deadline time.Time
 		if rate == 0 && opts.MaxTime > 0 {
@@ -573,31 +574,6 @@ func paced(ctx context.Context, rate, n int, fn func() error) error {
 		next = next.Add(period)
 	}
 	return nil
-}
-
-// onCPU runs fn on a thread pinned to cpu, and unpins it afterwards.
-func onCPU(cpu int, fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var old, set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &old); err != nil {
-		return fmt.Errorf("read CPU affinity: %w", err)
-	}
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("pin to CPU %d: %w", cpu, err)
-	}
-	defer unix.SchedSetaffinity(0, &old)
-	return fn()
-}
-
-// threadCPU is the CPU time, user and system, of the calling thread.
-func threadCPU() time.Duration {
-	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // sink is what the consumer under test handed over: counts, and the
@@ -714,9 +690,12 @@ func baseline(ctx context.Context, opts Options, rate int) (Result, error) {
 	var waitErr error
 	var cpu time.Duration
 	wg.Go(func() {
-		waitErr = onCPU(opts.ConsumerCPU, func() error {
-			before := threadCPU()
-			defer func() { cpu = threadCPU() - before }()
+		waitErr = cpus.RunOn(opts.ConsumerCPU, func() error {
+			before, _ := cpus.ThreadTime(0)
+			defer func() {
+				after, _ := cpus.ThreadTime(0)
+				cpu = after - before
+			}()
 			var buf [8]byte
 			for got < uint64(n) {
 				// A blocking read: the kernel puts the thread to sleep
@@ -732,7 +711,7 @@ func baseline(ctx context.Context, opts Options, rate int) (Result, error) {
 			return nil
 		})
 	})
-	err = onCPU(opts.ProducerCPU, func() error {
+	err = cpus.RunOn(opts.ProducerCPU, func() error {
 		one := [8]byte{1}
 		return paced(ctx, rate, n, func() error {
 			sent.Store(consumer.MonotonicNow())

@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/testenv"
-	"github.com/ringwatch/ringwatch/internal/transport"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 )
 
@@ -21,7 +21,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func TestRunMeasuresEveryCombination(t *testing.T) {
 	testenv.RequireUserRing(t) // the roundtrip scenario; the bench producer is a syscall program, which this implies
 	testenv.RequireCPUs(t, 2)
-	allowed, err := transport.AllowedCPUs()
+	allowed, err := cpus.Allowed()
 	if err != nil {
 		t.Fatal(err)
 	}

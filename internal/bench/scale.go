@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/loader"
 	"github.com/ringwatch/ringwatch/internal/session"
 	"github.com/ringwatch/ringwatch/internal/transport"
@@ -15,7 +16,7 @@ import (
 )
 
 // producerCPUs are the CPUs the scale scenario runs n producers on, of
-// allowed, the CPUs this process may run on (transport.AllowedCPUs): from
+// allowed, the CPUs this process may run on (cpus.Allowed): from
 // the second of them on, leaving the first to the consumers while there
 // are CPUs to spare, and wrapping around when there are not.
 func producerCPUs(allowed []int, n int) []int {
@@ -49,11 +50,11 @@ func scale(ctx context.Context, opts Options, t abi.Transport, size, producers i
 	if consumers == 0 {
 		consumers = transport.AutoConsumers
 	}
-	allowed, err := transport.AllowedCPUs()
+	allowed, err := cpus.Allowed()
 	if err != nil {
 		return r, err
 	}
-	cpus := producerCPUs(allowed, producers)
+	producerOn := producerCPUs(allowed, producers)
 	so := session.Options{
 		Sources:   []loader.Source{source(size)},
 		Transport: t,
@@ -66,7 +67,7 @@ func scale(ctx context.Context, opts Options, t abi.Transport, size, producers i
 		return r, err
 	}
 	defer s.Close()
-	if spare := spareCPUs(allowed, cpus); len(spare) >= len(s.ConsumerStats()) {
+	if spare := spareCPUs(allowed, producerOn); len(spare) >= len(s.ConsumerStats()) {
 		s.Pin(spare)
 	}
 	p, err := newProducer(s.Producers())
@@ -88,9 +89,9 @@ func scale(ctx context.Context, opts Options, t abi.Transport, size, producers i
 	var wg sync.WaitGroup
 	errs := make([]error, producers)
 	took := make([]time.Duration, producers)
-	for i, cpu := range cpus {
+	for i, cpu := range producerOn {
 		wg.Go(func() {
-			errs[i] = onCPU(cpu, func() error {
+			errs[i] = cpus.RunOn(cpu, func() error {
 				// Each producer runs for the limit from its own start: on
 				// a loaded machine a thread can start late, and a shared
 				// deadline could pass before it wrote anything.

@@ -2,9 +2,7 @@ package loader
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -15,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/testbpf"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 	"github.com/ringwatch/ringwatch/internal/transport"
@@ -36,7 +35,7 @@ import (
 func BenchmarkProducerCost(b *testing.B) {
 	testenv.RequireBPF(b)
 	testenv.RequireCPUs(b, 2)
-	cpus, err := transport.AllowedCPUs()
+	cpus, err := cpus.Allowed()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -134,7 +133,7 @@ func producerRound(name string, calls, consumerCPU, loopCPU int) (_ float64, err
 		var wg sync.WaitGroup
 		var readErr error
 		wg.Go(func() {
-			readErr = pinned(consumerCPU, func() error {
+			readErr = cpus.RunOn(consumerCPU, func() error {
 				for ctx.Err() == nil {
 					if _, err := c.Read(ctx, func(consumer.Batch) {}); err != nil && ctx.Err() == nil {
 						return err
@@ -152,7 +151,7 @@ func producerRound(name string, calls, consumerCPU, loopCPU int) (_ float64, err
 		}()
 	}
 	var took time.Duration
-	err = pinned(loopCPU, func() error {
+	err = cpus.RunOn(loopCPU, func() error {
 		start := time.Now()
 		for range calls {
 			unix.Getpid()
@@ -161,22 +160,6 @@ func producerRound(name string, calls, consumerCPU, loopCPU int) (_ float64, err
 		return nil
 	})
 	return float64(took.Nanoseconds()) / float64(calls), err
-}
-
-// pinned runs fn on a thread pinned to cpu, and unpins it afterwards.
-func pinned(cpu int, fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var old, set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &old); err != nil {
-		return err
-	}
-	set.Set(cpu)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("pin to CPU %d: %w", cpu, err)
-	}
-	defer unix.SchedSetaffinity(0, &old)
-	return fn()
 }
 
 func roundUpPow2(n uint64) uint64 {

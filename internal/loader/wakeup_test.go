@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/ringmap"
 	"github.com/ringwatch/ringwatch/internal/testbpf"
 	"github.com/ringwatch/ringwatch/internal/testenv"
@@ -196,8 +197,7 @@ func (r *rig) awaitSleep(t *testing.T) {
 			t.Fatalf("read %s: %v", path, err)
 		}
 		nr, _, _ := strings.Cut(string(b), " ")
-		if n, err := strconv.Atoi(strings.TrimSpace(nr)); err == nil &&
-			(n == sysEpollWait || n == unix.SYS_EPOLL_PWAIT || n == unix.SYS_EPOLL_PWAIT2) {
+		if n, err := strconv.ParseUint(strings.TrimSpace(nr), 10, 64); err == nil && testenv.IsEpollWait(n) {
 			return
 		}
 		if time.Since(start) > deadline {
@@ -623,9 +623,7 @@ func testLazyWatermark(t *testing.T, kind abi.Transport) {
 		t.Helper()
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		var set unix.CPUSet
-		set.Set(0) // one CPU, so one ring or queue fills
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
+		if err := cpus.PinThread(0); err != nil { // one CPU, so one ring or queue fills
 			t.Fatal(err)
 		}
 		if _, err := prog.Run(&ebpf.RunOptions{Context: abi.BenchArgs{Count: 1}}); err != nil {

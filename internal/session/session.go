@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/accounting"
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/loader"
 	"github.com/ringwatch/ringwatch/internal/transport"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
@@ -208,18 +209,16 @@ func (s *Session) Read(ctx context.Context, fn func(consumer.Batch)) error {
 func (m *member) read(ctx context.Context, handle func(consumer.Batch)) error {
 	runtime.LockOSThread() // not unlocked: the thread exits with us
 	if m.cpu >= 0 {
-		var set unix.CPUSet
-		set.Set(m.cpu)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
+		if err := cpus.PinThread(m.cpu); err != nil {
 			return fmt.Errorf("pin to CPU %d: %w", m.cpu, err)
 		}
 	}
 	tid := unix.Gettid()
-	start, _ := threadCPU(tid)
+	start, _ := cpus.ThreadTime(tid)
 	m.start.Store(int64(start))
 	m.tid.Store(int64(tid))
 	defer func() {
-		end, _ := threadCPU(tid)
+		end, _ := cpus.ThreadTime(tid)
 		m.busy.Add(int64(end - start))
 		m.tid.Store(0)
 	}()
@@ -236,24 +235,12 @@ func (m *member) busyTime() time.Duration {
 	busy := m.busy.Load()
 	if tid := m.tid.Load(); tid != 0 {
 		start := m.start.Load()
-		if now, err := threadCPU(int(tid)); err == nil {
+		if now, err := cpus.ThreadTime(int(tid)); err == nil {
 			return time.Duration(busy + int64(now) - start)
 		}
 		return time.Duration(m.busy.Load()) // the read just ended
 	}
 	return time.Duration(busy)
-}
-
-// threadCPU reads the CPU clock of thread tid of this process: clockid
-// ~tid << 3 | CPUCLOCK_PERTHREAD_MASK | CPUCLOCK_SCHED
-// (include/linux/posix-timers.h: make_thread_cpuclock).
-func threadCPU(tid int) (time.Duration, error) {
-	var ts unix.Timespec
-	clock := int32(^uint32(tid)<<3 | 4 | 2)
-	if err := unix.ClockGettime(clock, &ts); err != nil {
-		return 0, err
-	}
-	return time.Duration(ts.Nano()), nil
 }
 
 // Drain passes what the rings hold now to fn, without waiting, one

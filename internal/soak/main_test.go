@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 )
 
@@ -49,9 +50,7 @@ func flood(cpu string) {
 		os.Exit(2)
 	}
 	runtime.LockOSThread()
-	var set unix.CPUSet
-	set.Set(n)
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
+	if err := cpus.PinThread(n); err != nil {
 		fmt.Fprintf(os.Stderr, "flood: pin to CPU %d: %v\n", n, err)
 		os.Exit(1)
 	}

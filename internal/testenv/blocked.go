@@ -3,7 +3,6 @@ package testenv
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,11 +13,11 @@ import (
 
 // epollWaits are the system calls a thread sleeps in epoll with: Go's
 // unix.EpollWait is epoll_wait on amd64 and epoll_pwait elsewhere, and
-// pkg/consumer waits with a timeout in epoll_pwait2.
+// internal/epoll waits with a timeout in epoll_pwait2.
 var epollWaits = func() []uint64 {
 	calls := []uint64{unix.SYS_EPOLL_PWAIT, unix.SYS_EPOLL_PWAIT2}
-	if runtime.GOARCH == "amd64" {
-		calls = append(calls, 232) // epoll_wait: arch/x86/entry/syscalls/syscall_64.tbl
+	if nr := sysEpollWait; nr >= 0 { // not on arm64: see sysnum_other.go
+		calls = append(calls, uint64(nr))
 	}
 	return calls
 }()
@@ -46,7 +45,7 @@ func SleepsInEpoll(epfd int) (bool, error) {
 		}
 		nr, err1 := strconv.ParseUint(fields[0], 10, 64)
 		fd, err2 := strconv.ParseUint(strings.TrimPrefix(fields[1], "0x"), 16, 64)
-		if err1 != nil || err2 != nil || fd != uint64(epfd) || !isEpollWait(nr) {
+		if err1 != nil || err2 != nil || fd != uint64(epfd) || !IsEpollWait(nr) {
 			continue
 		}
 		stat, err := os.ReadFile(dir + "/stat")
@@ -61,7 +60,9 @@ func SleepsInEpoll(epfd int) (bool, error) {
 	return false, nil
 }
 
-func isEpollWait(nr uint64) bool {
+// IsEpollWait reports whether system call number nr, as
+// /proc/TID/syscall shows it, is one a thread sleeps in epoll with.
+func IsEpollWait(nr uint64) bool {
 	for _, c := range epollWaits {
 		if nr == c {
 			return true

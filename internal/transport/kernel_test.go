@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/loader"
 	"github.com/ringwatch/ringwatch/internal/session"
 	"github.com/ringwatch/ringwatch/internal/testenv"
@@ -105,9 +106,7 @@ func runBench(t *testing.T, s *session.Session, n int) (attempts, lost uint64) {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // the thread ends with the goroutine, pinned or not
-		var set unix.CPUSet
-		set.Set(0)
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
+		if err := cpus.PinThread(0); err != nil {
 			done <- fmt.Errorf("pin to CPU 0: %w", err)
 			return
 		}

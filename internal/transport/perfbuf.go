@@ -6,6 +6,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 )
 
@@ -40,7 +41,7 @@ func (t *perfbuf) Plan(spec *ebpf.CollectionSpec, _ int) error {
 }
 
 func (t *perfbuf) Bind(coll *ebpf.Collection) error {
-	online, err := onlineCPUs(t.cpus)
+	online, err := cpus.Online(t.cpus)
 	if err != nil {
 		return err
 	}

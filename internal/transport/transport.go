@@ -4,11 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
@@ -258,28 +257,10 @@ func (b *base) Close() error {
 }
 
 // ringbufSlots is how many records of size bytes a BPF ring buffer of
-// ringSize bytes holds: each takes an 8-byte header and is padded to 8
-// bytes, and the producer position may run at most ringSize-1 bytes ahead
-// of the consumer's (kernel/bpf/ringbuf.c: __bpf_ringbuf_reserve), so a
-// ring is never filled to its last byte.
-func ringbufSlots(ringSize, size int) int { return (ringSize - 1) / ((8 + size + 7) &^ 7) }
-
-// onlineCPUs reads which of cpus possible CPUs are online: a perf event
-// cannot be opened on an offline one.
-func onlineCPUs(cpus int) ([]int, error) {
-	raw, err := os.ReadFile("/sys/devices/system/cpu/online")
-	if err != nil {
-		return nil, fmt.Errorf("read online CPUs: %w", err)
-	}
-	online, err := parseCPUList(strings.TrimSpace(string(raw)), func(int) error { return nil })
-	if err != nil {
-		return nil, fmt.Errorf("read online CPUs: %w", err)
-	}
-	kept := online[:0]
-	for _, cpu := range online {
-		if cpu < cpus {
-			kept = append(kept, cpu)
-		}
-	}
-	return kept, nil
+// ringSize bytes holds: each takes an 8-byte header (BPF_RINGBUF_HDR_SZ)
+// and is padded to 8 bytes, and the producer position may run at most
+// ringSize-1 bytes ahead of the consumer's (kernel/bpf/ringbuf.c:
+// __bpf_ringbuf_reserve), so a ring is never filled to its last byte.
+func ringbufSlots(ringSize, size int) int {
+	return (ringSize - 1) / ((unix.BPF_RINGBUF_HDR_SZ + size + 7) &^ 7)
 }

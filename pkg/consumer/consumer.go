@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ringwatch/ringwatch/internal/epoll"
 )
 
 // ErrClosed is returned by [Consumer.Read] and [Consumer.Drain] once
@@ -61,7 +63,7 @@ type Consumer struct {
 	rings    []ring
 	woken    atomic.Uint64 // sleeps a ring or the doorbell ended
 	sleeper  *sleeper
-	poller   *poller
+	poller   *epoll.Poller
 	counters []ringCounters
 	batch    batch
 }
@@ -169,7 +171,10 @@ func (c *Consumer) sleep() (bool, error) {
 // wait waits in epoll for timeout (negative: until woken), and counts what
 // woke it.
 func (c *Consumer) wait(timeout time.Duration) (int, bool, error) {
-	ready, woken, err := c.poller.wait(timeout)
+	ready, woken, err := c.poller.Wait(timeout)
+	if err != nil {
+		err = fmt.Errorf("wait for rings: %w", err)
+	}
 	if len(ready) > 0 {
 		c.woken.Add(1)
 	}
@@ -250,7 +255,7 @@ func (c *Consumer) wake() {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.poller != nil {
-		c.poller.wake()
+		c.poller.Wake()
 	}
 }
 
@@ -305,7 +310,7 @@ func (c *Consumer) free() error {
 	c.rings = nil
 	errs = append(errs, c.sleeper.close())
 	if c.poller != nil {
-		errs = append(errs, c.poller.close())
+		errs = append(errs, c.poller.Close())
 		c.poller = nil
 	}
 	return errors.Join(errs...)

@@ -22,9 +22,8 @@ var fileOrder = []struct{ file, owns string }{
 	{"spsc.go", "the walk of ringwatch's SPSC queues"},
 	{"flow.go", "the flow model: each ring's fill rate and the time until the first is full, after each pass"},
 	{"clock.go", "CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns()"},
-	{"poller.go", "the epoll set, the eventfd that interrupts its wait, epoll_pwait2's fine timeouts"},
 	{"wake.go", "the sleeper: pacing and sleeping by the flow model, and the flag-and-doorbell handshake"},
-	{"consumer.go", "Consumer, which owns its rings, poller, sleeper and counters; Read and Drain"},
+	{"consumer.go", "Consumer, which owns its rings, sleeper, counters and the epoll set it waits in (internal/epoll); Read and Drain"},
 	{"open.go", "Open and OpenConfig, which put the pieces together"},
 }
 

@@ -114,18 +114,18 @@ func refRingbuf(data []byte, cons, prod uint64) refWalk {
 	pos := cons
 	for pos != prod {
 		header := binary.LittleEndian.Uint32(ringBytes(data, pos, 4))
-		if header&ringbufBusyBit != 0 {
+		if header&unix.BPF_RINGBUF_BUSY_BIT != 0 {
 			break
 		}
-		n := uint64(header &^ (ringbufBusyBit | ringbufDiscardBit))
-		total := (n + ringbufHeaderSize + 7) &^ 7
+		n := uint64(header &^ (unix.BPF_RINGBUF_BUSY_BIT | unix.BPF_RINGBUF_DISCARD_BIT))
+		total := (n + unix.BPF_RINGBUF_HDR_SZ + 7) &^ 7
 		if total > prod-pos {
 			return refWalk{records: w.records, discarded: w.discarded, end: pos, corrupt: true}
 		}
-		if header&ringbufDiscardBit != 0 {
+		if header&unix.BPF_RINGBUF_DISCARD_BIT != 0 {
 			w.discarded++
 		} else {
-			w.records = append(w.records, refRecord{pos + ringbufHeaderSize, ringBytes(data, pos+ringbufHeaderSize, n)})
+			w.records = append(w.records, refRecord{pos + unix.BPF_RINGBUF_HDR_SZ, ringBytes(data, pos+unix.BPF_RINGBUF_HDR_SZ, n)})
 		}
 		pos += total
 	}
@@ -177,15 +177,15 @@ func FuzzRingbufWalk(f *testing.F) {
 		for i, n := range lengths {
 			b = binary.LittleEndian.AppendUint32(b, n)
 			b = binary.LittleEndian.AppendUint32(b, 0)
-			for j := range (n&^(ringbufBusyBit|ringbufDiscardBit) + 7) &^ 7 {
+			for j := range (n&^(unix.BPF_RINGBUF_BUSY_BIT|unix.BPF_RINGBUF_DISCARD_BIT) + 7) &^ 7 {
 				b = append(b, byte(i)+byte(j))
 			}
 		}
 		return b
 	}
-	f.Add(uint8(0), uint16(255), uint64(0), uint64(64), ring(16, 5, 13|ringbufDiscardBit))
+	f.Add(uint8(0), uint16(255), uint64(0), uint64(64), ring(16, 5, 13|unix.BPF_RINGBUF_DISCARD_BIT))
 	f.Add(uint8(1), uint16(1), uint64(96), uint64(152), ring(48))
-	f.Add(uint8(0), uint16(255), uint64(8), uint64(48), ring(8, 16|ringbufBusyBit))
+	f.Add(uint8(0), uint16(255), uint64(8), uint64(48), ring(8, 16|unix.BPF_RINGBUF_BUSY_BIT))
 	f.Add(uint8(2), uint16(255), nearWrap(48), uint64(48), ring(24, 16, 1, 8))
 	// Corrupt: a length beyond the producer; a producer beyond the ring.
 	f.Add(uint8(0), uint16(255), uint64(0), uint64(16), ring(64))
@@ -271,7 +271,7 @@ func refPerf(data []byte, tail, head uint64) refWalk {
 			return w
 		}
 		switch typ {
-		case perfRecordSample:
+		case unix.PERF_RECORD_SAMPLE:
 			if size < perfRawOffset {
 				w.end, w.corrupt = pos, true
 				return w
@@ -282,7 +282,7 @@ func refPerf(data []byte, tail, head uint64) refWalk {
 				return w
 			}
 			w.records = append(w.records, refRecord{pos + perfRawOffset, ringBytes(data, pos+perfRawOffset, n)})
-		case perfRecordLost:
+		case unix.PERF_RECORD_LOST:
 			if size >= perfLostOffset+8 {
 				w.lost += binary.LittleEndian.Uint64(ringBytes(data, pos+perfLostOffset, 8))
 			}
@@ -304,9 +304,9 @@ func FuzzPerfbufWalk(f *testing.F) {
 	}
 	sample := func(raw ...byte) []byte {
 		n := (4+len(raw)+7)&^7 - 4
-		return rec(perfRecordSample, append(binary.LittleEndian.AppendUint32(nil, uint32(n)), raw...)...)
+		return rec(unix.PERF_RECORD_SAMPLE, append(binary.LittleEndian.AppendUint32(nil, uint32(n)), raw...)...)
 	}
-	lost := rec(perfRecordLost, 1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0)
+	lost := rec(unix.PERF_RECORD_LOST, 1, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0)
 	join := func(recs ...[]byte) []byte { return bytes.Join(recs, nil) }
 	// Sound buffers: samples and a lost record from 0; a sample whose
 	// header wraps the end; samples across position 2^64; an unknown type.
@@ -319,7 +319,7 @@ func FuzzPerfbufWalk(f *testing.F) {
 	f.Add(uint8(0), uint16(255), uint64(8), uint64(8+len(unknown)), unknown)
 	// Corrupt: a size beyond the head; a raw size beyond the record.
 	f.Add(uint8(0), uint16(255), uint64(0), uint64(8), sample(1, 2, 3))
-	f.Add(uint8(0), uint16(255), uint64(0), uint64(24), rec(perfRecordSample, 200, 0, 0, 0, 1))
+	f.Add(uint8(0), uint16(255), uint64(0), uint64(24), rec(unix.PERF_RECORD_SAMPLE, 200, 0, 0, 0, 1))
 	f.Fuzz(func(t *testing.T, sizeShift uint8, maxRecords uint16, tail, head uint64, contents []byte) {
 		// The kernel's buffers are pages; the walk only needs a power of
 		// two, and small buffers let the fuzzer fill them.

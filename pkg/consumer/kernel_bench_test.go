@@ -14,6 +14,7 @@ import (
 	ciliumringbuf "github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
 
+	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 )
 
@@ -62,7 +63,7 @@ func zeroedRecord(size int) asm.Instructions {
 // fill writes records until the ring is full and returns how many fit.
 func fill(b *testing.B, prog *ebpf.Program, ring *ebpf.Map, size int) int {
 	b.Helper()
-	n := int(ring.MaxEntries()) / (size + ringbufHeaderSize)
+	n := int(ring.MaxEntries()) / (size + unix.BPF_RINGBUF_HDR_SZ)
 	if _, err := prog.Run(&ebpf.RunOptions{Data: make([]byte, 14), Repeat: uint32(n)}); err != nil {
 		b.Fatalf("fill ring: %v", err)
 	}
@@ -244,9 +245,7 @@ func BenchmarkKernelPerfDrain(b *testing.B) {
 // BPF_PROG_TEST_RUN runs the program on the calling thread's CPU.
 func pinToCPU0(b *testing.B) {
 	runtime.LockOSThread()
-	var cpu0 unix.CPUSet
-	cpu0.Set(0)
-	if err := unix.SchedSetaffinity(0, &cpu0); err != nil {
+	if err := cpus.PinThread(0); err != nil {
 		b.Fatalf("pin to CPU 0: %v", err)
 	}
 	// The thread goes back to the runtime when the goroutine ends, still

@@ -53,7 +53,7 @@ func readInBackground(t *testing.T, c *Consumer, ctx context.Context) <-chan err
 		_, err := c.Read(ctx, func(Batch) { t.Error("records in an empty ring") })
 		done <- err
 	}()
-	testenv.WaitForEpollSleep(t, c.poller.epollFD, func() error {
+	testenv.WaitForEpollSleep(t, c.poller.FD(), func() error {
 		select {
 		case err := <-done:
 			return fmt.Errorf("Read of an empty ring returned instead of blocking: %v", err)

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/ringwatch/ringwatch/internal/epoll"
 )
 
 // Config is what [OpenConfig] reads and how it sleeps.
@@ -79,7 +82,7 @@ func newConsumer(rings []ring, s *sleeper) (_ *Consumer, err error) {
 			err = errors.Join(err, c.free())
 		}
 	}()
-	if c.poller, err = newPoller(len(rings) + 1); err != nil {
+	if c.poller, err = epoll.New(len(rings) + 1); err != nil {
 		return nil, err
 	}
 	s.paces = true
@@ -95,14 +98,20 @@ func newConsumer(rings []ring, s *sleeper) (_ *Consumer, err error) {
 			// leaves there on purpose: epoll is level-triggered.
 			continue
 		}
+		// Level-triggered: a ring buffer stays ready while the kernel's poll
+		// sees unconsumed data (kernel/bpf/ringbuf.c:
+		// ringbuf_map_poll_kern), and a perf buffer's wakeup waits on the
+		// epoll ready list until read (kernel/events/core.c: perf_poll), so
+		// no wakeup is lost between our last look at a ring and
+		// epoll_wait. The SPSC queues say how they get the same in spsc.go.
 		if r.fd() >= 0 {
-			if err := c.poller.add(r.fd(), int32(i)); err != nil {
+			if err := c.poller.Add(r.fd(), unix.EPOLLIN, int32(i)); err != nil {
 				return nil, err
 			}
 		}
 	}
 	if s.bell != nil {
-		if err := c.poller.add(s.bell.fd(), bellToken); err != nil {
+		if err := c.poller.Add(s.bell.fd(), unix.EPOLLIN, bellToken); err != nil {
 			return nil, err
 		}
 	}

@@ -13,13 +13,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Perf record types and sizes (include/uapi/linux/perf_event.h).
+// Perf record sizes (include/uapi/linux/perf_event.h): a record is a
+// struct perf_event_header (u32 type, u16 misc, u16 size), whose size unix
+// lacks (TestPerfHeaderSize pins it against the kernel's BTF), then its
+// body. A PERF_RECORD_SAMPLE with PERF_SAMPLE_RAW only is
+// { header; u32 size; u8 data[size]; }, a PERF_RECORD_LOST
+// { header; u64 id; u64 lost; }.
 const (
-	perfRecordLost   = 2 // PERF_RECORD_LOST: struct { header; u64 id; u64 lost; }
-	perfRecordSample = 9 // PERF_RECORD_SAMPLE, with PERF_SAMPLE_RAW only: { header; u32 size; u8 data[size]; }
-	perfHeaderSize   = 8 // struct perf_event_header: u32 type, u16 misc, u16 size
-	perfRawOffset    = perfHeaderSize + 4
-	perfLostOffset   = perfHeaderSize + 8
+	perfHeaderSize = 8
+	perfRawOffset  = perfHeaderSize + 4
+	perfLostOffset = perfHeaderSize + 8
 	// perfMaxRecord bounds a perf record: perf_event_header.size is a u16.
 	perfMaxRecord = 1<<16 - 1
 )
@@ -205,7 +208,7 @@ func (p *perfbuf) nextBatch(b *batch, maxRecords int) error {
 				tail, size, head-tail, ErrCorrupt)
 		}
 		switch typ {
-		case perfRecordSample:
+		case unix.PERF_RECORD_SAMPLE:
 			if size < perfRawOffset {
 				p.tail = tail
 				return fmt.Errorf("perf sample at %d is %d bytes, too short for its raw size: %w", tail, size, ErrCorrupt)
@@ -219,7 +222,7 @@ func (p *perfbuf) nextBatch(b *batch, maxRecords int) error {
 			}
 			b.records = append(b.records, p.at(tail+perfRawOffset, n))
 			b.bytes += n
-		case perfRecordLost:
+		case unix.PERF_RECORD_LOST:
 			if size >= perfLostOffset+8 {
 				var n [8]byte
 				copy(n[:], p.at(tail+perfLostOffset, 8))

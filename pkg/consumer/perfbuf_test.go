@@ -3,10 +3,14 @@ package consumer
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 
+	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwatch/ringwatch/internal/testenv"
 )
 
 // memPerf is a perf buffer in plain Go memory, written as the kernel
@@ -59,13 +63,13 @@ func (m *memPerf) sample(raw []byte) bool {
 	padded := (4 + len(raw) + 7) &^ 7
 	var size [4]byte
 	binary.LittleEndian.PutUint32(size[:], uint32(padded-4))
-	return m.put(perfRecordSample, perfHeaderSize+padded, size[:], raw)
+	return m.put(unix.PERF_RECORD_SAMPLE, perfHeaderSize+padded, size[:], raw)
 }
 
 func (m *memPerf) lostRecord(n uint64) bool {
 	var body [16]byte
 	binary.LittleEndian.PutUint64(body[8:], n)
-	return m.put(perfRecordLost, perfHeaderSize+16, body[:])
+	return m.put(unix.PERF_RECORD_LOST, perfHeaderSize+16, body[:])
 }
 
 func drainPerf(t *testing.T, p *perfbuf) [][]byte {
@@ -178,5 +182,40 @@ func TestPerfbufWalkAllocatesNothing(t *testing.T) {
 	})
 	if records == 0 || allocs != 0 {
 		t.Fatalf("%v allocations per run of %d records", allocs, records)
+	}
+}
+
+// TestPerfHeaderSize pins what golang.org/x/sys/unix lacks against the
+// kernel's BTF: struct perf_event_header is 8 bytes, its type a u32 at 0
+// and its size a u16 at 6, where the walk reads them.
+func TestPerfHeaderSize(t *testing.T) {
+	spec, err := btf.LoadKernelSpec()
+	if err != nil {
+		testenv.Unavailable(t, fmt.Sprintf("no kernel BTF: %v", err))
+	}
+	var hdr *btf.Struct
+	if err := spec.TypeByName("perf_event_header", &hdr); err != nil {
+		t.Fatal(err)
+	}
+	if hdr.Size != perfHeaderSize {
+		t.Errorf("struct perf_event_header is %d bytes, perfHeaderSize %d", hdr.Size, perfHeaderSize)
+	}
+	want := map[string][2]uint32{"type": {0, 4}, "size": {6, 2}} // byte offset, size
+	for _, m := range hdr.Members {
+		w, ok := want[m.Name]
+		if !ok {
+			continue
+		}
+		delete(want, m.Name)
+		size, err := btf.Sizeof(m.Type)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := [2]uint32{m.Offset.Bytes(), uint32(size)}; got != w {
+			t.Errorf("perf_event_header.%s at byte %d, %d bytes; the walk reads it at %d, %d bytes", m.Name, got[0], got[1], w[0], w[1])
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("perf_event_header has no %v", want)
 	}
 }

@@ -7,16 +7,9 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/ringmap"
-)
-
-// Ring buffer record header bits and size (include/uapi/linux/bpf.h:
-// BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ).
-const (
-	ringbufBusyBit    = 1 << 31
-	ringbufDiscardBit = 1 << 30
-	ringbufHeaderSize = 8
 )
 
 // RingBuffer is a BPF_MAP_TYPE_RINGBUF to read, named name.
@@ -93,7 +86,7 @@ func (r *ringbuf) ready() bool {
 	if atomic.LoadUint64(r.producerPos) == r.cons {
 		return false
 	}
-	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.data[r.cons&r.mask])))&ringbufBusyBit == 0
+	return atomic.LoadUint32((*uint32)(unsafe.Pointer(&r.data[r.cons&r.mask])))&unix.BPF_RINGBUF_BUSY_BIT == 0
 }
 
 // lost is 0: only the producers see a full ring buffer.
@@ -164,23 +157,23 @@ func (r *ringbuf) nextBatch(b *batch, maxRecords int) error {
 		// bit after the sample is written, so a header read as not busy is
 		// ordered after the whole sample.
 		header := atomic.LoadUint32((*uint32)(unsafe.Add(base, off)))
-		if header&ringbufBusyBit != 0 {
+		if header&unix.BPF_RINGBUF_BUSY_BIT != 0 {
 			break
 		}
-		length := uint64(header &^ (ringbufBusyBit | ringbufDiscardBit))
-		total := (length + ringbufHeaderSize + 7) &^ 7
+		length := uint64(header &^ (unix.BPF_RINGBUF_BUSY_BIT | unix.BPF_RINGBUF_DISCARD_BIT))
+		total := (length + unix.BPF_RINGBUF_HDR_SZ + 7) &^ 7
 		if total > prod-cons {
 			// The records before this one are sound: keep them.
 			b.records, b.bytes, r.cons = records, bytes, cons
 			return fmt.Errorf("record at position %d claims %d bytes, only %d are produced: %w",
-				cons, length, prod-cons-ringbufHeaderSize, ErrCorrupt)
+				cons, length, prod-cons-unix.BPF_RINGBUF_HDR_SZ, ErrCorrupt)
 		}
-		if header&ringbufDiscardBit != 0 {
+		if header&unix.BPF_RINGBUF_DISCARD_BIT != 0 {
 			b.discarded++
 		} else {
 			// In bounds: off < size and total <= prod-cons <= size, so the
 			// record ends inside the doubled data (2*size bytes).
-			records = append(records, unsafe.Slice((*byte)(unsafe.Add(base, off+ringbufHeaderSize)), length))
+			records = append(records, unsafe.Slice((*byte)(unsafe.Add(base, off+unix.BPF_RINGBUF_HDR_SZ)), length))
 			bytes += length
 		}
 		cons += total

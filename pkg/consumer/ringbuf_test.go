@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // memRing is a BPF ring buffer in plain Go memory, written the way the
@@ -56,21 +58,21 @@ func (m *memRing) setHeader(pos uint64, header uint32) {
 // reserve claims space for a sample of n bytes, marks it busy and returns
 // its position, or false when the ring is full, as the kernel decides it.
 func (m *memRing) reserve(n int) (uint64, bool) {
-	total := (uint64(n) + ringbufHeaderSize + 7) &^ 7
+	total := (uint64(n) + unix.BPF_RINGBUF_HDR_SZ + 7) &^ 7
 	prod := atomic.LoadUint64(&m.pos[1])
 	if prod+total-m.consumerPos() > m.size-1 {
 		return 0, false
 	}
-	m.setHeader(prod, uint32(n)|ringbufBusyBit)
+	m.setHeader(prod, uint32(n)|unix.BPF_RINGBUF_BUSY_BIT)
 	atomic.StoreUint64(&m.pos[1], prod+total)
 	return prod, true
 }
 
 func (m *memRing) commit(pos uint64, sample []byte, discard bool) {
-	m.write(pos+ringbufHeaderSize, sample)
+	m.write(pos+unix.BPF_RINGBUF_HDR_SZ, sample)
 	header := uint32(len(sample))
 	if discard {
-		header |= ringbufDiscardBit
+		header |= unix.BPF_RINGBUF_DISCARD_BIT
 	}
 	m.setHeader(pos, header)
 }

@@ -7,17 +7,9 @@ import (
 	"unsafe"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/ringwatch/ringwatch/internal/ringmap"
-)
-
-// Record header bits and size (include/uapi/linux/bpf.h:
-// BPF_RINGBUF_BUSY_BIT, BPF_RINGBUF_DISCARD_BIT, BPF_RINGBUF_HDR_SZ): the
-// same header as the kernel-to-user ring, written here by user space.
-const (
-	busyBit    = 1 << 31
-	discardBit = 1 << 30
-	headerSize = 8
 )
 
 // maxDynptrSize is the largest sample the kernel hands to a BPF program:
@@ -33,8 +25,10 @@ const maxDynptrSize = 1<<24 - 1
 // reverse of a kernel-to-user ring's: user space owns the producer position
 // and writes the data.
 //
-// Positions only grow and stay multiples of 8; the kernel's drain refuses
-// an unaligned producer position with -EINVAL (__bpf_user_ringbuf_peek).
+// Each sample has the 8-byte header of a kernel-to-user ring's record
+// (unix.BPF_RINGBUF_*), written here by user space. Positions only grow and
+// stay multiples of 8; the kernel's drain refuses an unaligned producer
+// position with -EINVAL (__bpf_user_ringbuf_peek).
 type ring struct {
 	consumerPos *uint64 // in the consumer page; only the kernel writes it
 	producerPos *uint64 // in the producer page; only we write it
@@ -88,7 +82,7 @@ func (r *ring) capacity() uint64 { return r.mask + 1 }
 
 // maxSample is the largest sample the ring can ever take.
 func (r *ring) maxSample() int {
-	return int(min(r.capacity()-headerSize, maxDynptrSize))
+	return int(min(r.capacity()-unix.BPF_RINGBUF_HDR_SZ, maxDynptrSize))
 }
 
 // pending is the number of bytes written and not yet drained by the
@@ -107,7 +101,7 @@ func (r *ring) pending() uint64 {
 // the sample until commit clears the bit. Samples reserved later may be
 // committed first; the kernel still reads them in ring order.
 func (r *ring) reserve(size int) (uint64, bool) {
-	total := (uint64(size) + headerSize + 7) &^ 7
+	total := (uint64(size) + unix.BPF_RINGBUF_HDR_SZ + 7) &^ 7
 	// Acquire: pairs with the kernel's smp_store_release of consumer_pos in
 	// __bpf_user_ringbuf_sample_release, so the kernel is done with the
 	// space we are about to overwrite. (Go's atomics are sequentially
@@ -122,7 +116,7 @@ func (r *ring) reserve(size int) (uint64, bool) {
 	// second word is the kernel's page offset in a kernel-to-user ring,
 	// which a user ring's drain ignores; it is zeroed so no stale bytes
 	// sit in a header.
-	*r.header(off) = uint32(size) | busyBit
+	*r.header(off) = uint32(size) | unix.BPF_RINGBUF_BUSY_BIT
 	*(*uint32)(unsafe.Pointer(&r.data[off+4])) = 0
 	r.prod += total
 	// Release: pairs with the kernel's smp_load_acquire of producer_pos in
@@ -138,7 +132,7 @@ func (r *ring) header(off uint64) *uint32 {
 
 // sample is the payload of the sample of size bytes whose header is at off.
 func (r *ring) sample(off uint64, size int) []byte {
-	start := off + headerSize
+	start := off + unix.BPF_RINGBUF_HDR_SZ
 	return r.data[start : start+uint64(size) : start+uint64(size)]
 }
 
@@ -151,7 +145,7 @@ func (r *ring) sample(off uint64, size int) []byte {
 func commit(header *uint32, size int, discard bool) {
 	h := uint32(size)
 	if discard {
-		h |= discardBit
+		h |= unix.BPF_RINGBUF_DISCARD_BIT
 	}
 	atomic.StoreUint32(header, h)
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // memRing is a user ring buffer in plain Go memory, with a reader that
@@ -38,7 +40,7 @@ func (m *memRing) ring() *ring { return newRing(&m.pos[0], &m.pos[1], m.data) }
 // writer wraps the ring in a Writer without file descriptors: enough for
 // everything but ReserveWait.
 func (m *memRing) writer() *Writer {
-	return &Writer{ring: m.ring(), epollFD: -1, wakeFD: -1}
+	return &Writer{ring: m.ring()}
 }
 
 // errEmpty and errFormat are what the kernel's peek would return.
@@ -61,17 +63,17 @@ func (m *memRing) drainOne() ([]byte, error) {
 	}
 	off := cons & (m.size - 1)
 	h := atomic.LoadUint32((*uint32)(unsafe.Pointer(&m.data[off])))
-	length := uint64(h &^ (busyBit | discardBit))
-	total := (length + headerSize + 7) &^ 7
+	length := uint64(h &^ (unix.BPF_RINGBUF_BUSY_BIT | unix.BPF_RINGBUF_DISCARD_BIT))
+	total := (length + unix.BPF_RINGBUF_HDR_SZ + 7) &^ 7
 	if total > prod-cons || total > m.size || length > maxDynptrSize {
 		return nil, errFormat
 	}
-	if h&busyBit != 0 {
+	if h&unix.BPF_RINGBUF_BUSY_BIT != 0 {
 		return nil, errEmpty
 	}
 	var sample []byte
-	if h&discardBit == 0 {
-		sample = bytes.Clone(m.data[off+headerSize : off+headerSize+length])
+	if h&unix.BPF_RINGBUF_DISCARD_BIT == 0 {
+		sample = bytes.Clone(m.data[off+unix.BPF_RINGBUF_HDR_SZ : off+unix.BPF_RINGBUF_HDR_SZ+length])
 	}
 	atomic.StoreUint64(&m.pos[0], cons+total)
 	return sample, nil

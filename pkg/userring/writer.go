@@ -10,6 +10,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
+
+	"github.com/ringwatch/ringwatch/internal/epoll"
 )
 
 var (
@@ -28,7 +30,8 @@ var (
 	ErrClosed = os.ErrClosed
 )
 
-const wakeToken = -1 // marks the eventfd's events in the epoll set
+// ringToken marks the ring's events in the epoll set.
+const ringToken = 0
 
 // A Sample is room reserved in the ring for one message. Fill Data, then
 // hand the Sample to [Writer.Submit] or [Writer.Discard], exactly once.
@@ -70,11 +73,10 @@ type Writer struct {
 	// discarded: while any is, the ring stays mapped, even after Close.
 	outstanding atomic.Int64
 
-	waiting sync.Mutex   // one goroutine sleeps in epoll at a time
-	fdMu    sync.RWMutex // guards epollFD and wakeFD against Close
-	epollFD int
-	wakeFD  int // eventfd: Close and context cancellation wake a waiter
-	events  [2]unix.EpollEvent
+	waiting sync.Mutex // one goroutine sleeps in epoll at a time
+	// poller is nil for a Writer over plain memory (tests). Its eventfd
+	// lets Close and context cancellation wake a waiter.
+	poller *epoll.Poller
 
 	submitted, discarded, bytes, full, waits atomic.Uint64
 }
@@ -83,10 +85,10 @@ type Writer struct {
 // Writer for it. m must stay open until the Writer is closed; the Writer
 // does not close it. On error, nothing stays mapped or open.
 func Open(m *ebpf.Map) (_ *Writer, err error) {
-	w := &Writer{epollFD: -1, wakeFD: -1}
+	w := &Writer{}
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, w.closeFDs())
+			err = errors.Join(err, w.closePoller())
 			if w.ring != nil {
 				err = errors.Join(err, w.ring.close())
 			}
@@ -95,13 +97,7 @@ func Open(m *ebpf.Map) (_ *Writer, err error) {
 	if w.ring, err = openRing(m); err != nil {
 		return nil, err
 	}
-	if w.epollFD, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
-		return nil, fmt.Errorf("create epoll instance: %w", err)
-	}
-	if w.wakeFD, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		return nil, fmt.Errorf("create eventfd: %w", err)
-	}
-	if err := w.watch(w.wakeFD, unix.EPOLLIN, wakeToken); err != nil {
+	if w.poller, err = epoll.New(1); err != nil {
 		return nil, err
 	}
 	// Edge-triggered: the kernel reports EPOLLOUT while the ring is not
@@ -112,18 +108,10 @@ func Open(m *ebpf.Map) (_ *Writer, err error) {
 	// sample (bpf_user_ringbuf_drain queues rb->work). A drain that
 	// happens between our last look at the ring and epoll_wait is not lost:
 	// the wakeup marks the registered fd ready whether or not anyone waits.
-	if err := w.watch(w.ring.fd(), unix.EPOLLOUT|unix.EPOLLET, 0); err != nil {
+	if err := w.poller.Add(w.ring.fd(), unix.EPOLLOUT|unix.EPOLLET, ringToken); err != nil {
 		return nil, err
 	}
 	return w, nil
-}
-
-func (w *Writer) watch(fd int, events uint32, token int) error {
-	ev := unix.EpollEvent{Events: events, Fd: int32(token)}
-	if err := unix.EpollCtl(w.epollFD, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		return fmt.Errorf("add fd %d to epoll: %w", fd, err)
-	}
-	return nil
 }
 
 // MaxSample is the largest sample the ring can take: its data size less
@@ -207,40 +195,24 @@ func (w *Writer) tryReserve(size int) (Sample, error) {
 }
 
 // wait sleeps until the kernel has drained the ring or wake is called.
-// The caller holds w.waiting.
+// The caller holds w.waiting. A signal ends the wait without an error: the
+// caller looks again.
 func (w *Writer) wait() error {
-	w.fdMu.RLock()
-	defer w.fdMu.RUnlock()
-	if w.epollFD < 0 {
+	if w.poller == nil {
 		return ErrClosed
 	}
-	n, err := unix.EpollWait(w.epollFD, w.events[:], -1)
-	if errors.Is(err, unix.EINTR) {
-		return nil
-	}
-	if err != nil {
+	_, _, err := w.poller.Wait(-1)
+	if err != nil && err != ErrClosed {
 		return fmt.Errorf("wait for room in the user ring: %w", err)
 	}
-	for _, ev := range w.events[:n] {
-		if ev.Fd == wakeToken {
-			var buf [8]byte
-			// Resets the eventfd; EAGAIN means it was already reset.
-			_, _ = unix.Read(w.wakeFD, buf[:])
-		}
-	}
-	return nil
+	return err
 }
 
 // wake makes a waiting ReserveWait look again.
 func (w *Writer) wake() {
-	w.fdMu.RLock()
-	defer w.fdMu.RUnlock()
-	if w.wakeFD < 0 {
-		return
+	if w.poller != nil {
+		w.poller.Wake()
 	}
-	one := [8]byte{1}
-	// Fails only if the counter would overflow, and then a waiter is awake.
-	_, _ = unix.Write(w.wakeFD, one[:])
 }
 
 // Submit hands a reserved sample to the kernel. It does not wait and
@@ -335,7 +307,7 @@ func (w *Writer) Close() error {
 	w.wake()
 	w.waiting.Lock() // the waiter, if any, has gone
 	defer w.waiting.Unlock()
-	errs = append(errs, w.closeFDs())
+	errs = append(errs, w.closePoller())
 	return errors.Join(errs...)
 }
 
@@ -348,15 +320,9 @@ func (w *Writer) freeRing() error {
 	return w.ring.close()
 }
 
-func (w *Writer) closeFDs() error {
-	w.fdMu.Lock()
-	defer w.fdMu.Unlock()
-	var errs []error
-	for _, fd := range []*int{&w.epollFD, &w.wakeFD} {
-		if *fd >= 0 {
-			errs = append(errs, unix.Close(*fd))
-			*fd = -1
-		}
+func (w *Writer) closePoller() error {
+	if w.poller == nil {
+		return nil
 	}
-	return errors.Join(errs...)
+	return w.poller.Close()
 }

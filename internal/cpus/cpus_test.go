@@ -1,4 +1,4 @@
-package transport
+package cpus
 
 import (
 	"errors"
@@ -18,18 +18,18 @@ func TestParseCPUList(t *testing.T) {
 	for i := range sixteen {
 		sixteen[i] = i
 	}
-	got, err := ParseCPUList("0-2,5,7-8", sixteen)
+	got, err := ParseList("0-2,5,7-8", sixteen)
 	if err != nil || !slices.Equal(got, []int{0, 1, 2, 5, 7, 8}) {
-		t.Fatalf("ParseCPUList = %v, %v", got, err)
+		t.Fatalf("ParseList = %v, %v", got, err)
 	}
-	if got, err := ParseCPUList(" 0, 2-3", sixteen[:4]); err != nil || !slices.Equal(got, []int{0, 2, 3}) {
-		t.Errorf("ParseCPUList with spaces = %v, %v", got, err)
+	if got, err := ParseList(" 0, 2-3", sixteen[:4]); err != nil || !slices.Equal(got, []int{0, 2, 3}) {
+		t.Errorf("ParseList with spaces = %v, %v", got, err)
 	}
 	// A process under taskset -c 2,3,5 may use those CPUs alone, whatever
 	// their numbers: not 0 to 2, as counting them would say.
 	sparse := []int{2, 3, 5}
-	if got, err := ParseCPUList("5,2-3", sparse); err != nil || !slices.Equal(got, []int{5, 2, 3}) {
-		t.Errorf("ParseCPUList(5,2-3) allowing 2,3,5 = %v, %v", got, err)
+	if got, err := ParseList("5,2-3", sparse); err != nil || !slices.Equal(got, []int{5, 2, 3}) {
+		t.Errorf("ParseList(5,2-3) allowing 2,3,5 = %v, %v", got, err)
 	}
 	for _, tc := range []struct {
 		in      string
@@ -59,9 +59,9 @@ func TestParseCPUList(t *testing.T) {
 		{"3,3", sparse, "CPU 3 is listed twice"},
 		{"0", []int{1}, "CPU 0 is not one this process may run on: it may use CPU 1 only (its"},
 	} {
-		_, err := ParseCPUList(tc.in, tc.allowed)
+		_, err := ParseList(tc.in, tc.allowed)
 		if !errors.Is(err, abi.ErrInvalidOption) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("ParseCPUList(%q, %v) = %v, want ErrInvalidOption saying %q", tc.in, tc.allowed, err, tc.want)
+			t.Errorf("ParseList(%q, %v) = %v, want ErrInvalidOption saying %q", tc.in, tc.allowed, err, tc.want)
 		}
 	}
 }
@@ -78,35 +78,35 @@ func TestFormatCPUList(t *testing.T) {
 		{[]int{0, 1, 2, 3, 8, 10, 11}, "0-3,8,10-11"},
 		{[]int{1, 3, 5}, "1,3,5"},
 	} {
-		got := FormatCPUList(tc.cpus)
+		got := FormatList(tc.cpus)
 		if got != tc.want {
-			t.Errorf("FormatCPUList(%v) = %q, want %q", tc.cpus, got, tc.want)
+			t.Errorf("FormatList(%v) = %q, want %q", tc.cpus, got, tc.want)
 		}
 		if len(tc.cpus) == 0 {
 			continue
 		}
-		// What it writes, ParseCPUList reads back.
-		if back, err := ParseCPUList(got, tc.cpus); err != nil || !slices.Equal(back, tc.cpus) {
-			t.Errorf("ParseCPUList(FormatCPUList(%v)) = %v, %v", tc.cpus, back, err)
+		// What it writes, ParseList reads back.
+		if back, err := ParseList(got, tc.cpus); err != nil || !slices.Equal(back, tc.cpus) {
+			t.Errorf("ParseList(FormatList(%v)) = %v, %v", tc.cpus, back, err)
 		}
 	}
 }
 
 // TestAllowedCPUsFollowAffinity narrows this thread's affinity to one CPU
-// and checks AllowedCPUs then names that CPU alone, whatever its number,
+// and checks Allowed then names that CPU alone, whatever its number,
 // and that it names as many CPUs as the runtime counts otherwise.
 func TestAllowedCPUsFollowAffinity(t *testing.T) {
-	all, err := AllowedCPUs()
+	all, err := Allowed()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(all) != runtime.NumCPU() || !slices.IsSorted(all) {
-		t.Fatalf("AllowedCPUs = %v, want %d CPUs in order (runtime.NumCPU)", all, runtime.NumCPU())
+		t.Fatalf("Allowed = %v, want %d CPUs in order (runtime.NumCPU)", all, runtime.NumCPU())
 	}
 	if want, err := os.ReadFile("/proc/self/status"); err == nil {
 		for line := range strings.Lines(string(want)) {
-			if list, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok && strings.TrimSpace(list) != FormatCPUList(all) {
-				t.Errorf("AllowedCPUs = %s, /proc/self/status says %s", FormatCPUList(all), strings.TrimSpace(list))
+			if list, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok && strings.TrimSpace(list) != FormatList(all) {
+				t.Errorf("Allowed = %s, /proc/self/status says %s", FormatList(all), strings.TrimSpace(list))
 			}
 		}
 	}
@@ -122,8 +122,8 @@ func TestAllowedCPUsFollowAffinity(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.SchedSetaffinity(0, &old)
-	got, err := AllowedCPUs()
+	got, err := Allowed()
 	if err != nil || !slices.Equal(got, []int{last}) {
-		t.Errorf("AllowedCPUs on a thread pinned to CPU %d = %v, %v", last, got, err)
+		t.Errorf("Allowed on a thread pinned to CPU %d = %v, %v", last, got, err)
 	}
 }

@@ -1,4 +1,4 @@
-package loader
+package testenv
 
 import "golang.org/x/sys/unix"
 

@@ -1,4 +1,4 @@
-package transport
+package cpus
 
 import (
 	"fmt"
@@ -11,7 +11,7 @@ import (
 	"github.com/ringwatch/ringwatch/internal/abi"
 )
 
-// AllowedCPUs are the CPUs this process may run on, in increasing order:
+// Allowed are the CPUs this process may run on, in increasing order:
 // its CPU affinity, which taskset, sched_setaffinity and a container's
 // cpuset (Kubernetes' static CPU manager, docker --cpuset-cpus) narrow.
 // They are not CPUs 0 to runtime.NumCPU()-1: NumCPU counts this set, so
@@ -24,7 +24,7 @@ import (
 // It reads the calling thread's mask, the process's own unless something
 // pinned that thread and left it to other goroutines. A machine with more
 // than 1024 CPUs is refused (unix.CPUSet holds 1024).
-func AllowedCPUs() ([]int, error) {
+func Allowed() ([]int, error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return nil, fmt.Errorf("read the CPUs this process may run on (sched_getaffinity): %w", err)
@@ -38,9 +38,9 @@ func AllowedCPUs() ([]int, error) {
 	return cpus, nil
 }
 
-// FormatCPUList writes cpus, in increasing order, in the kernel's CPU list
+// FormatList writes cpus, in increasing order, in the kernel's CPU list
 // format, ranges compacted: 0-3,8,10-11.
-func FormatCPUList(cpus []int) string {
+func FormatList(cpus []int) string {
 	var b strings.Builder
 	for i := 0; i < len(cpus); {
 		j := i
@@ -60,7 +60,7 @@ func FormatCPUList(cpus []int) string {
 }
 
 // NotAllowed is the error for a CPU a user gave that is not among
-// allowed, the CPUs this process may run on ([AllowedCPUs]): it says which
+// allowed, the CPUs this process may run on ([Allowed]): it says which
 // those are, and what sets them. It wraps abi.ErrInvalidOption.
 func NotAllowed(cpu int, allowed []int) error {
 	return abi.Problemf(abi.ErrInvalidOption,
@@ -75,17 +75,17 @@ func AllowedPhrase(allowed []int) string {
 	if len(allowed) == 1 {
 		return "CPU " + strconv.Itoa(allowed[0]) + " only"
 	}
-	return "CPUs " + FormatCPUList(allowed)
+	return "CPUs " + FormatList(allowed)
 }
 
-// ParseCPUList parses a CPU list a user gave in the kernel's CPU list
+// ParseList parses a CPU list a user gave in the kernel's CPU list
 // format, such as "0-3,8,10-11" (Documentation/admin-guide/cputopology.rst):
 // none twice, each one of allowed, the CPUs this process may run on
-// ([AllowedCPUs]). A range stops at its first CPU not allowed, so
+// ([Allowed]). A range stops at its first CPU not allowed, so
 // "0-99999999999" is refused, not allocated. Its errors wrap
 // abi.ErrInvalidOption and say what to give.
-func ParseCPUList(s string, allowed []int) ([]int, error) {
-	return parseCPUList(s, func(cpu int) error {
+func ParseList(s string, allowed []int) ([]int, error) {
+	return parseList(s, func(cpu int) error {
 		if !slices.Contains(allowed, cpu) {
 			return NotAllowed(cpu, allowed)
 		}
@@ -93,10 +93,10 @@ func ParseCPUList(s string, allowed []int) ([]int, error) {
 	})
 }
 
-// parseCPUList parses the kernel's CPU list format, calling check on each
+// parseList parses the kernel's CPU list format, calling check on each
 // CPU before it is added: a CPU it refuses ends the parse, before the rest
 // of its range is expanded.
-func parseCPUList(s string, check func(cpu int) error) ([]int, error) {
+func parseList(s string, check func(cpu int) error) ([]int, error) {
 	if strings.TrimSpace(s) == "" {
 		return nil, abi.Problemf(abi.ErrInvalidOption, "the CPU list is empty: give CPU numbers and ranges, such as 0,2 or 0-3")
 	}
