@@ -161,8 +161,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		return cfg, err
 	}
 	for _, name := range names {
-		o.Transports = append(o.Transports, abi.Transport(name))
-		if err := tpt.CheckOptions(abi.Transport(name), tpt.Options{Consumers: consumerCount(o.Consumers)}); err != nil {
+		o.Transports = append(o.Transports, abi.TransportName(name))
+		if err := tpt.CheckOptions(abi.TransportName(name), tpt.Options{Consumers: consumerCount(o.Consumers)}); err != nil {
 			return cfg, cli.Reword(err, flagOf)
 		}
 	}

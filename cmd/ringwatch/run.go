@@ -83,7 +83,7 @@ while running, 2 for a wrong command line.
 
 type runConfig struct {
 	sources      []string
-	transport    abi.Transport
+	transport    abi.TransportName
 	wakeup       consumer.Wakeup
 	cpusPerRing  int
 	consumers    int
@@ -211,7 +211,7 @@ func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
 
 // parseTransport and parseWakeup read the flag of that name. The
 // libraries take "" as the default; on the command line it is a mistake.
-func parseTransport(name string) (abi.Transport, error) {
+func parseTransport(name string) (abi.TransportName, error) {
 	if name == "" {
 		return "", fmt.Errorf("--transport: %w", abi.Choose("transport", name, abi.Transports()))
 	}

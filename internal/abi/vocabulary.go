@@ -2,25 +2,25 @@ package abi
 
 import "unsafe"
 
-// Transport names a way records travel from the kernel to user space:
+// TransportName names a way records travel from the kernel to user space:
 // --transport's values. internal/transport has one type for each.
-type Transport string
+type TransportName string
 
 // The transports, default first in [Transports].
 const (
 	// Ringbuf is one BPF_MAP_TYPE_RINGBUF shared by every CPU.
-	Ringbuf Transport = "ringbuf"
+	Ringbuf TransportName = "ringbuf"
 	// PercpuRingbuf is one BPF_MAP_TYPE_RINGBUF per CPU or group of CPUs.
-	PercpuRingbuf Transport = "percpu-ringbuf"
+	PercpuRingbuf TransportName = "percpu-ringbuf"
 	// Perfbuf is a BPF_MAP_TYPE_PERF_EVENT_ARRAY: one perf buffer per CPU.
-	Perfbuf Transport = "perfbuf"
+	Perfbuf TransportName = "perfbuf"
 	// SPSC is a single-producer single-consumer queue per CPU in
 	// BPF_F_MMAPABLE arrays, with a ring buffer as the doorbell.
-	SPSC Transport = "spsc"
+	SPSC TransportName = "spsc"
 )
 
 // Transports lists every transport, default first.
-func Transports() []Transport { return []Transport{Ringbuf, PercpuRingbuf, Perfbuf, SPSC} }
+func Transports() []TransportName { return []TransportName{Ringbuf, PercpuRingbuf, Perfbuf, SPSC} }
 
 // wakeupModes are the producers' transport_config.wakeup for each of
 // pkg/consumer's wakeup modes, by name: abi sits below the consumer, so it

@@ -18,7 +18,7 @@ import (
 
 // InternalTypes type-checks the package in dir and returns, sorted, one line
 // per place its exported API names a type of an internal package, which a
-// program outside the module cannot name: "Func: param 1: .../internal/abi.Transport".
+// program outside the module cannot name: "Func: param 1: .../internal/abi.TransportName".
 // It looks through exported functions, constants, variables, type
 // definitions and aliases, the exported fields of exported structs
 // (embedded ones too), the methods of exported interfaces and the exported

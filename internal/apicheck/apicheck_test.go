@@ -13,7 +13,7 @@ func TestInternalTypesFindsPlanted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const tr = "github.com/ringwatch/ringwatch/internal/abi.Transport"
+	const tr = "github.com/ringwatch/ringwatch/internal/abi.TransportName"
 	const wk = "github.com/ringwatch/ringwatch/internal/abi.Header"
 	want := []string{
 		"Alias: " + wk,

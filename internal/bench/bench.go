@@ -60,7 +60,7 @@ func source(size int) loader.Source {
 // Options choose what Run measures.
 type Options struct {
 	Scenarios  []string
-	Transports []abi.Transport
+	Transports []abi.TransportName
 	Sizes      []int
 	Wakeups    []consumer.Wakeup // for ringwatch's consumer in latency and saturation
 	Peers      bool              // also run cilium/ebpf's readers where they apply
@@ -299,7 +299,7 @@ type reader struct {
 	scenarios []string
 }
 
-func consumersFor(scenario string, t abi.Transport, opts Options) []reader {
+func consumersFor(scenario string, t abi.TransportName, opts Options) []reader {
 	var out []reader
 	if scenario == Drain {
 		out = append(out, reader{name: Ringwatch, wakeup: consumer.WakeupAdaptive})
@@ -319,7 +319,7 @@ func consumersFor(scenario string, t abi.Transport, opts Options) []reader {
 }
 
 // measure loads the bench producer for one combination and runs it.
-func measure(ctx context.Context, opts Options, scenario string, t abi.Transport, size int, rd reader, rate int) (Result, error) {
+func measure(ctx context.Context, opts Options, scenario string, t abi.TransportName, size int, rd reader, rate int) (Result, error) {
 	r := Result{Scenario: scenario, Transport: string(t), Consumer: rd.name, RecordSize: size, Rate: rate}
 	if scenario != Drain {
 		r.Wakeup = string(rd.wakeup)

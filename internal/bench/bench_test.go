@@ -27,7 +27,7 @@ func TestRunMeasuresEveryCombination(t *testing.T) {
 	}
 	results, err := Run(context.Background(), Options{
 		Scenarios:   []string{Drain, Saturation, Latency, RoundTrip},
-		Transports:  []abi.Transport{abi.Ringbuf, abi.Perfbuf, abi.SPSC},
+		Transports:  []abi.TransportName{abi.Ringbuf, abi.Perfbuf, abi.SPSC},
 		Sizes:       []int{64},
 		Wakeups:     []consumer.Wakeup{consumer.WakeupAdaptive, consumer.WakeupBusy},
 		Peers:       true,
@@ -77,7 +77,7 @@ func TestRunMeasuresEveryCombination(t *testing.T) {
 	// latency adds the baseline.
 	peersIn := func(scenario string) int {
 		n := 0
-		for _, tr := range []abi.Transport{abi.Ringbuf, abi.Perfbuf, abi.SPSC} {
+		for _, tr := range []abi.TransportName{abi.Ringbuf, abi.Perfbuf, abi.SPSC} {
 			for _, p := range peersOf[tr] {
 				if p.scenarios == nil || slices.Contains(p.scenarios, scenario) {
 					n++
@@ -103,7 +103,7 @@ func TestScaleMeasuresEveryTransport(t *testing.T) {
 	testenv.RequireCPUs(t, 2)
 	results, err := Run(context.Background(), Options{
 		Scenarios:  []string{Scale},
-		Transports: []abi.Transport{abi.Ringbuf, abi.PercpuRingbuf, abi.Perfbuf, abi.SPSC},
+		Transports: []abi.TransportName{abi.Ringbuf, abi.PercpuRingbuf, abi.Perfbuf, abi.SPSC},
 		Sizes:      []int{64},
 		Producers:  []int{1},
 		Consumers:  2,

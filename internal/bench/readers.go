@@ -19,7 +19,7 @@ import (
 // peersOf are the readers measured beside ringwatch's on a transport, with
 // the wakeup rule each expects of the producers. A file built with a tag
 // (libbpf.go) may add to it, and to peerOpeners, in its init.
-var peersOf = map[abi.Transport][]reader{
+var peersOf = map[abi.TransportName][]reader{
 	abi.Ringbuf: {{name: CiliumRingbuf, wakeup: consumer.WakeupKernel}},
 	abi.Perfbuf: {{name: CiliumPerf, wakeup: consumer.WakeupEvery}},
 }

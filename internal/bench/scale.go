@@ -43,7 +43,7 @@ func spareCPUs(allowed, cpus []int) []int {
 // (opts.Consumers of them) read, then stops and counts. Each consumer is
 // pinned to a CPU of its own that runs no producer while there are enough
 // of those; otherwise the scheduler places them among the producers.
-func scale(ctx context.Context, opts Options, t abi.Transport, size, producers int) (Result, error) {
+func scale(ctx context.Context, opts Options, t abi.TransportName, size, producers int) (Result, error) {
 	r := Result{Scenario: Scale, Transport: string(t), Consumer: Ringwatch, Wakeup: string(consumer.WakeupAdaptive),
 		RecordSize: size, Producers: producers}
 	consumers := opts.Consumers

@@ -43,14 +43,14 @@ type Options struct {
 }
 
 // A Channel sends messages to the kernel's control program through its
-// user ring, rings the doorbell itself ([loader.Control.Doorbell], without
+// user ring, rings the doorbell itself ([loader.ControlProgram.Doorbell], without
 // wakeups: it reads the replies right after), and reads the answers to
 // pings from the replies ring. It must be the only writer of the control
 // program's user ring. Its methods are safe for concurrent use; exchanges take turns, so
 // messages from one call are never interleaved with another's.
 type Channel struct {
 	mu      sync.Mutex
-	kernel  *loader.Control
+	kernel  *loader.ControlProgram
 	w       *userring.Writer
 	replies *consumer.Consumer
 	opts    Options
@@ -66,7 +66,7 @@ type Channel struct {
 }
 
 // Open starts a Channel on ctl's rings. Close the Channel before ctl.
-func Open(ctl *loader.Control, opts Options) (_ *Channel, err error) {
+func Open(ctl *loader.ControlProgram, opts Options) (_ *Channel, err error) {
 	c := &Channel{kernel: ctl, opts: opts}
 	c.handle = c.onReplies
 	if c.w, err = userring.Open(ctl.UserRing()); err != nil {

@@ -89,7 +89,7 @@ func openProducers(t *testing.T, opts loader.Options, ringSize int) (*loader.Pro
 // any are given, and opens a Channel on it; all are closed when t ends.
 func openChannel(t *testing.T, opts Options, sources ...string) *Channel {
 	t.Helper()
-	var ctl *loader.Control
+	var ctl *loader.ControlProgram
 	var err error
 	if slices.Contains(sources, abi.SourceExec) {
 		testenv.RequireTracefs(t) // the exec source attaches through it

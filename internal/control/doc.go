@@ -7,7 +7,7 @@
 // functions, and [ParseReply] for a ping's answer), so the encoding is
 // tested without the kernel. A [Channel] writes them with a
 // [userring.Writer], rings the control program's doorbell
-// ([loader.Control.Doorbell]) and reads a ping's answer from the replies
+// ([loader.ControlProgram.Doorbell]) and reads a ping's answer from the replies
 // ring with a [consumer.Consumer]. [Channel.Apply] sends messages followed
 // by a ping, so that when it returns the kernel has acted on all of them,
 // in order, and checks from the kernel's own counts that none was rejected.
@@ -18,6 +18,6 @@
 // the ring's format requires.
 //
 // [userring.Writer]: https://pkg.go.dev/github.com/ringwatch/ringwatch/pkg/userring#Writer
-// [loader.Control.Doorbell]: https://pkg.go.dev/github.com/ringwatch/ringwatch/internal/loader#Control.Doorbell
+// [loader.ControlProgram.Doorbell]: https://pkg.go.dev/github.com/ringwatch/ringwatch/internal/loader#ControlProgram.Doorbell
 // [consumer.Consumer]: https://pkg.go.dev/github.com/ringwatch/ringwatch/pkg/consumer#Consumer
 package control

@@ -23,7 +23,7 @@ import (
 // controlRig is a loaded control program with a writer on its user ring and
 // a consumer of its replies, all closed when the test ends.
 type controlRig struct {
-	ctl     *loader.Control
+	ctl     *loader.ControlProgram
 	w       *userring.Writer
 	replies *consumer.Consumer
 }
@@ -31,7 +31,7 @@ type controlRig struct {
 func openControlRig(t *testing.T, p *loader.Producers) *controlRig {
 	t.Helper()
 	var (
-		ctl *loader.Control
+		ctl *loader.ControlProgram
 		err error
 	)
 	if p != nil {

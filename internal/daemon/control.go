@@ -30,7 +30,7 @@ type controlSide struct {
 	// unavailable says why there is no control side on this kernel; the
 	// other fields are then nil.
 	unavailable error
-	ch          *session.Control
+	ch          *session.ControlLink
 	srv         *control.Server
 	collector   *metrics.UserRingCollector
 	stop        context.CancelFunc

@@ -25,7 +25,7 @@ import (
 type Config struct {
 	Version      string // for the banner, the landing page and ringwatch_build_info
 	Sources      []string
-	Transport    abi.Transport
+	Transport    abi.TransportName
 	Wakeup       consumer.Wakeup
 	Rings        tpt.Options // ring size, CPUs per ring, consumers (tpt.AutoConsumers: one per tpt.RingsPerConsumer rings)
 	ConsumerCPUs []int       // CPUs to pin the consumers to, in turn; empty leaves them to the scheduler

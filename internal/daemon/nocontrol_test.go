@@ -25,7 +25,7 @@ func TestRunCarriesOnWithoutTheUserRing(t *testing.T) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
 	probed := 0
-	openControl = func(*session.Session, control.Options) (*session.Control, error) {
+	openControl = func(*session.Session, control.Options) (*session.ControlLink, error) {
 		probed++
 		return nil, abi.Problemf(loader.ErrUnsupportedKernel,
 			"this kernel lacks BPF_MAP_TYPE_USER_RINGBUF, which the user ring needs: run ringwatch on Linux 6.1 or later")

@@ -24,7 +24,7 @@ const DefaultUserRingSize = 64 << 10
 // at most (include/linux/bpf.h: BPF_MAX_USER_RINGBUF_SAMPLES).
 const maxDrainPerRun = 128 * 1024
 
-// ErrUserRingCorrupt is wrapped by [Control.Doorbell]'s error when the
+// ErrUserRingCorrupt is wrapped by [ControlProgram.Doorbell]'s error when the
 // kernel refuses the user ring's contents: a writer broke the format, and
 // the ring cannot be drained further.
 var ErrUserRingCorrupt = errors.New("user ring corrupt")
@@ -36,11 +36,11 @@ type ControlOptions struct {
 	UserRingSize int
 }
 
-// Control is the loaded control program: a user ring that user space
+// ControlProgram is the loaded control program: a user ring that user space
 // writes messages into, the BPF_PROG_TYPE_SYSCALL program that drains it
 // (see bpf/control.c), and the replies ring it answers pings on. It is
 // safe for concurrent use.
-type Control struct {
+type ControlProgram struct {
 	mu          sync.Mutex
 	coll        *ebpf.Collection
 	quiet, wake *ebpf.Program // the doorbell without and with wakeups
@@ -53,7 +53,7 @@ type Control struct {
 // for the producers' settings: its messages then change nothing that runs.
 // That is enough for pings and data, which is what `ringwatch ping` uses.
 // To steer running producers, use [Producers.OpenControl].
-func OpenControl(opts ControlOptions) (*Control, error) {
+func OpenControl(opts ControlOptions) (*ControlProgram, error) {
 	return openControl(opts, nil)
 }
 
@@ -61,7 +61,7 @@ func OpenControl(opts ControlOptions) (*Control, error) {
 // their settings maps: its messages change what the producers emit, from
 // the drain that reads them on. Close the Control before the Producers,
 // since it keeps those maps alive.
-func (p *Producers) OpenControl(opts ControlOptions) (*Control, error) {
+func (p *Producers) OpenControl(opts ControlOptions) (*ControlProgram, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.coll == nil {
@@ -83,7 +83,7 @@ func (p *Producers) OpenControl(opts ControlOptions) (*Control, error) {
 	return openControl(opts, shared)
 }
 
-func openControl(opts ControlOptions, shared map[string]*ebpf.Map) (*Control, error) {
+func openControl(opts ControlOptions, shared map[string]*ebpf.Map) (*ControlProgram, error) {
 	size := opts.UserRingSize
 	if size == 0 {
 		size = DefaultUserRingSize
@@ -114,7 +114,7 @@ func openControl(opts ControlOptions, shared map[string]*ebpf.Map) (*Control, er
 	if err != nil {
 		return nil, fmt.Errorf("load the control program: %w", explainLoadError(err))
 	}
-	return &Control{
+	return &ControlProgram{
 		coll:     coll,
 		quiet:    coll.Programs[abi.ControlProgDrain],
 		wake:     coll.Programs[abi.ControlProgDrainWake],
@@ -151,11 +151,11 @@ var ErrUnsupportedKernel = errors.New("kernel too old")
 // Close.
 //
 // [userring.Writer]: https://pkg.go.dev/github.com/ringwatch/ringwatch/pkg/userring#Writer
-func (c *Control) UserRing() *ebpf.Map { return c.userRing }
+func (c *ControlProgram) UserRing() *ebpf.Map { return c.userRing }
 
 // Replies is the BPF_MAP_TYPE_RINGBUF the control program answers pings
 // on, one abi.Reply per ping. It stays valid until Close.
-func (c *Control) Replies() *ebpf.Map { return c.replies }
+func (c *ControlProgram) Replies() *ebpf.Map { return c.replies }
 
 // Doorbell runs the control program once, in this thread, through
 // BPF_PROG_TEST_RUN: it drains every message in the user ring, in order,
@@ -166,7 +166,7 @@ func (c *Control) Replies() *ebpf.Map { return c.replies }
 // Doorbell wakes nobody: it is for a caller that writes the messages and
 // reads the replies itself, between doorbells. A writer blocked in
 // userring's ReserveWait, or a reader asleep on the replies ring, on
-// another goroutine, needs [Control.DoorbellWake]. The wakeups are the
+// another goroutine, needs [ControlProgram.DoorbellWake]. The wakeups are the
 // kernel's irq_work interrupts, which cost about 10µs per drain on a VM.
 //
 // If another doorbell is draining at the same moment, the kernel lets only
@@ -174,14 +174,14 @@ func (c *Control) Replies() *ebpf.Map { return c.replies }
 // tries again, so that messages written before the call are never left for
 // a later one. An error wrapping [ErrUserRingCorrupt] means the kernel
 // refused the ring's contents.
-func (c *Control) Doorbell() (int, error) { return c.ring(c.quiet) }
+func (c *ControlProgram) Doorbell() (int, error) { return c.ring(c.quiet) }
 
-// DoorbellWake is [Control.Doorbell] for a drainer that serves other
+// DoorbellWake is [ControlProgram.Doorbell] for a drainer that serves other
 // goroutines: a drain that took anything wakes a writer waiting in epoll
 // for room, and each ping reply wakes a reader waiting on the replies ring.
-func (c *Control) DoorbellWake() (int, error) { return c.ring(c.wake) }
+func (c *ControlProgram) DoorbellWake() (int, error) { return c.ring(c.wake) }
 
-func (c *Control) ring(drain *ebpf.Program) (int, error) {
+func (c *ControlProgram) ring(drain *ebpf.Program) (int, error) {
 	total := 0
 	for {
 		ret, err := drain.Run(&c.run)
@@ -204,7 +204,7 @@ func (c *Control) ring(drain *ebpf.Program) (int, error) {
 }
 
 // Stats reads the control program's counters from the kernel.
-func (c *Control) Stats() (abi.DrainStats, error) {
+func (c *ControlProgram) Stats() (abi.DrainStats, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var st abi.DrainStats
@@ -219,7 +219,7 @@ func (c *Control) Stats() (abi.DrainStats, error) {
 
 // Close frees the control program and its maps; maps shared with the
 // producers stay theirs. Close is idempotent.
-func (c *Control) Close() error {
+func (c *ControlProgram) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.coll != nil {

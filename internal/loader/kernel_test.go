@@ -27,7 +27,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // transport they write to.
 type setup struct {
 	Options   // Transport is left to openTransport
-	kind      abi.Transport
+	kind      abi.TransportName
 	ringSizes transport.Options
 }
 
@@ -139,7 +139,7 @@ func consume(t *testing.T, p *Producers, c *consumer.Consumer, fn func(rec []byt
 // one ring, and the wakeup modes beside the default adaptive one.
 var transportCases = []struct {
 	name        string
-	kind        abi.Transport
+	kind        abi.TransportName
 	cpusPerRing int
 	wakeup      consumer.Wakeup
 }{
@@ -505,7 +505,7 @@ func TestOpenRejectsBadOptionsFirst(t *testing.T) {
 		name      string
 		sources   []string
 		pids      []uint32
-		kind      abi.Transport
+		kind      abi.TransportName
 		ringSizes transport.Options
 		want      string
 	}{

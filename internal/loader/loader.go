@@ -95,11 +95,12 @@ func ParseSources(names []string) ([]Source, error) {
 	return chosen, nil
 }
 
-// Transport is what the loader needs of the way records travel; each of
-// internal/transport's types is one. The loader loads the programs of the
-// transport's name and asks it to size and take its maps.
-type Transport interface {
-	Name() abi.Transport
+// MapOwner is the part of a transport the loader deals with: the maps
+// records travel in, which it sizes (Plan) and takes (Bind) around the load.
+// Each of internal/transport's Transports is one; the loader loads the
+// programs of its name.
+type MapOwner interface {
+	Name() abi.TransportName
 	RingSize() int
 	MaxRecord() int
 	Plan(spec *ebpf.CollectionSpec, recordSize int) error
@@ -113,7 +114,7 @@ type Options struct {
 	Sources []Source
 	// Transport is how records travel. It stays the caller's: Open plans
 	// and binds it, and the caller closes it after the Producers.
-	Transport Transport
+	Transport MapOwner
 	// SyscallPIDs, if not empty, limits the syscalls source to these
 	// processes (thread group ids). At most MaxSyscallPIDs.
 	SyscallPIDs []uint32
@@ -131,7 +132,7 @@ type Options struct {
 
 // programFor names s's program for transport t: every source has one
 // program per transport, <source program>_<transport>, with '_' for '-'.
-func programFor(s Source, t abi.Transport) string {
+func programFor(s Source, t abi.TransportName) string {
 	return s.Program + "_" + strings.ReplaceAll(string(t), "-", "_")
 }
 
@@ -143,7 +144,7 @@ type Producers struct {
 	coll      *ebpf.Collection
 	links     []link.Link
 	sources   []Source
-	transport abi.Transport
+	transport abi.TransportName
 }
 
 // Open checks that this machine can run the producers and loads them;

@@ -107,7 +107,7 @@ func producerRound(name string, calls, consumerCPU, loopCPU int) (_ float64, err
 		}
 		defer l.Close()
 	default:
-		tr, err := transport.New(abi.Transport(name), transport.Options{})
+		tr, err := transport.New(abi.TransportName(name), transport.Options{})
 		if err != nil {
 			return 0, err
 		}

@@ -58,7 +58,7 @@ var benchSource = Source{Name: "bench", RecordSize: 16, Program: "bench_16"}
 type rig struct {
 	p    *Producers
 	c    *consumer.Consumer
-	kind abi.Transport
+	kind abi.TransportName
 	mode consumer.Wakeup
 
 	tid       int           // the reading thread
@@ -73,7 +73,7 @@ type rig struct {
 
 // rigConfig says what openRig loads.
 type rigConfig struct {
-	kind        abi.Transport
+	kind        abi.TransportName
 	mode        consumer.Wakeup // "" is adaptive
 	cpusPerRing int             // as transport.Options has it
 	sources     []Source        // nil: benchSource
@@ -275,7 +275,7 @@ func wakeupModes() []consumer.Wakeup { return append(consumer.Wakeups(), consume
 // (bpf_perf_event_output), and an spsc slot is published only by its
 // submit, so nothing of an abandoned record stays in the queue.
 func TestDiscardThenSubmitWakesTheConsumer(t *testing.T) {
-	for _, kind := range []abi.Transport{abi.Ringbuf, abi.PercpuRingbuf} {
+	for _, kind := range []abi.TransportName{abi.Ringbuf, abi.PercpuRingbuf} {
 		for _, mode := range wakeupModes() {
 			for _, d := range discardFlags {
 				if mode == consumer.WakeupKernel && d.flags == rbNoWakeup {
@@ -289,7 +289,7 @@ func TestDiscardThenSubmitWakesTheConsumer(t *testing.T) {
 	}
 }
 
-func testDiscardThenSubmit(t *testing.T, kind abi.Transport, mode consumer.Wakeup, discardFlags uint64) {
+func testDiscardThenSubmit(t *testing.T, kind abi.TransportName, mode consumer.Wakeup, discardFlags uint64) {
 	r := openRig(t, rigConfig{kind: kind, mode: mode})
 	fill, _, _ := r.fillers(t)
 	const rounds = 10
@@ -349,7 +349,7 @@ func seqRange(from, to uint64) []uint64 {
 // rule in bpf/transport.h (discard with flags 0 in kernel mode) would then
 // be a precaution only.
 func TestKernelWakeupsMissASubmitBehindANoWakeupDiscard(t *testing.T) {
-	for _, kind := range []abi.Transport{abi.Ringbuf, abi.PercpuRingbuf} {
+	for _, kind := range []abi.TransportName{abi.Ringbuf, abi.PercpuRingbuf} {
 		t.Run(string(kind), func(t *testing.T) {
 			r := openRig(t, rigConfig{kind: kind, mode: consumer.WakeupKernel})
 			fill, _, _ := r.fillers(t)
@@ -398,7 +398,7 @@ func TestKernelWakeupsMissASubmitBehindANoWakeupDiscard(t *testing.T) {
 // threads' records meet there wherever they run.
 func TestHeldReservationStopsTheReader(t *testing.T) {
 	for _, tc := range []struct {
-		kind        abi.Transport
+		kind        abi.TransportName
 		cpusPerRing int
 	}{{abi.Ringbuf, 0}, {abi.PercpuRingbuf, runtime.NumCPU()}} {
 		t.Run(string(tc.kind), func(t *testing.T) {
@@ -514,7 +514,7 @@ func TestSleepHandshakeManyRounds(t *testing.T) {
 		rounds = 200
 	}
 	for _, tc := range []struct {
-		kind abi.Transport
+		kind abi.TransportName
 		mode consumer.Wakeup
 	}{
 		{abi.Ringbuf, consumer.WakeupAdaptive},
@@ -583,12 +583,12 @@ func TestSleepHandshakeManyRounds(t *testing.T) {
 // watermark, then ring once, with the flag cleared. The test plays the
 // consumer: it writes the wake state and reads the doorbell's positions.
 func TestLazySleeperWokenAtItsWatermark(t *testing.T) {
-	for _, kind := range []abi.Transport{abi.Ringbuf, abi.PercpuRingbuf, abi.SPSC} {
+	for _, kind := range []abi.TransportName{abi.Ringbuf, abi.PercpuRingbuf, abi.SPSC} {
 		t.Run(string(kind), func(t *testing.T) { testLazyWatermark(t, kind) })
 	}
 }
 
-func testLazyWatermark(t *testing.T, kind abi.Transport) {
+func testLazyWatermark(t *testing.T, kind abi.TransportName) {
 	testenv.RequireBPF(t)
 	tr, opts := openTransport(t, setup{Options: Options{Sources: []Source{benchSource}, Wakeup: consumer.WakeupAdaptive}, kind: kind})
 	p, err := Open(opts)

@@ -16,12 +16,12 @@ import (
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 )
 
-// Reader is what the collector reads at each scrape: a
+// Counts is what the collector reads at each scrape: a
 // [session.Session] gives the consumer's ring counters, the kernel
 // producers' counters, and which ring each CPU writes to.
 //
 // [session.Session]: https://pkg.go.dev/github.com/ringwatch/ringwatch/internal/session#Session
-type Reader interface {
+type Counts interface {
 	Stats() []consumer.RingStats
 	ConsumerStats() []session.ConsumerStats
 	Counters() ([]loader.Counters, error)
@@ -87,7 +87,7 @@ type Collector struct {
 	transport string
 	rings     []string
 	sources   []string
-	reader    Reader
+	reader    Counts
 	tracker   *accounting.Tracker
 }
 
@@ -95,7 +95,7 @@ var _ prometheus.Collector = (*Collector)(nil)
 
 // NewCollector describes the rings of transport (by name, in ring order)
 // and the sources, reading from r and t at each scrape.
-func NewCollector(version, transport string, rings, sources []string, r Reader, t *accounting.Tracker) *Collector {
+func NewCollector(version, transport string, rings, sources []string, r Counts, t *accounting.Tracker) *Collector {
 	return &Collector{version: version, transport: transport, rings: rings, sources: sources, reader: r, tracker: t}
 }
 

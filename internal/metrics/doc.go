@@ -4,7 +4,7 @@
 //
 // Four collectors, each a prometheus.Collector that reads once per scrape:
 // [Collector], the carried records (the consumer's [consumer.RingStats], the
-// producers' kernel counters through a session [Reader], and
+// producers' kernel counters through a session [Counts], and
 // internal/accounting's Tracker), with the exit summary built from the same
 // reading; [UserRingCollector], the user-to-kernel direction (messages the
 // control program acted on and refused, a full user ring, ping round

@@ -73,7 +73,7 @@ func (pl *pipeline) drain(t *testing.T) {
 // finds in the sequence numbers must be exactly the kernel's losses.
 func TestOverloadAccountsForEveryRecord(t *testing.T) {
 	for _, tc := range []struct {
-		transport              abi.Transport
+		transport              abi.TransportName
 		cpusPerRing, consumers int
 	}{
 		{abi.Ringbuf, 0, 0},
@@ -97,7 +97,7 @@ func TestOverloadAccountsForEveryRecord(t *testing.T) {
 	}
 }
 
-func testOverload(t *testing.T, transport abi.Transport, cpusPerRing, consumers int) {
+func testOverload(t *testing.T, transport abi.TransportName, cpusPerRing, consumers int) {
 	testenv.RequireBPF(t)
 	child := testenv.StartSyscallChild(t)
 	pl := openPipeline(t, []string{abi.SourceSyscalls}, session.Options{

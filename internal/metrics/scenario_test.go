@@ -41,7 +41,7 @@ func (pl *pipeline) drainCounting(t *testing.T) counted {
 // syscallsPipeline carries the syscalls of a child pinned to CPU 0, so that
 // all its records, and all its losses, are on that CPU, through transport
 // with rings of ringSize bytes.
-func syscallsPipeline(t *testing.T, transport abi.Transport, ringSize int) (*pipeline, *testenv.SyscallChild) {
+func syscallsPipeline(t *testing.T, transport abi.TransportName, ringSize int) (*pipeline, *testenv.SyscallChild) {
 	t.Helper()
 	testenv.RequireBPF(t)
 	testenv.RequireCPUs(t, 2)

@@ -23,7 +23,7 @@ import (
 // userRing is a real control program and a real writer on its user ring:
 // the two halves a control.Channel reads its counters from.
 type userRing struct {
-	ctl *loader.Control
+	ctl *loader.ControlProgram
 	w   *userring.Writer
 }
 

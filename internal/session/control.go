@@ -7,11 +7,11 @@ import (
 	"github.com/ringwatch/ringwatch/internal/loader"
 )
 
-// Control is the user ring's control program and the channel to it, opened
+// ControlLink is the user ring's control program and the channel to it, opened
 // and closed together.
-type Control struct {
+type ControlLink struct {
 	*control.Channel
-	kernel *loader.Control
+	kernel *loader.ControlProgram
 }
 
 // OpenControl loads the control program and opens a channel to it: beside
@@ -20,8 +20,8 @@ type Control struct {
 // runs, which is enough to measure the round trip. An error wrapping
 // loader.ErrUnsupportedKernel means the kernel lacks the user ring. On
 // error nothing stays open.
-func OpenControl(s *Session, opts control.Options) (*Control, error) {
-	var kernel *loader.Control
+func OpenControl(s *Session, opts control.Options) (*ControlLink, error) {
+	var kernel *loader.ControlProgram
 	var err error
 	if s != nil {
 		kernel, err = s.producers.OpenControl(loader.ControlOptions{})
@@ -35,9 +35,9 @@ func OpenControl(s *Session, opts control.Options) (*Control, error) {
 	if err != nil {
 		return nil, errors.Join(err, kernel.Close())
 	}
-	return &Control{Channel: ch, kernel: kernel}, nil
+	return &ControlLink{Channel: ch, kernel: kernel}, nil
 }
 
 // Close closes the channel, then the control program, which must go before
 // the session's producers since it holds their maps. Idempotent.
-func (c *Control) Close() error { return errors.Join(c.Channel.Close(), c.kernel.Close()) }
+func (c *ControlLink) Close() error { return errors.Join(c.Channel.Close(), c.kernel.Close()) }

@@ -30,11 +30,11 @@ func TestEveryCPUWakesOnlyItsConsumer(t *testing.T) {
 	testenv.RequireBPF(t)
 	type tc struct {
 		label string
-		kind  abi.Transport
+		kind  abi.TransportName
 		rings transport.Options
 	}
 	var cases []tc
-	for _, kind := range []abi.Transport{abi.PercpuRingbuf, abi.Perfbuf, abi.SPSC} {
+	for _, kind := range []abi.TransportName{abi.PercpuRingbuf, abi.Perfbuf, abi.SPSC} {
 		cases = append(cases,
 			tc{string(kind) + "/default", kind, transport.Options{Consumers: transport.AutoConsumers}},
 			tc{string(kind) + "/consumer-per-ring", kind, transport.Options{Consumers: runtime.NumCPU()}})

@@ -34,7 +34,7 @@ type Reader interface {
 type Options struct {
 	// Sources to load; nil means exec alone.
 	Sources   []loader.Source
-	Transport abi.Transport
+	Transport abi.TransportName
 	// Rings sizes the rings and says how many consumers read them.
 	Rings transport.Options
 	// ConsumerCPUs, if not empty, pins consumer k's thread to CPU

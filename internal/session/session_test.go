@@ -84,12 +84,12 @@ func TestRunCarriesEveryRecordAndLeavesNothing(t *testing.T) {
 // more: a shared ring buffer always has one).
 func transportCases() []struct {
 	label     string
-	name      abi.Transport
+	name      abi.TransportName
 	consumers int
 } {
 	type tc = struct {
 		label     string
-		name      abi.Transport
+		name      abi.TransportName
 		consumers int
 	}
 	var out []tc
@@ -109,7 +109,7 @@ func TestEveryConsumerReadsItsOwnRings(t *testing.T) {
 	testenv.RequireBPF(t)
 	testenv.RequireTracefs(t)
 	testenv.RequireCPUs(t, 2)
-	for _, name := range []abi.Transport{abi.PercpuRingbuf, abi.Perfbuf, abi.SPSC} {
+	for _, name := range []abi.TransportName{abi.PercpuRingbuf, abi.Perfbuf, abi.SPSC} {
 		t.Run(string(name), func(t *testing.T) {
 			before := testenv.Snapshot(t)
 			s, err := Open(Options{Transport: name, Rings: transport.Options{Consumers: runtime.NumCPU()}})
@@ -173,7 +173,7 @@ func TestEveryConsumerReadsItsOwnRings(t *testing.T) {
 func TestProducersWakeOnlyTheirConsumer(t *testing.T) {
 	testenv.RequireBPF(t)
 	testenv.RequireCPUs(t, 2)
-	for _, name := range []abi.Transport{abi.PercpuRingbuf, abi.SPSC} {
+	for _, name := range []abi.TransportName{abi.PercpuRingbuf, abi.SPSC} {
 		t.Run(string(name), func(t *testing.T) {
 			child := testenv.StartSyscallChild(t)
 			child.Pin(t, 0)

@@ -30,7 +30,7 @@ func TestFitsIsWhatTheKernelHolds(t *testing.T) {
 	testenv.RequireBPF(t)
 	page := os.Getpagesize()
 	for _, tc := range []struct {
-		transport abi.Transport
+		transport abi.TransportName
 		ring      int
 	}{
 		{abi.Ringbuf, page},
@@ -52,7 +52,7 @@ func TestFitsIsWhatTheKernelHolds(t *testing.T) {
 	}
 }
 
-func checkFits(t *testing.T, name abi.Transport, ringSize, size int) {
+func checkFits(t *testing.T, name abi.TransportName, ringSize, size int) {
 	s, err := session.Open(session.Options{
 		Sources:   []loader.Source{{Name: "bench", RecordSize: size, Program: fmt.Sprintf("bench_%d", size)}},
 		Transport: name,
@@ -137,7 +137,7 @@ func TestPercpuRingbufFullRingLeavesOthersAlone(t *testing.T) {
 	testenv.RequireBPF(t)
 	testenv.RequireCPUs(t, 2)
 	for _, tc := range []struct {
-		transport abi.Transport
+		transport abi.TransportName
 		isolated  bool
 	}{
 		{abi.PercpuRingbuf, true},

@@ -53,7 +53,7 @@ const RingsPerConsumer = 4
 // concurrent use while it is being planned and bound.
 type Transport interface {
 	// Name is the transport's name, one of abi.Transports.
-	Name() abi.Transport
+	Name() abi.TransportName
 	// RingSize is the data size of each ring in bytes.
 	RingSize() int
 	// MaxRecord is the largest record the transport carries.
@@ -87,27 +87,27 @@ type Transport interface {
 }
 
 // constructors holds each transport's constructor, registered by its file.
-var constructors = map[abi.Transport]func(base) (Transport, error){}
+var constructors = map[abi.TransportName]func(base) (Transport, error){}
 
-func register(name abi.Transport, newT func(base) (Transport, error)) { constructors[name] = newT }
+func register(name abi.TransportName, newT func(base) (Transport, error)) { constructors[name] = newT }
 
 // ParseName checks a transport's name; "" is abi.Ringbuf, the default. An
 // unknown name is an error wrapping abi.ErrInvalidOption that lists them.
-func ParseName(name string) (abi.Transport, error) {
+func ParseName(name string) (abi.TransportName, error) {
 	if name == "" {
 		return abi.Ringbuf, nil
 	}
-	if _, ok := constructors[abi.Transport(name)]; !ok {
+	if _, ok := constructors[abi.TransportName(name)]; !ok {
 		return "", abi.Choose("transport", name, abi.Transports())
 	}
-	return abi.Transport(name), nil
+	return abi.TransportName(name), nil
 }
 
 // CheckOptions checks opts for the named transport. Its errors wrap
 // abi.ErrInvalidOption and say what to choose; one about a field of opts
 // is an *abi.OptionError that names it as Options does (Consumers,
 // CPUsPerRing, and Transport for name), so a command can name its flags.
-func CheckOptions(name abi.Transport, opts Options) error {
+func CheckOptions(name abi.TransportName, opts Options) error {
 	if opts.RingSize != 0 {
 		if err := abi.CheckRingSize(opts.RingSize); err != nil {
 			return err
@@ -131,7 +131,7 @@ func CheckOptions(name abi.Transport, opts Options) error {
 // New checks opts and makes the named transport, "" being abi.Ringbuf. An
 // error wraps abi.ErrInvalidOption for a name or size out of range, and
 // says what to choose.
-func New(name abi.Transport, opts Options) (Transport, error) {
+func New(name abi.TransportName, opts Options) (Transport, error) {
 	name, err := ParseName(string(name))
 	if err != nil {
 		return nil, err
@@ -154,7 +154,7 @@ func New(name abi.Transport, opts Options) (Transport, error) {
 // possible CPUs, which ring each writes to, which consumer reads which
 // ring, and the sleep handshake's maps.
 type base struct {
-	name   abi.Transport
+	name   abi.TransportName
 	opts   Options
 	cpus   int
 	ringOf []int // by CPU: index into rings
@@ -169,7 +169,7 @@ type base struct {
 	state     *ebpf.Map
 }
 
-func (b *base) Name() abi.Transport    { return b.name }
+func (b *base) Name() abi.TransportName    { return b.name }
 func (b *base) RingSize() int          { return b.opts.RingSize }
 func (b *base) Rings() []consumer.Ring { return b.rings }
 func (b *base) Consumers() int         { return b.consumers }

@@ -11,7 +11,7 @@ import (
 
 func TestNewRejectsBadOptions(t *testing.T) {
 	for _, tc := range []struct {
-		name abi.Transport
+		name abi.TransportName
 		opts Options
 		want string
 	}{
@@ -33,7 +33,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 // names no flag itself.
 func TestCheckOptionsSaysWhichField(t *testing.T) {
 	for _, tc := range []struct {
-		name          abi.Transport
+		name          abi.TransportName
 		opts          Options
 		option, value string
 		names         []string // the options its message names

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // openControl loads ringwatch's control program on its own, with a user
 // ring of size bytes, and a Writer for that ring.
-func openControl(t *testing.T, size int) (*loader.Control, *userring.Writer) {
+func openControl(t *testing.T, size int) (*loader.ControlProgram, *userring.Writer) {
 	t.Helper()
 	ctl, err := loader.OpenControl(loader.ControlOptions{UserRingSize: size})
 	if err != nil {

@@ -6,12 +6,12 @@ package leaky
 import "github.com/ringwatch/ringwatch/internal/abi"
 
 // New takes an internal type.
-func New(t abi.Transport) {}
+func New(t abi.TransportName) {}
 
 // Options has an exported field of an internal type, and an unexported one
 // that is nobody's business.
 type Options struct {
-	Transport abi.Transport
+	Transport abi.TransportName
 	wakeup    abi.Header
 }
 
@@ -19,15 +19,15 @@ type Options struct {
 type Alias = abi.Header
 
 // Source returns a slice of internal values from a method.
-func (Options) Source() []abi.Transport { return nil }
+func (Options) Source() []abi.TransportName { return nil }
 
 // Callback takes a function that takes an internal type.
 type Callback func(map[string]*abi.Header)
 
 // Hidden is not exported: its methods and signature are not API.
-func hidden(abi.Transport) {}
+func hidden(abi.TransportName) {}
 
-func (Options) unexported(abi.Transport) {}
+func (Options) unexported(abi.TransportName) {}
 
 // fine has an internal type, but only exported names are API, except where
 // an exported function hands it out.
