@@ -169,10 +169,10 @@ type base struct {
 	state     *ebpf.Map
 }
 
-func (b *base) Name() abi.TransportName    { return b.name }
-func (b *base) RingSize() int          { return b.opts.RingSize }
-func (b *base) Rings() []consumer.Ring { return b.rings }
-func (b *base) Consumers() int         { return b.consumers }
+func (b *base) Name() abi.TransportName { return b.name }
+func (b *base) RingSize() int           { return b.opts.RingSize }
+func (b *base) Rings() []consumer.Ring  { return b.rings }
+func (b *base) Consumers() int          { return b.consumers }
 
 func (b *base) RingOf(cpu int) int {
 	if cpu < 0 || cpu >= len(b.ringOf) {
