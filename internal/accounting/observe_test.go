@@ -7,7 +7,6 @@ import (
 	"unsafe"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
-	"github.com/ringwatch/ringwatch/internal/loader"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 )
 
@@ -65,7 +64,7 @@ func (r *referenceShard) observe(b consumer.Batch) {
 	}
 }
 
-func (r *referenceShard) finish(counters []loader.Counters, ringOf func(cpu int) int) {
+func (r *referenceShard) finish(counters []KernelCounts, ringOf func(cpu int) int) {
 	for _, c := range counters {
 		typ := abi.RecordTypeOf(c.Source)
 		if typ == 0 {
@@ -181,9 +180,9 @@ func TestObserveAgreesWithReference(t *testing.T) {
 		}
 		compareWithReference(t, seed, "after Observe", tr, ref)
 
-		var counters []loader.Counters
+		var counters []KernelCounts
 		for _, name := range []string{abi.SourceExec, abi.SourceSyscalls, "no such source"} {
-			c := loader.Counters{Source: name, PerCPU: make([]abi.SourceCounters, rng.IntN(310))}
+			c := KernelCounts{Source: name, PerCPU: make([]abi.SourceCounters, rng.IntN(310))}
 			for cpu := range c.PerCPU {
 				c.PerCPU[cpu].Attempts = maker.next[[2]uint64{uint64(abi.RecordTypeOf(name)), uint64(cpu)}] + rng.Uint64N(3)
 			}

@@ -7,7 +7,6 @@ import (
 	"unsafe"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
-	"github.com/ringwatch/ringwatch/internal/loader"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 )
 
@@ -223,13 +222,23 @@ func (t *Shard) track(rec []byte) bool {
 	return true
 }
 
+// KernelCounts is one source's counters as the kernel keeps them, per CPU
+// by CPU number: of the producers' final counts, the part Finish reads. It
+// is the kernel's layout rather than the loader's summary, so that the
+// accounting depends on what a record is (internal/abi), not on what loads
+// the programs; internal/session passes the loader's counts in.
+type KernelCounts struct {
+	Source string
+	PerCPU []abi.SourceCounters
+}
+
 // Finish accounts for records lost after the last one each CPU delivered,
 // which no later record can reveal as a gap, from the producers' final
 // attempt counts. Call it once, after the producers are detached and the
 // rings drained; then every source's Gaps equals the kernel's Lost unless a
 // record went missing between the kernel and the callback. ringOf names the
 // ring each CPU writes to, for CPUs whose stream delivered nothing.
-func (t *Tracker) Finish(counters []loader.Counters, ringOf func(cpu int) int) {
+func (t *Tracker) Finish(counters []KernelCounts, ringOf func(cpu int) int) {
 	for _, sh := range t.shards {
 		sh.mu.Lock()
 		defer sh.mu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"unsafe"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
-	"github.com/ringwatch/ringwatch/internal/loader"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 )
 
@@ -38,7 +37,7 @@ func TestTrackerCountsGapsPerCPU(t *testing.T) {
 
 	// The producers attempted 8 on CPU 0 (6 and 7 lost after the last
 	// delivered record) and 4 on CPU 3; CPU 1 attempted 2 and delivered none.
-	tr.Finish([]loader.Counters{{
+	tr.Finish([]KernelCounts{{
 		Source: abi.SourceSyscalls,
 		PerCPU: []abi.SourceCounters{{Attempts: 8}, {Attempts: 2}, {}, {Attempts: 4}},
 	}}, func(int) int { return 0 })
@@ -157,7 +156,7 @@ func TestShardsMergeToWhatOneShardCounts(t *testing.T) {
 		one.Shard(0).Observe(b)
 		two.Shard(int(r.cpu)).Observe(b)
 	}
-	final := []loader.Counters{{Source: abi.SourceSyscalls,
+	final := []KernelCounts{{Source: abi.SourceSyscalls,
 		PerCPU: []abi.SourceCounters{{Attempts: 6}, {Attempts: 4}, {Attempts: 2}}}}
 	ringOf := func(cpu int) int { return min(cpu, 1) }
 	one.Finish(final, ringOf)

@@ -273,9 +273,19 @@ func (s *Session) Finish(fn func(consumer.Batch)) ([]loader.Counters, error) {
 		return nil, err
 	}
 	if s.tracker != nil {
-		s.tracker.Finish(counters, s.transport.RingOf)
+		s.tracker.Finish(kernelCounts(counters), s.transport.RingOf)
 	}
 	return counters, nil
+}
+
+// kernelCounts is the part of the loader's counters that the accounting
+// reads: each source's per-CPU counts, shared, not copied.
+func kernelCounts(counters []loader.Counters) []accounting.KernelCounts {
+	out := make([]accounting.KernelCounts, len(counters))
+	for i, c := range counters {
+		out[i] = accounting.KernelCounts{Source: c.Source, PerCPU: c.PerCPU}
+	}
+	return out
 }
 
 // Run reads until ctx is done, then finishes: the whole lifecycle after
