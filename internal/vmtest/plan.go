@@ -105,6 +105,14 @@ const apiTests = "TestAPINamesNoInternalType|TestGoDocFitsScreen"
 // place under the guest's /src.
 var repoFiles = []string{"README.md", "docs/metrics.md", "deploy/web-config.yml"}
 
+// hostOnly are the packages whose tests load BPF but cannot run in the
+// guest, and why; the host's `make test` runs them.
+var hostOnly = map[string]string{
+	"deploy":         "systemd-analyze, promtool and a build of the image",
+	"deploy/systemd": "systemd-sysusers, systemd-socket-activate and strace",
+	"internal/soak":  "make and a ringwatch binary built by it, for minutes",
+}
+
 // sets name the runs of each kind of target.
 var sets = map[string][]run{
 	// Everything in the packages whose tests load BPF, less notInVM.
@@ -113,7 +121,8 @@ var sets = map[string][]run{
 		{pkg: "internal/session"}, {pkg: "pkg/userring"}, {pkg: "internal/control"}, {pkg: "internal/metrics"},
 		{pkg: "pkg/hostrings"}, {pkg: "internal/progstats"}, {pkg: "internal/bench"}, {pkg: "internal/output"},
 		{pkg: "internal/abi"}, {pkg: "internal/testenv"}, {pkg: "internal/privilege"},
-		{pkg: "examples/ringreader"}, {pkg: "cmd/ringwatch", limitMins: 10},
+		{pkg: "examples/ringreader"}, {pkg: "internal/daemon"}, {pkg: "internal/epoll"}, {pkg: "internal/cpus"},
+		{pkg: "internal/hostview"}, {pkg: "cmd/ringwatch", limitMins: 10},
 	},
 	// Every transport end to end, the sleep handshake, the user ring and
 	// the commands on top.
@@ -124,7 +133,8 @@ var sets = map[string][]run{
 		{pkg: "internal/session"},
 		{pkg: "pkg/userring"},
 		{pkg: "internal/control"},
-		{pkg: "cmd/ringwatch", only: "TestRunEndToEnd|TestRunStopsCleanly|TestCtlChangesARunningRun|TestPingCommand|TestBenchRunsAsACommand|TestRunCarriesOnWithoutTheUserRing"},
+		{pkg: "internal/daemon"},
+		{pkg: "cmd/ringwatch", only: "TestRunEndToEnd|TestRunStopsCleanly|TestCtlChangesARunningRun|TestPingCommand|TestBenchRunsAsACommand"},
 	},
 	// What only many CPUs have: the default 4 consumers and their groups
 	// of rings, --cpus-per-ring, spsc queue groups, each producer waking

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -202,6 +205,114 @@ func TestEveryTargetHasItsSet(t *testing.T) {
 			if strings.HasPrefix(s.argv[0], "/tests/") && !strings.HasSuffix(s.argv[0], ".test") {
 				t.Errorf("%s: step %s runs %s", tg.name, s.id, s.argv[0])
 			}
+		}
+	}
+}
+
+// kernelTestPackages are the module's packages whose tests ask the
+// machine for BPF (a testenv.Require... call), relative to the module.
+func kernelTestPackages(t *testing.T) []string {
+	t.Helper()
+	root := filepath.Join("..", "..")
+	found := map[string]bool{}
+	needs := regexp.MustCompile(`testenv\.Require(BPF|Tracefs|UserRing|SyscallProgs)\(`)
+	err := filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == "testdata" || strings.HasPrefix(d.Name(), ".") && path != root) {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if needs.Match(b) {
+			rel, _ := filepath.Rel(root, filepath.Dir(path))
+			found[filepath.ToSlash(rel)] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Sorted(maps.Keys(found))
+}
+
+// TestFullSetCoversTheKernelTests: every package whose tests load BPF runs
+// in the full set, or is listed in hostOnly with the reason, so a package
+// added (or moved) later is not left out of the matrix unseen.
+func TestFullSetCoversTheKernelTests(t *testing.T) {
+	inFull := map[string]bool{}
+	for _, r := range sets["full"] {
+		inFull[r.pkg] = true
+	}
+	pkgs := kernelTestPackages(t)
+	if len(pkgs) < 10 {
+		t.Fatalf("only %d packages with kernel tests found: %v", len(pkgs), pkgs)
+	}
+	for _, p := range pkgs {
+		if !inFull[p] && hostOnly[p] == "" {
+			t.Errorf("%s has tests that load BPF but runs in no VM: add it to the full set, or to hostOnly with why", p)
+		}
+	}
+}
+
+// testNames are the Test functions of a package's test files.
+func testNames(t *testing.T, pkg string) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("..", "..", pkg, "*_test.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("%s: no test files (%v)", pkg, err)
+	}
+	var names []string
+	decl := regexp.MustCompile(`(?m)^func (Test\w+)\(t \*testing\.T\)`)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range decl.FindAllSubmatch(b, -1) {
+			names = append(names, string(m[1]))
+		}
+	}
+	return names
+}
+
+// TestPlanNamesTestsThatExist: each test the plan runs alone, skips on a
+// kernel or keeps out of the VM names at least one test of its package, so
+// a test renamed or moved to another package cannot drop out of the
+// matrix (or back into a kernel it fails on) with nothing said.
+func TestPlanNamesTestsThatExist(t *testing.T) {
+	check := func(where, pkg, patterns string) {
+		names := testNames(t, pkg)
+		for _, p := range strings.Split(patterns, "|") {
+			re, err := regexp.Compile(p)
+			if err != nil {
+				t.Errorf("%s: %s: pattern %q: %v", where, pkg, p, err)
+				continue
+			}
+			if !slices.ContainsFunc(names, re.MatchString) {
+				t.Errorf("%s: %s has no test matching %q", where, pkg, p)
+			}
+		}
+	}
+	for set, runs := range sets {
+		for _, r := range runs {
+			if r.only != "" {
+				check("set "+set, r.pkg, r.only)
+			}
+			if r.skip != "" {
+				check("set "+set, r.pkg, r.skip)
+			}
+		}
+	}
+	for name, m := range map[string]map[string]string{"notInVM": notInVM, "benchOn6_1": benchOn6_1, "missedOn7": missedOn7} {
+		for pkg, patterns := range m {
+			check(name, pkg, patterns)
 		}
 	}
 }
