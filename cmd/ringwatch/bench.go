@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/ringwatch/ringwatch/internal/cli"
 	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/loader"
+	"github.com/ringwatch/ringwatch/internal/ping"
 	tpt "github.com/ringwatch/ringwatch/internal/transport"
 	"github.com/ringwatch/ringwatch/pkg/consumer"
 )
@@ -95,28 +95,28 @@ type benchFlagValues struct {
 // this process may run on (cpus.Allowed, never empty). The test of
 // every flag's bad values enumerates it: a flag added here needs rows
 // there.
-func benchFlags(allowed []int) (flagSet, benchFlagValues) {
-	fs := newFlagSet("bench")
+func benchFlags(allowed []int) (cli.FlagSet, benchFlagValues) {
+	fs := cli.NewFlagSet("ringwatch bench")
 	// The first two allowed CPUs by default; with fewer, parseBenchFlags
 	// refuses the command line whatever these are.
 	cpuAt := func(i int) int { return allowed[min(i, len(allowed)-1)] }
 	cpus := fmt.Sprintf("CPUs this process may run on: %s", cpus.FormatList(allowed))
 	return fs, benchFlagValues{
 		scenarios:   fs.String("scenario", "drain,saturation,latency,roundtrip", "comma-separated scenarios to run"),
-		transports:  fs.String("transport", strings.ReplaceAll(joinNames(abi.Transports()), " ", ""), "comma-separated transports to measure"),
+		transports:  fs.String("transport", strings.ReplaceAll(cli.JoinNames(abi.Transports()), " ", ""), "comma-separated transports to measure"),
 		sizes:       fs.String("size", "16,64,256,1024,4096", "comma-separated record sizes in bytes: 16, 64, 256, 1024, 4096"),
 		wakeups:     fs.String("wakeup", "adaptive,every,busy", "comma-separated wakeup modes of ringwatch's consumer for saturation and latency"),
 		peers:       fs.Bool("peers", true, "also measure cilium/ebpf's ringbuf.Reader and perf.Reader, and libbpf's ring_buffer in a build with -tags libbpf ('make bench')"),
 		ringSize:    fs.String("ring-size", abi.FormatSize(tpt.DefaultRingSize), "data size of each ring"),
-		records:     fs.Int("records", 4<<20, 1, maxCount, "", "saturation: records the producer writes per measurement"),
+		records:     fs.Int("records", 4<<20, 1, cli.MaxCount, "", "saturation: records the producer writes per measurement"),
 		maxTime:     fs.Duration("max-time", 5*time.Second, false, "5s", "saturation: stop the producer after this long even if --records are not all written"),
 		rates:       fs.String("rates", "1000,10000,100000", "latency: comma-separated rates in records per second"),
 		duration:    fs.Duration("duration", 3*time.Second, true, "3s", "latency: how long each rate runs"),
-		pings:       fs.Int("pings", 10000, 1, maxPings, "", "roundtrip: pings to send"),
+		pings:       fs.Int("pings", 10000, 1, ping.MaxCount, "", "roundtrip: pings to send"),
 		producerCPU: fs.Int("producer-cpu", cpuAt(0), allowed[0], allowed[len(allowed)-1], cpus, "CPU the producer thread is pinned to"),
 		consumerCPU: fs.Int("consumer-cpu", cpuAt(1), allowed[0], allowed[len(allowed)-1], cpus, "CPU the consumer thread is pinned to"),
 		producers:   fs.String("producers", defaultProducers(len(allowed)), "scale: comma-separated producer thread counts, each producer on its own CPU"),
-		consumers: fs.Int("consumers", 0, 0, maxCount, fmt.Sprintf("0 is one consumer per %d rings", tpt.RingsPerConsumer),
+		consumers: fs.Int("consumers", 0, 0, cli.MaxCount, fmt.Sprintf("0 is one consumer per %d rings", tpt.RingsPerConsumer),
 			"scale: consumer threads, each reading its own rings; 0 is one per 4 rings (a shared ringbuf has one ring, so one consumer)"),
 		quick: fs.Bool("quick", false, "a quick run of every scenario, under 2 minutes: sizes 16, 64 and 256 (saturation 16 and 64, latency 64), 1Mi records or 1s, 0.3s per rate, 1000 pings"),
 		json:  fs.Bool("json", false, "print the results as JSON instead of a table"),
@@ -132,9 +132,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		return benchConfig{}, err
 	}
 	fs, f := benchFlags(allowed)
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(fs, stderr, benchUsage, benchExamples)
+			fs.PrintUsage(stderr, benchUsage, benchExamples)
 		}
 		return benchConfig{}, err
 	}
@@ -146,7 +146,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	o.Peers = *f.peers
 	o.Records, o.Duration, o.Pings, o.MaxTime = *f.records, *f.duration, *f.pings, *f.maxTime
 	o.ProducerCPU, o.ConsumerCPU, o.Consumers = *f.producerCPU, *f.consumerCPU, *f.consumers
-	if o.Scenarios, err = nameList("--scenario", *f.scenarios, bench.Scenarios()); err != nil {
+	if o.Scenarios, err = cli.NameList("--scenario", *f.scenarios, bench.Scenarios()); err != nil {
 		return cfg, err
 	}
 	for _, name := range slices.Sorted(maps.Keys(bench.OptionScenarios)) {
@@ -156,7 +156,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 				name, strings.Join(uses, " or "), strings.Join(o.Scenarios, ","), name)
 		}
 	}
-	names, err := nameList("--transport", *f.transports, abi.Transports())
+	names, err := cli.NameList("--transport", *f.transports, abi.Transports())
 	if err != nil {
 		return cfg, err
 	}
@@ -166,7 +166,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 			return cfg, cli.Reword(err, flagOf)
 		}
 	}
-	sizes, err := nameList("--size", *f.sizes, strings.Fields(strings.Trim(fmt.Sprint(bench.RecordSizes), "[]")))
+	sizes, err := cli.NameList("--size", *f.sizes, strings.Fields(strings.Trim(fmt.Sprint(bench.RecordSizes), "[]")))
 	if err != nil {
 		return cfg, err
 	}
@@ -174,18 +174,18 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 		n, _ := strconv.Atoi(size) // one of bench.RecordSizes
 		o.Sizes = append(o.Sizes, n)
 	}
-	wakeups, err := nameList("--wakeup", *f.wakeups, consumer.Wakeups())
+	wakeups, err := cli.NameList("--wakeup", *f.wakeups, consumer.Wakeups())
 	if err != nil {
 		return cfg, err
 	}
 	for _, w := range wakeups {
 		o.Wakeups = append(o.Wakeups, consumer.Wakeup(w))
 	}
-	if o.Producers, err = intList("--producers", *f.producers, 1, len(allowed),
-		"each on a CPU of its own: this process may run on "+plural(len(allowed), "CPU")); err != nil {
+	if o.Producers, err = cli.IntList("--producers", *f.producers, 1, len(allowed),
+		"each on a CPU of its own: this process may run on "+cli.Plural(len(allowed), "CPU")); err != nil {
 		return cfg, err
 	}
-	if o.Rates, err = intList("--rates", *f.rates, 1, maxCount, "records per second"); err != nil {
+	if o.Rates, err = cli.IntList("--rates", *f.rates, 1, cli.MaxCount, "records per second"); err != nil {
 		return cfg, err
 	}
 	if o.RingSize, err = cli.ParseRingSize(*f.ringSize); err != nil {
@@ -219,15 +219,6 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchConfig, error) {
 	return cfg, nil
 }
 
-// joinNames lists names for a flag's help: "a, b, c".
-func joinNames[T ~string](names []T) string {
-	s := make([]string, len(names))
-	for i, n := range names {
-		s[i] = string(n)
-	}
-	return strings.Join(s, ", ")
-}
-
 // defaultProducers is 1, 2, 4, ... up to one producer on every CPU but one.
 func defaultProducers(cpus int) string {
 	var list []string
@@ -235,51 +226,6 @@ func defaultProducers(cpus int) string {
 		list = append(list, strconv.Itoa(n))
 	}
 	return strings.Join(append(list, strconv.Itoa(max(cpus-1, 1))), ",")
-}
-
-// nameList reads a list flag of names, each one of names, at least one.
-func nameList[T ~string](flagName, s string, names []T) ([]string, error) {
-	list, err := cli.SplitList(s)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flagName, err)
-	}
-	if len(list) == 0 {
-		return nil, fmt.Errorf("%s is empty: choose from %s", flagName, joinNames(names))
-	}
-	for _, name := range list {
-		if !slices.Contains(names, T(name)) {
-			return nil, fmt.Errorf("%s %q: choose from %s", flagName, name, joinNames(names))
-		}
-	}
-	return list, nil
-}
-
-// intList reads a list flag of whole numbers from min to max, at least
-// one; note, if any, says what they are.
-func intList(flagName, s string, min, max int, note string) ([]int, error) {
-	list, err := cli.SplitList(s)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", flagName, err)
-	}
-	valid := fmt.Sprintf("whole numbers from %d to %d", min, max)
-	if max == maxCount {
-		valid = fmt.Sprintf("whole numbers, %d or more", min)
-	}
-	if note != "" {
-		valid += " (" + note + ")"
-	}
-	if len(list) == 0 {
-		return nil, fmt.Errorf("%s is empty: give comma-separated %s", flagName, valid)
-	}
-	var out []int
-	for _, item := range list {
-		n, err := strconv.Atoi(item)
-		if err != nil || n < min || n > max {
-			return nil, fmt.Errorf("%s %q: give comma-separated %s", flagName, item, valid)
-		}
-		out = append(out, n)
-	}
-	return out, nil
 }
 
 func benchCommand(args []string, stdout, stderr io.Writer) int {
@@ -304,9 +250,7 @@ func benchCommand(args []string, stdout, stderr io.Writer) int {
 	o.Progress = stderr
 	results, err := bench.Run(ctx, o)
 	if cfg.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if jerr := enc.Encode(results); jerr != nil && err == nil {
+		if jerr := bench.WriteJSON(stdout, results); jerr != nil && err == nil {
 			err = jerr
 		}
 	} else {

@@ -68,8 +68,8 @@ type ctlFlagValues struct {
 
 // ctlFlags defines ctl's flags. The test of every flag's bad values
 // enumerates it: a flag added here needs rows there.
-func ctlFlags() (flagSet, ctlFlagValues) {
-	fs := newFlagSet("ctl")
+func ctlFlags() (cli.FlagSet, ctlFlagValues) {
+	fs := cli.NewFlagSet("ringwatch ctl")
 	actions := new([]control.Action)
 	add := func(a control.Action) { *actions = append(*actions, a) }
 	// Each action's value is checked as it is read, so a refusal names
@@ -133,9 +133,9 @@ func checkSource(name string) error {
 // printing the help for --help.
 func parseCtlFlags(args []string, stderr io.Writer) (ctlConfig, error) {
 	fs, f := ctlFlags()
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(fs, stderr, ctlUsage, ctlExamples)
+			fs.PrintUsage(stderr, ctlUsage, ctlExamples)
 		}
 		return ctlConfig{}, err
 	}
@@ -162,19 +162,11 @@ func ctlCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
-	resp, err := control.Send(ctx, cfg.socket, control.Request{Actions: cfg.actions})
-	if err == nil {
-		err = resp.Err()
-	}
+	done, err := control.SendActions(ctx, cfg.socket, cfg.actions)
 	if err != nil {
 		fmt.Fprintf(stderr, "ringwatch ctl: %v\n", cli.Reword(err, flagOf))
 		return exitError
 	}
-	ops := make([]string, len(cfg.actions))
-	for i, a := range cfg.actions {
-		ops[i] = a.Op
-	}
-	fmt.Fprintf(stdout, "ringwatch ctl: applied %d (%s); confirmed by a ping in %v\n",
-		resp.Applied, strings.Join(ops, ", "), time.Duration(resp.RoundTrip))
+	fmt.Fprintf(stdout, "ringwatch ctl: %s\n", done)
 	return exitOK
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ringwatch/ringwatch/internal/cli"
 	"github.com/ringwatch/ringwatch/internal/cpus"
 	"github.com/ringwatch/ringwatch/internal/testenv"
 )
@@ -19,20 +20,20 @@ import (
 // so a flag added to a command without rows in badCommandLines fails it.
 // A new command goes here, with its xxxFlags function and its rows.
 var commandFlags = map[string]struct {
-	flags func() flagSet
+	flags func() cli.FlagSet
 	parse func([]string, io.Writer) error
 }{
-	"run": {func() flagSet { fs, _ := runFlags(); return fs },
+	"run": {func() cli.FlagSet { fs, _ := runFlags(); return fs },
 		func(a []string, w io.Writer) error { _, err := parseRunFlags(a, w); return err }},
-	"ctl": {func() flagSet { fs, _ := ctlFlags(); return fs },
+	"ctl": {func() cli.FlagSet { fs, _ := ctlFlags(); return fs },
 		func(a []string, w io.Writer) error { _, err := parseCtlFlags(a, w); return err }},
-	"ping": {func() flagSet { fs, _ := pingFlags(); return fs },
+	"ping": {func() cli.FlagSet { fs, _ := pingFlags(); return fs },
 		func(a []string, w io.Writer) error { _, err := parsePingFlags(a, w); return err }},
-	"bench": {func() flagSet { fs, _ := benchFlags(allowedCPUs()); return fs },
+	"bench": {func() cli.FlagSet { fs, _ := benchFlags(allowedCPUs()); return fs },
 		func(a []string, w io.Writer) error { _, err := parseBenchFlags(a, w); return err }},
-	"rings": {func() flagSet { fs, _ := ringsFlags(); return fs },
+	"rings": {func() cli.FlagSet { fs, _ := ringsFlags(); return fs },
 		func(a []string, w io.Writer) error { _, err := parseRingsFlags(a, w); return err }},
-	"top": {func() flagSet { fs, _ := topFlags(); return fs },
+	"top": {func() cli.FlagSet { fs, _ := topFlags(); return fs },
 		func(a []string, w io.Writer) error { _, err := parseTopFlags(a, w); return err }},
 }
 
@@ -225,7 +226,7 @@ func badCommandLines() []badCommandLine {
 	}
 	for _, value := range []string{"0", "-1", "4096", "x"} {
 		add(badCommandLine{"bench", "producers", []string{"--scenario", "scale", "--producers", value},
-			fmt.Sprintf("give comma-separated whole numbers from 1 to %d (each on a CPU of its own: this process may run on %s)", ncpus, plural(ncpus, "CPU"))})
+			fmt.Sprintf("give comma-separated whole numbers from 1 to %d (each on a CPU of its own: this process may run on %s)", ncpus, cli.Plural(ncpus, "CPU"))})
 	}
 	add(badCommandLine{"bench", "producers", []string{"--scenario", "scale", "--producers", "1,1"}, `"1" is listed twice`})
 	add(badCommandLine{"bench", "producers", []string{"--producers", "1"}, "--producers applies only to --scenario scale"})
@@ -258,14 +259,14 @@ func badCommandLines() []badCommandLine {
 // allFlagRows are, for every flag of cmd, the command lines every flag
 // must refuse: the flag without its value (a boolean, with a value that
 // is not one), and a flag that takes one value given twice.
-func allFlagRows(cmd string, fs flagSet) []badCommandLine {
+func allFlagRows(cmd string, fs cli.FlagSet) []badCommandLine {
 	var out []badCommandLine
 	fs.VisitAll(func(f *flag.Flag) {
 		name := "--" + f.Name
 		switch v := f.Value.(type) {
-		case *boolValue:
+		case *cli.BoolValue:
 			out = append(out, badCommandLine{cmd, f.Name, []string{name + "=maybe"}, name + "=maybe is not true or false"})
-		case *actionValue, *addressList:
+		case *cli.ActionValue, *cli.ListValue:
 			// Repeatable by design: ctl's actions apply in order, and
 			// run serves on every --web.listen-address.
 			out = append(out, badCommandLine{cmd, f.Name, []string{name}, name + " needs a value: " + f.Usage})

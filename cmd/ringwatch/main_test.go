@@ -48,10 +48,10 @@ func TestParseRunFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(cfg.sources, ",") != "exec" || cfg.ringSize != 4<<20 ||
-		strings.Join(cfg.web.listen.addresses, " ") != "127.0.0.1:9477" || *cfg.web.telemetryPath != "/metrics" ||
-		*cfg.web.systemdSocket || *cfg.web.configFile != "" || cfg.jsonOutput || cfg.duration != 0 || len(cfg.pids) != 0 ||
-		cfg.transport != "ringbuf" || cfg.cpusPerRing != 1 {
+	if strings.Join(cfg.Sources, ",") != "exec" || cfg.Rings.RingSize != 4<<20 ||
+		strings.Join(cfg.Web.ListenAddresses, " ") != "127.0.0.1:9477" || cfg.Web.TelemetryPath != "/metrics" ||
+		cfg.Web.SystemdSocket || cfg.Web.ConfigFile != "" || cfg.JSONOutput || cfg.Duration != 0 || len(cfg.PIDs) != 0 ||
+		cfg.Transport != "ringbuf" || cfg.Rings.CPUsPerRing != 1 {
 		t.Errorf("defaults: %+v", cfg)
 	}
 
@@ -62,15 +62,15 @@ func TestParseRunFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(cfg.sources, ",") != "exec,syscalls" || cfg.ringSize != 16<<20 || !cfg.jsonOutput ||
-		cfg.duration != 30*time.Second || len(cfg.pids) != 2 || cfg.pids[1] != 34 ||
-		strings.Join(cfg.web.listen.addresses, " ") != ":1 [::1]:2" || *cfg.web.telemetryPath != "/m" ||
-		*cfg.web.configFile != "web.yml" || *cfg.web.systemdSocket ||
-		cfg.transport != "percpu-ringbuf" || cfg.cpusPerRing != 2 {
+	if strings.Join(cfg.Sources, ",") != "exec,syscalls" || cfg.Rings.RingSize != 16<<20 || !cfg.JSONOutput ||
+		cfg.Duration != 30*time.Second || len(cfg.PIDs) != 2 || cfg.PIDs[1] != 34 ||
+		strings.Join(cfg.Web.ListenAddresses, " ") != ":1 [::1]:2" || cfg.Web.TelemetryPath != "/m" ||
+		cfg.Web.ConfigFile != "web.yml" || cfg.Web.SystemdSocket ||
+		cfg.Transport != "percpu-ringbuf" || cfg.Rings.CPUsPerRing != 2 {
 		t.Errorf("parsed: %+v", cfg)
 	}
 
-	if cfg, err = parseRunFlags([]string{"--web.systemd-socket"}, io.Discard); err != nil || !*cfg.web.systemdSocket {
+	if cfg, err = parseRunFlags([]string{"--web.systemd-socket"}, io.Discard); err != nil || !cfg.Web.SystemdSocket {
 		t.Errorf("--web.systemd-socket: %v, %+v", err, cfg)
 	}
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/ringwatch/ringwatch/internal/cli"
 	"github.com/ringwatch/ringwatch/internal/hostview"
 	"github.com/ringwatch/ringwatch/pkg/hostrings"
 )
@@ -47,12 +48,6 @@ Exit status: 0 after listing, 1 if the rings cannot be read, 2 for a wrong
 command line.
 `
 
-type ringsConfig struct {
-	json     bool
-	interval time.Duration
-	pause    time.Duration // the consumer pause the sizing advice is for
-}
-
 // ringsFlagValues are rings' flags as given, each checked on its own.
 type ringsFlagValues struct {
 	json            *bool
@@ -61,8 +56,8 @@ type ringsFlagValues struct {
 
 // ringsFlags defines rings' flags. The test of every flag's bad values
 // enumerates it: a flag added here needs rows there.
-func ringsFlags() (flagSet, ringsFlagValues) {
-	fs := newFlagSet("rings")
+func ringsFlags() (cli.FlagSet, ringsFlagValues) {
+	fs := cli.NewFlagSet("ringwatch rings")
 	return fs, ringsFlagValues{
 		json:     fs.Bool("json", false, "print a JSON array, one object per ring, instead of a table"),
 		interval: fs.Duration("interval", time.Second, true, "1s", "how long to watch: the rates are over it, the peak is the fastest 10ms sample of it; 10ms or more"),
@@ -72,19 +67,19 @@ func ringsFlags() (flagSet, ringsFlagValues) {
 
 // parseRingsFlags reads rings' command line. It returns flag.ErrHelp after
 // printing the help for --help.
-func parseRingsFlags(args []string, stderr io.Writer) (ringsConfig, error) {
+func parseRingsFlags(args []string, stderr io.Writer) (hostview.RingsOptions, error) {
 	fs, f := ringsFlags()
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(fs, stderr, ringsUsage, ringsExamples)
+			fs.PrintUsage(stderr, ringsUsage, ringsExamples)
 		}
-		return ringsConfig{}, err
+		return hostview.RingsOptions{}, err
 	}
 	if *f.interval < hostrings.DefaultSampleEvery {
-		return ringsConfig{}, fmt.Errorf("--interval %v: give %v or more (the peak rate is taken over %[2]v census samples)",
+		return hostview.RingsOptions{}, fmt.Errorf("--interval %v: give %v or more (the peak rate is taken over %[2]v census samples)",
 			*f.interval, hostrings.DefaultSampleEvery)
 	}
-	return ringsConfig{json: *f.json, interval: *f.interval, pause: *f.pause}, nil
+	return hostview.RingsOptions{JSON: *f.json, Interval: *f.interval, Pause: *f.pause, Names: flagName}, nil
 }
 
 func ringsCommand(args []string, stdout, stderr io.Writer) int {
@@ -96,7 +91,7 @@ func ringsCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ringwatch rings: %v\nSee 'ringwatch rings --help'.\n", err)
 		return exitUsage
 	}
-	if err := hostview.WriteRings(stdout, hostview.RingsOptions{JSON: cfg.json, Interval: cfg.interval, Pause: cfg.pause, Names: flagName}); err != nil {
+	if err := hostview.WriteRings(stdout, cfg); err != nil {
 		fmt.Fprintf(stderr, "ringwatch rings: %v\n", err)
 		return exitError
 	}

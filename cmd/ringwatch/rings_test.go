@@ -26,15 +26,15 @@ import (
 
 func TestParseRingsAndTopFlags(t *testing.T) {
 	cfg, err := parseRingsFlags(nil, io.Discard)
-	if err != nil || cfg.json || cfg.interval != time.Second || cfg.pause != 100*time.Millisecond {
+	if err != nil || cfg.JSON || cfg.Interval != time.Second || cfg.Pause != 100*time.Millisecond {
 		t.Errorf("rings defaults: %+v, %v", cfg, err)
 	}
-	if cfg, err := parseRingsFlags([]string{"--json", "--interval", "250ms", "--pause", "2s"}, io.Discard); err != nil || !cfg.json ||
-		cfg.interval != 250*time.Millisecond || cfg.pause != 2*time.Second {
+	if cfg, err := parseRingsFlags([]string{"--json", "--interval", "250ms", "--pause", "2s"}, io.Discard); err != nil || !cfg.JSON ||
+		cfg.Interval != 250*time.Millisecond || cfg.Pause != 2*time.Second {
 		t.Errorf("rings --json --interval 250ms --pause 2s: %+v, %v", cfg, err)
 	}
 	tc, err := parseTopFlags(nil, io.Discard)
-	if err != nil || tc.once || tc.interval != time.Second || tc.pause != 100*time.Millisecond {
+	if err != nil || tc.Once || tc.Interval != time.Second || tc.Pause != 100*time.Millisecond {
 		t.Errorf("top defaults: %+v, %v", tc, err)
 	}
 	for _, bad := range []struct {

@@ -6,15 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
-	"unicode"
 
 	"github.com/ringwatch/ringwatch/internal/abi"
 	"github.com/ringwatch/ringwatch/internal/cli"
@@ -81,24 +78,6 @@ Exit status: 0 after a clean stop, 1 if ringwatch could not start or failed
 while running, 2 for a wrong command line.
 `
 
-type runConfig struct {
-	sources      []string
-	transport    abi.TransportName
-	wakeup       consumer.Wakeup
-	cpusPerRing  int
-	consumers    int
-	consumerCPUs []int
-	ringSize     int
-	web          *webFlags
-	jsonOutput   bool
-	duration     time.Duration
-	pids         []uint32
-	ctlSocket    string
-	hostRings    bool          // the census of every ring on the host
-	hostPause    time.Duration // the consumer pause the host rings' advised capacity is for
-	progStats    bool          // the kernel's run statistics of every program
-}
-
 // runFlagValues are run's flags as given, each checked on its own.
 type runFlagValues struct {
 	source, transport, wakeup, consumerCPUs, ringSize *string
@@ -111,17 +90,17 @@ type runFlagValues struct {
 
 // runFlags defines run's flags. The test of every flag's bad values
 // enumerates it: a flag added here needs rows there.
-func runFlags() (flagSet, runFlagValues) {
-	fs := newFlagSet("run")
+func runFlags() (cli.FlagSet, runFlagValues) {
+	fs := cli.NewFlagSet("ringwatch run")
 	return fs, runFlagValues{
 		source: fs.String("source", abi.SourceExec,
 			"comma-separated sources to carry: "+strings.Join(loader.SourceNames(), ", ")),
 		transport: fs.String("transport", string(abi.Ringbuf),
-			"how records travel to user space: "+joinNames(abi.Transports())),
+			"how records travel to user space: "+cli.JoinNames(abi.Transports())),
 		wakeup: fs.String("wakeup", string(consumer.WakeupAdaptive),
 			"when producers wake the consumer: adaptive (only when it sleeps; after records flowed it sleeps lazily, waking at an eighth of the ring or after 1ms), every (every record), busy (never: the consumer polls a CPU)"),
-		cpusPerRing: fs.Int("cpus-per-ring", 1, 1, maxCount, "", "percpu-ringbuf: how many CPUs share one ring buffer"),
-		consumers: fs.Int("consumers", 0, 0, maxCount, fmt.Sprintf("0 is one consumer per %d rings", tpt.RingsPerConsumer),
+		cpusPerRing: fs.Int("cpus-per-ring", 1, 1, cli.MaxCount, "", "percpu-ringbuf: how many CPUs share one ring buffer"),
+		consumers: fs.Int("consumers", 0, 0, cli.MaxCount, fmt.Sprintf("0 is one consumer per %d rings", tpt.RingsPerConsumer),
 			"consumer threads, each reading its own rings; 0 is one per 4 rings (ringbuf has one ring: one consumer)"),
 		consumerCPUs: fs.String("consumer-cpus", "", "comma-separated CPUs (or ranges, 0-3) to pin the consumer threads to, one each in turn, of those this process may run on (its affinity); empty leaves them to the scheduler"),
 		ringSize: fs.String("ring-size", abi.FormatSize(tpt.DefaultRingSize),
@@ -141,70 +120,70 @@ func runFlags() (flagSet, runFlagValues) {
 // parseRunFlags reads run's command line and checks it whole: nothing is
 // loaded before it passes. It returns flag.ErrHelp after printing the
 // help for --help.
-func parseRunFlags(args []string, stderr io.Writer) (runConfig, error) {
+func parseRunFlags(args []string, stderr io.Writer) (daemon.Config, error) {
 	fs, f := runFlags()
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(fs, stderr, runUsage, runExamples)
+			fs.PrintUsage(stderr, runUsage, runExamples)
 		}
-		return runConfig{}, err
+		return daemon.Config{}, err
 	}
-	cfg := runConfig{web: f.web, duration: *f.duration, ctlSocket: *f.ctlSocket,
-		cpusPerRing: *f.cpusPerRing, consumers: *f.consumers, hostRings: *f.hostRings, hostPause: *f.hostPause, progStats: *f.progStats}
-	if !cfg.hostRings && flagGiven(fs, "host-rings.pause") {
-		return runConfig{}, fmt.Errorf("--host-rings.pause sizes the host rings, which --host-rings=false turns off: leave one of them out")
+	cfg := daemon.Config{Version: version, Duration: *f.duration, CtlSocket: *f.ctlSocket,
+		Rings:     tpt.Options{CPUsPerRing: *f.cpusPerRing, Consumers: consumerCount(*f.consumers)},
+		HostRings: *f.hostRings, HostPause: *f.hostPause, ProgStats: *f.progStats, Names: flagName}
+	if !cfg.HostRings && fs.Given("host-rings.pause") {
+		return daemon.Config{}, fmt.Errorf("--host-rings.pause sizes the host rings, which --host-rings=false turns off: leave one of them out")
 	}
 	var err error
-	if cfg.sources, err = cli.SplitList(*f.source); err != nil {
-		return runConfig{}, fmt.Errorf("--source: %w", err)
+	if cfg.Sources, err = cli.SplitList(*f.source); err != nil {
+		return daemon.Config{}, fmt.Errorf("--source: %w", err)
 	}
-	if len(cfg.sources) == 0 {
-		return runConfig{}, fmt.Errorf("--source is empty: choose from %s", strings.Join(loader.SourceNames(), ", "))
+	if len(cfg.Sources) == 0 {
+		return daemon.Config{}, fmt.Errorf("--source is empty: choose from %s", strings.Join(loader.SourceNames(), ", "))
 	}
-	if _, err := loader.ParseSources(cfg.sources); err != nil {
-		return runConfig{}, fmt.Errorf("--source: %w", err)
+	if _, err := loader.ParseSources(cfg.Sources); err != nil {
+		return daemon.Config{}, fmt.Errorf("--source: %w", err)
 	}
-	if cfg.transport, err = parseTransport(*f.transport); err != nil {
-		return runConfig{}, err
+	if cfg.Transport, err = parseTransport(*f.transport); err != nil {
+		return daemon.Config{}, err
 	}
-	if cfg.wakeup, err = parseWakeup(*f.wakeup); err != nil {
-		return runConfig{}, err
+	if cfg.Wakeup, err = parseWakeup(*f.wakeup); err != nil {
+		return daemon.Config{}, err
 	}
 	if *f.consumerCPUs != "" {
 		allowed, err := cpus.Allowed()
 		if err != nil {
-			return runConfig{}, fmt.Errorf("--consumer-cpus: %w", err)
+			return daemon.Config{}, fmt.Errorf("--consumer-cpus: %w", err)
 		}
-		if cfg.consumerCPUs, err = cpus.ParseList(*f.consumerCPUs, allowed); err != nil {
-			return runConfig{}, fmt.Errorf("--consumer-cpus: %w", err)
+		if cfg.ConsumerCPUs, err = cpus.ParseList(*f.consumerCPUs, allowed); err != nil {
+			return daemon.Config{}, fmt.Errorf("--consumer-cpus: %w", err)
 		}
 	}
-	if cfg.ringSize, err = cli.ParseRingSize(*f.ringSize); err != nil {
-		return runConfig{}, fmt.Errorf("--ring-size: %w", err)
+	if cfg.Rings.RingSize, err = cli.ParseRingSize(*f.ringSize); err != nil {
+		return daemon.Config{}, fmt.Errorf("--ring-size: %w", err)
 	}
-	if err := tpt.CheckOptions(cfg.transport, tpt.Options{RingSize: cfg.ringSize, CPUsPerRing: cfg.cpusPerRing,
-		Consumers: consumerCount(cfg.consumers)}); err != nil {
-		return runConfig{}, cli.Reword(err, flagOf)
+	if err := tpt.CheckOptions(cfg.Transport, cfg.Rings); err != nil {
+		return daemon.Config{}, cli.Reword(err, flagOf)
 	}
-	if err := f.web.check(); err != nil {
-		return runConfig{}, err
+	if cfg.Web, err = f.web.config(fs); err != nil {
+		return daemon.Config{}, err
 	}
 	switch *f.output {
 	case "none":
 	case "json":
-		cfg.jsonOutput = true
+		cfg.JSONOutput = true
 	default:
-		return runConfig{}, fmt.Errorf("--output %q: choose none or json", *f.output)
+		return daemon.Config{}, fmt.Errorf("--output %q: choose none or json", *f.output)
 	}
-	if cfg.pids, err = cli.ParsePIDs(*f.pids, loader.MaxSyscallPIDs); err != nil {
-		return runConfig{}, fmt.Errorf("--pid: %w", err)
+	if cfg.PIDs, err = cli.ParsePIDs(*f.pids, loader.MaxSyscallPIDs); err != nil {
+		return daemon.Config{}, fmt.Errorf("--pid: %w", err)
 	}
-	if len(cfg.pids) > 0 && !slices.Contains(cfg.sources, abi.SourceSyscalls) {
-		return runConfig{}, fmt.Errorf("--pid limits the syscalls source, which --source %s leaves out: add it, such as --source %s,%s",
-			*f.source, strings.Join(cfg.sources, ","), abi.SourceSyscalls)
+	if len(cfg.PIDs) > 0 && !slices.Contains(cfg.Sources, abi.SourceSyscalls) {
+		return daemon.Config{}, fmt.Errorf("--pid limits the syscalls source, which --source %s leaves out: add it, such as --source %s,%s",
+			*f.source, strings.Join(cfg.Sources, ","), abi.SourceSyscalls)
 	}
-	if err := cli.CheckSocketPath(cfg.ctlSocket); err != nil {
-		return runConfig{}, fmt.Errorf("--ctl.socket: %w", err)
+	if err := cli.CheckSocketPath(cfg.CtlSocket); err != nil {
+		return daemon.Config{}, fmt.Errorf("--ctl.socket: %w", err)
 	}
 	return cfg, nil
 }
@@ -229,38 +208,6 @@ func parseWakeup(name string) (consumer.Wakeup, error) {
 	return "", fmt.Errorf("--wakeup: %w", abi.Choose("wakeup mode", name, consumer.Wakeups()))
 }
 
-// checkListenAddress refuses an address no listener could take, before
-// anything is loaded: it must be host:port, the host may be empty (every
-// interface), and the port a number from 0 to 65535.
-func checkListenAddress(addr string) error {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("--web.listen-address %q is not host:port: give one such as 127.0.0.1:9477, [::1]:9477 or :9477 (every interface)", addr)
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || strconv.FormatUint(n, 10) != port {
-		return fmt.Errorf("--web.listen-address %q: port %q is not a number from 0 to 65535: give one such as 127.0.0.1:9477", addr, port)
-	}
-	if strings.ContainsAny(host, " \t/") {
-		return fmt.Errorf("--web.listen-address %q: %q is not a host name or address: give one such as 127.0.0.1:9477", addr, host)
-	}
-	return nil
-}
-
-// checkTelemetryPath refuses a path the HTTP server could not serve the
-// metrics on: the landing page has /, and a request's path holds no
-// query, fragment, space or percent escape, and no {wildcard}.
-func checkTelemetryPath(path string) error {
-	switch {
-	case !strings.HasPrefix(path, "/"):
-		return fmt.Errorf("--web.telemetry-path %q must start with /: give one such as /metrics", path)
-	case path == "/":
-		return fmt.Errorf("--web.telemetry-path / is the landing page's: give another path, such as /metrics")
-	case strings.ContainsAny(path, "?#%{} \t\n") || strings.IndexFunc(path, unicode.IsControl) >= 0:
-		return fmt.Errorf("--web.telemetry-path %q holds a character a URL path cannot (?, #, %%, {, }, a space or a control character): give a plain path such as /metrics", path)
-	}
-	return nil
-}
-
 func runCommand(args []string, stdout, stderr io.Writer) int {
 	cfg, err := parseRunFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -274,13 +221,13 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	// arrives while the producers are still loading.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if cfg.jsonOutput {
+	if cfg.JSONOutput {
 		// A reader that goes away (ringwatch run --output json | head)
 		// should end the run cleanly, with a summary: with SIGPIPE
 		// ignored, the write fails with EPIPE instead of killing us.
 		signal.Ignore(syscall.SIGPIPE)
 	}
-	if _, err := daemon.Run(ctx, cfg.daemon(), stdout, stderr); err != nil {
+	if _, err := daemon.Run(ctx, cfg, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "ringwatch: %v\n", cli.Reword(err, flagOf))
 		if errors.Is(err, abi.ErrInvalidOption) {
 			return exitUsage
@@ -290,28 +237,10 @@ func runCommand(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// daemon is the run as internal/daemon takes it.
-func (c runConfig) daemon() daemon.Config {
-	return daemon.Config{Version: version, Sources: c.sources, Transport: c.transport, Wakeup: c.wakeup,
-		Rings:        tpt.Options{RingSize: c.ringSize, CPUsPerRing: c.cpusPerRing, Consumers: consumerCount(c.consumers)},
-		ConsumerCPUs: c.consumerCPUs, PIDs: c.pids, JSONOutput: c.jsonOutput, Duration: c.duration, CtlSocket: c.ctlSocket,
-		HostRings: c.hostRings, HostPause: c.hostPause, ProgStats: c.progStats, Names: flagName,
-		Web: daemon.Web{ListenAddresses: c.web.listen.addresses, SystemdSocket: *c.web.systemdSocket,
-			ConfigFile: *c.web.configFile, TelemetryPath: *c.web.telemetryPath}}
-}
-
 // consumerCount is --consumers as the transport takes it: 0 is automatic.
 func consumerCount(flag int) int {
 	if flag == 0 {
 		return tpt.AutoConsumers
 	}
 	return flag
-}
-
-// plural is "1 ring", "2 rings".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }

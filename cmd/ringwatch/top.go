@@ -39,12 +39,6 @@ Exit status: 0 after q (or one frame with --once), 1 if the rings or programs
 cannot be read, 2 for a wrong command line.
 `
 
-type topConfig struct {
-	once     bool
-	interval time.Duration
-	pause    time.Duration // the consumer pause the sizing advice is for
-}
-
 // topFlagValues are top's flags as given, each checked on its own.
 type topFlagValues struct {
 	once            *bool
@@ -53,8 +47,8 @@ type topFlagValues struct {
 
 // topFlags defines top's flags. The test of every flag's bad values
 // enumerates it: a flag added here needs rows there.
-func topFlags() (flagSet, topFlagValues) {
-	fs := newFlagSet("top")
+func topFlags() (cli.FlagSet, topFlagValues) {
+	fs := cli.NewFlagSet("ringwatch top")
 	return fs, topFlagValues{
 		once:     fs.Bool("once", false, "print one frame, from two readings --interval apart, and exit: for scripts"),
 		interval: fs.Duration("interval", time.Second, true, "1s", "time between refreshes, 100ms or more"),
@@ -68,18 +62,18 @@ const minTopInterval = 100 * time.Millisecond
 
 // parseTopFlags reads top's command line. It returns flag.ErrHelp after
 // printing the help for --help.
-func parseTopFlags(args []string, stderr io.Writer) (topConfig, error) {
+func parseTopFlags(args []string, stderr io.Writer) (hostview.TopOptions, error) {
 	fs, f := topFlags()
-	if err := parseFlags(fs, args); err != nil {
+	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			printUsage(fs, stderr, topUsage, topExamples)
+			fs.PrintUsage(stderr, topUsage, topExamples)
 		}
-		return topConfig{}, err
+		return hostview.TopOptions{}, err
 	}
 	if *f.interval < minTopInterval {
-		return topConfig{}, fmt.Errorf("--interval %v: give %v or more", *f.interval, minTopInterval)
+		return hostview.TopOptions{}, fmt.Errorf("--interval %v: give %v or more", *f.interval, minTopInterval)
 	}
-	return topConfig{once: *f.once, interval: *f.interval, pause: *f.pause}, nil
+	return hostview.TopOptions{Once: *f.once, Interval: *f.interval, Pause: *f.pause}, nil
 }
 
 func topCommand(args []string, stdout, stderr io.Writer) int {
@@ -91,7 +85,7 @@ func topCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ringwatch top: %v\nSee 'ringwatch top --help'.\n", err)
 		return exitUsage
 	}
-	if err := hostview.Top(stdout, hostview.TopOptions{Once: cfg.once, Interval: cfg.interval, Pause: cfg.pause}); err != nil {
+	if err := hostview.Top(stdout, cfg); err != nil {
 		fmt.Fprintf(stderr, "ringwatch top: %v\n", cli.Reword(err, flagOf))
 		return exitError
 	}

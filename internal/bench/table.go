@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -94,4 +95,12 @@ func percent(f float64) string {
 		return fmt.Sprintf("%.4f%%", math.Floor(f*1e6)/1e4)
 	}
 	return fmt.Sprintf("%.2f%%", math.Floor(f*1e4)/1e2)
+}
+
+// WriteJSON prints the results as one indented JSON array, for scripts
+// that compare runs.
+func WriteJSON(w io.Writer, results []Result) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(results)
 }

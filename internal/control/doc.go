@@ -14,8 +14,9 @@
 //
 // A [Server] serves [Request]s on a unix socket that only root and
 // ringwatch's own user can use (mode 0600 and SO_PEERCRED), and [Send] is
-// the client: the running process stays the user ring's only writer, which
-// the ring's format requires.
+// the client ([SendActions] as `ringwatch ctl` uses it): the running
+// process stays the user ring's only writer, which the ring's format
+// requires.
 //
 // [userring.Writer]: https://pkg.go.dev/github.com/ringwatch/ringwatch/pkg/userring#Writer
 // [loader.ControlProgram.Doorbell]: https://pkg.go.dev/github.com/ringwatch/ringwatch/internal/loader#ControlProgram.Doorbell

@@ -393,3 +393,24 @@ func Send(ctx context.Context, path string, req Request) (Response, error) {
 	}
 	return resp, nil
 }
+
+// SendActions sends actions to the run listening on path, as `ringwatch
+// ctl` does, and returns, once the kernel has applied them all, what was
+// done in words for its user: "applied 2 (pause, set_pids); confirmed by
+// a ping in 80µs". Its errors are Send's, and the run's refusal
+// ([Response.Err]).
+func SendActions(ctx context.Context, path string, actions []Action) (string, error) {
+	resp, err := Send(ctx, path, Request{Actions: actions})
+	if err == nil {
+		err = resp.Err()
+	}
+	if err != nil {
+		return "", err
+	}
+	ops := make([]string, len(actions))
+	for i, a := range actions {
+		ops[i] = a.Op
+	}
+	return fmt.Sprintf("applied %d (%s); confirmed by a ping in %v",
+		resp.Applied, strings.Join(ops, ", "), time.Duration(resp.RoundTrip)), nil
+}
