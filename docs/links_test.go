@@ -153,3 +153,52 @@ func TestBrokenLinksAreFound(t *testing.T) {
 		t.Errorf("broken links %q; want #nowhere and gone.md alone", got)
 	}
 }
+
+// TestLayoutNamesEveryPackage: design.md's Layout table has a row for every
+// package under internal/ and pkg/, and for cmd/ringwatch, and names no
+// package that is gone, so a newcomer's map of the tree stays true.
+func TestLayoutNamesEveryPackage(t *testing.T) {
+	body, err := os.ReadFile("design.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, layout, ok := strings.Cut(string(body), "\n## Layout\n")
+	if !ok {
+		t.Fatal("design.md has no Layout section")
+	}
+	named := map[string]bool{}
+	for _, m := range regexp.MustCompile("(?m)^\\| (.+?) \\|").FindAllStringSubmatch(layout, -1) {
+		for _, p := range regexp.MustCompile("`([a-z/]+)`").FindAllStringSubmatch(m[1], -1) {
+			named[strings.TrimSuffix(p[1], "/")] = true
+		}
+	}
+	have := map[string]bool{"cmd/ringwatch": true, "bpf": true}
+	for _, root := range []string{"internal", "pkg"} {
+		err := filepath.WalkDir(filepath.Join("..", root), func(path string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && d.Name() == "testdata" {
+				return filepath.SkipDir
+			}
+			if !d.IsDir() && strings.HasSuffix(path, ".go") {
+				rel, _ := filepath.Rel("..", filepath.Dir(path))
+				have[filepath.ToSlash(rel)] = true
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for p := range have {
+		if !named[p] {
+			t.Errorf("design.md's Layout has no row for %s", p)
+		}
+	}
+	for p := range named {
+		if !have[p] {
+			t.Errorf("design.md's Layout names %s, which is not a package here", p)
+		}
+	}
+}
