@@ -79,10 +79,18 @@ func TestEveryCPUWakesOnlyItsConsumer(t *testing.T) {
 			for cpu := range runtime.NumCPU() {
 				child.Pin(t, cpu)
 				settle(t, s)
-				before, ringsBefore := s.ConsumerStats(), s.Stats()
+				before, ringsBefore, missedBefore := s.ConsumerStats(), s.Stats(), missed(t, s)
 				child.Getpid(t, 2_000)
 				settle(t, s)
 				after, ringsAfter := s.ConsumerStats(), s.Stats()
+				// Events the kernel did not run the producer for (its
+				// recursion_misses: Debian's 7.x kernels, docs/testing.md,
+				// "Tested on") never reach a ring; they are counted, and
+				// every other call must arrive through its consumer.
+				skipped := missed(t, s) - missedBefore
+				if skipped > 0 {
+					t.Logf("CPU %d: the kernel missed %d of the 2,000 getpid calls", cpu, skipped)
+				}
 				ring := s.RingOf(cpu)
 				owner := s.consumerOf(ring)
 				for k := range after {
@@ -91,8 +99,8 @@ func TestEveryCPUWakesOnlyItsConsumer(t *testing.T) {
 						got += ringsAfter[r].Records - ringsBefore[r].Records
 					}
 					switch {
-					case k == owner && got < 2_000:
-						t.Errorf("CPU %d: its ring %d's consumer %d delivered %d records of 2,000 getpid calls", cpu, ring, k, got)
+					case k == owner && got+skipped < 2_000:
+						t.Errorf("CPU %d: its ring %d's consumer %d delivered %d records of 2,000 getpid calls (%d missed by the kernel)", cpu, ring, k, got, skipped)
 					case k != owner && got > 0:
 						t.Errorf("CPU %d: consumer %d, which does not read ring %d, delivered %d records", cpu, k, ring, got)
 					case k != owner && after[k].Woken != before[k].Woken:
@@ -103,6 +111,20 @@ func TestEveryCPUWakesOnlyItsConsumer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// missed is how many events the kernel skipped the producers for so far.
+func missed(t *testing.T, s *Session) uint64 {
+	t.Helper()
+	counters, err := s.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range counters {
+		n += c.Missed
+	}
+	return n
 }
 
 // settle waits until every record attempted so far has been delivered or
