@@ -502,15 +502,34 @@ func TestLazySleepDeliversWithinItsDelay(t *testing.T) {
 	p := m.producer(0)
 	var rec [16]byte
 	var own []time.Duration
+	// The flow model chooses a lazy sleep when records come at least half
+	// a record per lazy sleep: one every two lazy sleeps. Each record here
+	// waits for the one before to be delivered, so how often they come is
+	// this loop's pace, which a slow machine (the VM matrix's emulated
+	// CPUs, where reading schedstat alone takes a good part of a lazy
+	// sleep) can bring below that. The doorbell check counts only the
+	// records that came after an interval the model must read as flowing
+	// (within 1.5 lazy sleeps, a margin of a quarter): lazy rounds.
+	lazy := lazySleep(maxDelay)
+	pushed := make([]int64, rounds)
+	var lazyRounds, lazyDoorbells int
 	for round := range rounds {
 		before, err := runDelay(schedstat)
 		if err != nil {
 			t.Fatal(err)
 		}
 		binary.LittleEndian.PutUint64(rec[:], uint64(round))
-		binary.LittleEndian.PutUint64(rec[8:], uint64(MonotonicNow()))
+		pushed[round] = MonotonicNow()
+		binary.LittleEndian.PutUint64(rec[8:], uint64(pushed[round]))
+		rang := p.doorbells
 		if !p.push(rec[:]) {
 			t.Fatal("queue full")
+		}
+		// The sleep this record found was chosen from the interval
+		// between the two records before it.
+		if round >= 2 && time.Duration(pushed[round-1]-pushed[round-2]) <= lazy*3/2 {
+			lazyRounds++
+			lazyDoorbells += p.doorbells - rang
 		}
 		select {
 		case <-arrived:
@@ -525,13 +544,21 @@ func TestLazySleepDeliversWithinItsDelay(t *testing.T) {
 	total := slices.Clone(waits)
 	slices.Sort(total)
 	slices.Sort(own)
-	t.Logf("%d single records, %d doorbells; wait p50 %v, p99 %v, max %v; less the run-queue delay p50 %v, p99 %v, p99.9 %v, max %v",
-		rounds, p.doorbells, quantile(total, .5), quantile(total, .99), quantile(total, 1),
+	t.Logf("%d single records, %d doorbells (%d in %d lazy rounds); wait p50 %v, p99 %v, max %v; less the run-queue delay p50 %v, p99 %v, p99.9 %v, max %v",
+		rounds, p.doorbells, lazyDoorbells, lazyRounds, quantile(total, .5), quantile(total, .99), quantile(total, 1),
 		quantile(own, .5), quantile(own, .99), quantile(own, .999), quantile(own, 1))
-	// Most records came while the consumer slept lazily, so without a
-	// doorbell: the self-wakeup delivered them.
-	if p.doorbells > rounds/2 {
-		t.Errorf("%d doorbells for %d records below the watermark: the consumer did not sleep lazily", p.doorbells, rounds)
+	// Most records of the lazy rounds came while the consumer slept
+	// lazily, so without a doorbell: the self-wakeup delivered them
+	// (measured: 0.4% of them rang on this project's 2-CPU machine, 16-27%
+	// in four runs under the VM matrix's emulation; a consumer that always
+	// sleeps deeply rang for 51%, not all, since it is often still awake
+	// when the next record comes). A machine too slow for any lazy round
+	// fails: the check must run.
+	if lazyRounds < rounds/10 {
+		t.Errorf("only %d of %d records came within 1.5 lazy sleeps (%v) of the one before: this loop is too slow here to check lazy sleeps", lazyRounds, rounds, lazy*3/2)
+	}
+	if lazyDoorbells > lazyRounds*2/5 {
+		t.Errorf("%d doorbells for %d records below the watermark that came while records flowed: the consumer did not sleep lazily", lazyDoorbells, lazyRounds)
 	}
 	if q := quantile(own, .5); q > maxDelay {
 		t.Errorf("median of the wait less the run-queue delay is %v, beyond the %v bound", q, maxDelay)
