@@ -20,5 +20,5 @@
 // SPSCQueues, SPSCQueueRange, OpenConfig and Config beyond Rings, Woken,
 // DefaultMaxDelay, Wakeups, and the wakeup modes other than WakeupEvery.
 // Not stable yet, because it is new (Linux 6.19's BPF_F_RB_OVERWRITE):
-// Recorder, OpenRecorder and Snapshot.
+// Recorder, OpenRecorder, Snapshot and RecorderSupported.
 package consumer

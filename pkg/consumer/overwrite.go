@@ -3,6 +3,7 @@ package consumer
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"unsafe"
 
@@ -58,6 +59,24 @@ const rbOverwrite = 1 << 19
 // whole. On arm64 a store made after the release may be seen before
 // overwrite_pos: the check below narrows that to a store buffer's drain,
 // and no reader can do better without a barrier in the producer.
+
+// RecorderSupported reports whether the kernel has overwrite-mode ring
+// buffers, by creating a one-page ring with BPF_F_RB_OVERWRITE: a kernel
+// without them refuses the flag with EINVAL (ringbuf_map_alloc's
+// RINGBUF_CREATE_FLAG_MASK). Where they are missing the error wraps
+// [errors.ErrUnsupported] and is one line naming the kernel needed; any
+// other error is the probe's own (no privilege, say).
+func RecorderSupported() error {
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.RingBuf, MaxEntries: uint32(os.Getpagesize()), Flags: rbOverwrite})
+	if errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("overwrite-mode ring buffers (BPF_F_RB_OVERWRITE) need Linux 6.19 or later; this kernel refuses them: %w",
+			errors.ErrUnsupported)
+	}
+	if err != nil {
+		return fmt.Errorf("probe overwrite-mode ring buffers: %w", err)
+	}
+	return m.Close()
+}
 
 // A Recorder reads a BPF ring buffer created with BPF_F_RB_OVERWRITE (Linux
 // 6.19): a flight recorder, whose producers overwrite the oldest records
