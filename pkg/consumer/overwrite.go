@@ -23,12 +23,14 @@ const rbOverwrite = 1 << 19
 // reader below relies on each; the citations are to that file.
 //
 //   - Where the positions live. struct bpf_ringbuf declares producer_pos
-//     page-aligned, then overwrite_pos, then pending_pos, so overwrite_pos is
-//     the second word of the producer page that ringbuf_map_mmap_kern maps
-//     read-only to user space (internal/ringmap.Mapping.OverwritePos).
-//     BPF programs read it with bpf_ringbuf_query(map, BPF_RB_OVERWRITE_POS),
-//     an smp_load_acquire; user space reads the page. It is the position of
-//     the oldest record not overwritten, always a record boundary.
+//     page-aligned, then pending_pos, then overwrite_pos, so overwrite_pos is
+//     the third word of the producer page that ringbuf_map_mmap_kern maps
+//     read-only to user space (internal/ringmap.Mapping.OverwritePos says
+//     how it got there; TestOverwriteRecorderUnderALiveProducer checks it
+//     against the kernel's own answer). BPF programs read it with
+//     bpf_ringbuf_query(map, BPF_RB_OVERWRITE_POS), an smp_load_acquire;
+//     user space reads the page. It is the position of the oldest record
+//     not overwritten, always a record boundary.
 //   - How a reserve advances it. __bpf_ringbuf_reserve, under the ring's
 //     spinlock, first moves pending_pos past committed records, then checks
 //     bpf_ringbuf_has_space: in overwrite mode only that new_prod_pos -
