@@ -186,9 +186,10 @@ int floor_sys_enter(struct bpf_raw_tracepoint_args *ctx)
  * as include/uapi/linux/bpf.h has them. A kernel without the mode refuses
  * the map (-EINVAL), and with it this program: pkg/consumer's tests probe
  * first. fill_overwrite writes args->records records, seq counting up, and
- * leaves in overwrite_pos what bpf_ringbuf_query says of the ring after
- * them, and in overwrite_failed the reserves that failed, which with one
- * producer (nothing else pending) must be none.
+ * leaves in its context what bpf_ringbuf_query says of the ring after them
+ * and how many reserves failed, which with one producer (nothing else
+ * pending) must be none. (No globals: the other tests prune the maps their
+ * programs do not use, and a .bss would go with its variables still named.)
  */
 #define BPF_F_RB_OVERWRITE (1U << 19)
 #define BPF_RB_OVERWRITE_POS 4
@@ -199,15 +200,13 @@ struct {
 	__uint(map_flags, BPF_F_RB_OVERWRITE);
 } overwrite_events SEC(".maps");
 
-__u64 overwrite_pos;
-__u64 overwrite_failed;
-
 BTF_ANCHOR(struct overwrite_record, anchor_overwrite_record);
 
 SEC("syscall")
 int fill_overwrite(struct overwrite_args *args)
 {
 	__u64 seq = args->first_seq;
+	__u32 failed = 0;
 	struct bpf_iter_num it;
 	int *i;
 
@@ -217,7 +216,7 @@ int fill_overwrite(struct overwrite_args *args)
 
 		rec = bpf_ringbuf_reserve(&overwrite_events, sizeof(*rec), 0);
 		if (!rec) {
-			__sync_fetch_and_add(&overwrite_failed, 1);
+			failed++;
 			continue;
 		}
 		rec->seq = seq;
@@ -230,6 +229,7 @@ int fill_overwrite(struct overwrite_args *args)
 		seq++;
 	}
 	bpf_iter_num_destroy(&it);
-	overwrite_pos = bpf_ringbuf_query(&overwrite_events, BPF_RB_OVERWRITE_POS);
+	args->failed = failed;
+	args->overwrite_pos = bpf_ringbuf_query(&overwrite_events, BPF_RB_OVERWRITE_POS);
 	return 0;
 }

@@ -37,12 +37,14 @@ struct hold_state {
 
 /*
  * fill_overwrite's context: it writes records struct overwrite_records,
- * seq counting up from first_seq, into overwrite_events.
+ * seq counting up from first_seq, into overwrite_events, and fills in the
+ * rest (BPF_PROG_TEST_RUN copies a syscall program's context back).
  */
 struct overwrite_args {
 	__u32 records;
-	__u32 pad;
+	__u32 failed;        /* out: reserves that failed */
 	__u64 first_seq;
+	__u64 overwrite_pos; /* out: bpf_ringbuf_query(BPF_RB_OVERWRITE_POS) after the run */
 };
 
 /*

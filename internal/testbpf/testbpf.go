@@ -34,9 +34,9 @@ const (
 
 // The flight recorder's test producer (bpf/testfill.c, fill_overwrite): it
 // writes OverwriteRecords into MapOverwriteEvents, a ring created with
-// BPF_F_RB_OVERWRITE (Linux 6.19), and leaves in VarOverwritePos what
-// bpf_ringbuf_query(BPF_RB_OVERWRITE_POS) said after its run and in
-// VarOverwriteFailed the reserves that failed.
+// BPF_F_RB_OVERWRITE (Linux 6.19), and leaves in its OverwriteArgs what
+// bpf_ringbuf_query(BPF_RB_OVERWRITE_POS) said after its run and the
+// reserves that failed.
 type (
 	// OverwriteArgs is fill_overwrite's context.
 	OverwriteArgs = testfillOverwriteArgs
@@ -47,8 +47,6 @@ type (
 const (
 	ProgramFillOverwrite = testfillProgFillOverwrite
 	MapOverwriteEvents   = testfillMapOverwriteEvents
-	VarOverwritePos      = testfillVarOverwritePos
-	VarOverwriteFailed   = testfillVarOverwriteFailed
 	// OverwriteCheckMul is OVERWRITE_CHECK_MUL of bpf/testfill.h:
 	// check[i] of a record is seq*OverwriteCheckMul + i.
 	OverwriteCheckMul = 0x9e3779b97f4a7c15

@@ -36,10 +36,11 @@ type testfillHoldState struct {
 }
 
 type testfillOverwriteArgs struct {
-	_        structs.HostLayout
-	Records  uint32
-	Pad      uint32
-	FirstSeq uint64
+	_            structs.HostLayout
+	Records      uint32
+	Failed       uint32
+	FirstSeq     uint64
+	OverwritePos uint64
 }
 
 type testfillOverwriteRecord struct {
@@ -119,8 +120,6 @@ const (
 	testfillProgFloorSysEnter     = "floor_sys_enter"
 	testfillProgHoldPercpuRingbuf = "hold_percpu_ringbuf"
 	testfillProgHoldRingbuf       = "hold_ringbuf"
-	testfillVarOverwriteFailed    = "overwrite_failed"
-	testfillVarOverwritePos       = "overwrite_pos"
 )
 
 // loadTestfill returns the embedded CollectionSpec for testfill.
@@ -199,8 +198,6 @@ type testfillMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type testfillVariableSpecs struct {
-	OverwriteFailed *ebpf.VariableSpec `ebpf:"overwrite_failed"`
-	OverwritePos    *ebpf.VariableSpec `ebpf:"overwrite_pos"`
 }
 
 // testfillObjects contains all objects after they have been loaded into the kernel.
@@ -266,8 +263,6 @@ func (m *testfillMaps) Close() error {
 //
 // It can be passed to loadTestfillObjects or ebpf.CollectionSpec.LoadAndAssign.
 type testfillVariables struct {
-	OverwriteFailed *ebpf.Variable `ebpf:"overwrite_failed"`
-	OverwritePos    *ebpf.Variable `ebpf:"overwrite_pos"`
 }
 
 // testfillPrograms contains all programs after they have been loaded into the kernel.

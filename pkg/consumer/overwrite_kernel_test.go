@@ -127,12 +127,15 @@ func TestOverwriteRecorderUnderALiveProducer(t *testing.T) {
 	}
 	defer r.Close()
 
-	var seq uint64
+	var seq, failed, kernelPos uint64
 	run := func(records uint32) {
-		if _, err := fill.Run(&ebpf.RunOptions{Context: testbpf.OverwriteArgs{Records: records, FirstSeq: seq}}); err != nil {
+		var out testbpf.OverwriteArgs
+		if _, err := fill.Run(&ebpf.RunOptions{Context: testbpf.OverwriteArgs{Records: records, FirstSeq: seq}, ContextOut: &out}); err != nil {
 			t.Errorf("run %v: %v", fill, err)
 		}
 		seq += uint64(records)
+		failed += uint64(out.Failed)
+		kernelPos = out.OverwritePos
 	}
 	var s Snapshot
 
@@ -145,10 +148,6 @@ func TestOverwriteRecorderUnderALiveProducer(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkOverwriteSnapshot(t, &s)
-		var kernelPos uint64
-		if err := coll.Variables[testbpf.VarOverwritePos].Get(&kernelPos); err != nil {
-			t.Fatal(err)
-		}
 		if s.Start != kernelPos || s.End != seq*overwriteRecordSize || s.Overwritten != 0 || s.Pending != 0 {
 			t.Fatalf("after %d records: window [%d, %d), %d overwritten, %d pending; want [%d (bpf_ringbuf_query), %d), none",
 				seq, s.Start, s.End, s.Overwritten, s.Pending, kernelPos, seq*overwriteRecordSize)
@@ -192,10 +191,6 @@ func TestOverwriteRecorderUnderALiveProducer(t *testing.T) {
 	}
 	stop.Store(true)
 	wg.Wait()
-	var failed uint64
-	if err := coll.Variables[testbpf.VarOverwriteFailed].Get(&failed); err != nil {
-		t.Fatal(err)
-	}
 	if failed != 0 {
 		t.Errorf("%d reserves failed with one producer: the kernel refuses only a record that would reach a pending one", failed)
 	}
