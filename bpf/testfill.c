@@ -14,6 +14,7 @@
 #include <bpf/bpf_helpers.h>
 #include "ringwatch.h"
 #include "transport.h"
+#include "settings.h"
 #include "testfill.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -173,5 +174,62 @@ int floor_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	rec[0] = ctx->args[1];
 	bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+/*
+ * The flight recorder's test producer. overwrite_events is created with
+ * BPF_F_RB_OVERWRITE: when it is full, a reserve overwrites the oldest
+ * records instead of failing (kernel/bpf/ringbuf.c, __bpf_ringbuf_reserve,
+ * since Linux 6.19, commit feeaf1346f80). bpf/vmlinux.h comes from an older
+ * kernel's BTF, so the flag and the query's selector are spelled out here
+ * as include/uapi/linux/bpf.h has them. A kernel without the mode refuses
+ * the map (-EINVAL), and with it this program: pkg/consumer's tests probe
+ * first. fill_overwrite writes args->records records, seq counting up, and
+ * leaves in its context what bpf_ringbuf_query says of the ring after them
+ * and how many reserves failed, which with one producer (nothing else
+ * pending) must be none. (No globals: the other tests prune the maps their
+ * programs do not use, and a .bss would go with its variables still named.)
+ */
+#define BPF_F_RB_OVERWRITE (1U << 19)
+#define BPF_RB_OVERWRITE_POS 4
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096); /* sized by the test */
+	__uint(map_flags, BPF_F_RB_OVERWRITE);
+} overwrite_events SEC(".maps");
+
+BTF_ANCHOR(struct overwrite_record, anchor_overwrite_record);
+
+SEC("syscall")
+int fill_overwrite(struct overwrite_args *args)
+{
+	__u64 seq = args->first_seq;
+	__u32 failed = 0;
+	struct bpf_iter_num it;
+	int *i;
+
+	bpf_iter_num_new(&it, 0, args->records);
+	while ((i = bpf_iter_num_next(&it))) {
+		struct overwrite_record *rec;
+
+		rec = bpf_ringbuf_reserve(&overwrite_events, sizeof(*rec), 0);
+		if (!rec) {
+			failed++;
+			continue;
+		}
+		rec->seq = seq;
+		rec->check[0] = seq * OVERWRITE_CHECK_MUL;
+		rec->check[1] = seq * OVERWRITE_CHECK_MUL + 1;
+		rec->check[2] = seq * OVERWRITE_CHECK_MUL + 2;
+		rec->check[3] = seq * OVERWRITE_CHECK_MUL + 3;
+		/* No wakeup: nobody waits on a flight recorder. */
+		bpf_ringbuf_submit(rec, BPF_RB_NO_WAKEUP);
+		seq++;
+	}
+	bpf_iter_num_destroy(&it);
+	args->failed = failed;
+	args->overwrite_pos = bpf_ringbuf_query(&overwrite_events, BPF_RB_OVERWRITE_POS);
 	return 0;
 }

@@ -35,4 +35,28 @@ struct hold_state {
 	__u32 pad;
 };
 
+/*
+ * fill_overwrite's context: it writes records struct overwrite_records,
+ * seq counting up from first_seq, into overwrite_events, and fills in the
+ * rest (BPF_PROG_TEST_RUN copies a syscall program's context back).
+ */
+struct overwrite_args {
+	__u32 records;
+	__u32 failed;        /* out: reserves that failed */
+	__u64 first_seq;
+	__u64 overwrite_pos; /* out: bpf_ringbuf_query(BPF_RB_OVERWRITE_POS) after the run */
+};
+
+/*
+ * A record of fill_overwrite: its sequence number, and check words derived
+ * from it, so that a reader can tell a record that is whole from one torn
+ * by a later record written over part of it.
+ */
+struct overwrite_record {
+	__u64 seq;
+	__u64 check[4]; /* check[i] = seq * OVERWRITE_CHECK_MUL + i */
+};
+
+#define OVERWRITE_CHECK_MUL 0x9e3779b97f4a7c15ULL
+
 #endif /* RINGWATCH_TESTFILL_H */

@@ -31,7 +31,16 @@ import (
 type Mapping struct {
 	ConsumerPos *uint64 // in the consumer page
 	ProducerPos *uint64 // in the producer page
-	Data        []byte  // 2*size bytes: the data pages, twice
+	// OverwritePos is the producer page's third word, where Linux 6.19
+	// (commit feeaf1346f80) keeps an overwrite-mode ring's overwrite_pos:
+	// struct bpf_ringbuf declares producer_pos page-aligned, then
+	// pending_pos, then overwrite_pos. (The series put it before
+	// pending_pos; Andrii Nakryiko moved it after when he applied it,
+	// "as all these fields are actually exposed to the user space", bpf
+	// list, 2025-10-28.) It means nothing for a ring without
+	// BPF_F_RB_OVERWRITE.
+	OverwritePos *uint64
+	Data         []byte // 2*size bytes: the data pages, twice
 
 	consumerMem, producerMem []byte
 }
@@ -66,11 +75,12 @@ func Map(m *ebpf.Map, userProduces bool) (*Mapping, error) {
 			unix.Munmap(consumerMem))
 	}
 	return &Mapping{
-		ConsumerPos: (*uint64)(unsafe.Pointer(&consumerMem[0])),
-		ProducerPos: (*uint64)(unsafe.Pointer(&producerMem[0])),
-		Data:        producerMem[page:],
-		consumerMem: consumerMem,
-		producerMem: producerMem,
+		ConsumerPos:  (*uint64)(unsafe.Pointer(&consumerMem[0])),
+		ProducerPos:  (*uint64)(unsafe.Pointer(&producerMem[0])),
+		OverwritePos: (*uint64)(unsafe.Pointer(&producerMem[16])),
+		Data:         producerMem[page:],
+		consumerMem:  consumerMem,
+		producerMem:  producerMem,
 	}, nil
 }
 
@@ -84,6 +94,6 @@ func (m *Mapping) Close() error {
 			*mem = nil
 		}
 	}
-	m.ConsumerPos, m.ProducerPos, m.Data = nil, nil, nil
+	m.ConsumerPos, m.ProducerPos, m.OverwritePos, m.Data = nil, nil, nil, nil
 	return errors.Join(errs...)
 }

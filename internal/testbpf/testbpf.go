@@ -31,3 +31,23 @@ const (
 	MapFloorEvents = testfillMapFloorEvents
 	MapFloorPIDs   = testfillMapFloorPids
 )
+
+// The flight recorder's test producer (bpf/testfill.c, fill_overwrite): it
+// writes OverwriteRecords into MapOverwriteEvents, a ring created with
+// BPF_F_RB_OVERWRITE (Linux 6.19), and leaves in its OverwriteArgs what
+// bpf_ringbuf_query(BPF_RB_OVERWRITE_POS) said after its run and the
+// reserves that failed.
+type (
+	// OverwriteArgs is fill_overwrite's context.
+	OverwriteArgs = testfillOverwriteArgs
+	// OverwriteRecord is what fill_overwrite writes.
+	OverwriteRecord = testfillOverwriteRecord
+)
+
+const (
+	ProgramFillOverwrite = testfillProgFillOverwrite
+	MapOverwriteEvents   = testfillMapOverwriteEvents
+	// OverwriteCheckMul is OVERWRITE_CHECK_MUL of bpf/testfill.h:
+	// check[i] of a record is seq*OverwriteCheckMul + i.
+	OverwriteCheckMul = 0x9e3779b97f4a7c15
+)

@@ -35,11 +35,31 @@ type testfillHoldState struct {
 	Pad      uint32
 }
 
+type testfillOverwriteArgs struct {
+	_            structs.HostLayout
+	Records      uint32
+	Failed       uint32
+	FirstSeq     uint64
+	OverwritePos uint64
+}
+
+type testfillOverwriteRecord struct {
+	_     structs.HostLayout
+	Seq   uint64
+	Check [4]uint64
+}
+
 type testfillPerfScratch struct {
 	_    structs.HostLayout
 	Busy uint32
 	Pad  uint32
 	Data [4096]uint8
+}
+
+type testfillSourceConfig struct {
+	_           structs.HostLayout
+	Paused      uint32
+	SampleEvery uint32
 }
 
 type testfillSpscQueue struct {
@@ -51,6 +71,12 @@ type testfillSpscQueue struct {
 	TailSlot    uint32
 	Busy        uint32
 	ProducerPad [40]uint8
+}
+
+type testfillSyscallFilter struct {
+	_          structs.HostLayout
+	AllowList  uint32
+	ExcludePid uint32
 }
 
 type testfillTransportConfig struct {
@@ -78,12 +104,17 @@ const (
 	testfillMapFloorEvents        = "floor_events"
 	testfillMapFloorPids          = "floor_pids"
 	testfillMapHoldControl        = "hold_control"
+	testfillMapOverwriteEvents    = "overwrite_events"
 	testfillMapPercpuEvents       = "percpu_events"
 	testfillMapPerfEvents         = "perf_events"
 	testfillMapPerfScratch        = "perf_scratch"
+	testfillMapSourceConfigs      = "source_configs"
 	testfillMapSpscQueues         = "spsc_queues"
 	testfillMapSpscSlots          = "spsc_slots"
+	testfillMapSyscallConfig      = "syscall_config"
+	testfillMapSyscallPids        = "syscall_pids"
 	testfillMapTransportSettings  = "transport_settings"
+	testfillProgFillOverwrite     = "fill_overwrite"
 	testfillProgFillPercpuRingbuf = "fill_percpu_ringbuf"
 	testfillProgFillRingbuf       = "fill_ringbuf"
 	testfillProgFloorSysEnter     = "floor_sys_enter"
@@ -133,6 +164,7 @@ type testfillSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type testfillProgramSpecs struct {
+	FillOverwrite     *ebpf.ProgramSpec `ebpf:"fill_overwrite"`
 	FillPercpuRingbuf *ebpf.ProgramSpec `ebpf:"fill_percpu_ringbuf"`
 	FillRingbuf       *ebpf.ProgramSpec `ebpf:"fill_ringbuf"`
 	FloorSysEnter     *ebpf.ProgramSpec `ebpf:"floor_sys_enter"`
@@ -150,11 +182,15 @@ type testfillMapSpecs struct {
 	FloorEvents       *ebpf.MapSpec `ebpf:"floor_events"`
 	FloorPids         *ebpf.MapSpec `ebpf:"floor_pids"`
 	HoldControl       *ebpf.MapSpec `ebpf:"hold_control"`
+	OverwriteEvents   *ebpf.MapSpec `ebpf:"overwrite_events"`
 	PercpuEvents      *ebpf.MapSpec `ebpf:"percpu_events"`
 	PerfEvents        *ebpf.MapSpec `ebpf:"perf_events"`
 	PerfScratch       *ebpf.MapSpec `ebpf:"perf_scratch"`
+	SourceConfigs     *ebpf.MapSpec `ebpf:"source_configs"`
 	SpscQueues        *ebpf.MapSpec `ebpf:"spsc_queues"`
 	SpscSlots         *ebpf.MapSpec `ebpf:"spsc_slots"`
+	SyscallConfig     *ebpf.MapSpec `ebpf:"syscall_config"`
+	SyscallPids       *ebpf.MapSpec `ebpf:"syscall_pids"`
 	TransportSettings *ebpf.MapSpec `ebpf:"transport_settings"`
 }
 
@@ -190,11 +226,15 @@ type testfillMaps struct {
 	FloorEvents       *ebpf.Map `ebpf:"floor_events"`
 	FloorPids         *ebpf.Map `ebpf:"floor_pids"`
 	HoldControl       *ebpf.Map `ebpf:"hold_control"`
+	OverwriteEvents   *ebpf.Map `ebpf:"overwrite_events"`
 	PercpuEvents      *ebpf.Map `ebpf:"percpu_events"`
 	PerfEvents        *ebpf.Map `ebpf:"perf_events"`
 	PerfScratch       *ebpf.Map `ebpf:"perf_scratch"`
+	SourceConfigs     *ebpf.Map `ebpf:"source_configs"`
 	SpscQueues        *ebpf.Map `ebpf:"spsc_queues"`
 	SpscSlots         *ebpf.Map `ebpf:"spsc_slots"`
+	SyscallConfig     *ebpf.Map `ebpf:"syscall_config"`
+	SyscallPids       *ebpf.Map `ebpf:"syscall_pids"`
 	TransportSettings *ebpf.Map `ebpf:"transport_settings"`
 }
 
@@ -206,11 +246,15 @@ func (m *testfillMaps) Close() error {
 		m.FloorEvents,
 		m.FloorPids,
 		m.HoldControl,
+		m.OverwriteEvents,
 		m.PercpuEvents,
 		m.PerfEvents,
 		m.PerfScratch,
+		m.SourceConfigs,
 		m.SpscQueues,
 		m.SpscSlots,
+		m.SyscallConfig,
+		m.SyscallPids,
 		m.TransportSettings,
 	)
 }
@@ -225,6 +269,7 @@ type testfillVariables struct {
 //
 // It can be passed to loadTestfillObjects or ebpf.CollectionSpec.LoadAndAssign.
 type testfillPrograms struct {
+	FillOverwrite     *ebpf.Program `ebpf:"fill_overwrite"`
 	FillPercpuRingbuf *ebpf.Program `ebpf:"fill_percpu_ringbuf"`
 	FillRingbuf       *ebpf.Program `ebpf:"fill_ringbuf"`
 	FloorSysEnter     *ebpf.Program `ebpf:"floor_sys_enter"`
@@ -234,6 +279,7 @@ type testfillPrograms struct {
 
 func (p *testfillPrograms) Close() error {
 	return _TestfillClose(
+		p.FillOverwrite,
 		p.FillPercpuRingbuf,
 		p.FillRingbuf,
 		p.FloorSysEnter,

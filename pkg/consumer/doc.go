@@ -19,4 +19,6 @@
 // because it follows ringwatch's own BPF programs (bpf/ringwatch.h):
 // SPSCQueues, SPSCQueueRange, OpenConfig and Config beyond Rings, Woken,
 // DefaultMaxDelay, Wakeups, and the wakeup modes other than WakeupEvery.
+// Not stable yet, because it is new (Linux 6.19's BPF_F_RB_OVERWRITE):
+// Recorder, OpenRecorder, Snapshot and RecorderSupported.
 package consumer

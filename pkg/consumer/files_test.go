@@ -25,6 +25,7 @@ var fileOrder = []struct{ file, owns string }{
 	{"wake.go", "the sleeper: pacing and sleeping by the flow model, and the flag-and-doorbell handshake"},
 	{"consumer.go", "Consumer, which owns its rings, sleeper, counters and the epoll set it waits in (internal/epoll); Read and Drain"},
 	{"open.go", "Open and OpenConfig, which put the pieces together"},
+	{"overwrite.go", "Recorder, beside the Consumer: on-demand snapshots of an overwrite-mode ring buffer, copied out and never torn"},
 }
 
 // TestFileOrder checks that fileOrder lists exactly the package's files,
