@@ -34,9 +34,9 @@ type positions struct {
 	// producer_pos and pending_pos in struct bpf_ringbuf (Linux 6.19,
 	// commit feeaf1346f80). It means something only for a ring created
 	// with BPF_F_RB_OVERWRITE, and is read only for those.
-	overwrite *uint64
-	consumerMem        []byte
-	producerMem        []byte
+	overwrite   *uint64
+	consumerMem []byte
+	producerMem []byte
 }
 
 // mapPositions maps the consumer and producer pages of the ring whose map
