@@ -61,7 +61,7 @@ func TestOverwriteRingIsShownAsAFlightRecorder(t *testing.T) {
 	}
 
 	top := ringLine(r)
-	for _, want := range []string{"ringbuf/overwrite", "1.0MiB", "no"} {
+	for _, want := range []string{"rb/overwrite", "1.0MiB", "no"} {
 		if !strings.Contains(top, want) {
 			t.Errorf("top line %q lacks %q", top, want)
 		}

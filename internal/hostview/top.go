@@ -328,7 +328,7 @@ func (m *topModel) frame() string {
 
 	b.WriteString("\n")
 	m.title(&b, paneRings, "RINGS", ringSorts)
-	header := fmt.Sprintf("%-7s %-16s %-17s %9s %-22s %10s %10s %10s %10s %9s %9s %-7s %s",
+	header := fmt.Sprintf("%-7s %-16s %-12s %9s %-22s %10s %10s %9s %10s %9s %9s %-7s %s",
 		"ID", "NAME", "TYPE", "CAPACITY", "FILL", "IN/s", "OUT/s", "OVERWR/s", "PEAK IN/s", "FULL IN", "FOR "+m.pause.String(), "STALLED", "OWNER")
 	b.WriteString(m.fit(header) + "\n")
 	start, rows := window(m.rings, m.cursor[paneRings], ringRoom)
@@ -411,7 +411,7 @@ func ringLine(r ringRow) string {
 		name += "*"
 	}
 	if !r.HasPositions() {
-		return fmt.Sprintf("%-7d %-16s %-17s %9s %-22s %10s %10s %10s %10s %9s %9s %-7s %s", r.ID, clip(name, 16), "perf_array",
+		return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %9s %10s %9s %9s %-7s %s", r.ID, clip(name, 16), "perf_array",
 			strconv.Itoa(r.CPUs)+" CPUs", "-", "-", "-", "-", "-", "-", "-", "-", owners(r.Owners))
 	}
 	peak, advised, overwritten, full := "-", "-", "-", formatWait(r.ToFull)
@@ -425,7 +425,11 @@ func ringLine(r ringRow) string {
 		// Sized by the history it keeps, not a pause: the details say it.
 		overwritten, full, advised = FormatBytes(r.Overwritten), "-", "-"
 	}
-	return fmt.Sprintf("%-7d %-16s %-17s %9s %-22s %10s %10s %10s %10s %9s %9s %-7s %s", r.ID, clip(name, 16), typeName(r.Ring),
+	kind := string(r.Kind)
+	if r.Overwrite {
+		kind = "rb/overwrite" // ringbuf/overwrite, in the column's 12
+	}
+	return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %9s %10s %9s %9s %-7s %s", r.ID, clip(name, 16), kind,
 		FormatBytes(float64(r.Capacity)), fillBar(r.Fill()), FormatBytes(r.In), FormatBytes(r.Out), overwritten, peak,
 		full, advised, yesNo(r.Rates.Stalled), owners(r.Owners))
 }
