@@ -60,14 +60,14 @@ func TestRunServesHostRingsAndProgramStats(t *testing.T) {
 		fmt.Sprintf(`ringwatch_host_ring_advised_capacity_bytes{map_id=%q,map_name=%q} %d`, id, ringchild.RingName, max(os.Getpagesize(), 4096)),
 		fmt.Sprintf(`ringwatch_host_ring_pending_bytes{map_id=%q,map_name=%q} %d`, id, ringchild.RingName, records*ringchild.RecordBytes),
 		fmt.Sprintf(`ringwatch_host_ring_capacity_bytes{map_id=%q,map_name=%q} %d`, id, ringchild.RingName, ringchild.RingSize),
-		fmt.Sprintf(`ringwatch_host_ring_info{map_id=%q,map_name=%q,ours="false",owner=%q,programs=%q,type="ringbuf"} 1`,
+		fmt.Sprintf(`ringwatch_host_ring_info{map_id=%q,map_name=%q,mode="normal",ours="false",owner=%q,programs=%q,type="ringbuf"} 1`,
 			id, ringchild.RingName, child.Comm(), ringchild.ProgName),
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
-	if !regexp.MustCompile(`ringwatch_host_ring_info\{map_id="\d+",map_name="events",ours="true",owner="[^"]*",programs="exec_ringbuf",type="ringbuf"\} 1`).MatchString(body) {
+	if !regexp.MustCompile(`ringwatch_host_ring_info\{map_id="\d+",map_name="events",mode="normal",ours="true",owner="[^"]*",programs="exec_ringbuf",type="ringbuf"\} 1`).MatchString(body) {
 		t.Errorf("ringwatch's own events ring is not marked as ours:\n%s", grepLines(body, "ringwatch_host_ring_info"))
 	}
 	if problems, err := promlint.New(strings.NewReader(body)).Lint(); err != nil || len(problems) > 0 {

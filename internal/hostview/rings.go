@@ -110,6 +110,7 @@ type RingJSON struct {
 	MapID          uint32   `json:"map_id"`
 	Name           string   `json:"name"`
 	Type           string   `json:"type"`
+	Overwrite      bool     `json:"overwrite"` // created with BPF_F_RB_OVERWRITE (Linux 6.19): a flight recorder
 	CapacityBytes  uint64   `json:"capacity_bytes,omitempty"`
 	CPUs           int      `json:"cpus,omitempty"`
 	ProducerPos    *uint64  `json:"producer_pos"`
@@ -118,8 +119,14 @@ type RingJSON struct {
 	Fill           *float64 `json:"fill"`
 	InBytesPerSec  *float64 `json:"in_bytes_per_second"`
 	OutBytesPerSec *float64 `json:"out_bytes_per_second"`
-	SecondsToFull  *float64 `json:"seconds_to_full"`        // null: not filling
-	ConsumerPauseS *float64 `json:"consumer_pause_seconds"` // null: nothing produced
+	SecondsToFull  *float64 `json:"seconds_to_full"`        // null: not filling, or in overwrite mode
+	ConsumerPauseS *float64 `json:"consumer_pause_seconds"` // null: nothing produced, or in overwrite mode
+
+	// Overwrite mode only, else null: the overwrite position, the bytes
+	// it overwrote per second, and how far back it reaches at the rate in.
+	OverwritePos           *uint64  `json:"overwrite_pos"`
+	OverwrittenBytesPerSec *float64 `json:"overwritten_bytes_per_second"`
+	HistoryS               *float64 `json:"history_seconds"` // null: nothing produced
 
 	// The sizing advice, at the peak: all null for a perf event array.
 	PeakInBytesPerSec    *float64 `json:"peak_in_bytes_per_second"`       // the fastest span's rate
@@ -132,6 +139,9 @@ type RingJSON struct {
 	NeededBytes          *uint64  `json:"needed_bytes"`                   // peak rate * pause + peak pending
 	AdvisedCapacity      *uint64  `json:"advised_capacity_bytes"`         // null: no ring holds it
 	LargestRingPauseS    *float64 `json:"largest_ring_pause_seconds"`     // when no ring holds it: what the largest holds
+	// In overwrite mode, in place of the four above and the times to full
+	// and pause: capacity / peak rate; null: nothing produced.
+	HistoryAtPeakS *float64 `json:"history_at_peak_seconds"`
 
 	Stalled  bool          `json:"stalled"`
 	Ours     bool          `json:"ours"`
@@ -155,7 +165,7 @@ type ProgramJSON struct {
 func writeRingsJSON(w io.Writer, rows []ringRow) error {
 	out := make([]RingJSON, 0, len(rows))
 	for _, r := range rows {
-		j := RingJSON{MapID: uint32(r.ID), Name: r.Name, Type: string(r.Kind), CapacityBytes: r.Capacity, CPUs: r.CPUs,
+		j := RingJSON{MapID: uint32(r.ID), Name: r.Name, Type: string(r.Kind), Overwrite: r.Overwrite, CapacityBytes: r.Capacity, CPUs: r.CPUs,
 			Stalled: r.Rates.Stalled, Ours: r.Ours, Owners: []OwnerJSON{}, Programs: []ProgramJSON{}}
 		if r.HasPositions() {
 			producer, consumer, pending, fill := r.Producer, r.Consumer, r.Pending(), r.Fill()
@@ -163,8 +173,17 @@ func writeRingsJSON(w io.Writer, rows []ringRow) error {
 			j.ProducerPos, j.ConsumerPos, j.PendingBytes, j.Fill = &producer, &consumer, &pending, &fill
 			j.InBytesPerSec, j.OutBytesPerSec = &in, &out
 			j.SecondsToFull, j.ConsumerPauseS = finiteSeconds(r.ToFull), finiteSeconds(r.ConsumerGrace)
+			if r.Overwrite {
+				over, rate := r.OverwritePos, r.Overwritten
+				j.OverwritePos, j.OverwrittenBytesPerSec, j.HistoryS = &over, &rate, finiteSeconds(r.History)
+			}
 		}
-		if r.HasAdvice {
+		if r.HasAdvice && r.Overwrite {
+			a := r.Advice
+			rate, bytes, span, pending := a.Rate, a.Peak.Bytes, a.Peak.Duration().Seconds(), a.Peak.Pending
+			j.PeakInBytesPerSec, j.PeakBytes, j.PeakSpanS, j.PeakPendingBytes = &rate, &bytes, &span, &pending
+			j.HistoryAtPeakS = finiteSeconds(a.History)
+		} else if r.HasAdvice {
 			a := r.Advice
 			rate, bytes, span, pending := a.Rate, a.Peak.Bytes, a.Peak.Duration().Seconds(), a.Peak.Pending
 			pause, need := a.Pause.Seconds(), a.Need
@@ -200,19 +219,25 @@ func finiteSeconds(d time.Duration) *float64 {
 
 func writeRingsTable(w io.Writer, rows []ringRow, interval, pause time.Duration, names func(string) string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tCAPACITY\tFILL\tIN/s\tOUT/s\tFULL IN\tPAUSE OK\tSTALLED\tOWNER\tPROGRAMS")
+	fmt.Fprintln(tw, "ID\tNAME\tTYPE\tCAPACITY\tFILL\tIN/s\tOUT/s\tOVERWRITTEN/s\tFULL IN\tPAUSE OK\tSTALLED\tOWNER\tPROGRAMS")
 	for _, r := range rows {
 		name := r.Name
 		if r.Ours {
 			name += " (ours)"
 		}
 		if !r.HasPositions() {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d CPUs\t-\t-\t-\t-\t-\t-\t%s\t%s\n", r.ID, name, r.Kind, r.CPUs, owners(r.Owners), programs(r.Programs))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d CPUs\t-\t-\t-\t-\t-\t-\t-\t%s\t%s\n", r.ID, name, r.Kind, r.CPUs, owners(r.Owners), programs(r.Programs))
 			continue
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.1f%% (%s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, name, r.Kind,
+		overwritten, full, pauseOK := "-", formatWait(r.ToFull), formatWait(r.ConsumerGrace)
+		if r.Overwrite {
+			// A flight recorder neither fills nor waits on its consumer:
+			// its rate of loss by design, and no time to full or pause.
+			overwritten, full, pauseOK = FormatBytes(r.Overwritten), "-", "-"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%.1f%% (%s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, name, typeName(r.Ring),
 			FormatBytes(float64(r.Capacity)), 100*r.Fill(), FormatBytes(float64(r.Pending())),
-			FormatBytes(r.In), FormatBytes(r.Out), formatWait(r.ToFull), formatWait(r.ConsumerGrace),
+			FormatBytes(r.In), FormatBytes(r.Out), overwritten, full, pauseOK,
 			yesNo(r.Rates.Stalled), owners(r.Owners), programs(r.Programs))
 	}
 	if err := tw.Flush(); err != nil {
@@ -238,6 +263,12 @@ func sizingSentence(r ringRow, over time.Duration) string {
 		return "perf event array: its positions are in its owner's perf buffers, not the map; no advice"
 	case !r.HasAdvice:
 		return "no span measured yet; no advice"
+	case r.Overwrite && a.Rate == 0:
+		return fmt.Sprintf("overwrite mode: nothing produced in %v; it keeps its %s of history as long as that lasts; no sizing advice",
+			over, FormatBytes(float64(r.Capacity)))
+	case r.Overwrite:
+		return fmt.Sprintf("overwrite mode: keeps the last %s at %s/s; size it by the history it should keep, not by a pause (now %s)",
+			formatWait(a.History), FormatBytes(a.Rate), FormatBytes(float64(r.Capacity)))
 	case a.Rate == 0:
 		return fmt.Sprintf("nothing produced in %v: any ring holds a pause at that rate; %s, the smallest for what was pending, does (now %s)",
 			over, FormatBytes(float64(a.Capacity)), FormatBytes(float64(r.Capacity)))
@@ -248,6 +279,14 @@ func sizingSentence(r ringRow, over time.Duration) string {
 	}
 	return fmt.Sprintf("fills in %s at %s/s; %s holds a %v pause (now %s)", formatWait(a.ToFull), FormatBytes(a.Rate),
 		FormatBytes(float64(a.Capacity)), a.Pause, FormatBytes(float64(r.Capacity)))
+}
+
+// typeName is a ring's kind, and its mode when it is a flight recorder.
+func typeName(r hostrings.Ring) string {
+	if r.Overwrite {
+		return string(r.Kind) + "/overwrite"
+	}
+	return string(r.Kind)
 }
 
 func owners(os []hostrings.Owner) string {

@@ -328,8 +328,8 @@ func (m *topModel) frame() string {
 
 	b.WriteString("\n")
 	m.title(&b, paneRings, "RINGS", ringSorts)
-	header := fmt.Sprintf("%-7s %-16s %-12s %9s %-22s %10s %10s %10s %9s %9s %-7s %s",
-		"ID", "NAME", "TYPE", "CAPACITY", "FILL", "IN/s", "OUT/s", "PEAK IN/s", "FULL IN", "FOR "+m.pause.String(), "STALLED", "OWNER")
+	header := fmt.Sprintf("%-7s %-16s %-12s %9s %-22s %10s %10s %9s %10s %9s %9s %-7s %s",
+		"ID", "NAME", "TYPE", "CAPACITY", "FILL", "IN/s", "OUT/s", "OVERWR/s", "PEAK IN/s", "FULL IN", "FOR "+m.pause.String(), "STALLED", "OWNER")
 	b.WriteString(m.fit(header) + "\n")
 	start, rows := window(m.rings, m.cursor[paneRings], ringRoom)
 	for i, r := range rows {
@@ -380,6 +380,11 @@ func (m *topModel) fit(line string) string {
 func (m *topModel) details() string {
 	if m.pane == paneRings && m.cursor[paneRings] < len(m.rings) {
 		r := m.rings[m.cursor[paneRings]]
+		if r.Overwrite {
+			return fmt.Sprintf("map %d %s: owners %s; programs %s; overwrite position %d, %s/s overwritten, %s of history at the rate in; at its peak: %s",
+				r.ID, r.Name, owners(r.Owners), programs(r.Programs), r.OverwritePos, FormatBytes(r.Overwritten),
+				formatWait(r.History), sizingSentence(r, m.interval))
+		}
 		return fmt.Sprintf("map %d %s: owners %s; programs %s; consumer may pause %s before an empty ring fills; at its peak: %s",
 			r.ID, r.Name, owners(r.Owners), programs(r.Programs), formatWait(r.ConsumerGrace), sizingSentence(r, m.interval))
 	}
@@ -406,19 +411,27 @@ func ringLine(r ringRow) string {
 		name += "*"
 	}
 	if !r.HasPositions() {
-		return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %10s %9s %9s %-7s %s", r.ID, clip(name, 16), "perf_array",
-			strconv.Itoa(r.CPUs)+" CPUs", "-", "-", "-", "-", "-", "-", "-", owners(r.Owners))
+		return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %9s %10s %9s %9s %-7s %s", r.ID, clip(name, 16), "perf_array",
+			strconv.Itoa(r.CPUs)+" CPUs", "-", "-", "-", "-", "-", "-", "-", "-", owners(r.Owners))
 	}
-	peak, advised := "-", "-"
+	peak, advised, overwritten, full := "-", "-", "-", formatWait(r.ToFull)
 	if r.HasAdvice {
 		peak, advised = FormatBytes(r.Advice.Rate), "none"
 		if r.Advice.Capacity != 0 {
 			advised = FormatBytes(float64(r.Advice.Capacity))
 		}
 	}
-	return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %10s %9s %9s %-7s %s", r.ID, clip(name, 16), r.Kind,
-		FormatBytes(float64(r.Capacity)), fillBar(r.Fill()), FormatBytes(r.In), FormatBytes(r.Out), peak,
-		formatWait(r.ToFull), advised, yesNo(r.Rates.Stalled), owners(r.Owners))
+	if r.Overwrite {
+		// Sized by the history it keeps, not a pause: the details say it.
+		overwritten, full, advised = FormatBytes(r.Overwritten), "-", "-"
+	}
+	kind := string(r.Kind)
+	if r.Overwrite {
+		kind = "rb/overwrite" // ringbuf/overwrite, in the column's 12
+	}
+	return fmt.Sprintf("%-7d %-16s %-12s %9s %-22s %10s %10s %9s %10s %9s %9s %-7s %s", r.ID, clip(name, 16), kind,
+		FormatBytes(float64(r.Capacity)), fillBar(r.Fill()), FormatBytes(r.In), FormatBytes(r.Out), overwritten, peak,
+		full, advised, yesNo(r.Rates.Stalled), owners(r.Owners))
 }
 
 // fillBar is a ten-cell bar and the percentage: [###.......]  30.0%.

@@ -37,8 +37,12 @@ var (
 	hostRingStalledDesc = prometheus.NewDesc("ringwatch_host_ring_stalled",
 		"1 while bytes are pending and the consumer position stands still.", hostRingLabels, nil)
 	hostRingInfoDesc = prometheus.NewDesc("ringwatch_host_ring_info",
-		"Always 1: a ring on the host, with its kind, owners and programs.",
-		[]string{"map_id", "map_name", "type", "owner", "programs", "ours"}, nil)
+		"Always 1: a ring on the host, with its kind, mode, owners and programs.",
+		[]string{"map_id", "map_name", "type", "mode", "owner", "programs", "ours"}, nil)
+	hostRingOverwrittenDesc = prometheus.NewDesc("ringwatch_host_ring_overwritten_bytes_total",
+		"Bytes an overwrite-mode ring ever overwrote: its overwrite position.", hostRingLabels, nil)
+	hostRingHistoryAtPeakDesc = prometheus.NewDesc("ringwatch_host_ring_history_at_peak_seconds",
+		"How far back an overwrite-mode ring reaches at its peak rate.", hostRingLabels, nil)
 
 	hostRingPeakRateDesc = prometheus.NewDesc("ringwatch_host_ring_peak_produced_bytes_per_second",
 		"The highest rate the ring's producers wrote at over one census sample.", hostRingLabels, nil)
@@ -132,7 +136,8 @@ func (c *HostRingCollector) Observe(rings []hostrings.Ring) {
 func (c *HostRingCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{hostRingCapacityDesc, hostRingProducedDesc, hostRingConsumedDesc,
 		hostRingPendingDesc, hostRingFillDesc, hostRingStalledDesc, hostRingInfoDesc,
-		hostRingPeakRateDesc, hostRingToFullAtPeakDesc, hostRingAdvisedDesc, hostRingAdvicePauseDesc} {
+		hostRingPeakRateDesc, hostRingToFullAtPeakDesc, hostRingAdvisedDesc, hostRingAdvicePauseDesc,
+		hostRingOverwrittenDesc, hostRingHistoryAtPeakDesc} {
 		ch <- d
 	}
 }
@@ -149,7 +154,7 @@ func (c *HostRingCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range rings {
 		id := strconv.FormatUint(uint64(r.ID), 10)
 		ch <- prometheus.MustNewConstMetric(hostRingInfoDesc, prometheus.GaugeValue, 1,
-			id, r.Name, string(r.Kind), ownerComms(r.Owners), programNames(r.Programs), strconv.FormatBool(r.Ours))
+			id, r.Name, string(r.Kind), ringMode(r), ownerComms(r.Owners), programNames(r.Programs), strconv.FormatBool(r.Ours))
 		if !r.HasPositions() {
 			continue
 		}
@@ -163,6 +168,9 @@ func (c *HostRingCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(hostRingProducedDesc, r.Producer)
 		counter(hostRingConsumedDesc, r.Consumer)
 		gauge(hostRingPendingDesc, float64(r.Pending()))
+		if r.Overwrite {
+			counter(hostRingOverwrittenDesc, r.OverwritePos)
+		}
 		stalled := 0.0
 		if r.Stalled {
 			stalled = 1
@@ -186,6 +194,12 @@ func (c *HostRingCollector) Collect(ch chan<- prometheus.Metric) {
 		if peak, ok := c.peaks.Peak(r.ID, now); ok {
 			a := hostrings.Advise(r, peak, c.pause, c.page)
 			gauge(hostRingPeakRateDesc, a.Rate)
+			if r.Overwrite {
+				// Its consumer is not meant to keep up: it is sized by
+				// the history it keeps, not by a pause.
+				gauge(hostRingHistoryAtPeakDesc, secondsOrInf(a.History))
+				continue
+			}
 			gauge(hostRingToFullAtPeakDesc, secondsOrInf(a.ToFull))
 			advised := math.Inf(1)
 			if a.Capacity != 0 {
@@ -194,6 +208,15 @@ func (c *HostRingCollector) Collect(ch chan<- prometheus.Metric) {
 			gauge(hostRingAdvisedDesc, advised)
 		}
 	}
+}
+
+// ringMode is the info metric's mode label: "overwrite" for a ring buffer
+// created with BPF_F_RB_OVERWRITE, "normal" for every other ring.
+func ringMode(r hostrings.Ring) string {
+	if r.Overwrite {
+		return "overwrite"
+	}
+	return "normal"
 }
 
 // secondsOrInf is d in seconds, +Inf for hostrings.Forever.

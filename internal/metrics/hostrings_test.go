@@ -73,10 +73,10 @@ ringwatch_host_ring_fill_ratio_bucket{map_id="7",map_name="events",le="1"} 3
 ringwatch_host_ring_fill_ratio_bucket{map_id="7",map_name="events",le="+Inf"} 3
 ringwatch_host_ring_fill_ratio_sum{map_id="7",map_name="events"} 1.5
 ringwatch_host_ring_fill_ratio_count{map_id="7",map_name="events"} 3
-# HELP ringwatch_host_ring_info Always 1: a ring on the host, with its kind, owners and programs.
+# HELP ringwatch_host_ring_info Always 1: a ring on the host, with its kind, mode, owners and programs.
 # TYPE ringwatch_host_ring_info gauge
-ringwatch_host_ring_info{map_id="7",map_name="events",ours="true",owner="x,y",programs="a,b",type="ringbuf"} 1
-ringwatch_host_ring_info{map_id="9",map_name="perf",ours="false",owner="",programs="",type="perf_event_array"} 1
+ringwatch_host_ring_info{map_id="7",map_name="events",mode="normal",ours="true",owner="x,y",programs="a,b",type="ringbuf"} 1
+ringwatch_host_ring_info{map_id="9",map_name="perf",mode="normal",ours="false",owner="",programs="",type="perf_event_array"} 1
 # HELP ringwatch_host_ring_pending_bytes Bytes produced into the ring and not yet consumed.
 # TYPE ringwatch_host_ring_pending_bytes gauge
 ringwatch_host_ring_pending_bytes{map_id="7",map_name="events"} 2048
@@ -97,6 +97,50 @@ ringwatch_host_ring_stalled{map_id="7",map_name="events"} 1
 	c.Observe(nil)
 	if len(c.fill) != 0 {
 		t.Errorf("histograms of rings gone are kept: %v", c.fill)
+	}
+}
+
+// TestHostRingOverwriteModeOnPlainRings: an overwrite-mode ring shows its
+// mode, its overwrite position as a counter and, at its peak, the history
+// it keeps instead of a time to full and an advised capacity; it never
+// stalls, its consumer never reading.
+func TestHostRingOverwriteModeOnPlainRings(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	rings := fixedRings{{ID: 5, Name: "recorder", Kind: hostrings.RingBuf, Overwrite: true, Capacity: 4 << 20,
+		Producer: 8 << 20, OverwritePos: 4 << 20}}
+	c := NewHostRingCollector(rings, HostRingOptions{})
+	c.now = func() time.Time { return t0.Add(time.Second) }
+	rings[0].SampledAt = t0
+	c.Observe(rings)
+	rings[0].SampledAt = t0.Add(time.Second)
+	rings[0].Producer += 1 << 20 // 1 MiB/s: 4 s of history
+	rings[0].OverwritePos += 1 << 20
+	c.Observe(rings)
+	want := `
+# HELP ringwatch_host_ring_history_at_peak_seconds How far back an overwrite-mode ring reaches at its peak rate.
+# TYPE ringwatch_host_ring_history_at_peak_seconds gauge
+ringwatch_host_ring_history_at_peak_seconds{map_id="5",map_name="recorder"} 4
+# HELP ringwatch_host_ring_info Always 1: a ring on the host, with its kind, mode, owners and programs.
+# TYPE ringwatch_host_ring_info gauge
+ringwatch_host_ring_info{map_id="5",map_name="recorder",mode="overwrite",ours="false",owner="",programs="",type="ringbuf"} 1
+# HELP ringwatch_host_ring_overwritten_bytes_total Bytes an overwrite-mode ring ever overwrote: its overwrite position.
+# TYPE ringwatch_host_ring_overwritten_bytes_total counter
+ringwatch_host_ring_overwritten_bytes_total{map_id="5",map_name="recorder"} 5.24288e+06
+# HELP ringwatch_host_ring_pending_bytes Bytes produced into the ring and not yet consumed.
+# TYPE ringwatch_host_ring_pending_bytes gauge
+ringwatch_host_ring_pending_bytes{map_id="5",map_name="recorder"} 4.194304e+06
+# HELP ringwatch_host_ring_stalled 1 while bytes are pending and the consumer position stands still.
+# TYPE ringwatch_host_ring_stalled gauge
+ringwatch_host_ring_stalled{map_id="5",map_name="recorder"} 0
+`
+	names := []string{"ringwatch_host_ring_history_at_peak_seconds", "ringwatch_host_ring_info",
+		"ringwatch_host_ring_overwritten_bytes_total", "ringwatch_host_ring_pending_bytes", "ringwatch_host_ring_stalled",
+		"ringwatch_host_ring_time_to_full_at_peak_seconds", "ringwatch_host_ring_advised_capacity_bytes"}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), names...); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %+v", err, problems)
 	}
 }
 
@@ -372,7 +416,7 @@ func TestHostMetricsInReadme(t *testing.T) {
 			t.Errorf("docs/metrics.md's metric table has no row for %s", m[1])
 		}
 	}
-	if n != 14 {
-		t.Errorf("%d metrics described, want 14", n)
+	if n != 16 {
+		t.Errorf("%d metrics described, want 16", n)
 	}
 }

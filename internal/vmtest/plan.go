@@ -131,6 +131,8 @@ var sets = map[string][]run{
 		// The flight recorder: live on 6.19 and later (7.x); before, the
 		// probe must say absent and the kernel refuse the ring.
 		{pkg: "pkg/consumer", only: "TestOverwrite|TestRecorder"},
+		// The census of other programs' overwrite-mode rings.
+		{pkg: "pkg/hostrings", only: "TestOverwrite"},
 		{pkg: "internal/transport"},
 		{pkg: "internal/loader", short: true},
 		{pkg: "internal/session"},

@@ -24,6 +24,12 @@ const (
 	PerfEventArray Kind = "perf_event_array" // BPF_MAP_TYPE_PERF_EVENT_ARRAY: positions live in each owner's perf mmaps, not here
 )
 
+// flagOverwrite is BPF_F_RB_OVERWRITE, (1U << 19) in
+// include/uapi/linux/bpf.h since Linux 6.19 (commit feeaf1346f80): a ring
+// buffer created with it overwrites its oldest records when full instead of
+// failing the reserve. bpf_map_info's map_flags carries it.
+const flagOverwrite = 1 << 19
+
 // Defaults of [Options].
 const (
 	// DefaultStallAfter is how long the consumer position may stand still
@@ -57,16 +63,27 @@ type Ring struct {
 	Capacity uint64 // data bytes (max_entries); for a perf event array, 0
 	CPUs     int    // perf event arrays: slots, one per CPU (max_entries); 0 otherwise
 
+	// Overwrite: a ring buffer created with BPF_F_RB_OVERWRITE (Linux
+	// 6.19), a flight recorder. A full one overwrites its oldest records
+	// instead of refusing new ones, and its consumer may never read: it is
+	// never Stalled, and what it loses by design is OverwritePos's advance.
+	Overwrite bool
+
 	// Producer and Consumer are the ring's positions: byte counters that
 	// only grow, records' headers and padding included. 0 for perf event
 	// arrays, whose positions the census cannot see.
 	Producer, Consumer uint64
+	// OverwritePos is an overwrite-mode ring's overwrite position, the
+	// start of its oldest record not overwritten: a position like the
+	// others, and the bytes ever overwritten. 0 unless Overwrite.
+	OverwritePos uint64
 	// SampledAt is when the positions were read: the now of
 	// [Census.Sample].
 	SampledAt time.Time
 
 	// Stalled: bytes are pending and the consumer position has not moved
-	// for longer than Options.StallAfter.
+	// for longer than Options.StallAfter. Never for an overwrite-mode
+	// ring, whose consumer reads only on demand.
 	Stalled bool
 	// ConsumerIdle is how long the consumer position has not moved, as far
 	// as the census has watched it.
@@ -79,15 +96,25 @@ type Ring struct {
 	Ours bool
 }
 
-// Pending is the bytes produced and not yet consumed.
+// Pending is the bytes produced and not yet consumed. For an overwrite-mode
+// ring, the bytes a reader can still read: producer - max(consumer,
+// overwrite), as the kernel's ringbuf_avail_data_sz counts them.
 func (r Ring) Pending() uint64 {
-	if r.Producer < r.Consumer {
-		return 0 // only a broken user ring writer can do this
+	start := r.Consumer
+	if r.Overwrite {
+		start = max(start, r.OverwritePos)
 	}
-	return r.Producer - r.Consumer
+	if r.Producer < start {
+		// Only a broken user ring writer can do this, or an overwrite
+		// position read after the producer moved on.
+		return 0
+	}
+	return r.Producer - start
 }
 
-// Fill is Pending as a fraction of Capacity, from 0 to 1.
+// Fill is Pending as a fraction of Capacity, from 0 to 1. For an
+// overwrite-mode ring it is the share of the ring that holds history, and
+// full is its normal state once it has wrapped.
 func (r Ring) Fill() float64 {
 	if r.Capacity == 0 {
 		return 0
@@ -252,7 +279,7 @@ func open(id ebpf.MapID) (*held, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read map info: %w", err)
 	}
-	h := &held{ring: Ring{ID: id, Name: info.Name, Kind: kind}}
+	h := &held{ring: Ring{ID: id, Name: info.Name, Kind: kind, Overwrite: kind == RingBuf && info.Flags&flagOverwrite != 0}}
 	if kind == PerfEventArray {
 		h.ring.CPUs = int(m.MaxEntries())
 		return h, nil
@@ -276,8 +303,9 @@ func (c *Census) release() error {
 }
 
 // Sample reads every ring's positions once, at now, and returns the rings,
-// in map ID order. Reading costs two loads per ring; the returned rings'
-// Programs and Owners are shared between calls and must not be modified.
+// in map ID order. Reading costs two loads per ring (three in overwrite
+// mode); the returned rings' Programs and Owners are shared between calls
+// and must not be modified.
 func (c *Census) Sample(now time.Time) []Ring {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -287,13 +315,16 @@ func (c *Census) Sample(now time.Time) []Ring {
 		r.SampledAt = now
 		if h.pos != nil {
 			r.Producer, r.Consumer = h.pos.load()
+			if r.Overwrite {
+				r.OverwritePos = h.pos.loadOverwrite()
+			}
 			mo := c.motion[r.ID]
 			if mo == nil || mo.consumer != r.Consumer || now.Before(mo.movedAt) {
 				mo = &motion{consumer: r.Consumer, movedAt: now}
 				c.motion[r.ID] = mo
 			}
 			r.ConsumerIdle = now.Sub(mo.movedAt)
-			r.Stalled = r.Pending() > 0 && r.ConsumerIdle > c.opts.StallAfter
+			r.Stalled = !r.Overwrite && r.Pending() > 0 && r.ConsumerIdle > c.opts.StallAfter
 		}
 		rings = append(rings, r)
 	}

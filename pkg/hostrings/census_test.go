@@ -53,6 +53,13 @@ func TestRingPendingAndFill(t *testing.T) {
 		{Ring{Capacity: 4096, Producer: 8192, Consumer: 4096}, 4096, 1},
 		{Ring{Capacity: 4096, Producer: 10, Consumer: 20}, 0, 0}, // a broken user ring writer
 		{Ring{Kind: PerfEventArray}, 0, 0},
+		// Overwrite mode: readable from max(consumer, overwrite), as
+		// ringbuf_avail_data_sz counts.
+		{Ring{Kind: RingBuf, Overwrite: true, Capacity: 4096, Producer: 20480, Consumer: 0, OverwritePos: 16384}, 4096, 1},
+		{Ring{Kind: RingBuf, Overwrite: true, Capacity: 4096, Producer: 20480, Consumer: 19456, OverwritePos: 16384}, 1024, 0.25},
+		{Ring{Kind: RingBuf, Overwrite: true, Capacity: 4096, Producer: 1024, OverwritePos: 2048}, 0, 0}, // overwrite read after the producer moved
+		// Not in overwrite mode, the third word means nothing.
+		{Ring{Kind: RingBuf, Capacity: 4096, Producer: 2048, OverwritePos: 1024}, 2048, 0.5},
 	} {
 		if got := tc.r.Pending(); got != tc.pending {
 			t.Errorf("%+v: pending %d, want %d", tc.r, got, tc.pending)
@@ -90,6 +97,25 @@ func TestStalledOnPlainMemory(t *testing.T) {
 	consumer = 64
 	step(10*time.Second, false) // caught up
 	step(20*time.Second, false) // idle but empty
+}
+
+// TestOverwriteRingOnPlainMemory reads an overwrite-mode ring's third
+// position and holds it to the stall rule: a flight recorder's consumer
+// reads only on demand, so pending bytes with a consumer that never moves
+// are its normal state, not a stall.
+func TestOverwriteRingOnPlainMemory(t *testing.T) {
+	var consumer, producer, overwrite uint64
+	c := &Census{opts: Options{StallAfter: time.Second}, motion: map[ebpf.MapID]*motion{},
+		rings: []*held{{ring: Ring{ID: 1, Kind: RingBuf, Capacity: 4096, Overwrite: true},
+			pos: &positions{consumer: &consumer, producer: &producer, overwrite: &overwrite}}}}
+	t0 := time.Unix(1000, 0)
+	c.Sample(t0)
+	producer, overwrite = 1<<20, 1<<20-4096
+	r := c.Sample(t0.Add(10 * time.Second))[0]
+	if r.Stalled || r.OverwritePos != overwrite || r.Pending() != 4096 || r.Fill() != 1 {
+		t.Errorf("overwrite ring: stalled %v, overwrite position %d, pending %d, fill %v; want not stalled, %d, 4096, 1",
+			r.Stalled, r.OverwritePos, r.Pending(), r.Fill(), overwrite)
+	}
 }
 
 // find returns the ring of map id in rings.
@@ -451,6 +477,9 @@ func TestRatesBetween(t *testing.T) {
 	ring := func(producer, consumer uint64) Ring {
 		return Ring{Kind: RingBuf, Capacity: 1 << 20, Producer: producer, Consumer: consumer}
 	}
+	overwriting := func(producer, overwrite uint64) Ring {
+		return Ring{Kind: RingBuf, Overwrite: true, Capacity: 1 << 20, Producer: producer, OverwritePos: overwrite}
+	}
 	for _, tc := range []struct {
 		name      string
 		prev, cur Ring
@@ -467,6 +496,13 @@ func TestRatesBetween(t *testing.T) {
 			Rates{In: 64, ToFull: seconds((1<<20 - 128) / 64.0), ConsumerGrace: seconds((1 << 20) / 64.0), Stalled: true}},
 		{"perf", Ring{Kind: PerfEventArray}, Ring{Kind: PerfEventArray}, time.Second, Rates{ToFull: Forever, ConsumerGrace: Forever}},
 		{"no time", ring(0, 0), ring(64, 0), 0, Rates{ToFull: Forever, ConsumerGrace: Forever}},
+		// Overwrite mode: 1MiB in, 768KiB of it overwritten, nothing
+		// read; the ring holds a second of history and neither fills nor
+		// stalls.
+		{"overwriting", overwriting(1<<20, 1<<18), overwriting(2<<20, 1<<20), time.Second,
+			Rates{In: 1 << 20, Overwritten: 3 << 18, ToFull: Forever, ConsumerGrace: Forever, History: time.Second}},
+		{"overwrite idle", overwriting(1<<20, 1<<18), overwriting(1<<20, 1<<18), time.Second,
+			Rates{ToFull: Forever, ConsumerGrace: Forever, History: Forever}},
 	} {
 		if got := RatesBetween(tc.prev, tc.cur, tc.dt); got != tc.want {
 			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)

@@ -6,7 +6,9 @@
 // only its position pages, with PROT_READ, so it cannot disturb another
 // process's ring. Walking map IDs needs CAP_SYS_ADMIN; without it [Open]
 // returns an error wrapping [ErrPermission]. Perf event arrays come without
-// positions: those live in each owner's perf mmaps.
+// positions: those live in each owner's perf mmaps. A ring buffer created
+// with BPF_F_RB_OVERWRITE (Linux 6.19) is known by its map flags, and its
+// overwrite position is read beside the other two (Ring.Overwrite).
 //
 // [Peaks] and [Advise] are the sizing model, on plain samples: the span
 // with the highest producer rate, how long the ring lasts at it with its

@@ -30,8 +30,13 @@ import (
 // processes' records, are never mapped at all.
 type positions struct {
 	consumer, producer *uint64
-	consumerMem        []byte
-	producerMem        []byte
+	// overwrite is the producer page's third word: overwrite_pos, after
+	// producer_pos and pending_pos in struct bpf_ringbuf (Linux 6.19,
+	// commit feeaf1346f80). It means something only for a ring created
+	// with BPF_F_RB_OVERWRITE, and is read only for those.
+	overwrite   *uint64
+	consumerMem []byte
+	producerMem []byte
 }
 
 // mapPositions maps the consumer and producer pages of the ring whose map
@@ -49,6 +54,7 @@ func mapPositions(fd int) (*positions, error) {
 	return &positions{
 		consumer:    (*uint64)(unsafe.Pointer(&consumerMem[0])),
 		producer:    (*uint64)(unsafe.Pointer(&producerMem[0])),
+		overwrite:   (*uint64)(unsafe.Pointer(&producerMem[16])),
 		consumerMem: consumerMem,
 		producerMem: producerMem,
 	}, nil
@@ -65,6 +71,16 @@ func (p *positions) load() (producer, consumer uint64) {
 	return producer, consumer
 }
 
+// loadOverwrite reads an overwrite-mode ring's overwrite position. It is
+// read after the producer position: the kernel stores it with WRITE_ONCE
+// before the smp_store_release of producer_pos that follows it
+// (kernel/bpf/ringbuf.c, __bpf_ringbuf_reserve), so a reader that loads
+// producer_pos first sees an overwrite_pos at least as new as that
+// producer_pos.
+func (p *positions) loadOverwrite() uint64 {
+	return atomic.LoadUint64(p.overwrite)
+}
+
 // close unmaps both pages; it is idempotent.
 func (p *positions) close() error {
 	var errs []error
@@ -74,6 +90,6 @@ func (p *positions) close() error {
 			*mem = nil
 		}
 	}
-	p.consumer, p.producer = nil, nil
+	p.consumer, p.producer, p.overwrite = nil, nil, nil
 	return errors.Join(errs...)
 }

@@ -8,15 +8,23 @@ import (
 // Rates is what two samples of one ring, some time apart, say about it.
 type Rates struct {
 	In, Out float64 // bytes produced and consumed per second
+	// Overwritten is the bytes an overwrite-mode ring overwrote per
+	// second: how fast its overwrite position moved. 0 for other rings.
+	Overwritten float64
 	// ToFull is how long until the ring is full if both rates hold: its
-	// free bytes over In-Out. +Inf when it is not filling.
+	// free bytes over In-Out. +Inf when it is not filling, and for an
+	// overwrite-mode ring, which loses nothing it did not mean to when full.
 	ToFull time.Duration
 	// ConsumerGrace is how long the consumer may pause, from empty, before
 	// the producers fill the ring: capacity over In. +Inf when nothing is
-	// produced.
+	// produced, and for an overwrite-mode ring (see History).
 	ConsumerGrace time.Duration
+	// History is how far back an overwrite-mode ring reaches at the
+	// producers' rate: capacity over In, the seconds of records it keeps.
+	// +Inf when nothing is produced; 0 for other rings.
+	History time.Duration
 	// Stalled: bytes were pending at both samples and the consumer did not
-	// move between them.
+	// move between them. Never for an overwrite-mode ring.
 	Stalled bool
 }
 
@@ -36,6 +44,15 @@ func RatesBetween(prev, cur Ring, dt time.Duration) Rates {
 		ToFull:        Forever,
 		ConsumerGrace: Forever,
 		Stalled:       prev.Pending() > 0 && cur.Pending() > 0 && cur.Consumer == prev.Consumer,
+	}
+	if cur.Overwrite {
+		r.Overwritten = float64(cur.OverwritePos-min(prev.OverwritePos, cur.OverwritePos)) / secs
+		r.Stalled = false
+		r.History = Forever
+		if r.In > 0 {
+			r.History = seconds(float64(cur.Capacity) / r.In)
+		}
+		return r
 	}
 	if net := r.In - r.Out; net > 0 {
 		r.ToFull = seconds(float64(cur.Capacity-min(cur.Pending(), cur.Capacity)) / net)

@@ -245,18 +245,31 @@ type Advice struct {
 	// (MaxCapacity) holds at the peak rate, with the peak's pending bytes
 	// in it.
 	LargestHolds time.Duration
+	// History, for an overwrite-mode ring, is how far back it reaches at
+	// the peak rate: capacity / rate, Forever at rate 0. Such a ring gets
+	// no other advice: its consumer is not meant to keep up, so no pause
+	// loses anything, and ToFull and Grace are Forever, Need and Capacity
+	// 0. It is sized by the history it should keep.
+	History time.Duration
 }
 
 // Advise applies the sizing model to ring r, whose peak is the span peak,
 // for a consumer pause of pause, with pages of pageSize bytes. r gives the
 // capacity and the bytes pending now; a ring without positions gets no
-// advice (its zero value).
+// advice (its zero value), and an overwrite-mode ring only its History.
 func Advise(r Ring, peak Span, pause time.Duration, pageSize int) Advice {
 	if !r.HasPositions() {
 		return Advice{}
 	}
 	rate := peak.Rate()
 	a := Advice{Peak: peak, Rate: rate, ToFull: Forever, Grace: Forever, Pause: pause}
+	if r.Overwrite {
+		a.History = Forever
+		if rate > 0 {
+			a.History = seconds(float64(r.Capacity) / rate)
+		}
+		return a
+	}
 	if rate > 0 {
 		a.ToFull = seconds(float64(r.Capacity-min(r.Pending(), r.Capacity)) / rate)
 		a.Grace = seconds(float64(r.Capacity) / rate)

@@ -252,6 +252,19 @@ func TestAdvise(t *testing.T) {
 	if a := Advise(Ring{Kind: PerfEventArray}, span(1000, time.Second, 0), time.Second, page); a != (Advice{}) {
 		t.Errorf("perf event array: %+v, want no advice", a)
 	}
+
+	// An overwrite-mode ring full of history, its consumer never reading:
+	// no pause loses anything, so no capacity is advised; at 1 MiB/s a
+	// 4 MiB ring keeps 4 s.
+	ow := Ring{ID: 1, Kind: RingBuf, Overwrite: true, Capacity: 4 << 20, Producer: 1 << 30, OverwritePos: 1<<30 - 4<<20}
+	peak := span(1<<20, time.Second, 4<<20)
+	a = Advise(ow, peak, time.Second, page)
+	if want := (Advice{Peak: peak, Rate: 1 << 20, ToFull: Forever, Grace: Forever, Pause: time.Second, History: 4 * time.Second}); a != want {
+		t.Errorf("overwrite ring at 1 MiB/s: %+v, want %+v", a, want)
+	}
+	if a := Advise(ow, span(0, time.Second, 0), time.Second, page); a.History != Forever || a.Capacity != 0 || a.Need != 0 {
+		t.Errorf("idle overwrite ring: %+v, want history forever and no capacity", a)
+	}
 }
 
 // TestPeakOfAnotherProcesssBurst: a child writes a burst of known size
