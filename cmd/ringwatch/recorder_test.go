@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -78,7 +79,7 @@ func TestRecorderDumpsTheNewestWindow(t *testing.T) {
 
 	// The run's consumer may still be printing: the window is taken from
 	// the recorder, not from it, so it is the same either way.
-	code, out := ctl(t, "--socket", filepath.Join(dir, "ctl.sock"), "dump")
+	code, out := ctl(t, "dump", "--socket", filepath.Join(dir, "ctl.sock"))
 	if code != exitOK {
 		t.Fatalf("ringwatch ctl dump: exit %d\n%s", code, out)
 	}
@@ -112,11 +113,52 @@ func TestRecorderDumpsTheNewestWindow(t *testing.T) {
 	if attempted != len(printed) || lost != 0 || delivered+overwritten+lost != attempted || overwritten == 0 {
 		t.Errorf("books %q: want %d attempted (every record the run printed), none lost, some overwritten, adding up", books[0], len(printed))
 	}
-	window := strings.Join(printed[len(printed)-delivered:], "")
-	if dumped != window {
-		t.Errorf("ctl dump's %d lines are not the run's last %d:\n%.400s\nwant\n%.400s", strings.Count(dumped, "\n"), delivered, dumped, window)
+	checkWindow(t, "ctl dump", dumped, printed, delivered)
+	checkWindow(t, "SIGUSR1's dump", string(fromSignal), printed, delivered)
+}
+
+// checkWindow holds a dump of n records to what the run printed: each line
+// is one the run printed, whole; each CPU's records are consecutive, oldest
+// first, and end with the last one the run printed of that CPU. (Across
+// CPUs the recorder's order may differ from the transport's: a producer
+// copies its record into the recorder just before it submits it to the
+// transport, where it reserved room earlier.)
+func checkWindow(t *testing.T, what, dump string, printed []string, n int) {
+	t.Helper()
+	type rec struct{ CPU, Seq int }
+	parse := func(line string) rec {
+		var r rec
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%s: line %q is not JSON: %v", what, line, err)
+		}
+		return r
 	}
-	if string(fromSignal) != window {
-		t.Errorf("SIGUSR1's dump (%d lines) differs from the run's last %d lines", bytes.Count(fromSignal, []byte("\n")), delivered)
+	was := map[string]bool{}
+	newest := map[int]int{}
+	for _, line := range printed {
+		was[line] = true
+		r := parse(line)
+		newest[r.CPU] = r.Seq
+	}
+	lines := strings.SplitAfter(dump, "\n")
+	lines = lines[:len(lines)-1]
+	if len(lines) != n {
+		t.Errorf("%s has %d lines, its books say %d delivered", what, len(lines), n)
+	}
+	last := map[int]int{}
+	for i, line := range lines {
+		if !was[line] {
+			t.Fatalf("%s: line %d, %q, is not one the run printed", what, i, line)
+		}
+		r := parse(line)
+		if prev, ok := last[r.CPU]; ok && r.Seq != prev+1 {
+			t.Fatalf("%s: line %d has CPU %d's seq %d after %d", what, i, r.CPU, r.Seq, prev)
+		}
+		last[r.CPU] = r.Seq
+	}
+	for cpu, seq := range last {
+		if newest[cpu] != seq {
+			t.Errorf("%s ends CPU %d at seq %d, the run printed up to %d", what, cpu, seq, newest[cpu])
+		}
 	}
 }
