@@ -23,6 +23,42 @@ struct {
 	__type(value, struct source_counters);
 } counters SEC(".maps");
 
+/*
+ * The flight recorder: an overwrite-mode ring that keeps the newest records.
+ * internal/loader creates it with BPF_F_RB_OVERWRITE and its size only when
+ * transport_config.recorder is set; otherwise it stays a one-page ring that
+ * nothing writes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} recorder SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct recorder_counters);
+} recorder_stats SEC(".maps");
+
+/*
+ * Copies a finished record into the recorder. Nobody waits on that ring,
+ * so it wakes no one; a refusal is counted and leaves the transport's
+ * record alone.
+ */
+static __always_inline void record_copy(const void *rec, __u32 size)
+{
+	__u32 zero = 0;
+	struct recorder_counters *rc = bpf_map_lookup_elem(&recorder_stats, &zero);
+
+	if (!rc)
+		return;
+	if (bpf_ringbuf_output(&recorder, (void *)rec, size, BPF_RB_NO_WAKEUP))
+		rc->failed++;
+	else
+		rc->written++;
+}
+
 /* source_configs, syscall_pids, syscall_config and BTF_ANCHOR. */
 #include "settings.h"
 
@@ -36,6 +72,7 @@ BTF_ANCHOR(enum wakeup_mode, anchor_wakeup_mode);
 BTF_ANCHOR(enum sleep_state, anchor_sleep_state);
 BTF_ANCHOR(struct bench_record, anchor_bench_record);
 BTF_ANCHOR(struct bench_args, anchor_bench_args);
+BTF_ANCHOR(struct recorder_counters, anchor_recorder_counters);
 
 /*
  * Skips the event if the source is paused or sampling leaves it out;
@@ -101,6 +138,8 @@ static __always_inline void end_record(struct output *out, void *ctx, enum recor
 	__u32 key = type;
 	struct source_counters *c;
 
+	if (out->cfg->recorder)
+		record_copy(out->rec, size);
 	if (sizing == SIZE_AT_SUBMIT ? submit_dynamic(out, ctx, size, transport) : submit(out, ctx, size, transport))
 		return;
 	c = bpf_map_lookup_elem(&counters, &key);

@@ -171,6 +171,22 @@ struct transport_config {
 	 * no division.
 	 */
 	__u32 consumer_shift;
+	/*
+	 * 1: every record is also copied into the recorder, an overwrite-mode
+	 * ring (BPF_F_RB_OVERWRITE, Linux 6.19) that `run --recorder` reads on
+	 * demand; 0 (the default): the producers skip it with this one branch.
+	 */
+	__u32 recorder;
+};
+
+/*
+ * The recorder's books, per CPU: records copied into it, and copies the
+ * ring refused (in overwrite mode only a record that would reach one still
+ * being written, or one larger than the ring).
+ */
+struct recorder_counters {
+	__u64 written;
+	__u64 failed;
 };
 
 /*

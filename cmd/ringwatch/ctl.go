@@ -30,6 +30,9 @@ sound.
 The socket is mode 0600 in a directory of mode 0700, and the run answers
 only root and its own user: run ctl as root (sudo).
 
+'ringwatch ctl dump' writes the newest records of the run's --recorder to
+stdout, oldest first, as --output json does, and their books to stderr.
+
 Actions:
   --pid LIST         limit the syscalls source to these comma-separated
                      process ids, replacing the list it had; --pid= (empty)
@@ -47,6 +50,7 @@ const ctlExamples = `
 Examples:
   sudo ringwatch ctl --pid 1234
   sudo ringwatch ctl --pause exec
+  sudo ringwatch ctl dump --timeout 1m > events.jsonl
   sudo ringwatch ctl --pid 1234,5678 --sample syscalls=100 --resume syscalls
 
 Exit status: 0 when every action was applied, 1 if no ringwatch run
@@ -54,6 +58,7 @@ answered or it could not apply them, 2 for a wrong command line.
 `
 
 type ctlConfig struct {
+	dump    bool // ctl dump: the recorder's window to stdout
 	socket  string
 	timeout time.Duration
 	actions []control.Action
@@ -132,6 +137,10 @@ func checkSource(name string) error {
 // sent unless every action is sound. It returns flag.ErrHelp after
 // printing the help for --help.
 func parseCtlFlags(args []string, stderr io.Writer) (ctlConfig, error) {
+	dump := len(args) > 0 && args[0] == "dump"
+	if dump {
+		args = args[1:]
+	}
 	fs, f := ctlFlags()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -139,7 +148,10 @@ func parseCtlFlags(args []string, stderr io.Writer) (ctlConfig, error) {
 		}
 		return ctlConfig{}, err
 	}
-	if len(*f.actions) == 0 {
+	if dump && len(*f.actions) > 0 {
+		return ctlConfig{}, errors.New("dump takes no actions: send them in a ctl of their own")
+	}
+	if len(*f.actions) == 0 && !dump {
 		return ctlConfig{}, errors.New("nothing to do: give an action, such as --pid 1234 or --pause exec")
 	}
 	if *f.socket == "" {
@@ -148,7 +160,7 @@ func parseCtlFlags(args []string, stderr io.Writer) (ctlConfig, error) {
 	if err := cli.CheckSocketPath(*f.socket); err != nil {
 		return ctlConfig{}, fmt.Errorf("--socket: %w", err)
 	}
-	return ctlConfig{socket: *f.socket, timeout: *f.timeout, actions: *f.actions}, nil
+	return ctlConfig{dump: dump, socket: *f.socket, timeout: *f.timeout, actions: *f.actions}, nil
 }
 
 func ctlCommand(args []string, stdout, stderr io.Writer) int {
@@ -162,7 +174,13 @@ func ctlCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
-	done, err := control.SendActions(ctx, cfg.socket, cfg.actions)
+	var done string
+	if cfg.dump { // the window goes to stdout, what was done to stderr
+		done, err = control.DumpLine(ctx, cfg.socket, stdout)
+		stdout = stderr
+	} else {
+		done, err = control.SendActions(ctx, cfg.socket, cfg.actions)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "ringwatch ctl: %v\n", cli.Reword(err, flagOf))
 		return exitError

@@ -30,6 +30,7 @@ var flagOf = map[string]string{
 	"web config file":    "--web.config.file",
 	"systemd socket":     "--web.systemd-socket",
 	"host rings off":     "--host-rings=false",
+	"recorder":           "--recorder",
 	// Where a run's announcement sends its reader.
 	"control client help": "'ringwatch ctl --help'",
 	// ringwatch rings and top.

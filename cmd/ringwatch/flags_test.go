@@ -112,6 +112,12 @@ func badCommandLines() []badCommandLine {
 	add(rows("run", "ring-size", "is larger than a ring can be (2GiB: the kernel takes a 32-bit size): choose 2GiB or less",
 		v("ring-size", "99999999999999999999", "4GiB", "99999999999999GiB")...)...)
 	add(rows("run", "ring-size", "is not a power-of-two multiple of the page size", v("ring-size", "0", "3MiB", "1KiB", "6000")...)...)
+	add(rows("run", "recorder", "is not a size: give a number of bytes", v("recorder", "-4MiB", "64XB", "lots")...)...)
+	add(rows("run", "recorder", "choose 2GiB or less", v("recorder", "4GiB")...)...)
+	add(rows("run", "recorder", "is not a power-of-two multiple of the page size", v("recorder", "0", "3MiB", "1KiB")...)...)
+	add(rows("run", "recorder.dump-dir", `--recorder.dump-dir "": give a directory, with --recorder`,
+		[]string{"--recorder", "64MiB", "--recorder.dump-dir", ""}, []string{"--recorder.dump-dir", ""})...)
+	add(rows("run", "recorder.dump-dir", `--recorder.dump-dir "/tmp": give a directory, with --recorder`, v("recorder.dump-dir", "/tmp")...)...)
 	add(rows("run", "web.listen-address", "is not host:port: give one such as 127.0.0.1:9477",
 		v("web.listen-address", "", "abc", "127.0.0.1", "::1")...)...)
 	add(rows("run", "web.listen-address", "is not a number from 0 to 65535", v("web.listen-address", ":99999", ":-1", ":http", ":")...)...)

@@ -82,7 +82,7 @@ while running, 2 for a wrong command line.
 type runFlagValues struct {
 	source, transport, wakeup, consumerCPUs, ringSize *string
 	cpusPerRing, consumers                            *int
-	output, pids, ctlSocket                           *string
+	output, pids, ctlSocket, recorder, recorderDir    *string
 	duration, hostPause                               *time.Duration
 	hostRings, progStats                              *bool
 	web                                               *webFlags
@@ -113,7 +113,9 @@ func runFlags() (cli.FlagSet, runFlagValues) {
 		hostRings: fs.Bool("host-rings", true, "serve ringwatch_host_ring_* metrics of every BPF ring buffer and user ring on the host (needs CAP_SYS_ADMIN)"),
 		hostPause: fs.Duration("host-rings.pause", hostrings.DefaultPause, true, "100ms",
 			"the consumer pause ringwatch_host_ring_advised_capacity_bytes is for: the ring that holds it at the ring's peak rate"),
-		progStats: fs.Bool("prog-stats", false, "turn the kernel's BPF run statistics on while running and serve ringwatch_bpf_program_* metrics of every program on the host; costs every program run on the host some 70ns"),
+		recorder:    fs.String("recorder", "", "size of a flight recorder that keeps the newest records (overwrite-mode ring, Linux 6.19), such as 64MiB; empty for none"),
+		recorderDir: fs.String("recorder.dump-dir", daemon.DefaultRecorderDumpDir, "directory SIGUSR1 writes the recorder's window to, as JSON lines"),
+		progStats:   fs.Bool("prog-stats", false, "turn the kernel's BPF run statistics on while running and serve ringwatch_bpf_program_* metrics of every program on the host; costs every program run on the host some 70ns"),
 	}
 }
 
@@ -184,6 +186,14 @@ func parseRunFlags(args []string, stderr io.Writer) (daemon.Config, error) {
 	}
 	if err := cli.CheckSocketPath(cfg.CtlSocket); err != nil {
 		return daemon.Config{}, fmt.Errorf("--ctl.socket: %w", err)
+	}
+	if cfg.RecorderDir = *f.recorderDir; *f.recorder != "" {
+		if cfg.Recorder, err = cli.ParseRingSize(*f.recorder); err != nil {
+			return daemon.Config{}, fmt.Errorf("--recorder: %w", err)
+		}
+	}
+	if cfg.RecorderDir == "" || (cfg.Recorder == 0 && fs.Given("recorder.dump-dir")) {
+		return daemon.Config{}, fmt.Errorf("--recorder.dump-dir %q: give a directory, with --recorder", cfg.RecorderDir)
 	}
 	return cfg, nil
 }

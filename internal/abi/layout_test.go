@@ -19,15 +19,16 @@ func TestLayoutsMatchBTF(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, goSize := range map[string]uintptr{
-		"record_header":    unsafe.Sizeof(Header{}),
-		"exec_record":      unsafe.Sizeof(ExecRecord{}),
-		"syscall_record":   unsafe.Sizeof(SyscallRecord{}),
-		"source_counters":  unsafe.Sizeof(SourceCounters{}),
-		"syscall_filter":   unsafe.Sizeof(ringwatchSyscallFilter{}),
-		"source_config":    unsafe.Sizeof(ringwatchSourceConfig{}),
-		"transport_config": unsafe.Sizeof(ringwatchTransportConfig{}),
-		"spsc_queue":       unsafe.Sizeof(ringwatchSpscQueue{}),
-		"wake_state":       unsafe.Sizeof(ringwatchWakeState{}),
+		"record_header":     unsafe.Sizeof(Header{}),
+		"exec_record":       unsafe.Sizeof(ExecRecord{}),
+		"syscall_record":    unsafe.Sizeof(SyscallRecord{}),
+		"source_counters":   unsafe.Sizeof(SourceCounters{}),
+		"syscall_filter":    unsafe.Sizeof(ringwatchSyscallFilter{}),
+		"source_config":     unsafe.Sizeof(ringwatchSourceConfig{}),
+		"transport_config":  unsafe.Sizeof(ringwatchTransportConfig{}),
+		"spsc_queue":        unsafe.Sizeof(ringwatchSpscQueue{}),
+		"wake_state":        unsafe.Sizeof(ringwatchWakeState{}),
+		"recorder_counters": unsafe.Sizeof(ringwatchRecorderCounters{}),
 	} {
 		var st *btf.Struct
 		if err := spec.Types.TypeByName(name, &st); err != nil {

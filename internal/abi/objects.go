@@ -26,6 +26,8 @@ const (
 	MapSyscallConfig     = ringwatchMapSyscallConfig
 	MapSyscallPids       = ringwatchMapSyscallPids
 	MapBenchCounters     = ringwatchMapBenchCounters
+	MapRecorder          = ringwatchMapRecorder      // the flight recorder: an overwrite-mode ring
+	MapRecorderStats     = ringwatchMapRecorderStats // the flight recorder's per-CPU books
 )
 
 // The maps and programs of the control object (bpf/control.c). Its

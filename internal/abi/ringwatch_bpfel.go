@@ -77,6 +77,12 @@ const (
 	ringwatchRecordTypeRECORD_TYPE_MAX ringwatchRecordType = 3
 )
 
+type ringwatchRecorderCounters struct {
+	_       structs.HostLayout
+	Written uint64
+	Failed  uint64
+}
+
 type ringwatchSleepState uint32
 
 const (
@@ -146,6 +152,7 @@ type ringwatchTransportConfig struct {
 	SpscSlots     uint32
 	Wakeup        uint32
 	ConsumerShift uint32
+	Recorder      uint32
 }
 
 type ringwatchWakeState struct {
@@ -176,6 +183,8 @@ const (
 	ringwatchMapPercpuEvents            = "percpu_events"
 	ringwatchMapPerfEvents              = "perf_events"
 	ringwatchMapPerfScratch             = "perf_scratch"
+	ringwatchMapRecorder                = "recorder"
+	ringwatchMapRecorderStats           = "recorder_stats"
 	ringwatchMapSourceConfigs           = "source_configs"
 	ringwatchMapSpscQueues              = "spsc_queues"
 	ringwatchMapSpscSlots               = "spsc_slots"
@@ -296,6 +305,8 @@ type ringwatchMapSpecs struct {
 	PercpuEvents      *ebpf.MapSpec `ebpf:"percpu_events"`
 	PerfEvents        *ebpf.MapSpec `ebpf:"perf_events"`
 	PerfScratch       *ebpf.MapSpec `ebpf:"perf_scratch"`
+	Recorder          *ebpf.MapSpec `ebpf:"recorder"`
+	RecorderStats     *ebpf.MapSpec `ebpf:"recorder_stats"`
 	SourceConfigs     *ebpf.MapSpec `ebpf:"source_configs"`
 	SpscQueues        *ebpf.MapSpec `ebpf:"spsc_queues"`
 	SpscSlots         *ebpf.MapSpec `ebpf:"spsc_slots"`
@@ -338,6 +349,8 @@ type ringwatchMaps struct {
 	PercpuEvents      *ebpf.Map `ebpf:"percpu_events"`
 	PerfEvents        *ebpf.Map `ebpf:"perf_events"`
 	PerfScratch       *ebpf.Map `ebpf:"perf_scratch"`
+	Recorder          *ebpf.Map `ebpf:"recorder"`
+	RecorderStats     *ebpf.Map `ebpf:"recorder_stats"`
 	SourceConfigs     *ebpf.Map `ebpf:"source_configs"`
 	SpscQueues        *ebpf.Map `ebpf:"spsc_queues"`
 	SpscSlots         *ebpf.Map `ebpf:"spsc_slots"`
@@ -356,6 +369,8 @@ func (m *ringwatchMaps) Close() error {
 		m.PercpuEvents,
 		m.PerfEvents,
 		m.PerfScratch,
+		m.Recorder,
+		m.RecorderStats,
 		m.SourceConfigs,
 		m.SpscQueues,
 		m.SpscSlots,

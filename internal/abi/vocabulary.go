@@ -47,6 +47,9 @@ type (
 	// TransportConfig is the producers' transport settings: struct
 	// transport_config.
 	TransportConfig = ringwatchTransportConfig
+	// RecorderCounters is one CPU's recorder books: struct
+	// recorder_counters.
+	RecorderCounters = ringwatchRecorderCounters
 	// SPSCQueue is one SPSC queue's indices: struct spsc_queue.
 	SPSCQueue = ringwatchSpscQueue
 	// SPSCSlot is the start of one SPSC slot: struct spsc_slot.

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,6 +46,8 @@ type Action struct {
 // Request is what a client sends: actions, applied in order.
 type Request struct {
 	Actions []Action `json:"actions"`
+	// Dump asks for the flight recorder's window instead: see [Dump].
+	Dump bool `json:"dump,omitempty"`
 }
 
 // Response is the server's answer.
@@ -57,6 +60,9 @@ type Response struct {
 	// Refused are the options Error names, so that the client can name
 	// them as its user knows them (see Err).
 	Refused []*abi.OptionError `json:"refused,omitempty"`
+	// Dump, in the answer to a dump, is the window's books; its JSON
+	// lines follow.
+	Dump *DumpBooks `json:"dump,omitempty"`
 }
 
 // Err is the server's refusal or failure, nil if none: an error whose
@@ -145,6 +151,7 @@ type Server struct {
 	wg      sync.WaitGroup
 	ctx     context.Context
 	cancel  context.CancelFunc
+	dumper  atomic.Pointer[Dumper] // see SetDumper
 }
 
 // Listen creates the socket at path and serves requests on it until Close.
@@ -264,36 +271,49 @@ func (s *Server) handle(conn *net.UnixConn) {
 	ctx, cancel := context.WithTimeout(s.ctx, exchangeTimeout)
 	defer cancel()
 	_ = conn.SetDeadline(time.Now().Add(exchangeTimeout))
-	resp := s.respond(ctx, conn)
+	resp, dump := s.respond(ctx, conn)
+	if dump {
+		s.dump(conn)
+		return
+	}
 	// A client that went away cannot be told anything more.
 	_ = json.NewEncoder(conn).Encode(resp)
 }
 
-func (s *Server) respond(ctx context.Context, conn *net.UnixConn) Response {
+func (s *Server) respond(ctx context.Context, conn *net.UnixConn) (_ Response, dump bool) {
 	if err := checkPeer(conn); err != nil {
-		return Response{Error: err.Error()}
+		return Response{Error: err.Error()}, false
 	}
 	line, err := bufio.NewReader(io.LimitReader(conn, maxRequest)).ReadBytes('\n')
 	if errors.Is(err, io.EOF) && len(line) == maxRequest {
 		return Response{Error: fmt.Sprintf("request longer than the %d KiB a request may be: send fewer pids or actions at a time",
-			maxRequest>>10)}
+			maxRequest>>10)}, false
 	}
 	if err != nil {
-		return Response{Error: fmt.Sprintf("read request: %v", err)}
+		return Response{Error: fmt.Sprintf("read request: %v", err)}, false
+	}
+	if isDump(line) {
+		return Response{}, true
 	}
 	msgs, err := parseRequest(line, s.carried)
 	if err != nil {
-		return refuse(err)
+		return refuse(err), false
 	}
 	pong, err := s.ch.Apply(ctx, msgs...)
 	if err != nil {
-		return Response{Error: err.Error(), RoundTrip: int64(pong.RoundTrip)}
+		return Response{Error: err.Error(), RoundTrip: int64(pong.RoundTrip)}, false
 	}
-	return Response{Applied: len(msgs), RoundTrip: int64(pong.RoundTrip)}
+	return Response{Applied: len(msgs), RoundTrip: int64(pong.RoundTrip)}, false
 }
 
 // refuse is the answer to a request err refuses: its message, and the
 // options it names for the client to name its own way.
+// isDump reports whether line is a dump request: {"dump":true}, no actions.
+func isDump(line []byte) bool {
+	var req Request
+	return json.Unmarshal(line, &req) == nil && req.Dump && len(req.Actions) == 0
+}
+
 func refuse(err error) Response {
 	return Response{Error: err.Error(), Refused: abi.OptionErrors(err)}
 }
@@ -359,18 +379,9 @@ func (s *Server) Close() error {
 // server at path, the error is an *abi.OptionError for the option
 // "socket", path, which it tells to match the server's "control socket".
 func Send(ctx context.Context, path string, req Request) (Response, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return Response{}, abi.RefuseOption(nil, "socket", path,
-			"no ringwatch run is listening on %s: start one with 'ringwatch run', or give {socket} the {control socket} it was started with", path)
-	case errors.Is(err, fs.ErrPermission):
-		return Response{}, fmt.Errorf("permission denied on %s: run ringwatch ctl as root (sudo)", path)
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return Response{}, fmt.Errorf("nothing answers on %s: the ringwatch run that made it is gone", path)
-	case err != nil:
-		return Response{}, fmt.Errorf("connect to %s: %w", path, err)
+	conn, err := dial(ctx, path)
+	if err != nil {
+		return Response{}, err
 	}
 	defer conn.Close()
 	if deadline, ok := ctx.Deadline(); ok {
@@ -392,6 +403,25 @@ func Send(ctx context.Context, path string, req Request) (Response, error) {
 		return Response{}, fmt.Errorf("read the answer from %s: %w", path, err)
 	}
 	return resp, nil
+}
+
+// dial connects to the run listening on path, saying what to do when none
+// does.
+func dial(ctx context.Context, path string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, abi.RefuseOption(nil, "socket", path,
+			"no ringwatch run is listening on %s: start one with 'ringwatch run', or give {socket} the {control socket} it was started with", path)
+	case errors.Is(err, fs.ErrPermission):
+		return nil, fmt.Errorf("permission denied on %s: run ringwatch ctl as root (sudo)", path)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return nil, fmt.Errorf("nothing answers on %s: the ringwatch run that made it is gone", path)
+	case err != nil:
+		return nil, fmt.Errorf("connect to %s: %w", path, err)
+	}
+	return conn, nil
 }
 
 // SendActions sends actions to the run listening on path, as `ringwatch

@@ -37,6 +37,8 @@ type Config struct {
 	HostRings    bool          // the census of every ring on the host
 	HostPause    time.Duration // the consumer pause the host rings' advised capacity is for
 	ProgStats    bool          // the kernel's run statistics of every program
+	Recorder     int           // the flight recorder's size; 0 for none
+	RecorderDir  string        // where SIGUSR1 writes the recorder's window
 	// Names names an option as the program's command line does, in the
 	// lines Run prints (errors name options as abi.OptionErrors do); nil
 	// keeps the options' own names.
@@ -76,6 +78,9 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ Summary, 
 	if err := loader.CheckPrivileges(); err != nil {
 		return Summary{}, err
 	}
+	if err := checkRecorder(cfg.Recorder); err != nil {
+		return Summary{}, err
+	}
 	// Listen, and check the web configuration, before loading anything,
 	// so a taken port or a bad file fails fast.
 	srv, err := listenMetrics(cfg.Web, cfg.Version)
@@ -92,7 +97,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ Summary, 
 		return Summary{}, err
 	}
 	s, err := session.Open(session.Options{Sources: sources, Transport: cfg.Transport, Wakeup: cfg.Wakeup,
-		Rings: cfg.Rings, ConsumerCPUs: cfg.ConsumerCPUs, SyscallPIDs: cfg.PIDs})
+		Rings: cfg.Rings, ConsumerCPUs: cfg.ConsumerCPUs, SyscallPIDs: cfg.PIDs, Recorder: cfg.Recorder})
 	if err != nil {
 		return Summary{}, err
 	}
@@ -106,6 +111,14 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ Summary, 
 		return Summary{}, err
 	}
 	defer func() { err = errors.Join(err, side.Close()) }()
+	rec, err := startRecorder(producers, cfg.Recorder, cfg.RecorderDir, stderr)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer func() { err = errors.Join(err, rec.Close()) }()
+	if rec != nil && side != nil && side.srv != nil {
+		side.srv.SetDumper(rec)
+	}
 	host := startHostWatch(cfg.HostRings, cfg.HostPause, cfg.ProgStats, stderr, cfg.Names)
 	defer func() { err = errors.Join(err, host.Close()) }()
 	// Everything that needs a capability is done: give up what running
@@ -122,7 +135,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ Summary, 
 		return Summary{}, err
 	}
 	metricsFailed := make(chan error, 1)
-	if err := srv.serve(newRegistry(append(append(side.collectors(), host.collectors...), collector)...), stderr, metricsFailed); err != nil {
+	if err := srv.serve(newRegistry(append(append(append(side.collectors(), rec.collectors()...), host.collectors...), collector)...), stderr, metricsFailed); err != nil {
 		return Summary{}, err
 	}
 
@@ -131,6 +144,7 @@ func Run(ctx context.Context, cfg Config, stdout, stderr io.Writer) (_ Summary, 
 		abi.FormatSize(cfg.Rings.RingSize), strings.Join(rings, ","), plural(len(s.ConsumerStats()), "consumer"),
 		srv.urls())
 	side.announce(stderr)
+	rec.announce(stderr, cfg.Names)
 	fmt.Fprintln(stderr, caps)
 	host.announce(stderr)
 

@@ -128,7 +128,15 @@ type Options struct {
 	// wakes it from a lazy sleep itself, for each sleep: see
 	// pkg/consumer.)
 	Wakeup consumer.Wakeup
+	// Recorder, if not 0, is the size in bytes of the flight recorder: an
+	// overwrite-mode ring (Linux 6.19) that every record is also copied
+	// into, read with [Producers.Recorder]. A power-of-two multiple of the
+	// page size. 0 leaves it a one-page ring nothing writes.
+	Recorder int
 }
+
+// rbOverwrite is BPF_F_RB_OVERWRITE (include/uapi/linux/bpf.h, Linux 6.19).
+const rbOverwrite = 1 << 19
 
 // programFor names s's program for transport t: every source has one
 // program per transport, <source program>_<transport>, with '_' for '-'.
@@ -145,6 +153,7 @@ type Producers struct {
 	links     []link.Link
 	sources   []Source
 	transport abi.TransportName
+	recorder  bool // Options.Recorder was set
 }
 
 // Open checks that this machine can run the producers and loads them;
@@ -216,8 +225,14 @@ func Open(opts Options) (_ *Producers, err error) {
 	if err := t.Plan(spec, recordSize); err != nil {
 		return nil, explainLoadError(err)
 	}
+	if opts.Recorder != 0 {
+		if m := spec.Maps[abi.MapRecorder]; m != nil {
+			m.MaxEntries = uint32(opts.Recorder)
+			m.Flags |= rbOverwrite
+		}
+	}
 
-	p := &Producers{sources: chosen, transport: t.Name()}
+	p := &Producers{sources: chosen, transport: t.Name(), recorder: opts.Recorder != 0}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, p.Close())
@@ -232,6 +247,9 @@ func Open(opts Options) (_ *Producers, err error) {
 	if m := p.coll.Maps[abi.MapTransportSettings]; m != nil {
 		settings := t.Settings()
 		settings.Wakeup = uint32(mode)
+		if opts.Recorder != 0 {
+			settings.Recorder = 1
+		}
 		if err := m.Put(uint32(0), settings); err != nil {
 			return nil, fmt.Errorf("set the transport settings: %w", err)
 		}
@@ -355,6 +373,49 @@ type Counters struct {
 	Missed uint64
 	// PerCPU holds the same counts for each possible CPU, by CPU number.
 	PerCPU []abi.SourceCounters
+}
+
+// RecorderBooks are the flight recorder's producer-side counts, summed
+// over CPUs.
+type RecorderBooks struct {
+	// Written is how many records were copied into the recorder.
+	Written uint64
+	// Failed is how many copies the recorder refused.
+	Failed uint64
+}
+
+// Recorder returns the flight recorder's ring (nil unless Options.Recorder
+// was set) for pkg/consumer.OpenRecorder.
+func (p *Producers) Recorder() *ebpf.Map {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.coll == nil || !p.recorder {
+		return nil
+	}
+	return p.coll.Maps[abi.MapRecorder]
+}
+
+// RecorderBooks reads the flight recorder's counts from the kernel.
+func (p *Producers) RecorderBooks() (RecorderBooks, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b RecorderBooks
+	if p.coll == nil {
+		return b, fmt.Errorf("read recorder counters: %w", os.ErrClosed)
+	}
+	m := p.coll.Maps[abi.MapRecorderStats]
+	if m == nil {
+		return b, nil
+	}
+	var perCPU []abi.RecorderCounters
+	if err := m.Lookup(uint32(0), &perCPU); err != nil {
+		return b, fmt.Errorf("read recorder counters: %w", err)
+	}
+	for _, c := range perCPU {
+		b.Written += c.Written
+		b.Failed += c.Failed
+	}
+	return b, nil
 }
 
 // Counters reads every loaded source's counters from the kernel. Read

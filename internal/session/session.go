@@ -42,6 +42,9 @@ type Options struct {
 	ConsumerCPUs []int
 	// Wakeup is the producers' and the consumers' mode; "" means adaptive.
 	Wakeup consumer.Wakeup
+	// Recorder, if not 0, is the size of the flight recorder the
+	// producers also copy every record into (loader.Options.Recorder).
+	Recorder int
 	// MaxDelay bounds an adaptive consumer's lazy sleep; 0 means
 	// consumer.DefaultMaxDelay.
 	MaxDelay    time.Duration
@@ -105,7 +108,7 @@ func Open(opts Options) (_ *Session, err error) {
 		s.opts.Wakeup = consumer.WakeupAdaptive
 	}
 	s.producers, err = loader.Open(loader.Options{Sources: opts.Sources, Transport: t, Wakeup: s.opts.Wakeup,
-		SyscallPIDs: opts.SyscallPIDs, TraceSelf: opts.TraceSelf})
+		SyscallPIDs: opts.SyscallPIDs, TraceSelf: opts.TraceSelf, Recorder: opts.Recorder})
 	if err != nil {
 		return nil, err
 	}

@@ -85,6 +85,7 @@ type testfillTransportConfig struct {
 	SpscSlots     uint32
 	Wakeup        uint32
 	ConsumerShift uint32
+	Recorder      uint32
 }
 
 type testfillWakeState struct {

@@ -139,7 +139,7 @@ var sets = map[string][]run{
 		{pkg: "pkg/userring"},
 		{pkg: "internal/control"},
 		{pkg: "internal/daemon"},
-		{pkg: "cmd/ringwatch", only: "TestRunEndToEnd|TestRunStopsCleanly|TestCtlChangesARunningRun|TestPingCommand|TestBenchRunsAsACommand"},
+		{pkg: "cmd/ringwatch", only: "TestRunEndToEnd|TestRunStopsCleanly|TestCtlChangesARunningRun|TestPingCommand|TestBenchRunsAsACommand|TestRecorder"},
 	},
 	// What only many CPUs have: the default 4 consumers and their groups
 	// of rings, --cpus-per-ring, spsc queue groups, each producer waking
