@@ -42,10 +42,11 @@ const (
 	Latency    = "latency"
 	RoundTrip  = "roundtrip"
 	Scale      = "scale"
+	Producer   = "producer"
 )
 
 // Scenarios lists the scenarios, in the order Run takes them.
-func Scenarios() []string { return []string{Drain, Saturation, Latency, RoundTrip, Scale} }
+func Scenarios() []string { return []string{Drain, Saturation, Latency, RoundTrip, Scale, Producer} }
 
 // RecordSizes are the record sizes the synthetic producer writes: one
 // program per size and transport in bpf/ringwatch.c.
@@ -177,8 +178,13 @@ type Result struct {
 	Attempted uint64 `json:"attempted"`
 	Delivered uint64 `json:"delivered"`
 	Lost      uint64 `json:"lost"`
+	// Producer: what the overwrite ring holds at the end, and what it
+	// overwrote; Unsupported says why a row was not measured.
+	Kept        uint64 `json:"kept,omitempty"`
+	Overwritten uint64 `json:"overwritten,omitempty"`
+	Unsupported string `json:"unsupported,omitempty"`
 
-	NsPerRecord float64 `json:"ns_per_record,omitempty"` // drain
+	NsPerRecord float64 `json:"ns_per_record,omitempty"` // drain; producer: the producer's CPU
 	// DrainNsPerRecord is, in saturation, what the same consumer spends per
 	// record draining the same transport's full ring of records of the same
 	// size, measured in the same session right after the flow: the floor
@@ -220,6 +226,22 @@ func Run(ctx context.Context, opts Options) ([]Result, error) {
 				return results, fmt.Errorf("roundtrip: %w", err)
 			}
 			results = append(results, r)
+			continue
+		}
+		if scenario == Producer {
+			for _, size := range sizes {
+				for _, ring := range producerRings {
+					if err := ctx.Err(); err != nil {
+						return results, err
+					}
+					progress("producer: %s, %d-byte records", ring, size)
+					r, err := producerCost(opts, ring, size)
+					if err != nil {
+						return results, fmt.Errorf("producer on %s, %d bytes: %w", ring, size, err)
+					}
+					results = append(results, r)
+				}
+			}
 			continue
 		}
 		if scenario == Scale {

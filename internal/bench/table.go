@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ringwatch/ringwatch/internal/abi"
 )
 
 // WriteTables prints one table per scenario, as `ringwatch bench` does,
@@ -34,7 +36,7 @@ func WriteTables(w io.Writer, results []Result) {
 	defer tw.Flush()
 	us := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/1e3) }
 	last := ""
-	for _, r := range results {
+	for i, r := range results {
 		if r.Scenario != last {
 			if last != "" {
 				fmt.Fprintln(tw)
@@ -49,6 +51,8 @@ func WriteTables(w io.Writer, results []Result) {
 				fmt.Fprintln(tw, "LATENCY\ttransport\tsize\trate/s\tconsumer\twakeup\tdelivered\tp50 us\tp99 us\tp99.9 us\tmax us\tCPU s/M\twakeups\tp99 vs peers\t")
 			case RoundTrip:
 				fmt.Fprintln(tw, "ROUNDTRIP\tpings\tp50 us\tp99 us\tp99.9 us\tmax us\t")
+			case Producer:
+				fmt.Fprintln(tw, "PRODUCER\tring\tsize\tattempted\tdelivered\tkept\toverwritten\tlost\tCPU ns/rec\trecords/s\tvs ringbuf\t")
 			case Scale:
 				fmt.Fprintln(tw, "SCALE\ttransport\tsize\tproducers\tconsumers\tattempted\tdelivered\tlost\tproduced/s\tper producer/s\tconsumer CPU s\tCPU ns/rec\t")
 			}
@@ -80,8 +84,30 @@ func WriteTables(w io.Writer, results []Result) {
 			fmt.Fprintf(tw, "\t%s\t%d\t%d\t%d\t%d\t%s\t%d\t%.2fM\t%.2fM\t%.3f\t%.1f\t\n", r.Transport, r.RecordSize,
 				r.Producers, r.Consumers, r.Attempted, percent(r.DeliveredRatio), r.Lost, r.ProducerRate/1e6, r.PerProducer/1e6,
 				r.ConsumerCPU, r.CPUPerMillion*1e3)
+		case Producer:
+			writeProducerRow(tw, r, results)
+			if i+1 == len(results) || results[i+1].Scenario != Producer {
+				fmt.Fprintln(tw, ProducerMethod)
+			}
 		}
 	}
+}
+
+// writeProducerRow prints one row of the producer table, with its CPU ns
+// per record over the normal ring's at the same size.
+func writeProducerRow(w io.Writer, r Result, results []Result) {
+	if r.Unsupported != "" {
+		fmt.Fprintf(w, "\t%s\t%d\t-\t-\t-\t-\t-\t-\t-\t%s\t\n", r.Transport, r.RecordSize, r.Unsupported)
+		return
+	}
+	ratio := ""
+	for _, p := range results {
+		if p.Scenario == Producer && p.Transport == string(abi.Ringbuf) && p.RecordSize == r.RecordSize && p.NsPerRecord > 0 {
+			ratio = fmt.Sprintf("%.2fx", r.NsPerRecord/p.NsPerRecord)
+		}
+	}
+	fmt.Fprintf(w, "\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.2fM\t%s\t\n", r.Transport, r.RecordSize, r.Attempted, r.Delivered,
+		r.Kept, r.Overwritten, r.Lost, r.NsPerRecord, r.ProducerRate/1e6, ratio)
 }
 
 // percent prints a delivered fraction with as many decimals as it takes to
