@@ -23,7 +23,7 @@ func TestProducerScenarioRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Scenarios: []string{Producer}, Sizes: []int{16, 256}, RingSize: 64 << 10, Quick: true,
+	opts := Options{Scenarios: []string{Producer}, Sizes: []int{16, 256}, RingSize: 256 << 10, Quick: true,
 		ProducerCPU: allowed[0], ConsumerCPU: allowed[1]}
 	results, err := Run(context.Background(), opts)
 	if err != nil {

@@ -32,6 +32,7 @@ var benchOn6_1 = map[string]string{
 	"internal/transport": "TestFitsIsWhatTheKernelHolds",
 	"internal/loader":    "TestLazySleeperWokenAtItsWatermark|TestDiscardThenSubmitWakesTheConsumer|TestKernelWakeupsMissASubmitBehindANoWakeupDiscard|TestHeldReservationStopsTheReader|TestSleepHandshakeManyRounds",
 	"cmd/ringwatch":      "TestBenchRunsAsACommand|TestScaleBenchManyCPUs",
+	"internal/bench":     "TestProducerScenarioRows",
 }
 
 // missedOn7 are the tests that require every system call of a child to
@@ -133,6 +134,10 @@ var sets = map[string][]run{
 		{pkg: "pkg/consumer", only: "TestOverwrite|TestRecorder"},
 		// The census of other programs' overwrite-mode rings.
 		{pkg: "pkg/hostrings", only: "TestOverwrite"},
+		// The producer's cost in an overwrite-mode ring beside the others
+		// (`ringwatch bench --scenario producer`): measured on 7.x, "needs
+		// Linux 6.19" before.
+		{pkg: "internal/bench", only: "TestProducerScenarioRows"},
 		{pkg: "internal/transport"},
 		{pkg: "internal/loader", short: true},
 		{pkg: "internal/session"},
