@@ -58,6 +58,8 @@ Scenarios (--scenario):
                fraction, total and per-producer rate, consumer CPU ns per
                record. Not in the default set: ask for it by
                name
+  producer     nobody reading, by name only: the producer's CPU ns per record
+               in ringbuf, an overwrite ring (Linux 6.19+) and percpu-ringbuf
 
 Every measurement checks that delivered + lost equals what the producer
 attempted. Progress goes to stderr; the table, or with --json the results,

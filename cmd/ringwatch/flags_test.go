@@ -179,7 +179,7 @@ func badCommandLines() []badCommandLine {
 	add(rows("ping", "timeout", "is not a duration", v("timeout", "", "abc", "1 second")...)...)
 
 	// ringwatch bench
-	scenarios := "choose from drain, saturation, latency, roundtrip, scale"
+	scenarios := "choose from drain, saturation, latency, roundtrip, scale, producer"
 	add(rows("bench", "scenario", scenarios, v("scenario", "", "speed", "Drain")...)...)
 	add(rows("bench", "scenario", `"drain" is listed twice`, v("scenario", "drain,drain")...)...)
 	add(rows("bench", "scenario", "has an empty item", v("scenario", "drain,")...)...)
