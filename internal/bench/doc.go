@@ -13,6 +13,9 @@
 //     consumer CPU per million records.
 //   - roundtrip: pings through the user ring and back.
 //   - scale: P producers, each on its own CPU, read by C consumers.
+//   - producer: the producer's own cost per record with nobody reading,
+//     in a normal ring, the same ring in overwrite mode (Linux 6.19) and
+//     a per-CPU ring: what a flight recorder costs the events it keeps.
 //
 // Consumers: ringwatch's, and the peers cilium/ebpf ringbuf.Reader
 // (ReadInto) on the ringbuf transport and perf.Reader on perfbuf, each a
