@@ -95,6 +95,23 @@ func recorderDumpsTheNewestWindow(t *testing.T) {
 	}
 	dumped := out[:strings.LastIndex(out, "ringwatch ctl: dumped ")] // the books come last, on stderr
 
+	// The child is quiet: the metrics, taken at the scrape, add up with
+	// the window the dump found.
+	url := regexp.MustCompile(`http://\S+/metrics`).FindString(banner)
+	if url == "" {
+		t.Fatalf("banner names no metrics URL: %q", banner)
+	}
+	scraped := get(t, url)
+	metric := func(name string) int {
+		m := regexp.MustCompile(`(?m)^` + name + ` (\d+)$`).FindStringSubmatch(scraped)
+		if m == nil {
+			t.Fatalf("no %s in the metrics:\n%s", name, scraped)
+		}
+		return must(strconv.Atoi(m[1]))
+	}
+	mRecords, mLost, mOverwritten := metric("ringwatch_recorder_records_total"),
+		metric("ringwatch_recorder_lost_records_total"), metric("ringwatch_recorder_overwritten_records_total")
+
 	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +134,10 @@ func recorderDumpsTheNewestWindow(t *testing.T) {
 	attempted, delivered, overwritten, lost := n(1), n(2), n(3), n(4)
 	if attempted != len(printed) || lost != 0 || delivered+overwritten+lost != attempted || overwritten == 0 {
 		t.Errorf("books %q: want %d attempted (every record the run printed), none lost, some overwritten, adding up", books[0], len(printed))
+	}
+	if mRecords != attempted || mLost != lost || mOverwritten != overwritten || mRecords != delivered+mOverwritten+mLost {
+		t.Errorf("metrics: %d records, %d lost, %d overwritten; the dump's books %q, with %d held: want the same, adding up",
+			mRecords, mLost, mOverwritten, books[0], delivered)
 	}
 	checkWindow(t, "ctl dump", dumped, printed, delivered)
 	checkWindow(t, "SIGUSR1's dump", string(fromSignal), printed, delivered)

@@ -46,11 +46,10 @@ type recorderSide struct {
 	dir       string
 	capacity  uint64
 
-	mu          sync.Mutex // one snapshot at a time: it reuses snap
-	rec         *consumer.Recorder
-	snap        consumer.Snapshot
-	line        []byte
-	overwritten uint64 // as of the latest dump
+	mu   sync.Mutex // one snapshot at a time: it reuses snap
+	rec  *consumer.Recorder
+	snap consumer.Snapshot
+	line []byte
 
 	signals chan os.Signal
 	done    sync.WaitGroup
@@ -117,7 +116,6 @@ func (r *recorderSide) Dump(w io.Writer, begin func(control.DumpBooks) error) (c
 	if in := b.Delivered + b.Lost; b.Attempted > in {
 		b.Overwritten = b.Attempted - in
 	}
-	r.overwritten = max(r.overwritten, b.Overwritten)
 	if begin != nil {
 		if err := begin(b); err != nil {
 			return b, err
@@ -150,12 +148,33 @@ func (r *recorderSide) collectors() []prometheus.Collector {
 	if r == nil {
 		return nil
 	}
-	return []prometheus.Collector{metrics.NewRecorderCollector(func() (metrics.RecorderCounts, error) {
-		k, err := r.producers.RecorderBooks()
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return metrics.RecorderCounts{Attempted: k.Written + k.Failed, Lost: k.Failed, Overwritten: r.overwritten}, err
-	})}
+	return []prometheus.Collector{metrics.NewRecorderCollector(r.counts)}
+}
+
+// counts are the recorder's books at a scrape. Overwritten is attempted -
+// lost - held: every record the producers counted as copied is either in
+// the window or overwritten. The counters are read before the walk, so no
+// record is counted that the walk could not have seen: a producer counts a
+// copy only once bpf_ringbuf_output has committed it, so a record held, or
+// busy, that the counters miss only makes the held count larger, and the
+// result smaller. It is never more than the recorder overwrote, and exact
+// while the producers are quiet; busy records are not subtracted, as none
+// of them is in the counters yet. Where the walk fails (the producers lap
+// it), the scrape still serves the counters, and the overwritten count
+// stays where the collector had it.
+func (r *recorderSide) counts() (metrics.RecorderCounts, error) {
+	k, err := r.producers.RecorderBooks()
+	if err != nil {
+		return metrics.RecorderCounts{}, err
+	}
+	n := metrics.RecorderCounts{Attempted: k.Written + k.Failed, Lost: k.Failed}
+	r.mu.Lock()
+	held, _, err := r.rec.Held()
+	r.mu.Unlock()
+	if err == nil && uint64(held) < k.Written {
+		n.Overwritten = k.Written - uint64(held)
+	}
+	return n, nil
 }
 
 // announce says how to take the window out.

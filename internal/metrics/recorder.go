@@ -1,15 +1,19 @@
 package metrics
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // RecorderCounts are the flight recorder's books as its collector reads
 // them.
 type RecorderCounts struct {
-	Attempted   uint64 // records the producers tried to copy into it
-	Lost        uint64 // copies it refused
-	Overwritten uint64 // records gone from its window, as of the latest dump
+	Attempted uint64 // records the producers tried to copy into it
+	Lost      uint64 // copies it refused
+	// Overwritten is records gone from its window, counted at this read:
+	// never more than it overwrote, exact while the producers are quiet.
+	Overwritten uint64
 }
 
 var (
@@ -18,13 +22,19 @@ var (
 	recorderLostDesc = prometheus.NewDesc("ringwatch_recorder_lost_records_total",
 		"Records the flight recorder refused.", nil, nil)
 	recorderOverwrittenDesc = prometheus.NewDesc("ringwatch_recorder_overwritten_records_total",
-		"Records the flight recorder had overwritten by its latest dump.", nil, nil)
+		"Records the flight recorder overwrote.", nil, nil)
 )
 
 // RecorderCollector serves the flight recorder's books, read at each
 // scrape from counts.
 type RecorderCollector struct {
 	counts func() (RecorderCounts, error)
+
+	// A count of overwritten records taken while the producers write may
+	// lag the truth, and lag it less than the last: a counter serves the
+	// most it has seen, so it never goes down.
+	mu          sync.Mutex
+	overwritten uint64
 }
 
 // NewRecorderCollector serves what counts returns.
@@ -48,5 +58,9 @@ func (c *RecorderCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(recorderRecordsDesc, prometheus.CounterValue, float64(n.Attempted))
 	ch <- prometheus.MustNewConstMetric(recorderLostDesc, prometheus.CounterValue, float64(n.Lost))
-	ch <- prometheus.MustNewConstMetric(recorderOverwrittenDesc, prometheus.CounterValue, float64(n.Overwritten))
+	c.mu.Lock()
+	c.overwritten = max(c.overwritten, n.Overwritten)
+	overwritten := c.overwritten
+	c.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(recorderOverwrittenDesc, prometheus.CounterValue, float64(overwritten))
 }

@@ -112,6 +112,17 @@ func OpenRecorder(m *ebpf.Map) (*Recorder, error) {
 // again and again while it read: s then holds no records.
 func (r *Recorder) Snapshot(s *Snapshot) error { return r.r.snapshot(s) }
 
+// Held counts the records the ring holds now without copying them, as
+// [Recorder.Snapshot] would find them: whole records, and those reserved
+// and not yet submitted. It is cheap enough for every metrics scrape.
+func (r *Recorder) Held() (records, pending int, err error) {
+	var s Snapshot
+	if err := r.r.held(&s); err != nil {
+		return 0, 0, err
+	}
+	return s.held, int(s.Pending), nil
+}
+
 // Close unmaps the ring; the map belongs to the caller. It is idempotent.
 func (r *Recorder) Close() error {
 	if r.mem == nil {
@@ -147,6 +158,7 @@ type Snapshot struct {
 	buf  []byte
 	ends []int    // Records[i] is buf[ends[i-1]:ends[i]]
 	pos  []uint64 // the ring position of each copied record
+	held int      // the committed records a walk without copies counted
 }
 
 // overwriteRing is the walk of an overwrite-mode ring, over memory it does
@@ -190,6 +202,42 @@ var errLapped = errors.New("producer overwrote the ring faster than it could be 
 // has not passed its record: those that fail are the oldest, and are
 // counted in Overwritten.
 func (r *overwriteRing) snapshot(s *Snapshot) error {
+	if err := r.window(s, true); err != nil {
+		return err
+	}
+	if r.afterCopy != nil {
+		r.afterCopy()
+	}
+	// The copies are plain loads; an atomic read-modify-write orders them
+	// before the load of overwrite_pos below (on arm64 it is a
+	// store-release, and a later load-acquire is not reordered before it;
+	// on amd64 a locked instruction).
+	atomic.AddUint64(&r.fence, 1)
+	over := atomic.LoadUint64(r.overwritePos)
+	drop := 0
+	for drop < len(s.pos) && int64(over-s.pos[drop]) > 0 {
+		drop++
+	}
+	s.Overwritten = uint64(drop)
+	for i := drop; i < len(s.pos); i++ {
+		from := 0
+		if i > 0 {
+			from = s.ends[i-1]
+		}
+		s.Records = append(s.Records, s.buf[from:s.ends[i]:s.ends[i]])
+	}
+	return nil
+}
+
+// held walks the window as snapshot does, reading only the headers: it
+// counts the committed records (s.held), the busy ones and the discarded
+// ones, and copies nothing. A record counted may be overwritten the moment
+// after: the counts are of the window as the walk found it.
+func (r *overwriteRing) held(s *Snapshot) error { return r.window(s, false) }
+
+// window finds the window, from the overwrite position to the producer
+// position, and walks it into s, copying the records if copying is set.
+func (r *overwriteRing) window(s *Snapshot, copying bool) error {
 	if r.data == nil {
 		return ErrClosed
 	}
@@ -220,43 +268,22 @@ func (r *overwriteRing) snapshot(s *Snapshot) error {
 		}
 		s.reset()
 		s.Start, s.End = start, end
-		reached, err := r.walk(s, base, start, end)
+		reached, err := r.walk(s, base, start, end, copying)
 		if err != nil {
 			s.reset()
 			return err
 		}
 		if reached {
-			break
+			return nil
 		}
 	}
-	if r.afterCopy != nil {
-		r.afterCopy()
-	}
-	// The copies are plain loads; an atomic read-modify-write orders them
-	// before the load of overwrite_pos below (on arm64 it is a
-	// store-release, and a later load-acquire is not reordered before it;
-	// on amd64 a locked instruction).
-	atomic.AddUint64(&r.fence, 1)
-	over := atomic.LoadUint64(r.overwritePos)
-	drop := 0
-	for drop < len(s.pos) && int64(over-s.pos[drop]) > 0 {
-		drop++
-	}
-	s.Overwritten = uint64(drop)
-	for i := drop; i < len(s.pos); i++ {
-		from := 0
-		if i > 0 {
-			from = s.ends[i-1]
-		}
-		s.Records = append(s.Records, s.buf[from:s.ends[i]:s.ends[i]])
-	}
-	return nil
 }
 
 // walk reads the records in [start, end) into s, and reports whether it
 // reached end; false means the producer overwrote a header before it was
 // read, and the window must start again. The window's End stays end.
-func (r *overwriteRing) walk(s *Snapshot, base unsafe.Pointer, start, end uint64) (bool, error) {
+// Without copying it only counts the committed records, in s.held.
+func (r *overwriteRing) walk(s *Snapshot, base unsafe.Pointer, start, end uint64, copying bool) (bool, error) {
 	pos := start
 	for pos != end {
 		// Acquire: the kernel's xchg in bpf_ringbuf_commit clears the busy
@@ -290,6 +317,8 @@ func (r *overwriteRing) walk(s *Snapshot, base unsafe.Pointer, start, end uint64
 			s.Pending++
 		case header&unix.BPF_RINGBUF_DISCARD_BIT != 0:
 			s.Discarded++
+		case !copying:
+			s.held++
 		default:
 			// In bounds: pos&mask < size and total <= size, so the record
 			// ends inside the doubled data.

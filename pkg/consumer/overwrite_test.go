@@ -168,6 +168,30 @@ func checkSnapshot(t *testing.T, m *memOverwrite, s *Snapshot, committed map[int
 	}
 }
 
+// checkHeld holds Recorder.Held, on a quiet producer, to the model: the
+// records committed with data from the overwrite position to the producer
+// position, and the busy ones.
+func checkHeld(t *testing.T, m *memOverwrite) {
+	t.Helper()
+	over, prod := atomic.LoadUint64(m.over), atomic.LoadUint64(&m.pos[1])
+	var records, pending int
+	for _, p := range m.log {
+		switch {
+		case p.pos-over >= prod-over:
+		case !p.committed:
+			pending++
+		case !p.discarded:
+			records++
+		}
+	}
+	r := Recorder{r: *m.reader()}
+	gotRecords, gotPending, err := r.Held()
+	if err != nil || gotRecords != records || gotPending != pending {
+		t.Fatalf("Held: %d records, %d pending, %v; the model holds %d and %d in [%d, %d)",
+			gotRecords, gotPending, err, records, pending, over, prod)
+	}
+}
+
 func snap(t *testing.T, m *memOverwrite, r *overwriteRing) *Snapshot {
 	t.Helper()
 	committed := m.committedNow()
@@ -184,6 +208,7 @@ func TestOverwriteSnapshotBeforeTheRingIsFull(t *testing.T) {
 	for range 5 {
 		m.put(8 + len(m.log)*3) // odd lengths exercise the padding
 	}
+	checkHeld(t, m)
 	s := snap(t, m, m.reader())
 	if len(s.Records) != 5 || s.Start != 0 || s.End != atomic.LoadUint64(&m.pos[1]) || s.Overwritten != 0 {
 		t.Fatalf("got %d records in [%d, %d), %d overwritten; want 5 in [0, %d), none",
@@ -204,6 +229,7 @@ func TestOverwriteSnapshotAfterWraparound(t *testing.T) {
 					t.Fatal("reserve failed with nothing busy")
 				}
 			}
+			checkHeld(t, m)
 			s := snap(t, m, m.reader())
 			if s.Start != *m.over || len(s.Records) == 0 || s.Overwritten != 0 {
 				t.Fatalf("window starts at %d (overwrite position %d), %d records, %d overwritten",
@@ -233,6 +259,7 @@ func TestOverwriteSnapshotBusyAndDiscarded(t *testing.T) {
 	gone, _ := m.reserve(16)
 	m.submit(gone, true)
 	m.put(24)
+	checkHeld(t, m)
 	s := snap(t, m, m.reader())
 	if s.Pending != 1 || s.Discarded != 1 {
 		t.Fatalf("pending %d, discarded %d; want 1 and 1", s.Pending, s.Discarded)
@@ -247,6 +274,7 @@ func TestOverwriteSnapshotBusyAndDiscarded(t *testing.T) {
 	if p := m.log[busy].pos; *m.over != p {
 		t.Fatalf("overwrite position %d stopped short of the busy record at %d", *m.over, p)
 	}
+	checkHeld(t, m)
 	s = snap(t, m, m.reader())
 	if s.Start != m.log[busy].pos || s.Pending != 1 {
 		t.Fatalf("window starts at %d with %d pending; want the busy record's %d, 1", s.Start, s.Pending, m.log[busy].pos)
@@ -358,10 +386,14 @@ func TestRecorderRefusesAClosedRing(t *testing.T) {
 	if err := r.Snapshot(&Snapshot{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Snapshot on a closed Recorder: %v, want ErrClosed", err)
 	}
+	if _, _, err := r.Held(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Held on a closed Recorder: %v, want ErrClosed", err)
+	}
 }
 
 // FuzzOverwriteWalk drives the model with arbitrary reserves, submits and
-// discards, from an arbitrary start position, then takes a snapshot while
+// discards, from an arbitrary start position, holds Held's counts to it,
+// quiet and with the producer writing at a header, then takes a snapshot while
 // the producer writes more at an arbitrary header and after the copies,
 // and holds the snapshot to the model (checkSnapshot): whole records, in
 // order, every record of the window counted once, none past the overwrite
@@ -395,6 +427,29 @@ func FuzzOverwriteWalk(f *testing.F) {
 			}
 		}
 		run(ops)
+		checkHeld(t, m)
+		// Held's walk, with the producer writing at a header: every
+		// record of the window it settled on counted once.
+		h, hHeaders := m.reader(), 0
+		h.afterHeader = func(uint64) {
+			if hHeaders++; hHeaders == int(hookAt) {
+				run(hookOps)
+			}
+		}
+		var c Snapshot
+		if err := h.held(&c); err != nil {
+			t.Fatalf("held: %v", err)
+		}
+		var window int
+		for _, p := range m.log {
+			if p.pos-c.Start < c.End-c.Start {
+				window++
+			}
+		}
+		if got := c.held + int(c.Pending+c.Discarded); got != window || len(c.Records) != 0 {
+			t.Fatalf("held counted %d + %d pending + %d discarded = %d, copied %d; the window [%d, %d) holds %d",
+				c.held, c.Pending, c.Discarded, got, len(c.Records), c.Start, c.End, window)
+		}
 		r := m.reader()
 		headers := 0
 		r.afterHeader = func(uint64) {
