@@ -100,9 +100,6 @@ func Dump(ctx context.Context, path string, w io.Writer) (DumpBooks, error) {
 		return DumpBooks{}, err
 	}
 	defer conn.Close()
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(deadline)
-	}
 	if _, err := conn.Write([]byte("{\"dump\":true}\n")); err != nil {
 		return DumpBooks{}, fmt.Errorf("send request to %s: %w", path, err)
 	}

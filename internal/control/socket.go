@@ -384,9 +384,6 @@ func Send(ctx context.Context, path string, req Request) (Response, error) {
 		return Response{}, err
 	}
 	defer conn.Close()
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(deadline)
-	}
 	b, err := json.Marshal(req)
 	if err != nil {
 		return Response{}, fmt.Errorf("encode request: %w", err)
@@ -406,7 +403,7 @@ func Send(ctx context.Context, path string, req Request) (Response, error) {
 }
 
 // dial connects to the run listening on path, saying what to do when none
-// does.
+// does; the connection's deadline is ctx's.
 func dial(ctx context.Context, path string) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
@@ -420,6 +417,10 @@ func dial(ctx context.Context, path string) (net.Conn, error) {
 		return nil, fmt.Errorf("nothing answers on %s: the ringwatch run that made it is gone", path)
 	case err != nil:
 		return nil, fmt.Errorf("connect to %s: %w", path, err)
+	}
+	// The exchange, not only the connect, ends with ctx's deadline.
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
 	}
 	return conn, nil
 }
