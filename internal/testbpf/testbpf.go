@@ -44,6 +44,31 @@ type (
 	OverwriteRecord = testfillOverwriteRecord
 )
 
+// OverwriteSpec is fill_overwrite alone with the one map it uses,
+// MapOverwriteEvents, of size bytes (a power-of-two multiple of the page
+// size): what a test loads to write an overwrite-mode ring.
+func OverwriteSpec(size uint32) (*ebpf.CollectionSpec, error) {
+	spec, err := loadTestfill()
+	if err != nil {
+		return nil, err
+	}
+	prog := spec.Programs[ProgramFillOverwrite]
+	spec.Programs = map[string]*ebpf.ProgramSpec{ProgramFillOverwrite: prog}
+	used := map[string]bool{}
+	for _, ins := range prog.Instructions {
+		if ref := ins.Reference(); ref != "" {
+			used[ref] = true
+		}
+	}
+	for name := range spec.Maps {
+		if !used[name] {
+			delete(spec.Maps, name)
+		}
+	}
+	spec.Maps[MapOverwriteEvents].MaxEntries = size
+	return spec, nil
+}
+
 const (
 	ProgramFillOverwrite = testfillProgFillOverwrite
 	MapOverwriteEvents   = testfillMapOverwriteEvents

@@ -54,27 +54,10 @@ func TestOverwriteProbeMatchesTheKernelVersion(t *testing.T) {
 // its ring of size bytes.
 func overwriteSpec(t *testing.T, size uint32) *ebpf.CollectionSpec {
 	t.Helper()
-	spec, err := testbpf.Load()
+	spec, err := testbpf.OverwriteSpec(size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name := range spec.Programs {
-		if name != testbpf.ProgramFillOverwrite {
-			delete(spec.Programs, name)
-		}
-	}
-	used := map[string]bool{}
-	for _, ins := range spec.Programs[testbpf.ProgramFillOverwrite].Instructions {
-		if ref := ins.Reference(); ref != "" {
-			used[ref] = true
-		}
-	}
-	for name := range spec.Maps {
-		if !used[name] {
-			delete(spec.Maps, name)
-		}
-	}
-	spec.Maps[testbpf.MapOverwriteEvents].MaxEntries = size
 	return spec
 }
 

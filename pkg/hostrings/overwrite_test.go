@@ -19,27 +19,10 @@ import (
 // writes, of size bytes, created with BPF_F_RB_OVERWRITE.
 func overwriteProducer(t *testing.T, size uint32) *ebpf.Collection {
 	t.Helper()
-	spec, err := testbpf.Load()
+	spec, err := testbpf.OverwriteSpec(size)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name := range spec.Programs {
-		if name != testbpf.ProgramFillOverwrite {
-			delete(spec.Programs, name)
-		}
-	}
-	used := map[string]bool{}
-	for _, ins := range spec.Programs[testbpf.ProgramFillOverwrite].Instructions {
-		if ref := ins.Reference(); ref != "" {
-			used[ref] = true
-		}
-	}
-	for name := range spec.Maps {
-		if !used[name] {
-			delete(spec.Maps, name)
-		}
-	}
-	spec.Maps[testbpf.MapOverwriteEvents].MaxEntries = size
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
 		t.Fatalf("load the overwrite producer: %v", err)
